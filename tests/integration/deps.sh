@@ -1,0 +1,28 @@
+# Sourced by tests/run and demo.sh: Debian packages and the in-tree build.
+# shellcheck shell=bash
+
+GT_PACKAGES="build-essential autoconf automake libtool pkg-config apache2 apache2-dev
+ apache2-utils libapr1-dev libaprutil1-dev libaprutil1-dbd-sqlite3 libaprutil1-dbd-pgsql
+ libplist-dev libssl-dev check sqlite3 python3-pytest python3-jwt python3-cryptography
+ postgresql softhsm2 libengine-pkcs11-openssl opensc curl"
+
+# Install whatever is missing (apt-get update once, only if something is missing).
+gt_install_deps() {
+    local missing=() p
+    for p in $GT_PACKAGES; do
+        dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    echo "== installing missing Debian packages: ${missing[*]}"
+    local sudo=()
+    [ "$(id -u)" -eq 0 ] || sudo=(sudo)
+    "${sudo[@]}" apt-get update </dev/null || return 1
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y \
+        --no-install-recommends "${missing[@]}" </dev/null || return 1
+}
+
+# autoreconf + configure + make, in the source tree.
+gt_build() {
+    echo "== autoreconf -fi && ./configure && make -j2"
+    autoreconf -fi </dev/null && ./configure </dev/null && make -j2 </dev/null
+}

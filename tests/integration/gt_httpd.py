@@ -1,0 +1,319 @@
+"""A self-contained Apache httpd (no /etc/apache2 includes) running mod_gettoken.
+
+Each Httpd gets its own directory (config, logs, run dir, CGI backend and the
+records the backend writes) under a work directory, and listens on 127.0.0.1
+only, on ports picked by binding to port 0.
+"""
+import json
+import os
+import pwd
+import re
+import signal
+import socket
+import subprocess
+import textwrap
+import time
+import uuid
+from dataclasses import dataclass, field
+
+from gt_pki import REPO
+
+APACHE = "/usr/sbin/apache2"
+MODDIR = "/usr/lib/apache2/modules"
+GETTOKEN_SO = os.path.join(REPO, "mod_gettoken", ".libs", "mod_gettoken.so")
+ECHO_SO = os.path.join(REPO, "tests", "modules", ".libs", "mod_gettoken_echo.so")
+STOCK_MODULES = ["mpm_event", "authz_core", "mime", "ssl", "socache_shmcb", "dbd", "cgid",
+                 "alias", "proxy", "proxy_http", "env", "headers"]
+CHECKIN_PATH = "/mdm/checkin"
+BACKEND_MARKER = b"BACKEND-OK"
+LOG_FORMAT = ('"%h %m %U %>s svc=%{GETTOKEN_SERVICE}e enr=%{GETTOKEN_ENROLLMENT}e '
+              'jti=%{GETTOKEN_JTI}e id=%{X-Test-Id}i"')
+
+# The backend behind every GetToken location: records method, URI, headers and
+# the body (a copy plus its SHA-256), then answers 200 with a marker body.
+CGI_SCRIPT = r'''#!/usr/bin/python3
+import hashlib, json, os, sys, time
+body = sys.stdin.buffer.read()
+rid = os.environ.get("HTTP_X_TEST_ID") or "%d-%d" % (time.time_ns(), os.getpid())
+rid = "".join(c for c in rid if c.isalnum() or c in "-_")
+rec = {"method": os.environ.get("REQUEST_METHOD"), "uri": os.environ.get("REQUEST_URI"),
+       "path_info": os.environ.get("PATH_INFO", ""), "content_type": os.environ.get("CONTENT_TYPE"),
+       "content_length": os.environ.get("CONTENT_LENGTH"),
+       "headers": {k[5:].replace("_", "-").lower(): v for k, v in os.environ.items() if k.startswith("HTTP_")},
+       "ssl_client_verify": os.environ.get("SSL_CLIENT_VERIFY"),
+       "body_sha256": hashlib.sha256(body).hexdigest(), "body_len": len(body)}
+d = RECORD_DIR
+with open(os.path.join(d, rid + ".body.tmp"), "wb") as f:
+    f.write(body)
+os.rename(os.path.join(d, rid + ".body.tmp"), os.path.join(d, rid + ".body"))
+with open(os.path.join(d, rid + ".json.tmp"), "w") as f:
+    json.dump(rec, f)
+os.rename(os.path.join(d, rid + ".json.tmp"), os.path.join(d, rid + ".json"))
+sys.stdout.buffer.write(b"Status: 200 OK\r\nContent-Type: text/plain\r\nX-Backend: cgi\r\n\r\n"
+                        + b"BACKEND-OK " + rid.encode() + b"\n")
+'''
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run_user():
+    """(user, uid, gid) httpd children switch to, or None when not root."""
+    if os.geteuid() != 0:
+        return None
+    pw = pwd.getpwnam("www-data")
+    return ("www-data", pw.pw_uid, pw.pw_gid)
+
+
+@dataclass
+class VHost:
+    """One TLS virtual host serving CHECKIN_PATH with GetToken On.
+
+    signing_key: path or None (omit the directive); uuid: GetTokenServerUUID or None.
+    directives: extra vhost-level lines; location: extra lines inside <Location /mdm/checkin>.
+    """
+    server_cert: str
+    server_key: str
+    db: str = ""
+    signing_key: str = None
+    uuid: str = field(default_factory=lambda: str(uuid.uuid4()))
+    port: int = field(default_factory=free_port)
+    server_name: str = ""
+    verify_client: str = "optional_no_ca"
+    ca_file: str = None
+    db_driver: str = "sqlite3"
+    gettoken: bool = True
+    directives: str = ""
+    location: str = ""
+
+    def __post_init__(self):
+        if not self.server_name:
+            self.server_name = "mdm-%d.test" % self.port
+
+    def render(self, cgi):
+        L = ["<VirtualHost 127.0.0.1:%d>" % self.port,
+             "    ServerName %s" % self.server_name,
+             "    SSLEngine on",
+             "    SSLCertificateFile %s" % self.server_cert,
+             "    SSLCertificateKeyFile %s" % self.server_key,
+             "    SSLVerifyClient %s" % self.verify_client,
+             "    SSLVerifyDepth 3",
+             "    SSLOptions +StdEnvVars +ExportCertData"]
+        if self.ca_file:
+            L.append("    SSLCACertificateFile %s" % self.ca_file)
+        if self.db:
+            L += ["    DBDriver %s" % self.db_driver, "    DBDParams \"%s\"" % self.db]
+        if self.gettoken and self.uuid is not None:
+            L.append("    GetTokenServerUUID %s" % self.uuid)
+        if self.gettoken and self.signing_key is not None:
+            L.append("    GetTokenSigningKey %s" % self.signing_key)
+        L.append(textwrap.indent(self.directives.strip(), "    "))
+        # Every path under /mdm/ reaches the recording CGI backend.
+        for p in (CHECKIN_PATH, "/mdm/plain", "/mdm/off"):
+            L.append("    ScriptAlias %s %s" % (p, cgi))
+        L.append("    <Location %s>" % CHECKIN_PATH)
+        if self.gettoken:
+            L.append("        GetToken On")
+        L.append(textwrap.indent(self.location.strip(), "        "))
+        L.append("    </Location>")
+        if self.gettoken:
+            L += ["    <Location /mdm/off>", "        GetToken Off", "    </Location>",
+                  "    <Location %s/off>" % CHECKIN_PATH, "        GetToken Off", "    </Location>"]
+        L.append("</VirtualHost>")
+        return "\n".join(x for x in L if x.strip())
+
+
+class Httpd:
+    """Write a config, start/stop apache2, read its logs and the backend's records."""
+
+    def __init__(self, workdir, vhosts, load_gettoken=True, load_echo=False,
+                 extra_global="", loglevel=None, user=True):
+        self.dir = workdir
+        self.vhosts = vhosts
+        self.load_gettoken = load_gettoken
+        self.load_echo = load_echo
+        self.extra_global = extra_global
+        self.loglevel = loglevel or ("info gettoken:debug" if load_gettoken else "info")
+        self.user = run_user() if user else None
+        for sub in ("logs", "run", "records", "cgi"):
+            os.makedirs(os.path.join(workdir, sub), exist_ok=True)
+        os.chmod(workdir, 0o755)
+        self.conf = os.path.join(workdir, "httpd.conf")
+        self.error_log = os.path.join(workdir, "logs", "error.log")
+        self.access_log = os.path.join(workdir, "logs", "access.log")
+        self.pidfile = os.path.join(workdir, "run", "httpd.pid")
+        self.records = os.path.join(workdir, "records")
+        self.cgi = os.path.join(workdir, "cgi", "backend.cgi")
+        with open(self.cgi, "w") as f:
+            f.write(CGI_SCRIPT.replace("RECORD_DIR", repr(self.records)))
+        os.chmod(self.cgi, 0o755)
+        os.chmod(self.records, 0o777)
+        self.pid = None
+        self.write_config()
+
+    @property
+    def port(self):
+        return self.vhosts[0].port
+
+    def config_text(self):
+        mods = ["LoadModule %s_module %s/mod_%s.so" % (m, MODDIR, m) for m in STOCK_MODULES]
+        if self.load_gettoken:
+            mods.append("LoadModule gettoken_module %s" % GETTOKEN_SO)
+        if self.load_echo:
+            mods.append("LoadModule gettoken_echo_module %s" % ECHO_SO)
+        run = os.path.join(self.dir, "run")
+        g = ["ServerRoot %s" % self.dir, "ServerName 127.0.0.1", "DefaultRuntimeDir %s" % run,
+             "PidFile %s" % self.pidfile, "Mutex file:%s default" % run,
+             "ScriptSock %s" % os.path.join(run, "cgisock")]
+        g += mods
+        if self.user:
+            g += ["User %s" % self.user[0], "Group %s" % self.user[0]]
+        g += ["ErrorLog %s" % self.error_log, "LogLevel %s" % self.loglevel,
+              "LogFormat %s gettoken" % LOG_FORMAT, "CustomLog %s gettoken" % self.access_log,
+              "TypesConfig /etc/mime.types",
+              "StartServers 1", "ServerLimit 2", "ThreadsPerChild 8", "MaxRequestWorkers 16",
+              "MinSpareThreads 4", "MaxSpareThreads 16", "Timeout 30", "KeepAlive On",
+              "SSLSessionCache shmcb:%s(512000)" % os.path.join(run, "ssl_scache"),
+              "SSLProtocol all -SSLv3",
+              "<Directory />", "    Require all granted", "</Directory>"]
+        g += ["Listen 127.0.0.1:%d" % v.port for v in self.vhosts]
+        if self.extra_global:
+            g.append(self.extra_global.strip())
+        g += [v.render(self.cgi) for v in self.vhosts]
+        return "\n".join(g) + "\n"
+
+    def write_config(self):
+        with open(self.conf, "w") as f:
+            f.write(self.config_text())
+
+    # --- control -------------------------------------------------------
+    def configtest(self):
+        """Run `apache2 -t`; return (exit code, combined output)."""
+        p = subprocess.run([APACHE, "-t", "-f", self.conf], stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, timeout=60)
+        return p.returncode, p.stdout.decode(errors="replace")
+
+    def start(self, timeout=20):
+        """Start apache2; raise RuntimeError (with the log tail) if it does not come up."""
+        self.write_config()
+        p = subprocess.run([APACHE, "-f", self.conf, "-k", "start"], stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, timeout=60)
+        out = p.stdout.decode(errors="replace")
+        if p.returncode != 0:
+            raise RuntimeError("apache2 -k start exited %d:\n%s\n%s" % (p.returncode, out, self.log_tail()))
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            pid = self._read_pid()
+            if pid and self._alive(pid) and all(self._port_open(v.port) for v in self.vhosts):
+                self.pid = pid
+                return self
+            if pid and not self._alive(pid):
+                break
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError("httpd did not come up on %s:\n%s\n%s" %
+                           ([v.port for v in self.vhosts], out, self.log_tail()))
+
+    def stop(self, timeout=15):
+        pid = self.pid or self._read_pid()
+        if not pid:
+            return
+        subprocess.run([APACHE, "-f", self.conf, "-k", "stop"], stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL, timeout=60)
+        deadline = time.time() + timeout
+        while time.time() < deadline and self._alive(pid):
+            time.sleep(0.1)
+        if self._alive(pid):      # our own server: take it and its children down
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except OSError:
+                os.kill(pid, signal.SIGKILL)
+        self.pid = None
+
+    def _read_pid(self):
+        try:
+            with open(self.pidfile) as f:
+                return int(f.read().strip() or 0)
+        except (OSError, ValueError):
+            return None
+
+    @staticmethod
+    def _alive(pid):
+        try:
+            os.kill(pid, 0)
+        except OSError:
+            return False
+        try:     # a zombie counts as gone
+            with open("/proc/%d/stat" % pid) as f:
+                return f.read().split(")")[-1].split()[0] != "Z"
+        except OSError:
+            return False
+
+    @staticmethod
+    def _port_open(port):
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return True
+        except OSError:
+            return False
+
+    # --- logs and records -----------------------------------------------
+    def read_error_log(self):
+        try:
+            with open(self.error_log, "rb") as f:
+                return f.read().decode(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def log_tail(self, n=40):
+        return "\n".join(self.read_error_log().splitlines()[-n:])
+
+    def log_mark(self):
+        """An offset into the error log; pass it to log_since()."""
+        try:
+            return os.path.getsize(self.error_log)
+        except FileNotFoundError:
+            return 0
+
+    def log_since(self, mark):
+        with open(self.error_log, "rb") as f:
+            f.seek(mark)
+            return f.read().decode(errors="replace")
+
+    def wait_log(self, mark, pattern, timeout=3.0):
+        """Error-log lines written since mark that match the regex pattern (waits briefly)."""
+        rx = re.compile(pattern, re.I)
+        deadline = time.time() + timeout
+        while True:
+            lines = [l for l in self.log_since(mark).splitlines() if rx.search(l)]
+            if lines or time.time() > deadline:
+                return lines
+            time.sleep(0.05)
+
+    def access_lines(self, test_id, timeout=3.0):
+        deadline = time.time() + timeout
+        while True:
+            try:
+                with open(self.access_log) as f:
+                    lines = [l.rstrip("\n") for l in f if l.rstrip("\n").endswith(" id=" + test_id)]
+            except FileNotFoundError:
+                lines = []
+            if lines or time.time() > deadline:
+                return lines
+            time.sleep(0.05)
+
+    def record(self, test_id, timeout=3.0):
+        """(record dict, body bytes) the CGI backend stored for X-Test-Id test_id, or None."""
+        j = os.path.join(self.records, test_id + ".json")
+        deadline = time.time() + timeout
+        while not os.path.exists(j):
+            if time.time() > deadline:
+                return None
+            time.sleep(0.05)
+        with open(j) as f:
+            rec = json.load(f)
+        with open(os.path.join(self.records, test_id + ".body"), "rb") as f:
+            return rec, f.read()
