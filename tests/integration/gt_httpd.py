@@ -130,12 +130,13 @@ class Httpd:
     """Write a config, start/stop apache2, read its logs and the backend's records."""
 
     def __init__(self, workdir, vhosts, load_gettoken=True, load_echo=False,
-                 extra_global="", loglevel=None, user=True):
+                 extra_global="", loglevel=None, user=True, omit_modules=()):
         self.dir = workdir
         self.vhosts = vhosts
         self.load_gettoken = load_gettoken
         self.load_echo = load_echo
         self.extra_global = extra_global
+        self.omit_modules = omit_modules
         self.loglevel = loglevel or ("info gettoken:debug" if load_gettoken else "info")
         self.user = run_user() if user else None
         for sub in ("logs", "run", "records", "cgi"):
@@ -159,7 +160,8 @@ class Httpd:
         return self.vhosts[0].port
 
     def config_text(self):
-        mods = ["LoadModule %s_module %s/mod_%s.so" % (m, MODDIR, m) for m in STOCK_MODULES]
+        mods = ["LoadModule %s_module %s/mod_%s.so" % (m, MODDIR, m) for m in STOCK_MODULES
+                if m not in self.omit_modules]
         if self.load_gettoken:
             mods.append("LoadModule gettoken_module %s" % GETTOKEN_SO)
         if self.load_echo:
