@@ -1,0 +1,17 @@
+/*
+ * gt_maid.h - the com.apple.maid token (CONTRACT §5): a JWT whose claims
+ * are exactly iss, iat, jti and service_type.
+ */
+#ifndef GT_MAID_H
+#define GT_MAID_H
+
+#include "apr_pools.h"
+#include <openssl/evp.h>
+
+/* Signs a maid token issued by `server_uuid` at `now` (seconds) with a
+ * fresh random jti, returned in jti_out.  NULL with *why on failure. */
+const char *gt_maid_token(apr_pool_t *pool, EVP_PKEY *key, const char *alg,
+                          const char *server_uuid, apr_int64_t now,
+                          char jti_out[37], const char **why);
+
+#endif

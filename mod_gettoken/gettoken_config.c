@@ -1,0 +1,341 @@
+/*
+ * gettoken_config.c - directives, configuration merging, and the start-up
+ * checks that turn every misconfiguration into a refusal to start.
+ */
+#include "gettoken_private.h"
+
+#include "apr_strings.h"
+#include "http_core.h"
+
+#include "core/gt_keys.h"
+#include "jose/gt_jose.h"
+
+APLOG_USE_MODULE(gettoken);
+
+void *gettoken_create_server_conf(apr_pool_t *p, server_rec *s)
+{
+    gettoken_server_conf *conf = apr_pcalloc(p, sizeof(*conf));
+
+    conf->server = s;
+    conf->enrollment_sql = GT_DEFAULT_ENROLLMENT_SQL;
+    conf->pairing_lifetime = GT_DEFAULT_PAIRING_LIFETIME;
+    conf->max_body = GT_DEFAULT_MAX_BODY;
+    conf->pairing_trust_files = apr_array_make(p, 2, sizeof(const char *));
+    return conf;
+}
+
+#define MERGE_PTR(field) conf->field = add->field ? add->field : base->field
+
+void *gettoken_merge_server_conf(apr_pool_t *p, void *basev, void *addv)
+{
+    gettoken_server_conf *base = basev, *add = addv;
+    gettoken_server_conf *conf = apr_pcalloc(p, sizeof(*conf));
+
+    conf->server = add->server;
+    MERGE_PTR(server_uuid);
+    MERGE_PTR(signing.where);
+    MERGE_PTR(signing_cert);
+    MERGE_PTR(identity);
+    MERGE_PTR(pairing.where);
+    conf->enrollment_sql = add->enrollment_sql_set ? add->enrollment_sql
+                                                   : base->enrollment_sql;
+    conf->enrollment_sql_set = add->enrollment_sql_set || base->enrollment_sql_set;
+    conf->pairing_trust_files = add->pairing_trust_files->nelts
+                                ? add->pairing_trust_files
+                                : base->pairing_trust_files;
+    conf->pairing_lifetime = add->pairing_lifetime_set ? add->pairing_lifetime
+                                                       : base->pairing_lifetime;
+    conf->pairing_lifetime_set = add->pairing_lifetime_set
+                                 || base->pairing_lifetime_set;
+    conf->max_body = add->max_body_set ? add->max_body : base->max_body;
+    conf->max_body_set = add->max_body_set || base->max_body_set;
+    conf->in_use = add->in_use || base->in_use;
+    return conf;
+}
+
+void *gettoken_create_dir_conf(apr_pool_t *p, char *dir)
+{
+    gettoken_dir_conf *conf = apr_pcalloc(p, sizeof(*conf));
+    conf->enabled = -1;
+    return conf;
+}
+
+void *gettoken_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
+{
+    gettoken_dir_conf *base = basev, *add = addv;
+    gettoken_dir_conf *conf = apr_pcalloc(p, sizeof(*conf));
+    conf->enabled = add->enabled != -1 ? add->enabled : base->enabled;
+    return conf;
+}
+
+/* ---- directive handlers ---------------------------------------------- */
+
+static gettoken_server_conf *cmd_conf(cmd_parms *cmd)
+{
+    return gettoken_server_config(cmd->server);
+}
+
+static const char *set_enabled(cmd_parms *cmd, void *dirv, int on)
+{
+    gettoken_dir_conf *dir = dirv;
+    dir->enabled = on;
+    if (on)
+        cmd_conf(cmd)->in_use = 1;
+    return NULL;
+}
+
+static const char *set_server_uuid(cmd_parms *cmd, void *dirv, const char *arg)
+{
+    if (!gt_is_uuid(arg))
+        return apr_psprintf(cmd->pool, "GetTokenServerUUID: '%s' is not a UUID "
+                            "(the server_uuid of AccountDetail, "
+                            "8-4-4-4-12 hex digits)", arg);
+    cmd_conf(cmd)->server_uuid = arg;
+    return NULL;
+}
+
+static const char *key_location(cmd_parms *cmd, const char *arg)
+{
+    return gt_key_is_pkcs11_uri(arg) ? arg : ap_server_root_relative(cmd->pool, arg);
+}
+
+static const char *set_signing_key(cmd_parms *cmd, void *dirv, const char *arg)
+{
+    cmd_conf(cmd)->signing.where = key_location(cmd, arg);
+    return NULL;
+}
+
+static const char *set_signing_cert(cmd_parms *cmd, void *dirv, const char *arg)
+{
+    cmd_conf(cmd)->signing_cert = ap_server_root_relative(cmd->pool, arg);
+    return NULL;
+}
+
+static const char *set_identity(cmd_parms *cmd, void *dirv, int argc,
+                                char *const argv[])
+{
+    gettoken_server_conf *conf = cmd_conf(cmd);
+    int i;
+
+    if (argc == 0)
+        return "GetTokenIdentity needs one or more of: ssl, mdm-signature, "
+               "header NAME";
+    conf->identity = apr_array_make(cmd->pool, argc, sizeof(gettoken_identity_source));
+    for (i = 0; i < argc; i++) {
+        gettoken_identity_source *src = apr_array_push(conf->identity);
+        src->header = NULL;
+        if (!strcasecmp(argv[i], "ssl"))
+            src->type = GT_IDENTITY_SSL;
+        else if (!strcasecmp(argv[i], "mdm-signature"))
+            src->type = GT_IDENTITY_MDM_SIGNATURE;
+        else if (!strcasecmp(argv[i], "header")) {
+            if (i + 1 >= argc)
+                return "GetTokenIdentity: 'header' needs the header's name, "
+                       "e.g. header Client-Cert";
+            src->type = GT_IDENTITY_HEADER;
+            src->header = argv[++i];
+        }
+        else
+            return apr_psprintf(cmd->pool, "GetTokenIdentity: unknown source "
+                                "'%s' (ssl, mdm-signature, header NAME)", argv[i]);
+    }
+    return NULL;
+}
+
+static const char *set_enrollment_sql(cmd_parms *cmd, void *dirv, const char *arg)
+{
+    gettoken_server_conf *conf = cmd_conf(cmd);
+    conf->enrollment_sql = strcasecmp(arg, "none") ? arg : NULL;
+    conf->enrollment_sql_set = 1;
+    return NULL;
+}
+
+static const char *set_pairing_key(cmd_parms *cmd, void *dirv, const char *arg)
+{
+    cmd_conf(cmd)->pairing.where = key_location(cmd, arg);
+    return NULL;
+}
+
+static const char *add_pairing_trust(cmd_parms *cmd, void *dirv, const char *arg)
+{
+    APR_ARRAY_PUSH(cmd_conf(cmd)->pairing_trust_files, const char *) =
+        ap_server_root_relative(cmd->pool, arg);
+    return NULL;
+}
+
+static const char *parse_positive(cmd_parms *cmd, const char *arg,
+                                  apr_int64_t max, apr_int64_t *out)
+{
+    char *end = NULL;
+    apr_int64_t v = apr_strtoi64(arg, &end, 10);
+
+    if (!end || *end || end == arg || v <= 0 || v > max)
+        return apr_psprintf(cmd->pool, "%s: '%s' is not a whole number "
+                            "from 1 to %" APR_INT64_T_FMT,
+                            cmd->cmd->name, arg, max);
+    *out = v;
+    return NULL;
+}
+
+static const char *set_pairing_lifetime(cmd_parms *cmd, void *dirv, const char *arg)
+{
+    gettoken_server_conf *conf = cmd_conf(cmd);
+    const char *err = parse_positive(cmd, arg, 86400, &conf->pairing_lifetime);
+    conf->pairing_lifetime_set = 1;
+    return err;
+}
+
+static const char *set_max_body(cmd_parms *cmd, void *dirv, const char *arg)
+{
+    gettoken_server_conf *conf = cmd_conf(cmd);
+    apr_int64_t v = 0;
+    /* libplist takes 32-bit lengths; a check-in is a few kilobytes */
+    const char *err = parse_positive(cmd, arg, 16 * 1024 * 1024, &v);
+    conf->max_body = (apr_size_t)v;
+    conf->max_body_set = 1;
+    return err;
+}
+
+const command_rec gettoken_directives[] = {
+    AP_INIT_FLAG("GetToken", set_enabled, NULL, OR_OPTIONS | ACCESS_CONF,
+                 "On to answer GetToken check-in messages here; every other "
+                 "message passes through (default Off)"),
+    AP_INIT_TAKE1("GetTokenServerUUID", set_server_uuid, NULL, RSRC_CONF,
+                  "server_uuid from AccountDetail: the iss of com.apple.maid tokens"),
+    AP_INIT_TAKE1("GetTokenSigningKey", set_signing_key, NULL, RSRC_CONF,
+                  "private key (file or pkcs11: URI) signing com.apple.maid tokens"),
+    AP_INIT_TAKE1("GetTokenSigningCertificate", set_signing_cert, NULL, RSRC_CONF,
+                  "certificate registered with Apple Business/School Manager; "
+                  "must match GetTokenSigningKey"),
+    AP_INIT_TAKE_ARGV("GetTokenIdentity", set_identity, NULL, RSRC_CONF,
+                      "device identity sources, tried in order: ssl, "
+                      "mdm-signature, header NAME (default ssl)"),
+    AP_INIT_TAKE1("GetTokenEnrollmentSQL", set_enrollment_sql, NULL, RSRC_CONF,
+                  "SQL binding (enrollment id, certificate sha256) to an "
+                  "enrollment, or none"),
+    AP_INIT_TAKE1("GetTokenWatchPairingKey", set_pairing_key, NULL, RSRC_CONF,
+                  "private key (file or pkcs11: URI) signing "
+                  "com.apple.watch.pairing tokens (default: the signing key)"),
+    AP_INIT_ITERATE("GetTokenWatchPairingTrust", add_pairing_trust, NULL, RSRC_CONF,
+                    "file(s) of certificates or public keys whose pairing "
+                    "tokens this server accepts"),
+    AP_INIT_TAKE1("GetTokenWatchPairingLifetime", set_pairing_lifetime, NULL,
+                  RSRC_CONF, "seconds a pairing token is valid (default 300)"),
+    AP_INIT_TAKE1("GetTokenMaxBodySize", set_max_body, NULL, RSRC_CONF,
+                  "bytes read to look for a GetToken (default 65536)"),
+    { NULL }
+};
+
+/* ---- start-up -------------------------------------------------------- */
+
+static const char *vhost_name(server_rec *s, apr_pool_t *p)
+{
+    return apr_psprintf(p, "%s:%u (%s:%u)",
+                        s->server_hostname ? s->server_hostname : "*",
+                        s->port, s->defn_name ? s->defn_name : "?",
+                        s->defn_line_number);
+}
+
+/* Loads one key (once per distinct location: vhosts that inherit a key
+ * share the EVP_PKEY). */
+static int load_key(apr_pool_t *pconf, server_rec *s, apr_hash_t *loaded,
+                    const char *directive, gettoken_key *k)
+{
+    const char *why = NULL;
+    gettoken_key *seen = apr_hash_get(loaded, k->where, APR_HASH_KEY_STRING);
+
+    if (seen) {
+        *k = *seen;
+        return OK;
+    }
+    k->key = gt_private_key_load(pconf, k->where, &why);
+    if (k->key)
+        k->alg = gt_jws_alg_for_key(k->key, &why);
+    if (!k->key || !k->alg) {
+        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, GT_LOG_PREFIX
+                     "%s %s in %s: %s", directive, k->where,
+                     vhost_name(s, pconf), why);
+        return !OK;
+    }
+    apr_hash_set(loaded, k->where, APR_HASH_KEY_STRING,
+                 apr_pmemdup(pconf, k, sizeof(*k)));
+    return OK;
+}
+
+static int finish_vhost(apr_pool_t *pconf, server_rec *s,
+                        gettoken_server_conf *conf, apr_hash_t *loaded)
+{
+    const char *why = NULL;
+    int i;
+
+    if (conf->in_use && !conf->signing.where) {
+        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, GT_LOG_PREFIX
+                     "GetToken On in %s needs GetTokenSigningKey",
+                     vhost_name(s, pconf));
+        return !OK;
+    }
+    if (conf->in_use && !conf->server_uuid) {
+        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, GT_LOG_PREFIX
+                     "GetToken On in %s needs GetTokenServerUUID (the "
+                     "server_uuid of AccountDetail)", vhost_name(s, pconf));
+        return !OK;
+    }
+    if (conf->signing.where
+        && load_key(pconf, s, loaded, "GetTokenSigningKey", &conf->signing) != OK)
+        return !OK;
+    if (conf->signing.key && conf->signing_cert) {
+        X509 *cert = gt_certificate_load(pconf, conf->signing_cert, &why);
+        if (!cert || !gt_certificate_matches_key(cert, conf->signing.key)) {
+            ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, GT_LOG_PREFIX
+                         "GetTokenSigningCertificate %s in %s: %s",
+                         conf->signing_cert, vhost_name(s, pconf),
+                         cert ? "the certificate does not match GetTokenSigningKey"
+                              : why);
+            return !OK;
+        }
+    }
+    if (conf->pairing.where) {
+        if (load_key(pconf, s, loaded, "GetTokenWatchPairingKey",
+                     &conf->pairing) != OK)
+            return !OK;
+    }
+    else
+        conf->pairing = conf->signing;   /* the contract's default */
+
+    if (conf->in_use && !conf->enrollment_sql)
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, GT_LOG_PREFIX
+                     "GetTokenEnrollmentSQL none in %s: identities are not "
+                     "bound to enrollments; only client certificates that "
+                     "mod_ssl verified against SSLCACertificateFile count",
+                     vhost_name(s, pconf));
+    else if (conf->in_use && gettoken_binding_prepare(s, conf, pconf) != OK)
+        return !OK;
+
+    conf->pairing_trust_keys = apr_array_make(pconf, 2, sizeof(EVP_PKEY *));
+    for (i = 0; i < conf->pairing_trust_files->nelts; i++) {
+        const char *file = APR_ARRAY_IDX(conf->pairing_trust_files, i, const char *);
+        if (gt_public_keys_load(pconf, file, conf->pairing_trust_keys, &why) < 0) {
+            ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, GT_LOG_PREFIX
+                         "GetTokenWatchPairingTrust %s in %s: %s", file,
+                         vhost_name(s, pconf), why);
+            return !OK;
+        }
+    }
+    return OK;
+}
+
+int gettoken_config_finish(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
+{
+    apr_hash_t *loaded = apr_hash_make(ptemp);
+    server_rec *vs;
+
+    for (vs = s; vs; vs = vs->next) {
+        gettoken_server_conf *conf = gettoken_server_config(vs);
+        conf->server = vs;
+        if ((conf->in_use || conf->signing.where || conf->pairing.where
+             || conf->pairing_trust_files->nelts)
+            && finish_vhost(pconf, vs, conf, loaded) != OK)
+            return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    return OK;
+}

@@ -1,0 +1,122 @@
+/*
+ * gettoken_private.h - what the parts of mod_gettoken share inside the
+ * module: configuration, and the steps of answering a GetToken.
+ */
+#ifndef GETTOKEN_PRIVATE_H
+#define GETTOKEN_PRIVATE_H
+
+#include "httpd.h"
+#include "http_config.h"
+#include "http_log.h"
+#include "apr_hash.h"
+
+#include <openssl/evp.h>
+
+#include "mod_gettoken.h"
+#include "core/gt_checkin.h"
+
+/* Every log line of the module starts with this, so operators can grep. */
+#define GT_LOG_PREFIX "gettoken: "
+
+#define GT_DEFAULT_MAX_BODY          65536
+#define GT_DEFAULT_PAIRING_LIFETIME  300
+#define GT_DEFAULT_ENROLLMENT_SQL \
+    "SELECT 1 FROM cert_auth_associations WHERE id = %s AND sha256 = %s"
+/* Seconds a client is asked to wait when the database is unreachable. */
+#define GT_RETRY_AFTER               "30"
+
+extern module AP_MODULE_DECLARE_DATA gettoken_module;
+
+/* Where a device identity certificate may come from (GetTokenIdentity). */
+typedef enum {
+    GT_IDENTITY_SSL,            /* mod_ssl's client certificate */
+    GT_IDENTITY_MDM_SIGNATURE,  /* Mdm-Signature: CMS over the body */
+    GT_IDENTITY_HEADER          /* a header set by a trusted TLS proxy */
+} gettoken_identity_type;
+
+typedef struct {
+    gettoken_identity_type type;
+    const char *header;         /* GT_IDENTITY_HEADER: the header's name */
+} gettoken_identity_source;
+
+/* A signing key, as configured and as loaded at start-up. */
+typedef struct {
+    const char *where;          /* file path or pkcs11: URI */
+    EVP_PKEY *key;
+    const char *alg;            /* "RS256" or "ES256" */
+} gettoken_key;
+
+/* Per virtual host: each one is its own organisation. */
+typedef struct {
+    server_rec *server;
+    const char *server_uuid;
+    gettoken_key signing;
+    const char *signing_cert;
+    apr_array_header_t *identity;      /* gettoken_identity_source */
+    const char *enrollment_sql;        /* NULL when "none" */
+    int enrollment_sql_set;
+    const char *enrollment_label;      /* mod_dbd label, set at start-up */
+    gettoken_key pairing;              /* GetTokenWatchPairingKey */
+    apr_array_header_t *pairing_trust_files;  /* const char * */
+    apr_array_header_t *pairing_trust_keys;   /* EVP_PKEY *, at start-up */
+    apr_int64_t pairing_lifetime;
+    int pairing_lifetime_set;
+    apr_size_t max_body;
+    int max_body_set;
+    int in_use;                        /* GetToken On appears for this vhost */
+} gettoken_server_conf;
+
+typedef struct {
+    int enabled;                       /* -1: not set here */
+} gettoken_dir_conf;
+
+static APR_INLINE gettoken_server_conf *gettoken_server_config(server_rec *s)
+{
+    return ap_get_module_config(s->module_config, &gettoken_module);
+}
+
+/* gettoken_config.c: directives and per-server / per-dir configuration. */
+extern const command_rec gettoken_directives[];
+void *gettoken_create_server_conf(apr_pool_t *p, server_rec *s);
+void *gettoken_merge_server_conf(apr_pool_t *p, void *basev, void *addv);
+void *gettoken_create_dir_conf(apr_pool_t *p, char *dir);
+void *gettoken_merge_dir_conf(apr_pool_t *p, void *basev, void *addv);
+/* Loads keys and prepares statements; logs and returns !OK on any error. */
+int gettoken_config_finish(apr_pool_t *pconf, apr_pool_t *ptemp,
+                           server_rec *s);
+
+/* gettoken_body.c: reading the check-in and handing it on intact. */
+typedef enum {
+    GT_BODY_COMPLETE,   /* the whole body is in buf/len */
+    GT_BODY_TOO_LARGE   /* more than the cap: not read in full */
+} gettoken_body_state;
+void gettoken_body_register(apr_pool_t *p);
+/* Reads at most max_body (+ one read) bytes, keeping what it read for the
+ * handler that comes next.  Returns OK or an HTTP status for a broken read. */
+int gettoken_body_read(request_rec *r, apr_size_t max_body,
+                       gettoken_body_state *state, const char **buf,
+                       apr_size_t *len);
+/* Puts the bytes read back in front of the rest of the body. */
+void gettoken_body_replay(request_rec *r);
+
+/* gettoken_identity.c: the device identity certificate. */
+/* Fills req->identity_*; returns OK or HTTP_UNAUTHORIZED (logged). */
+int gettoken_identity_find(request_rec *r, const gettoken_server_conf *conf,
+                           const char *body, apr_size_t body_len,
+                           gettoken_request *req);
+
+/* gettoken_binding.c: identity certificate <-> enrollment, via mod_dbd. */
+void gettoken_binding_retrieve_fns(void);
+int gettoken_binding_prepare(server_rec *s, gettoken_server_conf *conf,
+                             apr_pool_t *p);
+/* OK, HTTP_FORBIDDEN or HTTP_SERVICE_UNAVAILABLE (each logged). */
+int gettoken_binding_check(request_rec *r, const gettoken_server_conf *conf,
+                           const gettoken_request *req);
+
+/* gettoken_handler.c */
+int gettoken_handler(request_rec *r);
+
+/* service_maid.c: com.apple.maid, an implementation of the public hook. */
+int gettoken_maid_generate(const gettoken_request *req, gettoken_token *tok);
+
+#endif

@@ -1,0 +1,42 @@
+/*
+ * gt_jose.h - the JOSE pieces mod_gettoken needs: base64url, JSON string
+ * escaping, compact JWS signing (RS256, ES256) and verification, and
+ * random UUIDs for jti.  Knows nothing of httpd; APR pools and OpenSSL 3.
+ */
+#ifndef GT_JOSE_H
+#define GT_JOSE_H
+
+#include "apr_pools.h"
+#include <openssl/evp.h>
+
+/* base64url without padding (RFC 7515 §2). */
+const char *gt_b64url_encode(apr_pool_t *pool, const unsigned char *data,
+                             apr_size_t len);
+/* Strict decoder: only the base64url alphabet, no padding, no stray bits.
+ * Returns 0 and a pool buffer, or -1. */
+int gt_b64url_decode(apr_pool_t *pool, const char *in, apr_size_t in_len,
+                     unsigned char **out, apr_size_t *out_len);
+
+/* `s` as a JSON string literal, quotes included. */
+const char *gt_json_string(apr_pool_t *pool, const char *s);
+
+/* The JWS alg for a key: "RS256" (RSA >= 2048 bits), "ES256" (EC P-256),
+ * NULL for anything else (*why says what). */
+const char *gt_jws_alg_for_key(EVP_PKEY *key, const char **why);
+
+/*
+ * Signs `claims_json` (a complete JSON object) with `key` as a compact JWS
+ * with header {"alg":<alg>,"typ":"JWT"}.  Returns the token from `pool`,
+ * or NULL with *why set (no key material in it).
+ */
+const char *gt_jws_sign(apr_pool_t *pool, EVP_PKEY *key, const char *alg,
+                        const char *claims_json, const char **why);
+
+/* A random (RFC 4122 version 4) UUID, lowercase, from OpenSSL's CSPRNG.
+ * Returns 0, or -1 when the CSPRNG fails. */
+int gt_uuid_v4(char out[37]);
+
+/* 1 when `s` is a UUID in 8-4-4-4-12 hex form (either case). */
+int gt_is_uuid(const char *s);
+
+#endif

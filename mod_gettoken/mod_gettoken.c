@@ -1,0 +1,52 @@
+/*
+ * mod_gettoken.c - the module record and its hooks.
+ *
+ * mod_gettoken answers the MDM check-in message GetToken (com.apple.maid,
+ * com.apple.watch.pairing and any service another module adds through the
+ * gettoken_generate_token hook) in front of whatever already serves the
+ * check-in location.  The parts:
+ *   gettoken_config.c    directives, merging, start-up checks
+ *   gettoken_handler.c   the request flow and the public hook
+ *   gettoken_body.c      reading the body once, replaying it intact
+ *   gettoken_identity.c  the device identity certificate
+ *   gettoken_binding.c   identity <-> enrollment through mod_dbd
+ *   service_*.c          the built-in token services (hook providers)
+ *   core/, jose/         parsing, tokens and crypto, free of httpd
+ */
+#include "gettoken_private.h"
+
+#include "http_request.h"
+
+
+static int gettoken_post_config(apr_pool_t *pconf, apr_pool_t *plog,
+                                apr_pool_t *ptemp, server_rec *s)
+{
+    gettoken_binding_retrieve_fns();
+    return gettoken_config_finish(pconf, ptemp, s);
+}
+
+static void gettoken_register_hooks(apr_pool_t *p)
+{
+    /* statements must be handed to mod_dbd before its post_config groups
+     * them into connection pools */
+    static const char *const before_dbd[] = { "mod_dbd.c", NULL };
+
+    ap_hook_post_config(gettoken_post_config, NULL, before_dbd,
+                        APR_HOOK_MIDDLE);
+    /* ahead of mod_proxy, mod_cgi and every other content handler */
+    ap_hook_handler(gettoken_handler, NULL, NULL, APR_HOOK_REALLY_FIRST);
+    gettoken_body_register(p);
+
+    gettoken_hook_generate_token(gettoken_maid_generate, NULL, NULL,
+                                 APR_HOOK_MIDDLE);
+}
+
+AP_DECLARE_MODULE(gettoken) = {
+    STANDARD20_MODULE_STUFF,
+    gettoken_create_dir_conf,
+    gettoken_merge_dir_conf,
+    gettoken_create_server_conf,
+    gettoken_merge_server_conf,
+    gettoken_directives,
+    gettoken_register_hooks
+};

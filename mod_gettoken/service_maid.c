@@ -1,0 +1,42 @@
+/*
+ * service_maid.c - com.apple.maid: the token Apple's identity service asks
+ * for when a Managed Apple Account signs in, proving the device belongs to
+ * the organisation of this MDM (spec: "Support access management for
+ * Managed Apple Accounts").  An ordinary implementation of the public
+ * gettoken_generate_token hook.
+ */
+#include "gettoken_private.h"
+
+#include "apr_strings.h"
+#include "apr_time.h"
+#include "http_protocol.h"
+
+#include "core/gt_maid.h"
+
+APLOG_USE_MODULE(gettoken);
+
+int gettoken_maid_generate(const gettoken_request *req, gettoken_token *tok)
+{
+    request_rec *r = req->r;
+    const gettoken_server_conf *conf;
+    char *jti;
+    const char *token, *why = NULL;
+
+    if (strcmp(req->service_type, GETTOKEN_SERVICE_MAID) != 0)
+        return DECLINED;
+    conf = gettoken_server_config(r->server);
+    jti = apr_palloc(r->pool, 37);
+    token = gt_maid_token(r->pool, conf->signing.key, conf->signing.alg,
+                          conf->server_uuid, apr_time_sec(apr_time_now()),
+                          jti, &why);
+    if (!token) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, GT_LOG_PREFIX
+                      "GetToken failed (500): signing the com.apple.maid "
+                      "token with %s failed: %s", conf->signing.where, why);
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    tok->data = token;
+    tok->len = strlen(token);
+    tok->jti = jti;
+    return OK;
+}

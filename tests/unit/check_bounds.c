@@ -1,0 +1,6 @@
+#include "unit.h"
+Suite *bounds_suite(void)
+{
+    Suite *s = suite_create("bounds");
+    return s;
+}

@@ -1,0 +1,7 @@
+#ifndef UNIT_H
+#define UNIT_H
+#include <check.h>
+Suite *checkin_suite(void);
+Suite *bounds_suite(void);
+Suite *jose_suite(void);
+#endif
