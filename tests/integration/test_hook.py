@@ -1,6 +1,6 @@
 """The service hook (CONTRACT §7), exercised through tests/modules' echo module:
 TokenServiceType com.example.echo -> TokenData "echo:<enrollment id>:<Message>";
-TokenParameters {"Status": "418"} -> the hook returns 418 and the request ends with it."""
+TokenParameters {"Status": "429"} -> the hook returns 429 and the request ends with it."""
 import os
 import time
 
@@ -53,8 +53,8 @@ def test_echo_service_custom_log(echo_server, client, gt):
 def test_hook_status_ends_request(echo_server, client, gt):
     udid = gt.devices["dev_a"].enrollment_id
     r = client(echo_server, "dev_a").checkin(
-        gettoken_fields(service="com.example.echo", udid=udid, params={"Status": "418"}))
-    assert r.status == 418, (r.status, r.body[:200])
+        gettoken_fields(service="com.example.echo", udid=udid, params={"Status": "429"}))
+    assert r.status == 429, (r.status, r.body[:200])
     assert b"TokenData" not in r.body
     assert echo_server.record(r.test_id, timeout=0) is None
 
