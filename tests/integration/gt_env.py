@@ -7,17 +7,17 @@ import time
 
 from gt_client import Client
 from gt_httpd import Httpd, VHost, run_user
-from gt_pki import PKI, create_enrollment_db, enroll_pki_devices
+from gt_pki import DEVICE_NAMES, PKI, create_enrollment_db, enroll_pki_devices
 
 
 class Env:
-    def __init__(self, base=None, prefix="gettoken-test-"):
+    def __init__(self, base=None, prefix="gettoken-test-", device_names=DEVICE_NAMES):
         # Not under pytest's 0700 tmp dirs: the httpd user must reach the CGI,
         # the DB and the records directory.
         self.dir = base or tempfile.mkdtemp(prefix=prefix, dir="/tmp")
         os.makedirs(self.dir, exist_ok=True)
         os.chmod(self.dir, 0o755)
-        self.pki = PKI(os.path.join(self.dir, "pki"))
+        self.pki = PKI(os.path.join(self.dir, "pki"), device_names)
         self.devices = self.pki.devices
         self.user = run_user()
         self.db = self.make_db("enroll", enroll_pki_devices(self.pki))

@@ -88,6 +88,9 @@ class Identity:
         return self.cert.public_key()
 
 
+DEVICE_NAMES = ("dev_a", "dev_b", "dev_user", "dev_unenrolled", "dev_rogue")
+
+
 class PKI:
     """CA, server certificate, device identities and token signing keys.
 
@@ -100,9 +103,7 @@ class PKI:
       rsa1024: RSA-1024 key (too weak, misconfiguration tests)
     """
 
-    DEVICE_NAMES = ("dev_a", "dev_b", "dev_user", "dev_unenrolled", "dev_rogue")
-
-    def __init__(self, directory):
+    def __init__(self, directory, device_names=DEVICE_NAMES):
         self.dir = directory
         os.makedirs(directory, exist_ok=True)
         os.chmod(directory, 0o755)
@@ -121,7 +122,7 @@ class PKI:
                                        x509.DNSName("localhost")],
                                   eku=[ExtendedKeyUsageOID.SERVER_AUTH])
         self.devices = {}
-        for n in self.DEVICE_NAMES:
+        for n in device_names:
             rogue = n == "dev_rogue"
             # dev_b carries an RSA key so both key types are seen as client certs.
             key = rsa.generate_private_key(65537, 2048) if n == "dev_b" else ec.generate_private_key(ec.SECP256R1())
