@@ -29,9 +29,9 @@ int gettoken_binding_prepare(server_rec *s, gettoken_server_conf *conf,
 
     if (!dbd_prepare || !dbd_acquire) {
         ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, GT_LOG_PREFIX
-                     "GetTokenEnrollmentSQL needs mod_dbd: load it "
+                     "GetTokenEnrollmentSQL in %s needs mod_dbd: load it "
                      "(LoadModule dbd_module) and set DBDriver/DBDParams, or "
-                     "set GetTokenEnrollmentSQL none");
+                     "set GetTokenEnrollmentSQL none", gettoken_vhost_name(s, p));
         return !OK;
     }
     /* one label per vhost: vhosts may use different SQL or databases */

@@ -228,7 +228,7 @@ const command_rec gettoken_directives[] = {
 
 /* ---- start-up -------------------------------------------------------- */
 
-static const char *vhost_name(server_rec *s, apr_pool_t *p)
+const char *gettoken_vhost_name(server_rec *s, apr_pool_t *p)
 {
     return apr_psprintf(p, "%s:%u (%s:%u)",
                         s->server_hostname ? s->server_hostname : "*",
@@ -254,7 +254,7 @@ static int load_key(apr_pool_t *pconf, server_rec *s, apr_hash_t *loaded,
     if (!k->key || !k->alg) {
         ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, GT_LOG_PREFIX
                      "%s %s in %s: %s", directive, k->where,
-                     vhost_name(s, pconf), why);
+                     gettoken_vhost_name(s, pconf), why);
         return !OK;
     }
     apr_hash_set(loaded, k->where, APR_HASH_KEY_STRING,
@@ -271,13 +271,13 @@ static int finish_vhost(apr_pool_t *pconf, server_rec *s,
     if (conf->in_use && !conf->signing.where) {
         ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, GT_LOG_PREFIX
                      "GetToken On in %s needs GetTokenSigningKey",
-                     vhost_name(s, pconf));
+                     gettoken_vhost_name(s, pconf));
         return !OK;
     }
     if (conf->in_use && !conf->server_uuid) {
         ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, GT_LOG_PREFIX
                      "GetToken On in %s needs GetTokenServerUUID (the "
-                     "server_uuid of AccountDetail)", vhost_name(s, pconf));
+                     "server_uuid of AccountDetail)", gettoken_vhost_name(s, pconf));
         return !OK;
     }
     if (conf->signing.where
@@ -288,7 +288,7 @@ static int finish_vhost(apr_pool_t *pconf, server_rec *s,
         if (!cert || !gt_certificate_matches_key(cert, conf->signing.key)) {
             ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, GT_LOG_PREFIX
                          "GetTokenSigningCertificate %s in %s: %s",
-                         conf->signing_cert, vhost_name(s, pconf),
+                         conf->signing_cert, gettoken_vhost_name(s, pconf),
                          cert ? "the certificate does not match GetTokenSigningKey"
                               : why);
             return !OK;
@@ -302,13 +302,8 @@ static int finish_vhost(apr_pool_t *pconf, server_rec *s,
     else
         conf->pairing = conf->signing;   /* the contract's default */
 
-    if (conf->in_use && !conf->enrollment_sql)
-        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, GT_LOG_PREFIX
-                     "GetTokenEnrollmentSQL none in %s: identities are not "
-                     "bound to enrollments; only client certificates that "
-                     "mod_ssl verified against SSLCACertificateFile count",
-                     vhost_name(s, pconf));
-    else if (conf->in_use && gettoken_binding_prepare(s, conf, pconf) != OK)
+    if (conf->in_use && conf->enrollment_sql
+        && gettoken_binding_prepare(s, conf, pconf) != OK)
         return !OK;
 
     conf->pairing_trust_keys = apr_array_make(pconf, 2, sizeof(EVP_PKEY *));
@@ -317,7 +312,7 @@ static int finish_vhost(apr_pool_t *pconf, server_rec *s,
         if (gt_public_keys_load(pconf, file, conf->pairing_trust_keys, &why) < 0) {
             ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, GT_LOG_PREFIX
                          "GetTokenWatchPairingTrust %s in %s: %s", file,
-                         vhost_name(s, pconf), why);
+                         gettoken_vhost_name(s, pconf), why);
             return !OK;
         }
     }
@@ -338,4 +333,19 @@ int gettoken_config_finish(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
             return HTTP_INTERNAL_SERVER_ERROR;
     }
     return OK;
+}
+
+void gettoken_config_warn(apr_pool_t *pconf, server_rec *s)
+{
+    server_rec *vs;
+
+    for (vs = s; vs; vs = vs->next) {
+        gettoken_server_conf *conf = gettoken_server_config(vs);
+        if (conf->in_use && !conf->enrollment_sql)
+            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, vs, GT_LOG_PREFIX
+                         "GetTokenEnrollmentSQL none in %s: identities are not "
+                         "bound to enrollments; only client certificates that "
+                         "mod_ssl verified against SSLCACertificateFile count",
+                         gettoken_vhost_name(vs, pconf));
+    }
 }

@@ -84,6 +84,10 @@ void *gettoken_merge_dir_conf(apr_pool_t *p, void *basev, void *addv);
 /* Loads keys and prepares statements; logs and returns !OK on any error. */
 int gettoken_config_finish(apr_pool_t *pconf, apr_pool_t *ptemp,
                            server_rec *s);
+/* Warnings for a working but weaker set-up, into the opened error log. */
+void gettoken_config_warn(apr_pool_t *pconf, server_rec *s);
+/* "name:port (file:line)" of a vhost, for start-up messages. */
+const char *gettoken_vhost_name(server_rec *s, apr_pool_t *p);
 
 /* gettoken_body.c: reading the check-in and handing it on intact. */
 typedef enum {

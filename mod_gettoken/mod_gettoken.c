@@ -18,21 +18,28 @@
 #include "http_request.h"
 
 
-static int gettoken_post_config(apr_pool_t *pconf, apr_pool_t *plog,
-                                apr_pool_t *ptemp, server_rec *s)
+/* check_config runs for "apachectl -t" as well as at start-up, so every
+ * misconfiguration is reported by the config test, not the first request. */
+static int gettoken_check_config(apr_pool_t *pconf, apr_pool_t *plog,
+                                 apr_pool_t *ptemp, server_rec *s)
 {
     gettoken_binding_retrieve_fns();
     return gettoken_config_finish(pconf, ptemp, s);
 }
 
+static int gettoken_post_config(apr_pool_t *pconf, apr_pool_t *plog,
+                                apr_pool_t *ptemp, server_rec *s)
+{
+    gettoken_config_warn(pconf, s);
+    return OK;
+}
+
 static void gettoken_register_hooks(apr_pool_t *p)
 {
-    /* statements must be handed to mod_dbd before its post_config groups
-     * them into connection pools */
-    static const char *const before_dbd[] = { "mod_dbd.c", NULL };
-
-    ap_hook_post_config(gettoken_post_config, NULL, before_dbd,
-                        APR_HOOK_MIDDLE);
+    /* statements are handed to mod_dbd here, before its post_config
+     * groups them into connection pools */
+    ap_hook_check_config(gettoken_check_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_post_config(gettoken_post_config, NULL, NULL, APR_HOOK_MIDDLE);
     /* ahead of mod_proxy, mod_cgi and every other content handler */
     ap_hook_handler(gettoken_handler, NULL, NULL, APR_HOOK_REALLY_FIRST);
     gettoken_body_register(p);

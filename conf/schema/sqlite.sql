@@ -1,0 +1,27 @@
+-- mod_gettoken schema for SQLite (DBDriver sqlite3).  Applying it twice is
+-- harmless.  sqlite3 /var/lib/mdm/enrollments.db < conf/schema/sqlite.sql
+
+-- Which identity certificate belongs to which enrollment: id is the
+-- device-channel enrollment id (UDID, or EnrollmentID for user
+-- enrollments), sha256 the lowercase hex SHA-256 of the certificate (DER).
+-- The same table as nanomdm's, for sites that do not run nanomdm; the
+-- MDM writes a row when a device enrolls (Authenticate/TokenUpdate).
+CREATE TABLE IF NOT EXISTS cert_auth_associations (
+    id         TEXT NOT NULL,
+    sha256     TEXT NOT NULL CHECK (length(sha256) = 64),
+    created_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP,
+    updated_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP,
+    PRIMARY KEY (id, sha256)
+);
+
+-- com.apple.watch.pairing tokens already accepted (single use): the
+-- primary key makes the second INSERT of a jti fail, atomically, on every
+-- node sharing the database.  Rows past expires_at (unix seconds) are
+-- purged by the module.  The httpd user needs write access to this table
+-- (and, for SQLite, to the database file and its directory).
+CREATE TABLE IF NOT EXISTS gettoken_pairing_jti (
+    jti        TEXT    NOT NULL PRIMARY KEY,
+    expires_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS gettoken_pairing_jti_expires
+    ON gettoken_pairing_jti (expires_at);
