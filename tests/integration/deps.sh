@@ -18,7 +18,7 @@ gt_install_deps() {
     [ "$(id -u)" -eq 0 ] || sudo=(sudo)
     "${sudo[@]}" apt-get update </dev/null || return 1
     "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y \
-        --no-install-recommends "${missing[@]}" </dev/null || return 1
+        "${missing[@]}" </dev/null || return 1
 }
 
 # autoreconf + configure + make, in the source tree.
