@@ -1,0 +1,80 @@
+"""conf/gettoken.conf, the annotated reference configuration, stays in sync
+with the module: every directive of the module's table is documented there
+(with its default), nothing else is, and httpd accepts the file as it is
+shipped once its example paths point at real files."""
+import os
+import re
+
+from gt_httpd import free_port
+from gt_pki import REPO
+
+CONF = os.path.join(REPO, "conf", "gettoken.conf")
+TABLE = os.path.join(REPO, "mod_gettoken", "gettoken_config.c")
+
+
+def table_directives():
+    with open(TABLE) as f:
+        return set(re.findall(r'AP_INIT_\w+\(\s*"(\w+)"', f.read()))
+
+
+def documented_directives(text):
+    # a directive's documentation starts with "# Name args   (default...)"
+    return set(re.findall(r"^\s*#\s+(GetToken\w*)\s.*\((?:directory; )?(?:default|repeatable|no default)",
+                          text, re.M))
+
+
+def used_directives(text):
+    return set(re.findall(r"^\s*(GetToken\w*)\s", text, re.M))
+
+
+def test_table_has_directives():
+    # guards the regex below: the table is where the module declares them
+    assert "GetTokenSigningKey" in table_directives()
+    assert len(table_directives()) >= 10
+
+
+def test_every_directive_is_documented_with_its_default():
+    with open(CONF) as f:
+        text = f.read()
+    assert documented_directives(text) == table_directives()
+
+
+def test_every_directive_is_shown_in_use():
+    with open(CONF) as f:
+        text = f.read()
+    assert used_directives(text) == table_directives()
+
+
+def test_reference_config_passes_configtest(gt):
+    """The shipped file, paths replaced by the test PKI, passes apache2 -t."""
+    with open(CONF) as f:
+        text = f.read()
+    pki = gt.pki
+    port = free_port()
+    logs = os.path.join(gt.dir, "refconf-logs")
+    os.makedirs(logs, exist_ok=True)
+    pairing_trust = os.path.join(gt.dir, "refconf-trust.pem")
+    with open(pki.maid_rsa2.cert_path) as src, open(pairing_trust, "w") as dst:
+        dst.write(src.read())
+    subst = {
+        "*:443": "127.0.0.1:%d" % port,
+        "/etc/mdm/tls/server.pem": pki.server.cert_path,
+        "/etc/mdm/tls/server.key": pki.server.key_path,
+        "/var/lib/mdm/enrollments.db": gt.db,
+        "/etc/mdm/abm-token.key": pki.maid_rsa.key_path,
+        "/etc/mdm/abm-token.pem": pki.maid_rsa.cert_path,
+        "/etc/mdm/watch-pairing.key": pki.maid_ec.key_path,
+        "/etc/mdm/phone-mdm-pairing.pem": pairing_trust,
+        "${APACHE_LOG_DIR}": logs,
+    }
+    for k, v in subst.items():
+        assert k in text, "example path %s vanished from the reference config" % k
+        text = text.replace(k, v)
+    h = gt.httpd(extra_global="Listen 127.0.0.1:%d\n%s" % (port, text))
+    rc, out = h.configtest()
+    assert rc == 0, out
+    # and the same file with a broken key path is refused, naming the directive
+    bad = text.replace(pki.maid_rsa.key_path, "/nonexistent/abm-token.key")
+    h2 = gt.httpd(extra_global="Listen 127.0.0.1:%d\n%s" % (port, bad))
+    rc, out = h2.configtest()
+    assert rc != 0 and "GetTokenSigningKey" in out, out
