@@ -105,11 +105,6 @@ class Client:
         return self.request(checkin_body(fields, fmt), **kw)
 
 
-def request_once(port, ca_file, identity, body, **kw):
-    with Client(port, ca_file, identity) as c:
-        return c.request(body, keep=False, **kw)
-
-
 # --- token checks ---------------------------------------------------------
 def b64url_decode(seg):
     assert "=" not in seg, "JWS segments are unpadded base64url"

@@ -3,7 +3,6 @@ any number of httpd instances built on them. Shared by conftest.py and demo.sh."
 import os
 import shutil
 import tempfile
-import time
 
 from gt_client import Client
 from gt_httpd import Httpd, VHost, run_user
@@ -61,7 +60,3 @@ class Env:
         self.stop_all()
         if not os.environ.get("GT_KEEP"):
             shutil.rmtree(self.dir, ignore_errors=True)
-
-
-def now():
-    return int(time.time())

@@ -6,16 +6,16 @@ parent at start-up); certificates are world readable.
 """
 import datetime
 import hashlib
+import ipaddress
 import os
 import sqlite3
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-import ipaddress
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 SQLITE_SCHEMA = os.path.join(REPO, "conf", "schema", "sqlite.sql")
@@ -81,7 +81,6 @@ class Identity:
     cert_path: str
     sha256: str = ""
     enrollment_id: str = ""          # UDID or EnrollmentID it is enrolled for ('' = not enrolled)
-    extra: dict = field(default_factory=dict)
 
     @property
     def public_key(self):
