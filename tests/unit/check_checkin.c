@@ -1,6 +1,220 @@
+/* gt_checkin: recognising and validating GetToken check-ins. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "apr_pools.h"
+#include "apr_strings.h"
+#include <plist/plist.h>
+
+#include "core/gt_checkin.h"
 #include "unit.h"
+
+static apr_pool_t *pool;
+static const gt_plist_limits limits = { GT_PLIST_MAX_DEPTH, GT_PLIST_MAX_OBJECTS };
+
+static void setup(void) { ck_assert_int_eq(apr_pool_create(&pool, NULL), APR_SUCCESS); }
+static void teardown(void) { apr_pool_destroy(pool); }
+
+static plist_t base_message(void)
+{
+    plist_t d = plist_new_dict();
+    plist_dict_set_item(d, "MessageType", plist_new_string("GetToken"));
+    plist_dict_set_item(d, "TokenServiceType", plist_new_string("com.apple.maid"));
+    plist_dict_set_item(d, "UDID", plist_new_string("0000-UDID"));
+    return d;
+}
+
+/* Serialises and frees d; both formats are exercised by every test. */
+static const char *serialise(plist_t d, int binary, apr_size_t *len)
+{
+    char *out = NULL;
+    uint32_t n = 0;
+    const char *copy;
+
+    if (binary)
+        plist_to_bin(d, &out, &n);
+    else
+        plist_to_xml(d, &out, &n);
+    ck_assert_ptr_nonnull(out);
+    copy = apr_pmemdup(pool, out, n);
+    free(out);
+    plist_free(d);
+    *len = n;
+    return copy;
+}
+
+static gt_checkin_result parse(plist_t d, int binary, gt_checkin *msg, const char **why)
+{
+    apr_size_t len;
+    const char *buf = serialise(d, binary, &len);
+    return gt_checkin_parse(pool, buf, len, &limits, msg, why);
+}
+
+START_TEST(valid_device_enrollment)
+{
+    gt_checkin msg;
+    const char *why = NULL;
+    ck_assert_int_eq(parse(base_message(), _i, &msg, &why), GT_CHECKIN_GETTOKEN);
+    ck_assert_str_eq(msg.service_type, "com.apple.maid");
+    ck_assert_str_eq(msg.udid, "0000-UDID");
+    ck_assert_str_eq(gt_checkin_enrollment(&msg), "0000-UDID");
+    ck_assert_ptr_null(msg.token_parameters);
+}
+END_TEST
+
+START_TEST(valid_user_enrollment_with_parameters)
+{
+    gt_checkin msg;
+    const char *why = NULL;
+    plist_t d = plist_new_dict(), params = plist_new_dict();
+    plist_dict_set_item(d, "MessageType", plist_new_string("GetToken"));
+    plist_dict_set_item(d, "TokenServiceType", plist_new_string("com.apple.watch.pairing"));
+    plist_dict_set_item(d, "EnrollmentID", plist_new_string("ENR-1"));
+    plist_dict_set_item(d, "EnrollmentUserID", plist_new_string("USER-1"));
+    plist_dict_set_item(d, "UserShortName", plist_new_string("jo"));
+    plist_dict_set_item(params, "SecurityToken", plist_new_string("s3cr3t"));
+    plist_dict_set_item(params, "Count", plist_new_uint(3));   /* not listed */
+    plist_dict_set_item(d, "TokenParameters", params);
+    ck_assert_int_eq(parse(d, _i, &msg, &why), GT_CHECKIN_GETTOKEN);
+    ck_assert_ptr_null(msg.udid);
+    ck_assert_str_eq(gt_checkin_enrollment(&msg), "ENR-1");
+    ck_assert_str_eq(msg.enrollment_user_id, "USER-1");
+    ck_assert_str_eq(msg.user_short_name, "jo");
+    ck_assert_ptr_nonnull(msg.token_parameters);
+    ck_assert_str_eq(apr_table_get(msg.token_parameters, "SecurityToken"), "s3cr3t");
+    ck_assert_ptr_null(apr_table_get(msg.token_parameters, "Count"));
+}
+END_TEST
+
+START_TEST(udid_wins_over_enrollment_id)
+{
+    gt_checkin msg;
+    const char *why = NULL;
+    plist_t d = base_message();
+    plist_dict_set_item(d, "EnrollmentID", plist_new_string("ENR-1"));
+    ck_assert_int_eq(parse(d, _i, &msg, &why), GT_CHECKIN_GETTOKEN);
+    ck_assert_str_eq(gt_checkin_enrollment(&msg), "0000-UDID");
+}
+END_TEST
+
+START_TEST(other_message_types_are_not_ours)
+{
+    gt_checkin msg;
+    const char *why = NULL;
+    plist_t d = base_message();
+    plist_dict_set_item(d, "MessageType", plist_new_string("TokenUpdate"));
+    ck_assert_int_eq(parse(d, _i, &msg, &why), GT_CHECKIN_NOT_OURS);
+    d = base_message();
+    plist_dict_remove_item(d, "MessageType");
+    ck_assert_int_eq(parse(d, _i, &msg, &why), GT_CHECKIN_NOT_OURS);
+    d = base_message();
+    plist_dict_set_item(d, "MessageType", plist_new_uint(1));
+    ck_assert_int_eq(parse(d, _i, &msg, &why), GT_CHECKIN_NOT_OURS);
+    /* a plist that is not a dict */
+    d = plist_new_array();
+    plist_array_append_item(d, plist_new_string("GetToken"));
+    ck_assert_int_eq(parse(d, _i, &msg, &why), GT_CHECKIN_NOT_OURS);
+}
+END_TEST
+
+START_TEST(non_plists_are_not_ours)
+{
+    gt_checkin msg;
+    const char *why = NULL;
+    static const char *bodies[] = {
+        "", "hello", "{\"MessageType\":\"GetToken\"}", "<html><body>x</body></html>",
+        "<?xml version=\"1.0\"?><plist><dict><key>MessageType</key>",
+        "bplist00\x01\x02",
+    };
+    size_t i;
+    for (i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++)
+        ck_assert_int_eq(gt_checkin_parse(pool, bodies[i], strlen(bodies[i]) + (i == 5 ? 2 : 0),
+                                          &limits, &msg, &why), GT_CHECKIN_NOT_OURS);
+}
+END_TEST
+
+/* Each case: a key set to a wrong value (or removed) -> 400 naming it. */
+START_TEST(invalid_messages)
+{
+    gt_checkin msg;
+    const char *why = NULL;
+    plist_t d;
+
+    d = base_message(); plist_dict_remove_item(d, "TokenServiceType");
+    ck_assert_int_eq(parse(d, _i, &msg, &why), GT_CHECKIN_INVALID);
+    ck_assert_ptr_nonnull(strstr(why, "TokenServiceType"));
+
+    d = base_message(); plist_dict_set_item(d, "TokenServiceType", plist_new_uint(7));
+    ck_assert_int_eq(parse(d, _i, &msg, &why), GT_CHECKIN_INVALID);
+    ck_assert_ptr_nonnull(strstr(why, "TokenServiceType"));
+
+    d = base_message(); plist_dict_set_item(d, "TokenServiceType", plist_new_string(""));
+    ck_assert_int_eq(parse(d, _i, &msg, &why), GT_CHECKIN_INVALID);
+
+    d = base_message(); plist_dict_remove_item(d, "UDID");
+    ck_assert_int_eq(parse(d, _i, &msg, &why), GT_CHECKIN_INVALID);
+    ck_assert_ptr_nonnull(strstr(why, "UDID"));
+
+    d = base_message(); plist_dict_set_item(d, "UDID", plist_new_data("abc", 3));
+    ck_assert_int_eq(parse(d, _i, &msg, &why), GT_CHECKIN_INVALID);
+    ck_assert_ptr_nonnull(strstr(why, "UDID"));
+
+    d = base_message(); plist_dict_set_item(d, "UserLongName", plist_new_bool(1));
+    ck_assert_int_eq(parse(d, _i, &msg, &why), GT_CHECKIN_INVALID);
+    ck_assert_ptr_nonnull(strstr(why, "UserLongName"));
+
+    d = base_message(); plist_dict_set_item(d, "TokenParameters", plist_new_string("x"));
+    ck_assert_int_eq(parse(d, _i, &msg, &why), GT_CHECKIN_INVALID);
+    ck_assert_ptr_nonnull(strstr(why, "TokenParameters"));
+
+    d = base_message();
+    {
+        plist_t params = plist_new_dict();
+        plist_dict_set_item(params, "WatchUDID", plist_new_uint(5));
+        plist_dict_set_item(d, "TokenParameters", params);
+    }
+    ck_assert_int_eq(parse(d, _i, &msg, &why), GT_CHECKIN_INVALID);
+}
+END_TEST
+
+START_TEST(response_is_a_tokendata_plist)
+{
+    apr_size_t len = 0;
+    const char *xml = gt_checkin_response_xml(pool, "a.b.c", 5, &len);
+    plist_t root = NULL, data;
+    char *bytes = NULL;
+    uint64_t n = 0;
+
+    ck_assert_uint_eq(strlen(xml), len);
+    plist_from_xml(xml, (uint32_t)len, &root);
+    ck_assert_ptr_nonnull(root);
+    ck_assert_int_eq(plist_get_node_type(root), PLIST_DICT);
+    ck_assert_uint_eq(plist_dict_get_size(root), 1);
+    data = plist_dict_get_item(root, "TokenData");
+    ck_assert_ptr_nonnull(data);
+    ck_assert_int_eq(plist_get_node_type(data), PLIST_DATA);
+    plist_get_data_val(data, &bytes, &n);
+    ck_assert_uint_eq(n, 5);
+    ck_assert_mem_eq(bytes, "a.b.c", 5);
+    free(bytes);
+    plist_free(root);
+}
+END_TEST
+
 Suite *checkin_suite(void)
 {
     Suite *s = suite_create("checkin");
+    TCase *tc = tcase_create("parse");
+
+    tcase_add_checked_fixture(tc, setup, teardown);
+    /* _i = 0: XML, 1: binary */
+    tcase_add_loop_test(tc, valid_device_enrollment, 0, 2);
+    tcase_add_loop_test(tc, valid_user_enrollment_with_parameters, 0, 2);
+    tcase_add_loop_test(tc, udid_wins_over_enrollment_id, 0, 2);
+    tcase_add_loop_test(tc, other_message_types_are_not_ours, 0, 2);
+    tcase_add_test(tc, non_plists_are_not_ours);
+    tcase_add_loop_test(tc, invalid_messages, 0, 2);
+    tcase_add_test(tc, response_is_a_tokendata_plist);
+    suite_add_tcase(s, tc);
     return s;
 }
