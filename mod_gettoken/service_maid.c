@@ -11,6 +11,7 @@
 #include "apr_time.h"
 #include "http_protocol.h"
 
+#include "core/gt_keys.h"
 #include "core/gt_maid.h"
 
 APLOG_USE_MODULE(gettoken);
@@ -32,7 +33,8 @@ int gettoken_maid_generate(const gettoken_request *req, gettoken_token *tok)
     if (!token) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, GT_LOG_PREFIX
                       "GetToken failed (500): signing the com.apple.maid "
-                      "token with %s failed: %s", conf->signing.where, why);
+                      "token with %s failed: %s",
+                      gt_key_location_for_log(r->pool, conf->signing.where), why);
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     tok->data = token;

@@ -47,23 +47,50 @@ int gt_key_is_pkcs11_uri(const char *where)
     return strncasecmp(where, "pkcs11:", 7) == 0;
 }
 
-/* RFC 7512 lets a URI name its module with the query attribute
- * module-path=; libp11 wants it as the engine's MODULE_PATH. */
-static const char *pkcs11_module_path(apr_pool_t *pool, const char *uri)
+/*
+ * Splits the query attributes libp11 must not see in the URI: RFC 7512's
+ * module-path= (libp11 takes it as the engine's MODULE_PATH and refuses
+ * URIs carrying it) and pin-value= (handed over as the engine's PIN, so
+ * that no message of libp11's, which quote the URI, shows the PIN).
+ * Returns the URI without them.
+ */
+static const char *pkcs11_split_uri(apr_pool_t *pool, const char *uri,
+                                    const char **module, const char **pin)
 {
-    const char *q = strchr(uri, '?'), *m;
-    apr_size_t n;
+    const char *q = strchr(uri, '?'), *attr;
+    char *kept;
 
+    *module = *pin = NULL;
     if (!q)
-        return NULL;
-    for (m = q + 1; m && *m; m = strchr(m, '&') ? strchr(m, '&') + 1 : NULL) {
-        if (strncmp(m, "module-path=", 12) == 0) {
-            m += 12;
-            n = strcspn(m, "&");
-            return apr_pstrmemdup(pool, m, n);
-        }
+        return uri;
+    kept = apr_pstrmemdup(pool, uri, (apr_size_t)(q - uri));
+    for (attr = q + 1; *attr; ) {
+        apr_size_t n = strcspn(attr, "&");
+        if (n > 12 && strncmp(attr, "module-path=", 12) == 0)
+            *module = apr_pstrmemdup(pool, attr + 12, n - 12);
+        else if (n > 10 && strncmp(attr, "pin-value=", 10) == 0)
+            *pin = apr_pstrmemdup(pool, attr + 10, n - 10);
+        else if (n > 0)
+            kept = apr_pstrcat(pool, kept, strchr(kept, '?') ? "&" : "?",
+                               apr_pstrmemdup(pool, attr, n), NULL);
+        attr += n;
+        if (*attr == '&')
+            attr++;
     }
-    return NULL;
+    return kept;
+}
+
+const char *gt_key_location_for_log(apr_pool_t *pool, const char *where)
+{
+    const char *module, *pin;
+    const char *uri;
+
+    if (!gt_key_is_pkcs11_uri(where))
+        return where;
+    uri = pkcs11_split_uri(pool, where, &module, &pin);
+    return pin ? apr_pstrcat(pool, uri, strchr(uri, '?') ? "&" : "?",
+                             "pin-value=(hidden)", NULL)
+               : uri;
 }
 
 static EVP_PKEY *pkcs11_key_load(apr_pool_t *pool, const char *uri,
@@ -71,7 +98,9 @@ static EVP_PKEY *pkcs11_key_load(apr_pool_t *pool, const char *uri,
 {
     ENGINE *e;
     EVP_PKEY *key;
-    const char *module = pkcs11_module_path(pool, uri);
+    const char *module, *pin;
+
+    uri = pkcs11_split_uri(pool, uri, &module, &pin);
 
     ENGINE_load_builtin_engines();
     e = ENGINE_by_id("pkcs11");
@@ -94,6 +123,11 @@ static EVP_PKEY *pkcs11_key_load(apr_pool_t *pool, const char *uri,
         return NULL;
     }
     apr_pool_cleanup_register(pool, e, engine_cleanup, apr_pool_cleanup_null);
+    if (pin && !ENGINE_ctrl_cmd_string(e, "PIN", pin, 0)) {
+        ERR_clear_error();
+        *why = "the pkcs11 engine refused the PIN";
+        return NULL;
+    }
     key = ENGINE_load_private_key(e, uri, NULL, NULL);
     if (!key) {
         ERR_clear_error();

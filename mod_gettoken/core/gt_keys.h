@@ -16,6 +16,9 @@
 
 int gt_key_is_pkcs11_uri(const char *where);
 
+/* `where` fit for a log line: a pkcs11: URI's pin-value is hidden. */
+const char *gt_key_location_for_log(apr_pool_t *pool, const char *where);
+
 /* A private key from a file or pkcs11: URI, or NULL with *why. */
 EVP_PKEY *gt_private_key_load(apr_pool_t *pool, const char *where,
                               const char **why);

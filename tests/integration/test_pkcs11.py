@@ -1,0 +1,80 @@
+"""GetTokenSigningKey as an RFC 7512 pkcs11: URI: the maid key lives in a
+(software) HSM, SoftHSM 2, reached through OpenSSL's pkcs11 engine.  httpd
+signs with it but never holds the private key: the token file store is the
+only place it exists."""
+import os
+import subprocess
+import time
+
+import pytest
+
+from gt_client import gettoken_fields, token_from_response, verify_maid_token
+from gt_httpd import run_user
+from gt_pki import key_pem
+
+SOFTHSM_MODULE = "/usr/lib/softhsm/libsofthsm2.so"
+PIN = "4321"
+
+
+@pytest.fixture(scope="module")
+def hsm(gt):
+    """A SoftHSM token 'mdm' holding the test maid RSA key as object 'abm-token'."""
+    d = os.path.join(gt.dir, "softhsm")
+    tokens = os.path.join(d, "tokens")
+    os.makedirs(tokens)
+    conf = os.path.join(d, "softhsm2.conf")
+    with open(conf, "w") as f:
+        f.write("directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\n" % tokens)
+    env = dict(os.environ, SOFTHSM2_CONF=conf)
+    subprocess.run(["softhsm2-util", "--init-token", "--free", "--label", "mdm", "--pin", PIN,
+                    "--so-pin", "87654321"], check=True, env=env, capture_output=True)
+    keyfile = os.path.join(d, "import.pem")
+    with open(keyfile, "wb") as f:
+        f.write(key_pem(gt.pki.maid_rsa.key))
+    subprocess.run(["softhsm2-util", "--import", keyfile, "--token", "mdm", "--label", "abm-token",
+                    "--id", "a1", "--pin", PIN], check=True, env=env, capture_output=True)
+    os.remove(keyfile)   # from now on the key exists only inside the token
+    # httpd's children (the run user) reopen the token after fork
+    user = run_user()
+    for root, dirs, files in os.walk(d):
+        for n in dirs + files:
+            p = os.path.join(root, n)
+            if user:
+                os.chown(p, user[1], user[2])
+        if user:
+            os.chown(root, user[1], user[2])
+    return conf
+
+
+def uri(obj="abm-token", pin=PIN, module=True):
+    u = "pkcs11:token=mdm;object=%s;type=private?pin-value=%s" % (obj, pin)
+    return u + ("&module-path=" + SOFTHSM_MODULE if module else "")
+
+
+def test_maid_token_signed_inside_the_hsm(hsm, start_httpd, client, gt, monkeypatch):
+    monkeypatch.setenv("SOFTHSM2_CONF", hsm)
+    v = gt.vhost(signing_key='"%s"' % uri())
+    h = start_httpd([v])
+    dev = gt.devices["dev_a"]
+    jtis = set()
+    # several requests: every child process signs through its own session
+    for _ in range(6):
+        r = client(h, "dev_a").checkin(gettoken_fields(udid=dev.enrollment_id))
+        claims = verify_maid_token(token_from_response(r), gt.pki.maid_rsa.public_key,
+                                   v.uuid, time.time())
+        jtis.add(claims["jti"])
+    assert len(jtis) == 6
+    assert "pin-value" not in h.read_error_log()
+
+
+@pytest.mark.parametrize("case,bad_uri", [
+    ("wrong-pin", uri(pin="0000")),
+    ("no-such-object", uri(obj="nothing-here")),
+])
+def test_bad_pkcs11_uri_stops_configtest(hsm, gt, monkeypatch, case, bad_uri):
+    monkeypatch.setenv("SOFTHSM2_CONF", hsm)
+    h = gt.httpd([gt.vhost(signing_key='"%s"' % bad_uri)])
+    rc, out = h.configtest()
+    assert rc != 0, out
+    assert "GetTokenSigningKey" in out and "pkcs11" in out, out
+    assert PIN not in out and "0000" not in out.replace("0000-", ""), "a PIN was logged"
