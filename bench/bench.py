@@ -25,6 +25,7 @@ import json
 import os
 import plistlib
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -443,9 +444,11 @@ class Runner:
         return self._measure(label, self._pin(cmd), secs, parse=parse_ab)
 
     def _measure(self, label, cmd, secs, parse):
+        b0, u0 = busy_ticks(), resource.getrusage(resource.RUSAGE_CHILDREN)
         c0, t0 = self.h.cpu_ticks(), time.time()
         p = run(cmd, capture_output=True, text=True, timeout=secs + 60, check=False)
         c1, t1 = self.h.cpu_ticks(), time.time()
+        b1, u1 = busy_ticks(), resource.getrusage(resource.RUSAGE_CHILDREN)
         if p.returncode != 0:
             raise RuntimeError(f"{label}: {cmd[0]} failed ({p.returncode}): {p.stderr[-2000:]}")
         if p.stderr.strip():
@@ -457,10 +460,22 @@ class Runner:
         done = r["requests"]
         r["cpu_us_per_req"] = round((c1 - c0) / CLK_TCK * 1e6 / done, 1) if done else None
         r["failures"] = r["requests"] - r["ok"] + r.get("errors", 0)
+        client_s = (u1.ru_utime + u1.ru_stime) - (u0.ru_utime + u0.ru_stime)
+        r["client_cpu_s"] = round(client_s, 3)
+        # CPU busy on the machine that was neither httpd nor the load generator
+        # (other users of the machine): a run with much of it is disturbed
+        other_s = (b1 - b0 - (c1 - c0)) / CLK_TCK - client_s
+        r["background_cpus"] = round(max(0.0, other_s) / max(t1 - t0, 1e-9), 2)
         log(f"{label}: {done} req, {r['rps']:.0f} rps, p50 {r.get('p50_us')} µs, "
             f"p99 {r.get('p99_us')} µs, {r['cpu_us_per_req']} µs CPU/req, "
-            f"{r['failures']} failures")
+            f"{r['failures']} failures, background {r['background_cpus']} CPUs")
         return r
+
+
+def busy_ticks():
+    """All CPUs' non-idle time from /proc/stat (user nice system irq softirq steal)."""
+    f = open("/proc/stat").readline().split()
+    return sum(int(f[i]) for i in (1, 2, 3, 6, 7, 8))
 
 
 def parse_ab(out):
@@ -475,6 +490,21 @@ def parse_ab(out):
             "errors": 0, "rps": num(r"^Requests per second:\s+([0-9.]+)"),
             "p50_us": p.get(50, 0) * 1000, "p99_us": p.get(99, 0) * 1000,
             "elapsed_s": num(r"^Time taken for tests:\s+([0-9.]+)"), "tool": "ab (ms resolution)"}
+
+
+def combine(label, rs):
+    """Medians over rounds of one kind of run; counts are summed."""
+    med = lambda xs: sorted(xs)[len(xs) // 2] if len(xs) % 2 else \
+        (sorted(xs)[len(xs) // 2 - 1] + sorted(xs)[len(xs) // 2]) / 2
+    out = {"label": label + (f" (median of {len(rs)})" if len(rs) > 1 else ""),
+           "rounds": rs}
+    for k in ("rps", "p50_us", "p99_us", "cpu_us_per_req", "background_cpus"):
+        out[k] = round(med([r[k] for r in rs]), 1)
+    for k in ("requests", "failures", "non200", "errors"):
+        out[k] = sum(r.get(k, 0) for r in rs)
+    out["cpu_us_per_req_min"] = min(r["cpu_us_per_req"] for r in rs)
+    out["cpu_us_per_req_max"] = max(r["cpu_us_per_req"] for r in rs)
+    return out
 
 
 def sanity_check(h, pki):
@@ -547,6 +577,8 @@ def main():
     ap.add_argument("--big", type=int, default=1000000,
                     help="enrolled devices in the scaling DB (default 1000000; 0 = skip)")
     ap.add_argument("--concurrency", type=int, default=8, help="client connections (default 8)")
+    ap.add_argument("--rounds", type=int, default=None,
+                    help="interleaved static/GetToken rounds (default 3; 1 with --quick)")
     ap.add_argument("--scale", type=float, default=1.0, help="multiply request counts")
     ap.add_argument("--no-pin", action="store_true",
                     help="do not pin httpd and the load generator to separate CPUs")
@@ -562,6 +594,9 @@ def main():
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
 
+    if a.rounds is None:
+        a.rounds = 1 if a.quick else 3
+    a.rounds = max(1, a.rounds)
     t_begin = time.time()
     os.makedirs(a.work, exist_ok=True)
     os.chmod(a.work, 0o755)
@@ -574,19 +609,20 @@ def main():
 
     # request counts: every loop is bounded in count and in time
     s = a.scale * (0.25 if a.quick else 1.0)
-    secs = 4 if a.quick else 15
+    secs = 2.5 if a.quick else 10
     N = lambda n: max(200, int(n * s))
     plan = {
-        "static_ka": (N(120000), secs), "gettoken_ka": (N(40000), secs),
-        "static_nc": (N(20000), secs), "gettoken_nc": (N(12000), secs),
-        "warmup": (N(4000), secs), "warmup_nc": (N(1000), secs),
+        "static_ka": (N(100000), secs), "gettoken_ka": (N(20000), secs),
+        "static_nc": (N(8000), secs), "gettoken_nc": (N(6000), secs),
+        "warmup": (N(2000 if a.quick else 4000), min(secs, 1.5) if a.quick else secs),
+        "warmup_nc": (N(1000), min(secs, 1.5) if a.quick else secs),
         "ab": (N(40000), 8),
     }
 
     small_db = os.path.join(a.work, f"enroll-{a.devices}.db")
     n_small = make_db(small_db, pki, a.devices)
 
-    res = {"machine": machine(), "quick": a.quick, "devices_with_certs": a.devices,
+    res = {"machine": machine(), "quick": a.quick, "rounds": a.rounds, "devices_with_certs": a.devices,
            "concurrency": a.concurrency, "module": have_module,
            "pinning": {"httpd_cpus": server_cpus, "loadgen_cpus": client_cpus}}
 
@@ -616,26 +652,47 @@ def main():
         for kind in (("gettoken", "static") if have_module else ("static",)):
             R.loadgen(f"warmup {kind} keep-alive", kind, True, *plan["warmup"])
             R.loadgen(f"warmup {kind} new-conn", kind, False, *plan["warmup_nc"])
+        # (soak runs below are reported, but not part of the figures)
         rss0 = h.rss_kb()
 
-        runs["static_ka"] = R.loadgen("static keep-alive", "static", True, *plan["static_ka"])
-        if have_module:
-            runs["gettoken_ka"] = R.loadgen("GetToken keep-alive", "gettoken", True,
-                                            *plan["gettoken_ka"])
-        runs["static_nc"] = R.loadgen("static new-conn", "static", False, *plan["static_nc"])
-        if have_module:
-            runs["gettoken_nc"] = R.loadgen("GetToken new-conn", "gettoken", False,
-                                            *plan["gettoken_nc"])
+        # static and GetToken runs interleaved, a.rounds times; medians are
+        # reported, so a burst of background load hurts one round, not a figure
+        kinds = [("static_ka", "static keep-alive", "static", True),
+                 ("gettoken_ka", "GetToken keep-alive", "gettoken", True),
+                 ("static_nc", "static new-conn", "static", False),
+                 ("gettoken_nc", "GetToken new-conn", "gettoken", False)]
+        rounds = {}
+        for i in range(a.rounds):
+            for key, label, kind, ka in kinds:
+                if kind == "gettoken" and not have_module:
+                    continue
+                tag = f" #{i + 1}" if a.rounds > 1 else ""
+                rounds.setdefault(key, []).append(
+                    R.loadgen(label + tag, kind, ka, *plan[key]))
+        for key, label, _, _ in kinds:
+            if key in rounds:
+                runs[key] = combine(label, rounds[key])
         if not a.quick:
             # cross-check of the keep-alive figures with ab(1), one client cert
             runs["ab_static_ka"] = R.ab("ab static keep-alive", "static", *plan["ab"])
             if have_module:
                 runs["ab_gettoken_ka"] = R.ab("ab GetToken keep-alive", "gettoken", *plan["ab"])
+        # RSS: every worker thread, allocator arena and DB connection has been
+        # used by now; a GetToken soak (keep-alive + new-conn) must leave it flat
         rss1 = h.rss_kb()
-        res["rss_kb"] = {"after_warmup": rss0, "end": rss1}
-        growth = [(rss1[p] - rss0[p]) / rss0[p] * 100 for p in rss0 if p in rss1]
+        runs["soak_ka"] = R.loadgen("soak: GetToken keep-alive" if have_module else
+                                    "soak: static keep-alive",
+                                    "gettoken" if have_module else "static", True,
+                                    *plan["gettoken_ka"])
+        runs["soak_nc"] = R.loadgen("soak: GetToken new-conn" if have_module else
+                                    "soak: static new-conn",
+                                    "gettoken" if have_module else "static", False,
+                                    *plan["gettoken_nc"])
+        rss2 = h.rss_kb()
+        res["rss_kb"] = {"after_warmup": rss0, "before_soak": rss1, "after_soak": rss2}
+        growth = [(rss2[p] - rss1[p]) / rss1[p] * 100 for p in rss1 if p in rss2]
         res["rss_growth_pct_max"] = round(max(growth), 1) if growth else None
-        if set(rss0) != set(rss1):
+        if set(rss0) != set(rss2):
             res["rss_note"] = "child set changed during the run"
         errs = h.tail_log(200)
         h.stop()
@@ -646,17 +703,21 @@ def main():
             big_db = os.path.join(a.work, f"enroll-{a.big}.db")
             n_big = make_db(big_db, pki, a.big)
             sc = {}
-            for tag, db, n in (("big", big_db, n_big), ("small", small_db, n_small)):
-                h = Httpd(a.work, pki, db, free_port(), True, server_cpus, a.concurrency * 2)
-                h.start()
-                R = Runner(h, pki, client_cpus, a.concurrency)
-                R.loadgen("warmup", "gettoken", True, *plan["warmup"])
-                r = R.loadgen(f"GetToken keep-alive, {n} enrolled", "gettoken", True,
-                              *plan["gettoken_ka"])
-                r["enrolled"] = n
-                runs[f"scale_{tag}"] = r
-                sc[tag] = r
-                h.stop()
+            for i in range(min(a.rounds, 2)):
+                for tag, db, n in (("big", big_db, n_big), ("small", small_db, n_small)):
+                    h = Httpd(a.work, pki, db, free_port(), True, server_cpus,
+                              a.concurrency * 2)
+                    h.start()
+                    R = Runner(h, pki, client_cpus, a.concurrency)
+                    R.loadgen("warmup", "gettoken", True, *plan["warmup"])
+                    r = R.loadgen(f"GetToken keep-alive, {n} enrolled", "gettoken", True,
+                                  *plan["gettoken_ka"])
+                    sc.setdefault(tag, []).append(r)
+                    h.stop()
+            for tag, n in (("big", n_big), ("small", n_small)):
+                sc[tag] = runs[f"scale_{tag}"] = combine(
+                    f"GetToken keep-alive, {n} enrolled", sc[tag])
+                sc[tag]["enrolled"] = n
             res["scaling"] = {
                 "enrolled_small": n_small, "enrolled_big": n_big,
                 "cpu_us_per_req_small": sc["small"]["cpu_us_per_req"],
@@ -697,14 +758,16 @@ def main():
           f"{a.concurrency} connections, {a.devices} device certificates, "
           f"DB {n_small} enrolled; sign_us = {f['sign_us']:.0f} µs (openssl speed rsa2048)")
     print()
-    hdr = f"{'run':34} {'requests':>8} {'rps':>8} {'p50 µs':>8} {'p99 µs':>8} {'CPU µs/req':>10} {'non-200':>7}"
+    hdr = (f"{'run':46} {'requests':>8} {'rps':>8} {'p50 µs':>8} {'p99 µs':>8} "
+           f"{'CPU µs/req':>10} {'non-200':>7} {'bg CPUs':>7}")
     print(hdr)
     print("-" * len(hdr))
     for k, r in runs.items():
         if k.startswith("warmup"):
             continue
-        print(f"{r['label']:34} {r['requests']:>8} {r['rps']:>8.0f} {fmt(r.get('p50_us')):>8} "
-              f"{fmt(r.get('p99_us')):>8} {fmt(r['cpu_us_per_req'], 1):>10} {r['failures']:>7}")
+        print(f"{r['label']:46} {r['requests']:>8} {r['rps']:>8.0f} {fmt(r.get('p50_us')):>8} "
+              f"{fmt(r.get('p99_us')):>8} {fmt(r['cpu_us_per_req'], 1):>10} {r['failures']:>7} "
+              f"{fmt(r.get('background_cpus'), 2):>7}")
     print()
     print(f"baseline_rps (static, keep-alive)     {f['baseline_rps']:.0f}")
     if have_module:
@@ -720,10 +783,10 @@ def main():
             print(f"scaling {sc['enrolled_big']} vs {sc['enrolled_small']} enrolled    "
                   f"{sc['cpu_us_per_req_big']} vs {sc['cpu_us_per_req_small']} µs/req "
                   f"= x{sc['ratio_big_small']:.3f}  (target within 10 %)")
-    r0, r1 = res["rss_kb"]["after_warmup"], res["rss_kb"]["end"]
-    print("RSS of children (kB) after warm-up -> end: " +
-          ", ".join(f"{r0[p]}->{r1.get(p, '?')}" for p in r0) +
-          f"  (max growth {fmt(res['rss_growth_pct_max'], 1)} %, target <= 5 %)")
+    r0, r1, r2 = (res["rss_kb"][k] for k in ("after_warmup", "before_soak", "after_soak"))
+    print("RSS of children (kB), after warm-up / before soak / after soak: " +
+          ", ".join(f"{r0[p]} / {r1.get(p, '?')} / {r2.get(p, '?')}" for p in r0) +
+          f"  (soak growth max {fmt(res['rss_growth_pct_max'], 1)} %, target <= 5 %)")
     print(f"non-200 answers / transport errors, all runs: {f['non200_total']}")
     print(f"results: {a.json}   ({f['elapsed_s']} s)")
     if f["non200_total"]:
