@@ -15,14 +15,24 @@
  */
 #include "gettoken_private.h"
 
+#include "http_core.h"
+#include "http_main.h"
 #include "http_request.h"
 
 
-/* check_config runs for "apachectl -t" as well as at start-up, so every
- * misconfiguration is reported by the config test, not the first request. */
+/*
+ * Keys are loaded and statements prepared in post_config, like mod_ssl's
+ * certificates: "httpd -k stop" reads the configuration too, and must not
+ * fail because a key or an HSM is unavailable at that moment.  The config
+ * test (apachectl -t) runs no post_config, so there the same checks run
+ * in check_config: every misconfiguration is reported by the config test
+ * and by start-up, never by the first request.
+ */
 static int gettoken_check_config(apr_pool_t *pconf, apr_pool_t *plog,
                                  apr_pool_t *ptemp, server_rec *s)
 {
+    if (ap_state_query(AP_SQ_RUN_MODE) != AP_SQ_RM_CONFIG_TEST)
+        return OK;
     gettoken_binding_retrieve_fns();
     return gettoken_config_finish(pconf, ptemp, s);
 }
@@ -30,16 +40,21 @@ static int gettoken_check_config(apr_pool_t *pconf, apr_pool_t *plog,
 static int gettoken_post_config(apr_pool_t *pconf, apr_pool_t *plog,
                                 apr_pool_t *ptemp, server_rec *s)
 {
+    gettoken_binding_retrieve_fns();
+    if (gettoken_config_finish(pconf, ptemp, s) != OK)
+        return HTTP_INTERNAL_SERVER_ERROR;
     gettoken_config_warn(pconf, s);
     return OK;
 }
 
 static void gettoken_register_hooks(apr_pool_t *p)
 {
-    /* statements are handed to mod_dbd here, before its post_config
-     * groups them into connection pools */
+    /* statements go to mod_dbd before its post_config groups them into
+     * connection pools */
+    static const char *const before_dbd[] = { "mod_dbd.c", NULL };
+
     ap_hook_check_config(gettoken_check_config, NULL, NULL, APR_HOOK_MIDDLE);
-    ap_hook_post_config(gettoken_post_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_post_config(gettoken_post_config, NULL, before_dbd, APR_HOOK_MIDDLE);
     /* ahead of mod_proxy, mod_cgi and every other content handler */
     ap_hook_handler(gettoken_handler, NULL, NULL, APR_HOOK_REALLY_FIRST);
     gettoken_body_register(p);

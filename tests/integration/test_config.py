@@ -1,6 +1,8 @@
 """Configuration (CONTRACT §3): misconfigurations stop `apache2 -t` and start-up
 with a line naming the directive and the vhost; per-vhost organisations."""
+import os
 import re
+import subprocess
 import time
 import uuid
 
@@ -155,3 +157,24 @@ def test_enrollment_sql_none_refuses_unverified_chain(nobind_server, client, gt)
     r = client(nobind_server, "dev_rogue").checkin(gettoken_fields(udid=dev.enrollment_id))
     assert r.status in (401, 403), r.status
     assert b"TokenData" not in r.body
+
+
+def test_stop_works_when_the_key_became_unreadable(gt):
+    """apachectl stop re-reads the configuration: a key (or HSM) that went
+    away since start-up must not keep the server from stopping."""
+    import shutil
+    key = os.path.join(gt.dir, "moving-key.pem")
+    shutil.copyfile(gt.pki.maid_rsa.key_path, key)
+    h = gt.httpd([gt.vhost(signing_key=key)]).start()
+    pid = h.pid
+    os.remove(key)
+    p = subprocess.run(["/usr/sbin/apache2", "-f", h.conf, "-k", "stop"], capture_output=True,
+                       text=True, timeout=60)
+    assert p.returncode == 0, p.stdout + p.stderr
+    deadline = time.time() + 10
+    while time.time() < deadline and h._alive(pid):
+        time.sleep(0.1)
+    assert not h._alive(pid), "httpd still running after -k stop"
+    # and the config test still reports the missing key
+    rc, out = h.configtest()
+    assert rc != 0 and "GetTokenSigningKey" in out, out

@@ -51,7 +51,7 @@ def uri(obj="abm-token", pin=PIN, module=True):
     return u + ("&module-path=" + SOFTHSM_MODULE if module else "")
 
 
-def test_maid_token_signed_inside_the_hsm(hsm, start_httpd, client, gt, monkeypatch):
+def test_maid_token_signed_inside_the_hsm(hsm, gt, client, start_httpd, monkeypatch):
     monkeypatch.setenv("SOFTHSM2_CONF", hsm)
     v = gt.vhost(signing_key='"%s"' % uri())
     h = start_httpd([v])
