@@ -25,6 +25,13 @@
  *             (full handshake, session resumption disabled).
  *   -e STR    a 200 answer whose body lacks STR is counted as "badbody".
  *
+ *   loadgen -S key.pem [-n signs] [-t seconds]
+ *             calibration: RS256/ES256 signatures (EVP_DigestSign, a fresh
+ *             context each, like a JWS signer) in one thread; prints the
+ *             CPU time per signature.  bench/run runs it on httpd's CPU
+ *             between rounds, so the cost of a signature is known at the
+ *             moment of the measurement on a machine whose speed drifts.
+ *
  * Prints one JSON object on stdout.
  */
 #define _GNU_SOURCE
@@ -50,6 +57,9 @@
 
 struct identity {
     char udid[128];
+    char *certpath, *keypath;
+    pthread_mutex_t mu;       /* loaded lazily, on first use */
+    atomic_int loaded;
     X509 *cert;
     EVP_PKEY *key;
     char *req;      /* the full HTTP request for this identity */
@@ -164,16 +174,33 @@ static void load_identities(const char *fn)
         struct identity id = {0};
         if (line[0] == '#' || sscanf(line, "%127s %2047s %2047s", id.udid, c, k) != 3)
             continue;
-        FILE *cf = fopen(c, "r"), *kf = fopen(k, "r");
-        if (!cf || !kf) { perror(c); exit(2); }
-        id.cert = PEM_read_X509(cf, NULL, NULL, NULL);
-        id.key = PEM_read_PrivateKey(kf, NULL, NULL, NULL);
-        fclose(cf); fclose(kf);
-        if (!id.cert || !id.key) die("cannot read identity certificate/key");
+        id.certpath = strdup(c);
+        id.keypath = strdup(k);
         if (nids == cap) { cap *= 2; ids = realloc(ids, cap * sizeof *ids); }
         ids[nids++] = id;
     }
     fclose(f);
+    for (int i = 0; i < nids; i++) pthread_mutex_init(&ids[i].mu, NULL);
+}
+
+/* Parsing a certificate and key costs ~0.5 ms with OpenSSL 3.0: done the
+ * first time an identity is used, outside the timed part of a request, so
+ * start-up is instant however many identities there are. */
+static void identity_load(struct identity *id)
+{
+    if (atomic_load(&id->loaded)) return;
+    pthread_mutex_lock(&id->mu);
+    if (!atomic_load(&id->loaded)) {
+        FILE *cf = fopen(id->certpath, "r"), *kf = fopen(id->keypath, "r");
+        if (!cf || !kf) { perror(id->certpath); exit(2); }
+        id->cert = PEM_read_X509(cf, NULL, NULL, NULL);
+        id->key = PEM_read_PrivateKey(kf, NULL, NULL, NULL);
+        fclose(cf); fclose(kf);
+        if (!id->cert || !id->key) die("cannot read identity certificate/key");
+        build_request(id);
+        atomic_store(&id->loaded, 1);
+    }
+    pthread_mutex_unlock(&id->mu);
 }
 
 /* --- one connection ---------------------------------------------------- */
@@ -223,7 +250,6 @@ static int conn_open(struct conn *c)
     }
     c->ssl = SSL_new(ctx);
     if (nids) {
-        c->id = &ids[atomic_fetch_add(&next_id, 1) % nids];
         if (SSL_use_certificate(c->ssl, c->id->cert) != 1 ||
             SSL_use_PrivateKey(c->ssl, c->id->key) != 1)
             die("SSL_use_certificate");
@@ -340,6 +366,10 @@ static void *worker(void *arg)
     for (;;) {
         long slot = atomic_fetch_add(&next_req, 1);
         if (slot >= opt.total + opt.warmup) break;
+        if (c->fd < 0 && nids) {
+            c->id = &ids[atomic_fetch_add(&next_id, 1) % nids];
+            identity_load(c->id);
+        }
         double t0 = now();
         if (t0 > t_deadline) break;
         if (c->fd < 0 && conn_open(c) < 0) {
@@ -377,6 +407,40 @@ static void *worker(void *arg)
     return NULL;
 }
 
+static double cpu_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static int sign_calibration(const char *keyfile)
+{
+    FILE *f = fopen(keyfile, "r");
+    if (!f) { perror(keyfile); return 2; }
+    EVP_PKEY *key = PEM_read_PrivateKey(f, NULL, NULL, NULL);
+    fclose(f);
+    if (!key) die("cannot read the signing key");
+    unsigned char in[200], sig[1024];
+    memset(in, 'a', sizeof in);
+    double w0 = now(), c0 = cpu_now(), deadline = w0 + opt.max_secs;
+    long n = 0;
+    while (n < opt.total && now() < deadline) {
+        EVP_MD_CTX *md = EVP_MD_CTX_new();
+        size_t len = sizeof sig;
+        if (EVP_DigestSignInit(md, NULL, EVP_sha256(), NULL, key) != 1 ||
+            EVP_DigestSign(md, sig, &len, in, sizeof in) != 1)
+            die("EVP_DigestSign");
+        EVP_MD_CTX_free(md);
+        n++;
+    }
+    double c1 = cpu_now(), w1 = now();
+    printf("{\"signs\": %ld, \"sign_us\": %.1f, \"wall_us\": %.1f}\n", n,
+           n ? (c1 - c0) / n * 1e6 : 0.0, n ? (w1 - w0) / n * 1e6 : 0.0);
+    EVP_PKEY_free(key);
+    return 0;
+}
+
 static int cmp_u32(const void *a, const void *b)
 {
     uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
@@ -393,9 +457,9 @@ static uint32_t pct(uint32_t *v, long n, double p)
 
 int main(int argc, char **argv)
 {
-    const char *idfile = NULL, *bodyfile = NULL, *cafile = NULL;
+    const char *idfile = NULL, *bodyfile = NULL, *cafile = NULL, *signkey = NULL;
     int ch;
-    while ((ch = getopt(argc, argv, "H:p:m:u:b:i:C:c:n:t:ke:V:w:")) != -1) {
+    while ((ch = getopt(argc, argv, "H:p:m:u:b:i:C:c:n:t:ke:V:w:S:")) != -1) {
         switch (ch) {
         case 'H': opt.host = optarg; break;
         case 'p': opt.port = atoi(optarg); break;
@@ -411,11 +475,14 @@ int main(int argc, char **argv)
         case 'e': opt.expect = optarg; break;
         case 'V': opt.tls_version = !strcmp(optarg, "1.2") ? TLS1_2_VERSION : TLS1_3_VERSION; break;
         case 'w': opt.warmup = atol(optarg); break;
+        case 'S': signkey = optarg; break;
         default:
             fprintf(stderr, "usage: see the comment at the top of loadgen.c\n");
             return 2;
         }
     }
+    if (signkey)
+        return sign_calibration(signkey);
     if (!opt.port || opt.conc < 1 || opt.total < 1 || opt.max_secs <= 0) {
         fprintf(stderr, "loadgen: -p PORT required; -c, -n, -t must be positive\n");
         return 2;
@@ -431,7 +498,7 @@ int main(int argc, char **argv)
         strcpy(ids[0].udid, "none");
         build_request(&ids[0]);
     } else {
-        for (int i = 0; i < nids; i++) build_request(&ids[i]);
+        ;   /* requests are built when an identity is first used */
     }
 
     ctx = SSL_CTX_new(TLS_client_method());
