@@ -278,6 +278,8 @@ class Httpd:
             "KeepAlive On", "MaxKeepAliveRequests 0", "KeepAliveTimeout 5", "Timeout 30",
             "TypesConfig /dev/null", "AddType application/xml .plist",
             f"DocumentRoot {w}/htdocs",
+            # as in Debian's stock apache2.conf: no .htaccess lookups per request
+            "<Directory />", "  AllowOverride None", "  Require all denied", "</Directory>",
             f"<Directory {w}/htdocs>", "  Require all granted", "</Directory>",
             "SSLSessionCache none",
             "DBDriver sqlite3", f"DBDParams {self.db}",
