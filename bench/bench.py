@@ -559,6 +559,62 @@ def sanity_check(h, pki):
 # main
 # --------------------------------------------------------------------------
 
+def profile(h, R, have_module, plan, secs):
+    """perf record -g (DWARF) on every httpd process during each kind of run;
+    perf_buckets.py sorts the stacks into module steps and Apache phases."""
+    outdir = os.path.join(BENCH, "profile")
+    os.makedirs(outdir, exist_ok=True)
+    if not shutil.which("perf"):
+        sys.exit("bench: --profile needs perf (apt-get install linux-perf)")
+    for kind in (("gettoken", "static") if have_module else ("static",)):
+        R.loadgen(f"warmup {kind} keep-alive", kind, True, *plan["warmup"])
+        R.loadgen(f"warmup {kind} new-conn", kind, False, *plan["warmup_nc"])
+    freq, dur = 999, max(secs, 4)
+    for key, kind, ka in (("gettoken_ka", "gettoken", True), ("static_ka", "static", True),
+                          ("gettoken_nc", "gettoken", False), ("static_nc", "static", False)):
+        if kind == "gettoken" and not have_module:
+            continue
+        data = os.path.join(h.work, f"perf.{key}.data")
+        pids = ",".join(str(p) for p in [h.parent()] + h.children())
+        rec = subprocess.Popen(["perf", "record", "-q", "-F", str(freq), "--call-graph",
+                                "dwarf,32768", "-p", pids, "-o", data, "--",
+                                "sleep", str(dur + 1)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(0.5)
+        r = R.loadgen(f"profile {key}", kind, ka, 10 ** 6, dur)
+        rec.wait(timeout=dur + 60)
+        script = subprocess.Popen(["perf", "script", "-i", data], stdout=subprocess.PIPE,
+                                  stderr=subprocess.DEVNULL)
+        rep = run([sys.executable, os.path.join(BENCH, "perf_buckets.py"),
+                   str(r["requests"]), str(freq)], stdin=script.stdout,
+                  capture_output=True, text=True).stdout
+        script.wait()
+        os.unlink(data)
+        txt = (f"# {key}: {r['requests']} requests, {r['rps']:.0f} rps, "
+               f"{r['cpu_us_per_req']} µs httpd CPU/req while recorded\n"
+               f"# (perf's DWARF stack copies inflate all of it; compare shares)\n" + rep)
+        open(os.path.join(outdir, f"{key}.txt"), "w").write(txt)
+        print(txt)
+    print(f"profiles in {outdir}/")
+    return 0
+
+
+def wait_quiet(limit):
+    deadline = time.time() + limit
+    while True:
+        b0, t0 = busy_ticks(), time.time()
+        time.sleep(3)
+        busy = (busy_ticks() - b0) / CLK_TCK / (time.time() - t0)
+        if busy < 0.25:
+            log(f"machine idle ({busy:.2f} CPUs busy): starting")
+            return
+        if time.time() > deadline:
+            log(f"machine still busy ({busy:.2f} CPUs) after {limit:.0f} s: starting anyway")
+            return
+        log(f"machine busy ({busy:.2f} CPUs): waiting")
+        time.sleep(7)
+
+
 def cpu_split(nproc, pin):
     if not pin or nproc < 2:
         return None, None
@@ -605,6 +661,12 @@ def main():
     ap.add_argument("--work", default="/tmp/gettoken-bench", help="work directory")
     ap.add_argument("--serve", action="store_true",
                     help="start the server, print its port, wait (for perf/callgrind), Ctrl-C stops")
+    ap.add_argument("--profile", action="store_true",
+                    help="instead of the figures: perf-record httpd during each kind of run and "
+                         "write bench/profile/<run>.txt (CPU per request by module step / Apache phase)")
+    ap.add_argument("--wait-quiet", type=float, default=0, metavar="SECONDS",
+                    help="first wait up to SECONDS for the machine to be idle "
+                         "(< 0.25 CPUs busy over 3 s); other users' load inflates CPU/req")
     ap.add_argument("--json", default=os.path.join(BENCH, "results.json"))
     a = ap.parse_args()
 
@@ -619,6 +681,8 @@ def main():
     t_begin = time.time()
     os.makedirs(a.work, exist_ok=True)
     os.chmod(a.work, 0o755)
+    if a.wait_quiet > 0:
+        wait_quiet(a.wait_quiet)
     have_module = ensure_module(not a.no_build)
     if not have_module:
         log("mod_gettoken.so not available: measuring the static baseline only")
@@ -663,6 +727,8 @@ def main():
             except KeyboardInterrupt:
                 return
         R = Runner(h, pki, client_cpus, a.concurrency)
+        if a.profile:
+            return profile(h, R, have_module, plan, secs)
         if have_module:
             res["sanity"] = sanity_check(h, pki)
             log(f"sanity: token verifies, claims {res['sanity']['claims']}")
