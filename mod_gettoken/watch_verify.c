@@ -135,49 +135,102 @@ static void purge_maybe(request_rec *r, ap_dbd_t *dbd,
                       "purged %d expired rows of gettoken_pairing_jti", nrows);
 }
 
+/*
+ * mod_dbd re-opens a broken connection in place (apr_dbd_check_conn: for
+ * pgsql PQreset, for mysql a reconnecting ping) without preparing its
+ * statements again, so after a database restart they are gone for good on
+ * that connection.  Puts ours back; returns how many were prepared.  Not
+ * for SQLite, whose statements live in the client and cannot vanish.  A
+ * subpool of the connection's pool holds them, freed at once on failure.
+ */
+static int reprepare(request_rec *r, ap_dbd_t *dbd,
+                     const struct gettoken_pairing_store *st)
+{
+    const char *sql[3] = { SQL_INSERT, SQL_SEEN, SQL_PURGE };
+    const char *label[3];
+    const char *name = apr_dbd_name(dbd->driver);
+    apr_pool_t *sub = NULL;
+    int i, done = 0;
+
+    if (!name || strncmp(name, "sqlite", 6) == 0
+        || apr_pool_create(&sub, dbd->pool) != APR_SUCCESS)
+        return 0;
+    label[0] = st->insert_label;
+    label[1] = st->seen_label;
+    label[2] = st->purge_label;
+    for (i = 0; i < 3; i++) {
+        apr_dbd_prepared_t *stmt = NULL;
+        int rv = apr_dbd_prepare(dbd->driver, sub, dbd->handle, sql[i],
+                                 label[i], &stmt);
+        if (rv == 0 && stmt) {
+            apr_hash_set(dbd->prepared, label[i], APR_HASH_KEY_STRING, stmt);
+            done++;
+        }
+        else
+            ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, GT_LOG_PREFIX
+                          "preparing %s again failed: %s", label[i],
+                          apr_dbd_error(dbd->driver, dbd->handle, rv));
+    }
+    if (!done)
+        apr_pool_destroy(sub);
+    else
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, GT_LOG_PREFIX
+                      "prepared the replay store's statements again on a "
+                      "re-opened database connection");
+    return done;
+}
+
 /* Records the jti: OK the first time, HTTP_FORBIDDEN for a replay,
  * HTTP_SERVICE_UNAVAILABLE when the database cannot say. */
 static int record_jti(request_rec *r, struct gettoken_pairing_store *st,
                       const gt_pairing_claims *c, apr_int64_t now)
 {
     ap_dbd_t *dbd = dbd_acquire ? dbd_acquire(r) : NULL;
-    apr_dbd_prepared_t *insert, *seen;
-    apr_dbd_results_t *res = NULL;
-    apr_dbd_row_t *row = NULL;
-    const char *insert_err;
-    int nrows = 0, rv, found = 0;
+    const char *expires = apr_psprintf(r->pool, "%" APR_INT64_T_FMT,
+                                       c->exp + GT_PAIRING_SKEW);
+    const char *insert_err = "the statements are not prepared on this "
+                             "connection (is the table gettoken_pairing_jti "
+                             "there? conf/schema/)";
+    int attempt;
 
     if (!dbd)
         return unavailable(r, "no database connection for the replay store "
                            "(mod_dbd: check DBDriver/DBDParams and that the "
                            "database is up)", NULL);
-    insert = statement(dbd, st->insert_label);
-    seen = statement(dbd, st->seen_label);
-    if (!insert || !seen)
-        return unavailable(r, "the replay store's statements are not prepared "
-                           "on this connection (is the table "
-                           "gettoken_pairing_jti there? conf/schema/)", NULL);
-    rv = apr_dbd_pvquery(dbd->driver, r->pool, dbd->handle, &nrows, insert,
-                         c->jti, apr_psprintf(r->pool, "%" APR_INT64_T_FMT,
-                                              c->exp + GT_PAIRING_SKEW), NULL);
-    if (rv == 0 && nrows == 1) {
-        purge_maybe(r, dbd, st, now);
-        return OK;
+    for (attempt = 0; attempt < 2; attempt++) {
+        apr_dbd_prepared_t *insert = statement(dbd, st->insert_label);
+        apr_dbd_prepared_t *seen = statement(dbd, st->seen_label);
+        apr_dbd_results_t *res = NULL;
+        apr_dbd_row_t *row = NULL;
+        int nrows = 0, rv, found = 0;
+
+        if (insert && seen) {
+            rv = apr_dbd_pvquery(dbd->driver, r->pool, dbd->handle, &nrows,
+                                 insert, c->jti, expires, NULL);
+            if (rv == 0 && nrows == 1) {
+                purge_maybe(r, dbd, st, now);
+                return OK;
+            }
+            insert_err = rv ? apr_pstrdup(r->pool, apr_dbd_error(dbd->driver,
+                                                                 dbd->handle, rv))
+                            : "no row inserted";
+            /* a unique-key violation, or a real failure?  Ask for the row.
+             * Random access (synchronous): apr_dbd_pgsql reports errors of
+             * a sequential select as "no more rows". */
+            rv = apr_dbd_pvselect(dbd->driver, r->pool, dbd->handle, &res,
+                                  seen, 1, c->jti, NULL);
+            if (rv == 0) {
+                while ((rv = apr_dbd_get_row(dbd->driver, r->pool, res, &row,
+                                             -1)) == 0)
+                    found = 1;
+                if (found)
+                    return refuse(r, "replayed", "the token was used before", c);
+                break;          /* no row: the INSERT failed for real */
+            }
+        }
+        if (attempt > 0 || !reprepare(r, dbd, st))
+            break;
     }
-    insert_err = rv ? apr_pstrdup(r->pool, apr_dbd_error(dbd->driver,
-                                                         dbd->handle, rv))
-                    : "no row inserted";
-    /* a unique-key violation, or a real failure?  Ask for the row. */
-    rv = apr_dbd_pvselect(dbd->driver, r->pool, dbd->handle, &res, seen, 0,
-                          c->jti, NULL);
-    if (rv != 0)
-        return unavailable(r, "recording the jti failed", insert_err);
-    while ((rv = apr_dbd_get_row(dbd->driver, r->pool, res, &row, -1)) == 0)
-        found = 1;
-    if (rv != -1)
-        return unavailable(r, "recording the jti failed", insert_err);
-    if (found)
-        return refuse(r, "replayed", "the token was used before", c);
     return unavailable(r, "recording the jti failed", insert_err);
 }
 
@@ -295,8 +348,10 @@ static int watch_verify_handler(request_rec *r)
     if (!r->handler || strcmp(r->handler, VERIFY_HANDLER) != 0)
         return DECLINED;
     r->allowed |= (AP_METHOD_BIT << M_POST);
-    if (r->method_number != M_POST)
+    if (r->method_number != M_POST) {
+        ap_allow_methods(r, REPLACE_ALLOW, "POST", NULL);
         return HTTP_METHOD_NOT_ALLOWED;
+    }
     conf = gettoken_server_config(r->server);
     status = read_body(r, conf ? conf->max_body : GT_DEFAULT_MAX_BODY,
                        &body, &len);
