@@ -265,6 +265,10 @@ apr_array_header_t *gt_json_parse_object(apr_pool_t *pool, const char *buf,
             apr_size_t name_len;
 
             memset(&m, 0, sizeof(m));
+            if (obj->nelts >= max_members) {
+                *why = "too many JSON members";
+                return NULL;
+            }
             if (c.p >= c.end || *c.p != '"') {
                 *why = "a JSON member name is not a string";
                 return NULL;
@@ -284,10 +288,6 @@ apr_array_header_t *gt_json_parse_object(apr_pool_t *pool, const char *buf,
             skip_ws(&c);
             if (parse_value(pool, &c, &m, why) != 0)
                 return NULL;
-            if (obj->nelts >= max_members) {
-                *why = "too many JSON members";
-                return NULL;
-            }
             *(gt_json_member *)apr_array_push(obj) = m;
             skip_ws(&c);
             if (c.p < c.end && *c.p == ',') {
