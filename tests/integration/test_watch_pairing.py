@@ -477,8 +477,15 @@ def concurrent_verifies(gt, ports, token, watch, secret, n):
             except (OSError, ssl.SSLError):
                 c.close()     # a parked connection the server let go: reconnect below
             barrier.wait(timeout=60)
-            statuses[i] = c.request(body, method="POST", path=VERIFY_PATH,
-                                    content_type="application/xml").status
+            try:
+                statuses[i] = c.request(body, method="POST", path=VERIFY_PATH,
+                                        content_type="application/xml").status
+            except ssl.SSLEOFError:
+                # the server had closed the parked keep-alive connection before
+                # reading the request: it never saw it, send it again
+                c.close()
+                statuses[i] = c.request(body, method="POST", path=VERIFY_PATH,
+                                        content_type="application/xml").status
         except Exception as e:     # noqa: BLE001 - reported by the assertion below
             errors.append(repr(e))
         finally:
@@ -509,8 +516,8 @@ def test_fifty_concurrent_verifies_one_success(gt, pairing, nodes):
 
 def test_concurrent_verifies_sqlite_one_success(gt, pairing):
     token, watch, secret = pairing.issue(gt)
-    statuses = concurrent_verifies(gt, [pairing.watch.port], token, watch, secret, 12)
-    assert sorted(statuses) == [200] + [403] * 11, statuses
+    statuses = concurrent_verifies(gt, [pairing.watch.port], token, watch, secret, 8)
+    assert sorted(statuses) == [200] + [403] * 7, statuses
 
 
 def test_expired_rows_purged(gt, pairing, pg):
