@@ -94,7 +94,7 @@ static int refuse(request_rec *r, const char *reason, const char *detail,
                   c && c->iss ? "; iss " : "",
                   c && c->iss ? ap_escape_logitem(r->pool, c->iss) : "",
                   c && c->jti ? ", jti " : "",
-                  c && c->jti ? c->jti : "");
+                  c && c->jti ? ap_escape_logitem(r->pool, c->jti) : "");
     return HTTP_FORBIDDEN;
 }
 
