@@ -317,6 +317,9 @@ static int finish_vhost(apr_pool_t *pconf, server_rec *s,
             return !OK;
         }
     }
+    if (conf->pairing_trust_keys->nelts
+        && gettoken_watch_prepare(s, conf, pconf) != OK)
+        return !OK;
     return OK;
 }
 

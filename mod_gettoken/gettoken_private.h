@@ -59,6 +59,7 @@ typedef struct {
     gettoken_key pairing;              /* GetTokenWatchPairingKey */
     apr_array_header_t *pairing_trust_files;  /* const char * */
     apr_array_header_t *pairing_trust_keys;   /* EVP_PKEY *, at start-up */
+    struct gettoken_pairing_store *pairing_store;  /* watch_verify.c */
     apr_int64_t pairing_lifetime;
     int pairing_lifetime_set;
     apr_size_t max_body;
@@ -122,5 +123,15 @@ int gettoken_handler(request_rec *r);
 
 /* service_maid.c: com.apple.maid, an implementation of the public hook. */
 int gettoken_maid_generate(const gettoken_request *req, gettoken_token *tok);
+
+/* service_watch_pairing.c: com.apple.watch.pairing, the phone's side. */
+int gettoken_watch_pairing_generate(const gettoken_request *req,
+                                    gettoken_token *tok);
+
+/* watch_verify.c: the watch's side, optional function and handler. */
+void gettoken_watch_register(apr_pool_t *p);
+/* Checks the trust keys, prepares the replay store's statements. */
+int gettoken_watch_prepare(server_rec *s, gettoken_server_conf *conf,
+                           apr_pool_t *p);
 
 #endif

@@ -11,6 +11,7 @@
  *   gettoken_identity.c  the device identity certificate
  *   gettoken_binding.c   identity <-> enrollment through mod_dbd
  *   service_*.c          the built-in token services (hook providers)
+ *   watch_verify.c       watch pairing tokens, the verifying side
  *   core/, jose/         parsing, tokens and crypto, free of httpd
  */
 #include "gettoken_private.h"
@@ -61,6 +62,9 @@ static void gettoken_register_hooks(apr_pool_t *p)
 
     gettoken_hook_generate_token(gettoken_maid_generate, NULL, NULL,
                                  APR_HOOK_MIDDLE);
+    gettoken_hook_generate_token(gettoken_watch_pairing_generate, NULL, NULL,
+                                 APR_HOOK_MIDDLE);
+    gettoken_watch_register(p);
 }
 
 AP_DECLARE_MODULE(gettoken) = {

@@ -1,5 +1,5 @@
 /*
- * gt_jose.c - base64url, JSON strings, JWS signing, UUIDs.
+ * gt_jose.c - base64url, JSON strings, JWS signing and verification, UUIDs.
  */
 #include "gt_jose.h"
 
@@ -7,7 +7,10 @@
 
 #include "apr_strings.h"
 
+#include "gt_json.h"
+
 #include <openssl/core_names.h>
+#include <openssl/err.h>
 #include <openssl/ecdsa.h>
 #include <openssl/rand.h>
 
@@ -195,6 +198,170 @@ const char *gt_jws_sign(apr_pool_t *pool, EVP_PKEY *key, const char *alg,
 done:
     EVP_MD_CTX_free(md);
     return token;
+}
+
+/* ES256: r||s (32 bytes each) to the DER ECDSA-Sig-Value OpenSSL verifies. */
+static unsigned char *ecdsa_raw_to_der(apr_pool_t *pool, const unsigned char *raw,
+                                       size_t *der_len)
+{
+    ECDSA_SIG *sig = ECDSA_SIG_new();
+    BIGNUM *r = BN_bin2bn(raw, 32, NULL), *s = BN_bin2bn(raw + 32, 32, NULL);
+    unsigned char *der = NULL, *out = NULL;
+    int n;
+
+    if (!sig || !r || !s || ECDSA_SIG_set0(sig, r, s) != 1) {
+        BN_free(r);
+        BN_free(s);
+        ECDSA_SIG_free(sig);
+        return NULL;
+    }
+    n = i2d_ECDSA_SIG(sig, &der);    /* sig owns r and s now */
+    ECDSA_SIG_free(sig);
+    if (n <= 0)
+        return NULL;
+    out = apr_pmemdup(pool, der, (apr_size_t)n);
+    OPENSSL_free(der);
+    *der_len = (size_t)n;
+    return out;
+}
+
+static int verify_with_key(apr_pool_t *pool, EVP_PKEY *key, const char *alg,
+                           const char *input, apr_size_t input_len,
+                           const unsigned char *sig, apr_size_t sig_len)
+{
+    EVP_MD_CTX *md;
+    const unsigned char *vsig = sig;
+    size_t vlen = sig_len;
+    int ok;
+
+    if (strcmp(alg, "RS256") == 0) {
+        if ((int)sig_len != EVP_PKEY_get_size(key))
+            return 0;
+    }
+    else {
+        if (sig_len != 64 || !(vsig = ecdsa_raw_to_der(pool, sig, &vlen)))
+            return 0;
+    }
+    md = EVP_MD_CTX_new();
+    if (!md)
+        return 0;
+    ok = EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL, key) == 1
+         && EVP_DigestVerify(md, vsig, vlen, (const unsigned char *)input,
+                             input_len) == 1;
+    EVP_MD_CTX_free(md);
+    return ok;
+}
+
+/* The header: {"alg": RS256|ES256} plus optional "typ":"JWT" and "kid". */
+static gt_jws_result check_header(apr_pool_t *pool, const unsigned char *hdr,
+                                  apr_size_t len, const char **alg,
+                                  const char **why)
+{
+    apr_array_header_t *obj = gt_json_parse_object(pool, (const char *)hdr,
+                                                   len, 4, why);
+    const gt_json_member *m;
+    int i;
+
+    if (!obj)
+        return GT_JWS_MALFORMED;
+    for (i = 0; i < obj->nelts; i++) {
+        m = &APR_ARRAY_IDX(obj, i, gt_json_member);
+        if (strcmp(m->name, "alg") && strcmp(m->name, "typ")
+            && strcmp(m->name, "kid")) {
+            *why = "the JWS header has a member other than alg, typ and kid";
+            return GT_JWS_MALFORMED;
+        }
+        if (m->type != GT_JSON_STRING) {
+            *why = "a JWS header member is not a string";
+            return GT_JWS_MALFORMED;
+        }
+    }
+    m = gt_json_get(obj, "typ");
+    if (m && strcmp(m->str, "JWT") != 0) {
+        *why = "the JWS header's typ is not JWT";
+        return GT_JWS_MALFORMED;
+    }
+    m = gt_json_get(obj, "alg");
+    if (!m) {
+        *why = "the JWS header has no alg";
+        return GT_JWS_MALFORMED;
+    }
+    if (strcmp(m->str, "RS256") != 0 && strcmp(m->str, "ES256") != 0) {
+        *why = "the JWS alg is not RS256 or ES256 (none, HS* and others "
+               "are refused)";
+        return GT_JWS_ALG_REFUSED;
+    }
+    *alg = m->str;
+    return GT_JWS_VALID;
+}
+
+gt_jws_result gt_jws_verify(apr_pool_t *pool, const char *token,
+                            apr_size_t len, const apr_array_header_t *keys,
+                            const char **payload, apr_size_t *payload_len,
+                            const char **why)
+{
+    const char *dot1, *dot2, *alg = NULL;
+    unsigned char *hdr, *body, *sig;
+    apr_size_t hdr_len, body_len, sig_len;
+    apr_size_t h64, p64, s64;
+    gt_jws_result res;
+    int i, tried = 0;
+
+    if (len == 0 || len > GT_JWS_MAX_TOKEN) {
+        *why = "the token is empty or longer than any pairing token";
+        return GT_JWS_MALFORMED;
+    }
+    dot1 = memchr(token, '.', len);
+    dot2 = dot1 ? memchr(dot1 + 1, '.', len - (apr_size_t)(dot1 + 1 - token))
+                : NULL;
+    if (!dot2 || memchr(dot2 + 1, '.', len - (apr_size_t)(dot2 + 1 - token))) {
+        *why = "the token is not a compact JWS (three dot-separated parts)";
+        return GT_JWS_MALFORMED;
+    }
+    h64 = (apr_size_t)(dot1 - token);
+    p64 = (apr_size_t)(dot2 - dot1 - 1);
+    s64 = len - (apr_size_t)(dot2 + 1 - token);
+    if (h64 == 0 || p64 == 0 || s64 == 0
+        || h64 > GT_JWS_MAX_HEADER * 4 / 3 + 4
+        || p64 > GT_JWS_MAX_PAYLOAD * 4 / 3 + 4) {
+        *why = "a JWS part is empty or too long";
+        return GT_JWS_MALFORMED;
+    }
+    if (gt_b64url_decode(pool, token, h64, &hdr, &hdr_len) != 0
+        || gt_b64url_decode(pool, dot1 + 1, p64, &body, &body_len) != 0
+        || gt_b64url_decode(pool, dot2 + 1, s64, &sig, &sig_len) != 0) {
+        *why = "a JWS part is not strict base64url";
+        return GT_JWS_MALFORMED;
+    }
+    res = check_header(pool, hdr, hdr_len, &alg, why);
+    if (res != GT_JWS_VALID)
+        return res;
+
+    for (i = 0; keys && i < keys->nelts; i++) {
+        EVP_PKEY *key = APR_ARRAY_IDX(keys, i, EVP_PKEY *);
+        const char *key_why = NULL;
+        const char *key_alg = gt_jws_alg_for_key(key, &key_why);
+
+        if (!key_alg || strcmp(key_alg, alg) != 0)
+            continue;
+        tried++;
+        if (verify_with_key(pool, key, alg, token, (apr_size_t)(dot2 - token),
+                            sig, sig_len)) {
+            ERR_clear_error();
+            body[body_len] = '\0';      /* the decoder left room for it */
+            *payload = (const char *)body;
+            *payload_len = body_len;
+            return GT_JWS_VALID;
+        }
+    }
+    ERR_clear_error();
+    if (!tried) {
+        *why = apr_psprintf(pool, "no trusted key can verify %s", alg);
+        return GT_JWS_NO_KEY;
+    }
+    *why = "no trusted key verifies the signature (untrusted issuer or "
+           "altered token)";
+    return GT_JWS_BAD_SIGNATURE;
 }
 
 int gt_uuid_v4(char out[37])

@@ -7,6 +7,7 @@
 #define GT_JOSE_H
 
 #include "apr_pools.h"
+#include "apr_tables.h"
 #include <openssl/evp.h>
 
 /* base64url without padding (RFC 7515 §2). */
@@ -31,6 +32,31 @@ const char *gt_jws_alg_for_key(EVP_PKEY *key, const char **why);
  */
 const char *gt_jws_sign(apr_pool_t *pool, EVP_PKEY *key, const char *alg,
                         const char *claims_json, const char **why);
+
+/*
+ * Strict compact JWS verification against a set of trusted public keys
+ * (EVP_PKEY *).  The header must be a flat JSON object with "alg" RS256 or
+ * ES256 and at most "typ" ("JWT") and "kid" besides; "none", HS*, any other
+ * alg and any other header member (crit, jwk, jku, x5u, ...) are refused.
+ * RS256 is tried only with RSA keys of >= 2048 bits, ES256 only with EC
+ * P-256 keys (signature r||s, 64 bytes).  Sizes are bounded.  On
+ * GT_JWS_VALID, *payload (NUL-terminated, from pool) and *payload_len hold
+ * the decoded payload; otherwise *why says why (no token bytes in it).
+ */
+#define GT_JWS_MAX_TOKEN   8192
+#define GT_JWS_MAX_HEADER  512
+#define GT_JWS_MAX_PAYLOAD 4096
+typedef enum {
+    GT_JWS_VALID = 0,
+    GT_JWS_MALFORMED,      /* not a well-formed compact JWS */
+    GT_JWS_ALG_REFUSED,    /* alg other than RS256 / ES256 */
+    GT_JWS_NO_KEY,         /* no trusted key of the alg's type */
+    GT_JWS_BAD_SIGNATURE   /* no trusted key verifies the signature */
+} gt_jws_result;
+gt_jws_result gt_jws_verify(apr_pool_t *pool, const char *token,
+                            apr_size_t len, const apr_array_header_t *keys,
+                            const char **payload, apr_size_t *payload_len,
+                            const char **why);
 
 /* A random (RFC 4122 version 4) UUID, lowercase, from OpenSSL's CSPRNG.
  * Returns 0, or -1 when the CSPRNG fails. */

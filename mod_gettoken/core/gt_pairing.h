@@ -1,0 +1,102 @@
+/*
+ * gt_pairing.h - the com.apple.watch.pairing token (CONTRACT §5), free of
+ * httpd: building and signing the claims on the phone MDM's side; on the
+ * watch MDM's side, checking the claims of a token whose signature
+ * gt_jws_verify accepted, and the verify endpoint's request and answer.
+ *
+ * Claims: iss, iat, exp, jti (random UUID v4), service_type
+ * ("com.apple.watch.pairing"), phone_udid, watch_udid and sth, the
+ * unpadded base64url SHA-256 of the SecurityToken, so that the token binds
+ * the watch's secret without carrying it.
+ */
+#ifndef GT_PAIRING_H
+#define GT_PAIRING_H
+
+#include "apr_pools.h"
+#include <openssl/evp.h>
+
+#include "gt_plist_bounds.h"
+
+#define GT_PAIRING_SERVICE      "com.apple.watch.pairing"
+/* Clock difference tolerated between the phone's and the watch's MDM. */
+#define GT_PAIRING_SKEW         60
+/* exp - iat above this is refused (GetTokenWatchPairingLifetime's max). */
+#define GT_PAIRING_MAX_LIFETIME 86400
+/* Longest PhoneUDID / WatchUDID / iss accepted (real UDIDs have 25-40). */
+#define GT_PAIRING_MAX_ID       128
+/* Longest SecurityToken accepted. */
+#define GT_PAIRING_MAX_SECRET   4096
+
+typedef struct gt_pairing_claims {
+    const char *iss;
+    apr_int64_t iat;
+    apr_int64_t exp;
+    const char *jti;
+    const char *phone_udid;
+    const char *watch_udid;
+    const char *sth;
+} gt_pairing_claims;
+
+/* base64url(SHA-256(security_token)), 43 characters; NULL on failure. */
+const char *gt_pairing_sth(apr_pool_t *pool, const char *security_token);
+
+/* 1 when `s` is a usable identifier: 1..GT_PAIRING_MAX_ID bytes, printable
+ * ASCII without spaces. */
+int gt_pairing_id_ok(const char *s);
+
+/*
+ * Signs a pairing token issued by `iss` at `now`, valid `lifetime`
+ * seconds, with a fresh jti (returned in jti_out).  NULL with *why.
+ */
+const char *gt_pairing_token(apr_pool_t *pool, EVP_PKEY *key, const char *alg,
+                             const char *iss, apr_int64_t now,
+                             apr_int64_t lifetime, const char *phone_udid,
+                             const char *watch_udid,
+                             const char *security_token, char jti_out[37],
+                             const char **why);
+
+typedef enum {
+    GT_PAIRING_OK = 0,
+    GT_PAIRING_MALFORMED,       /* claims missing, mistyped, not JSON */
+    GT_PAIRING_WRONG_SERVICE,   /* service_type is not ours */
+    GT_PAIRING_NOT_YET_VALID,   /* iat in the future beyond the skew */
+    GT_PAIRING_EXPIRED,         /* exp passed beyond the skew */
+    GT_PAIRING_BAD_LIFETIME,    /* exp <= iat, or exp - iat absurd */
+    GT_PAIRING_WATCH_MISMATCH,  /* watch_udid is not the WatchUDID given */
+    GT_PAIRING_STH_MISMATCH     /* sth is not the given SecurityToken's */
+} gt_pairing_result;
+
+/*
+ * Checks the verified payload of a pairing token at `now` against the
+ * WatchUDID and SecurityToken the watch presented.  Fills *out as far as
+ * it got (for logging) and sets *why (no secret or token in it).
+ */
+gt_pairing_result gt_pairing_check(apr_pool_t *pool, const char *payload,
+                                   apr_size_t len, apr_int64_t now,
+                                   const char *watch_udid,
+                                   const char *security_token,
+                                   gt_pairing_claims *out, const char **why);
+
+/* Short word for a result, for log lines: "expired", "UDID mismatch"... */
+const char *gt_pairing_reason(gt_pairing_result res);
+
+/*
+ * The body of a verify request: a plist dict with TokenData (<data> or
+ * <string>), WatchUDID and SecurityToken (strings).  Structural limits are
+ * checked before libplist parses.  Returns 0, or -1 with *why.
+ */
+int gt_pairing_parse_verify_request(apr_pool_t *pool, const char *buf,
+                                    apr_size_t len,
+                                    const gt_plist_limits *lim,
+                                    const char **token,
+                                    const char **watch_udid,
+                                    const char **security_token,
+                                    const char **why);
+
+/* The verify answer: an XML plist dict {PhoneUDID, Issuer}. */
+const char *gt_pairing_verify_response_xml(apr_pool_t *pool,
+                                           const char *phone_udid,
+                                           const char *issuer,
+                                           apr_size_t *out_len);
+
+#endif

@@ -1,0 +1,83 @@
+/*
+ * service_watch_pairing.c - com.apple.watch.pairing, the phone MDM's side:
+ * the phone asks for a token proving that the watch it is paired with
+ * belongs to a phone enrolled here (spec: "Support Apple Watch pairing").
+ * An ordinary implementation of the public gettoken_generate_token hook;
+ * the token format is in core/gt_pairing.c, the watch MDM's side in
+ * watch_verify.c.
+ */
+#include "gettoken_private.h"
+
+#include "apr_strings.h"
+#include "apr_time.h"
+#include "http_protocol.h"
+
+#include "core/gt_pairing.h"
+
+APLOG_USE_MODULE(gettoken);
+
+static int refuse(request_rec *r, int status, const char *why)
+{
+    ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, GT_LOG_PREFIX
+                  "GetToken refused (%d): " GETTOKEN_SERVICE_WATCH_PAIRING
+                  ": %s", status, why);
+    return status;
+}
+
+int gettoken_watch_pairing_generate(const gettoken_request *req,
+                                    gettoken_token *tok)
+{
+    request_rec *r = req->r;
+    const gettoken_server_conf *conf;
+    const char *security_token = NULL, *phone = NULL, *watch = NULL;
+    const char *token, *why = NULL;
+    char *jti;
+
+    if (strcmp(req->service_type, GETTOKEN_SERVICE_WATCH_PAIRING) != 0)
+        return DECLINED;
+    conf = gettoken_server_config(r->server);
+
+    if (req->token_parameters) {
+        security_token = apr_table_get(req->token_parameters, "SecurityToken");
+        phone = apr_table_get(req->token_parameters, "PhoneUDID");
+        watch = apr_table_get(req->token_parameters, "WatchUDID");
+    }
+    if (!security_token || !*security_token || !phone || !*phone
+        || !watch || !*watch)
+        return refuse(r, HTTP_BAD_REQUEST, "TokenParameters must hold "
+                      "SecurityToken, PhoneUDID and WatchUDID");
+    if (strlen(security_token) > GT_PAIRING_MAX_SECRET)
+        return refuse(r, HTTP_BAD_REQUEST, "SecurityToken is too long");
+    if (!gt_pairing_id_ok(phone) || !gt_pairing_id_ok(watch))
+        return refuse(r, HTTP_BAD_REQUEST, "PhoneUDID or WatchUDID is not a "
+                      "plausible device identifier");
+    /* the phone vouches only for itself: the authenticated enrollment */
+    if (!req->udid || strcmp(phone, req->udid) != 0)
+        return refuse(r, HTTP_FORBIDDEN, apr_psprintf(r->pool,
+                      "UDID mismatch: PhoneUDID %s is not the UDID of the "
+                      "authenticated enrollment %s",
+                      ap_escape_logitem(r->pool, phone),
+                      ap_escape_logitem(r->pool, req->enrollment_id)));
+    if (!conf->pairing.key || !conf->server_uuid)
+        return refuse(r, HTTP_INTERNAL_SERVER_ERROR, "no "
+                      "GetTokenWatchPairingKey (or GetTokenSigningKey) and "
+                      "GetTokenServerUUID for this virtual host");
+
+    jti = apr_palloc(r->pool, 37);
+    token = gt_pairing_token(r->pool, conf->pairing.key, conf->pairing.alg,
+                             conf->server_uuid, apr_time_sec(apr_time_now()),
+                             conf->pairing_lifetime, phone, watch,
+                             security_token, jti, &why);
+    if (!token) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, GT_LOG_PREFIX
+                      "GetToken failed (500): signing the "
+                      GETTOKEN_SERVICE_WATCH_PAIRING " token with %s failed: "
+                      "%s", conf->pairing.where ? conf->pairing.where : "?",
+                      why);
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    tok->data = token;
+    tok->len = strlen(token);
+    tok->jti = jti;
+    return OK;
+}

@@ -1,0 +1,400 @@
+/*
+ * watch_verify.c - com.apple.watch.pairing, the watch MDM's side.
+ *
+ * The optional function gettoken_watch_verify (mod_gettoken.h) checks a
+ * pairing token against the GetTokenWatchPairingTrust keys of r->server,
+ * its claims (core/gt_pairing.c), and single use: the jti is INSERTed
+ * through mod_dbd into gettoken_pairing_jti, whose primary key makes the
+ * second use fail atomically on every node sharing the database.  The
+ * handler "gettoken-watch-verify" offers the same over HTTP:
+ *   POST plist {TokenData, WatchUDID, SecurityToken}
+ *     -> 200 plist {PhoneUDID, Issuer} | 400 | 403 | 503 + Retry-After
+ */
+#include "gettoken_private.h"
+
+#include "apr_atomic.h"
+#include "apr_dbd.h"
+#include "apr_strings.h"
+#include "http_protocol.h"
+#include "http_request.h"
+#include "mod_dbd.h"
+
+#include "core/gt_pairing.h"
+#include "jose/gt_jose.h"
+
+APLOG_USE_MODULE(gettoken);
+
+#define VERIFY_HANDLER "gettoken-watch-verify"
+/* Seconds between purges of expired jti rows, per process and vhost. */
+#define PURGE_INTERVAL 60
+
+#define SQL_INSERT "INSERT INTO gettoken_pairing_jti (jti, expires_at) " \
+                   "VALUES (%s, %lld)"
+#define SQL_SEEN   "SELECT 1 FROM gettoken_pairing_jti WHERE jti = %s"
+#define SQL_PURGE  "DELETE FROM gettoken_pairing_jti WHERE expires_at < %lld"
+
+/* The replay store of one vhost: mod_dbd labels of its statements. */
+struct gettoken_pairing_store {
+    const char *insert_label;
+    const char *seen_label;
+    const char *purge_label;
+    apr_uint32_t next_purge;    /* unix seconds (low 32 bits) */
+};
+
+static APR_OPTIONAL_FN_TYPE(ap_dbd_prepare) *dbd_prepare;
+static APR_OPTIONAL_FN_TYPE(ap_dbd_acquire) *dbd_acquire;
+static APR_OPTIONAL_FN_TYPE(gettoken_watch_verify) *verify_fn;
+
+static const gt_plist_limits verify_limits = { 8, 256 };
+
+int gettoken_watch_prepare(server_rec *s, gettoken_server_conf *conf,
+                           apr_pool_t *p)
+{
+    static unsigned label_num = 0;
+    struct gettoken_pairing_store *st;
+    int i;
+
+    for (i = 0; i < conf->pairing_trust_keys->nelts; i++) {
+        const char *why = NULL;
+        if (!gt_jws_alg_for_key(APR_ARRAY_IDX(conf->pairing_trust_keys, i,
+                                              EVP_PKEY *), &why)) {
+            ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, GT_LOG_PREFIX
+                         "GetTokenWatchPairingTrust in %s: key %d: %s",
+                         gettoken_vhost_name(s, p), i + 1, why);
+            return !OK;
+        }
+    }
+    dbd_prepare = APR_RETRIEVE_OPTIONAL_FN(ap_dbd_prepare);
+    dbd_acquire = APR_RETRIEVE_OPTIONAL_FN(ap_dbd_acquire);
+    if (!dbd_prepare || !dbd_acquire) {
+        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, GT_LOG_PREFIX
+                     "GetTokenWatchPairingTrust in %s needs mod_dbd to record "
+                     "used pairing tokens: load it (LoadModule dbd_module) and "
+                     "set DBDriver/DBDParams", gettoken_vhost_name(s, p));
+        return !OK;
+    }
+    st = apr_pcalloc(p, sizeof(*st));
+    st->insert_label = apr_psprintf(p, "gettoken_pairing_insert_%u", label_num);
+    st->seen_label = apr_psprintf(p, "gettoken_pairing_seen_%u", label_num);
+    st->purge_label = apr_psprintf(p, "gettoken_pairing_purge_%u", label_num);
+    label_num++;
+    dbd_prepare(s, SQL_INSERT, st->insert_label);
+    dbd_prepare(s, SQL_SEEN, st->seen_label);
+    dbd_prepare(s, SQL_PURGE, st->purge_label);
+    conf->pairing_store = st;
+    return OK;
+}
+
+static int refuse(request_rec *r, const char *reason, const char *detail,
+                  const gt_pairing_claims *c)
+{
+    ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, GT_LOG_PREFIX
+                  "watch pairing token refused (403): %s: %s%s%s%s%s",
+                  reason, detail,
+                  c && c->iss ? "; iss " : "",
+                  c && c->iss ? ap_escape_logitem(r->pool, c->iss) : "",
+                  c && c->jti ? ", jti " : "",
+                  c && c->jti ? ap_escape_logitem(r->pool, c->jti) : "");
+    return HTTP_FORBIDDEN;
+}
+
+static int unavailable(request_rec *r, const char *why, const char *detail)
+{
+    apr_table_setn(r->err_headers_out, "Retry-After", GT_RETRY_AFTER);
+    ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, GT_LOG_PREFIX
+                  "watch pairing verification failed (503): %s%s%s", why,
+                  detail ? ": " : "", detail ? detail : "");
+    return HTTP_SERVICE_UNAVAILABLE;
+}
+
+static apr_dbd_prepared_t *statement(ap_dbd_t *dbd, const char *label)
+{
+    return apr_hash_get(dbd->prepared, label, APR_HASH_KEY_STRING);
+}
+
+/* Deletes expired rows, at most once per PURGE_INTERVAL per process. */
+static void purge_maybe(request_rec *r, ap_dbd_t *dbd,
+                        struct gettoken_pairing_store *st, apr_int64_t now)
+{
+    apr_uint32_t due = apr_atomic_read32(&st->next_purge);
+    apr_dbd_prepared_t *stmt = statement(dbd, st->purge_label);
+    int nrows = 0, rv;
+
+    if ((apr_uint32_t)now < due || !stmt
+        || apr_atomic_cas32(&st->next_purge, (apr_uint32_t)now + PURGE_INTERVAL,
+                            due) != due)
+        return;     /* not yet, or another thread does it */
+    rv = apr_dbd_pvquery(dbd->driver, r->pool, dbd->handle, &nrows, stmt,
+                         apr_psprintf(r->pool, "%" APR_INT64_T_FMT, now), NULL);
+    if (rv != 0)
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, GT_LOG_PREFIX
+                      "purging expired rows of gettoken_pairing_jti failed: %s",
+                      apr_dbd_error(dbd->driver, dbd->handle, rv));
+    else if (nrows > 0)
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, GT_LOG_PREFIX
+                      "purged %d expired rows of gettoken_pairing_jti", nrows);
+}
+
+/*
+ * mod_dbd re-opens a broken connection in place (apr_dbd_check_conn: for
+ * pgsql PQreset, for mysql a reconnecting ping) without preparing its
+ * statements again, so after a database restart they are gone for good on
+ * that connection.  Puts ours back; returns how many were prepared.  Not
+ * for SQLite, whose statements live in the client and cannot vanish.  A
+ * subpool of the connection's pool holds them, freed at once on failure.
+ */
+static int reprepare(request_rec *r, ap_dbd_t *dbd,
+                     const struct gettoken_pairing_store *st)
+{
+    const char *sql[3] = { SQL_INSERT, SQL_SEEN, SQL_PURGE };
+    const char *label[3];
+    const char *name = apr_dbd_name(dbd->driver);
+    apr_pool_t *sub = NULL;
+    int i, done = 0;
+
+    if (!name || strncmp(name, "sqlite", 6) == 0
+        || apr_pool_create(&sub, dbd->pool) != APR_SUCCESS)
+        return 0;
+    label[0] = st->insert_label;
+    label[1] = st->seen_label;
+    label[2] = st->purge_label;
+    for (i = 0; i < 3; i++) {
+        apr_dbd_prepared_t *stmt = NULL;
+        int rv = apr_dbd_prepare(dbd->driver, sub, dbd->handle, sql[i],
+                                 label[i], &stmt);
+        if (rv == 0 && stmt) {
+            apr_hash_set(dbd->prepared, label[i], APR_HASH_KEY_STRING, stmt);
+            done++;
+        }
+        else
+            ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, GT_LOG_PREFIX
+                          "preparing %s again failed: %s", label[i],
+                          apr_dbd_error(dbd->driver, dbd->handle, rv));
+    }
+    if (!done)
+        apr_pool_destroy(sub);
+    else
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, GT_LOG_PREFIX
+                      "prepared the replay store's statements again on a "
+                      "re-opened database connection");
+    return done;
+}
+
+/* Records the jti: OK the first time, HTTP_FORBIDDEN for a replay,
+ * HTTP_SERVICE_UNAVAILABLE when the database cannot say. */
+static int record_jti(request_rec *r, struct gettoken_pairing_store *st,
+                      const gt_pairing_claims *c, apr_int64_t now)
+{
+    ap_dbd_t *dbd = dbd_acquire ? dbd_acquire(r) : NULL;
+    const char *expires = apr_psprintf(r->pool, "%" APR_INT64_T_FMT,
+                                       c->exp + GT_PAIRING_SKEW);
+    const char *insert_err = "the statements are not prepared on this "
+                             "connection (is the table gettoken_pairing_jti "
+                             "there? conf/schema/)";
+    int attempt;
+
+    if (!dbd)
+        return unavailable(r, "no database connection for the replay store "
+                           "(mod_dbd: check DBDriver/DBDParams and that the "
+                           "database is up)", NULL);
+    for (attempt = 0; attempt < 2; attempt++) {
+        apr_dbd_prepared_t *insert = statement(dbd, st->insert_label);
+        apr_dbd_prepared_t *seen = statement(dbd, st->seen_label);
+        apr_dbd_results_t *res = NULL;
+        apr_dbd_row_t *row = NULL;
+        int nrows = 0, rv, found = 0;
+
+        if (insert && seen) {
+            rv = apr_dbd_pvquery(dbd->driver, r->pool, dbd->handle, &nrows,
+                                 insert, c->jti, expires, NULL);
+            if (rv == 0 && nrows == 1) {
+                purge_maybe(r, dbd, st, now);
+                return OK;
+            }
+            insert_err = rv ? apr_pstrdup(r->pool, apr_dbd_error(dbd->driver,
+                                                                 dbd->handle, rv))
+                            : "no row inserted";
+            /* a unique-key violation, or a real failure?  Ask for the row.
+             * Random access (synchronous): apr_dbd_pgsql reports errors of
+             * a sequential select as "no more rows". */
+            rv = apr_dbd_pvselect(dbd->driver, r->pool, dbd->handle, &res,
+                                  seen, 1, c->jti, NULL);
+            if (rv == 0) {
+                while ((rv = apr_dbd_get_row(dbd->driver, r->pool, res, &row,
+                                             -1)) == 0)
+                    found = 1;
+                if (found)
+                    return refuse(r, "replayed", "the token was used before", c);
+                break;          /* no row: the INSERT failed for real */
+            }
+        }
+        if (attempt > 0 || !reprepare(r, dbd, st))
+            break;
+    }
+    return unavailable(r, "recording the jti failed", insert_err);
+}
+
+static int gettoken_watch_verify(request_rec *r, const char *token,
+                                 const char *watch_udid,
+                                 const char *security_token,
+                                 const char **phone_udid, const char **issuer)
+{
+    const gettoken_server_conf *conf = gettoken_server_config(r->server);
+    const char *payload = NULL, *why = NULL;
+    apr_size_t payload_len = 0;
+    apr_int64_t now = apr_time_sec(apr_time_now());
+    gt_pairing_claims claims;
+    gt_pairing_result pres;
+    int status;
+
+    if (!token || !watch_udid || !security_token || !phone_udid || !issuer)
+        return refuse(r, "malformed request", "token, WatchUDID or "
+                      "SecurityToken missing", NULL);
+    if (!conf || !conf->pairing_trust_keys || !conf->pairing_trust_keys->nelts
+        || !conf->pairing_store)
+        return refuse(r, "untrusted issuer", "no GetTokenWatchPairingTrust is "
+                      "configured for this virtual host", NULL);
+
+    switch (gt_jws_verify(r->pool, token, strlen(token),
+                          conf->pairing_trust_keys, &payload, &payload_len,
+                          &why)) {
+    case GT_JWS_VALID:
+        break;
+    case GT_JWS_MALFORMED:
+        return refuse(r, "malformed token", why, NULL);
+    case GT_JWS_ALG_REFUSED:
+        return refuse(r, "bad signature", why, NULL);
+    case GT_JWS_NO_KEY:
+        return refuse(r, "untrusted issuer", why, NULL);
+    case GT_JWS_BAD_SIGNATURE:
+        return refuse(r, "bad signature", why, NULL);
+    }
+
+    pres = gt_pairing_check(r->pool, payload, payload_len, now, watch_udid,
+                            security_token, &claims, &why);
+    if (pres != GT_PAIRING_OK)
+        return refuse(r, gt_pairing_reason(pres), why, &claims);
+    apr_table_setn(r->subprocess_env, "GETTOKEN_SERVICE",
+                   GETTOKEN_SERVICE_WATCH_PAIRING);
+    apr_table_setn(r->subprocess_env, "GETTOKEN_JTI", claims.jti);
+
+    status = record_jti(r, conf->pairing_store, &claims, now);
+    if (status != OK)
+        return status;
+    *phone_udid = claims.phone_udid;
+    *issuer = claims.iss;
+    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, GT_LOG_PREFIX
+                  "watch pairing token accepted: iss %s, jti %s, phone %s",
+                  ap_escape_logitem(r->pool, claims.iss), claims.jti,
+                  ap_escape_logitem(r->pool, claims.phone_udid));
+    return OK;
+}
+
+/* ---- SetHandler gettoken-watch-verify ------------------------------------ */
+
+/* Reads the body, at most `cap` bytes: OK, or an HTTP status. */
+static int read_body(request_rec *r, apr_size_t cap, char **buf,
+                     apr_size_t *len)
+{
+    apr_size_t used = 0, size = 8192;
+    char *b = apr_palloc(r->pool, size);
+    int status = ap_setup_client_block(r, REQUEST_CHUNKED_DECHUNK);
+
+    if (status != OK)
+        return status;
+    if (ap_should_client_block(r)) {
+        for (;;) {
+            long n;
+            if (used == size) {
+                char *nb;
+                if (size > cap)
+                    break;
+                nb = apr_palloc(r->pool, size * 2);
+                memcpy(nb, b, used);
+                b = nb;
+                size *= 2;
+            }
+            n = ap_get_client_block(r, b + used, size - used);
+            if (n < 0)
+                return HTTP_BAD_REQUEST;
+            if (n == 0)
+                break;
+            used += (apr_size_t)n;
+            if (used > cap)
+                break;
+        }
+    }
+    if (used > cap) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, GT_LOG_PREFIX
+                      "watch pairing verify refused (413): the body is over "
+                      "%" APR_SIZE_T_FMT " bytes (GetTokenMaxBodySize)", cap);
+        return HTTP_REQUEST_ENTITY_TOO_LARGE;
+    }
+    *buf = b;
+    *len = used;
+    return OK;
+}
+
+static int watch_verify_handler(request_rec *r)
+{
+    const gettoken_server_conf *conf;
+    const char *token, *watch, *secret, *phone = NULL, *issuer = NULL;
+    const char *why = NULL, *xml;
+    char *body = NULL;
+    apr_size_t len = 0, xml_len;
+    apr_bucket_brigade *bb;
+    int status;
+
+    if (!r->handler || strcmp(r->handler, VERIFY_HANDLER) != 0)
+        return DECLINED;
+    r->allowed |= (AP_METHOD_BIT << M_POST);
+    if (r->method_number != M_POST) {
+        ap_allow_methods(r, REPLACE_ALLOW, "POST", NULL);
+        return HTTP_METHOD_NOT_ALLOWED;
+    }
+    conf = gettoken_server_config(r->server);
+    status = read_body(r, conf ? conf->max_body : GT_DEFAULT_MAX_BODY,
+                       &body, &len);
+    if (status != OK)
+        return status;
+    if (gt_pairing_parse_verify_request(r->pool, body, len, &verify_limits,
+                                        &token, &watch, &secret, &why) != 0) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, GT_LOG_PREFIX
+                      "watch pairing verify refused (400): %s", why);
+        return HTTP_BAD_REQUEST;
+    }
+    if (!verify_fn) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, GT_LOG_PREFIX
+                      "watch pairing verify failed (500): the optional "
+                      "function gettoken_watch_verify is not registered");
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    status = verify_fn(r, token, watch, secret, &phone, &issuer);
+    if (status != OK)
+        return status;      /* logged by the verifier */
+
+    xml = gt_pairing_verify_response_xml(r->pool, phone, issuer, &xml_len);
+    ap_set_content_type(r, "application/xml");
+    ap_set_content_length(r, (apr_off_t)xml_len);
+    bb = apr_brigade_create(r->pool, r->connection->bucket_alloc);
+    APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_immortal_create(xml, xml_len,
+                                                           bb->bucket_alloc));
+    APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_eos_create(bb->bucket_alloc));
+    if (ap_pass_brigade(r->output_filters, bb) != APR_SUCCESS)
+        r->connection->aborted = 1;
+    return OK;
+}
+
+static void retrieve_verify_fn(void)
+{
+    /* the handler uses the function the way another module would */
+    verify_fn = APR_RETRIEVE_OPTIONAL_FN(gettoken_watch_verify);
+}
+
+void gettoken_watch_register(apr_pool_t *p)
+{
+    APR_REGISTER_OPTIONAL_FN(gettoken_watch_verify);
+    ap_hook_optional_fn_retrieve(retrieve_verify_fn, NULL, NULL,
+                                 APR_HOOK_MIDDLE);
+    ap_hook_handler(watch_verify_handler, NULL, NULL, APR_HOOK_MIDDLE);
+}
