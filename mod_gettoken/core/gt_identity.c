@@ -187,9 +187,6 @@ static const char *cms_shape(apr_pool_t *pool, CMS_ContentInfo *cms)
 
     if (OBJ_obj2nid(CMS_get0_type(cms)) != NID_pkcs7_signed)
         return "the CMS structure is not SignedData";
-    if (CMS_is_detached(cms) != 1)
-        return "the signature is not detached (it carries content of its "
-               "own, not the body's)";
     sis = CMS_get0_SignerInfos(cms);
     n = sis ? sk_CMS_SignerInfo_num(sis) : 0;
     if (n <= 0)
@@ -197,6 +194,9 @@ static const char *cms_shape(apr_pool_t *pool, CMS_ContentInfo *cms)
     if (n > 1)
         return apr_psprintf(pool, "the signature has %d signers (one "
                             "expected)", n);
+    if (CMS_is_detached(cms) != 1)
+        return "the signature is not detached (it carries content of its "
+               "own, not the body's)";
     if (!digest_accepted(sk_CMS_SignerInfo_value(sis, 0), &digest))
         return apr_psprintf(pool, "the signature's digest algorithm %s is "
                             "not accepted (SHA-1 or SHA-2)", digest);
