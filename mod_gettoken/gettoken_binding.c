@@ -149,11 +149,13 @@ int gettoken_binding_check(request_rec *r, const gettoken_server_conf *conf,
                            0, NULL);
     pgsql = strcmp(apr_dbd_name(dbd->driver), "pgsql") == 0;
     rv = run_query(r, conf, dbd, pgsql, req, &found, &err);
-    if (rv != 0 && pgsql) {
+    if (rv != 0 && pgsql && strncmp(err, "ERROR:", 6) != 0) {
         /* A pooled connection the server dropped (restart, idle timeout,
          * pg_terminate_backend) fails its first query; libpq then knows,
          * and apr_dbd_check_conn() re-opens it.  One retry, so a restart
-         * costs no request a 503. */
+         * costs no request a 503.  Not after an error of severity ERROR:
+         * the server answered and the session lives on (statement_timeout,
+         * a missing table); the same query would only fail again. */
         const char *first = err;
         apr_status_t st = apr_dbd_check_conn(dbd->driver, r->pool,
                                              dbd->handle);
