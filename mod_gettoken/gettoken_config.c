@@ -306,6 +306,8 @@ static int finish_vhost(apr_pool_t *pconf, server_rec *s,
     if (conf->in_use && conf->enrollment_sql
         && gettoken_binding_prepare(s, conf, pconf) != OK)
         return !OK;
+    if (gettoken_identity_check_config(s, conf, pconf) != OK)
+        return !OK;
 
     conf->pairing_trust_keys = apr_array_make(pconf, 2, sizeof(EVP_PKEY *));
     for (i = 0; i < conf->pairing_trust_files->nelts; i++) {

@@ -2,10 +2,26 @@
  * gettoken_identity.c - where the device identity certificate comes from
  * (GetTokenIdentity): mod_ssl's client certificate, the Mdm-Signature
  * header, or a header set by a TLS-terminating proxy.  Sources are tried
- * in the configured order; the first that presents a certificate wins.
+ * in the configured order: one that has nothing (no client certificate,
+ * no such header) passes to the next; the first that presents something
+ * decides -- a certificate, or a 401 when what it presents is invalid.
+ *
+ * "header NAME" believes whoever sets that header.  Use it only behind a
+ * trusted TLS-terminating proxy that verifies the client certificate,
+ * sets NAME itself and strips NAME from what clients send, e.g.
+ *   nginx:   proxy_set_header X-SSL-Client-Cert $ssl_client_escaped_cert;
+ *            (replaces what the client sent; not sent when empty)
+ *   HAProxy: http-request del-header Client-Cert
+ *            http-request set-header Client-Cert :%[ssl_c_der,base64]:
+ *                if { ssl_c_used }
+ * and let only the proxy reach httpd (Require ip / a private listener).
+ * mdm-signature and header need the enrollment binding
+ * (GetTokenEnrollmentSQL): a certificate anyone can make proves nothing
+ * until the database says it belongs to the enrollment.
  */
 #include "gettoken_private.h"
 
+#include "apr_lib.h"
 #include "apr_strings.h"
 #include "http_ssl.h"
 
@@ -13,6 +29,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
+#include "core/gt_identity.h"
 #include "core/gt_keys.h"
 
 APLOG_USE_MODULE(gettoken);
@@ -88,32 +105,122 @@ static source_result from_ssl(request_rec *r, const gettoken_server_conf *conf,
     return SOURCE_FOUND;
 }
 
+/* A header's value, or NULL when it is absent or blank. */
+static const char *header_value(request_rec *r, const char *name)
+{
+    const char *v = apr_table_get(r->headers_in, name);
+
+    if (!v)
+        return NULL;
+    while (*v == ' ' || *v == '\t')
+        v++;
+    return *v ? v : NULL;
+}
+
+/* Mdm-Signature: a CMS detached signature of the exact body bytes. */
 static source_result from_mdm_signature(request_rec *r,
                                         const gettoken_server_conf *conf,
                                         const char *body, apr_size_t body_len,
                                         gettoken_request *req, X509 **cert,
                                         const char **why)
 {
-    *why = "GetTokenIdentity mdm-signature is not available in this build";
-    return SOURCE_ABSENT;
+    const char *value = header_value(r, "Mdm-Signature");
+
+    if (!value) {
+        *why = "no Mdm-Signature header";
+        return SOURCE_ABSENT;
+    }
+    if (!conf->enrollment_sql) {
+        /* a self-signed certificate would do: only the binding counts */
+        *why = "GetTokenEnrollmentSQL is none, so a signer certificate "
+               "proves nothing";
+        return SOURCE_REFUSED;
+    }
+    *cert = gt_mdm_signature_verify(r->pool, value, body, body_len,
+                                    &req->identity_der, &req->identity_der_len,
+                                    why);
+    return *cert ? SOURCE_FOUND : SOURCE_REFUSED;
 }
 
-static source_result from_header(request_rec *r, const char *header,
-                                 gettoken_request *req, X509 **cert,
-                                 const char **why)
+/* A header set by a trusted TLS-terminating proxy (RFC 9440 Client-Cert,
+ * nginx's $ssl_client_escaped_cert, HAProxy). */
+static source_result from_header(request_rec *r,
+                                 const gettoken_server_conf *conf,
+                                 const char *header, gettoken_request *req,
+                                 X509 **cert, const char **why)
 {
-    *why = "GetTokenIdentity header is not available in this build";
-    return SOURCE_ABSENT;
+    const char *value = header_value(r, header);
+
+    if (!value) {
+        *why = apr_psprintf(r->pool, "no %s header", header);
+        return SOURCE_ABSENT;
+    }
+    if (!conf->enrollment_sql) {
+        *why = "GetTokenEnrollmentSQL is none, so a forwarded certificate "
+               "proves nothing";
+        return SOURCE_REFUSED;
+    }
+    *cert = gt_proxy_cert_parse(r->pool, value, &req->identity_der,
+                                &req->identity_der_len, why);
+    if (!*cert) {
+        *why = apr_psprintf(r->pool, "%s: %s", header, *why);
+        return SOURCE_REFUSED;
+    }
+    return SOURCE_FOUND;
 }
 
-static const char *source_name(gettoken_identity_type type)
+static const char *source_name(apr_pool_t *p,
+                               const gettoken_identity_source *src)
 {
-    switch (type) {
+    switch (src->type) {
     case GT_IDENTITY_SSL:           return "ssl";
     case GT_IDENTITY_MDM_SIGNATURE: return "mdm-signature";
-    case GT_IDENTITY_HEADER:        return "header";
+    case GT_IDENTITY_HEADER:        return apr_pstrcat(p, "header ",
+                                                       src->header, NULL);
     }
     return "?";
+}
+
+/* RFC 9110 token characters: what a header name may be made of. */
+static int is_header_name(const char *s)
+{
+    if (!*s)
+        return 0;
+    for (; *s; s++)
+        if (!apr_isalnum(*s) && !strchr("!#$%&'*+-.^_`|~", *s))
+            return 0;
+    return 1;
+}
+
+int gettoken_identity_check_config(server_rec *s,
+                                   const gettoken_server_conf *conf,
+                                   apr_pool_t *p)
+{
+    const gettoken_identity_source *src;
+    int i;
+
+    if (!conf->identity)
+        return OK;
+    src = (const gettoken_identity_source *)conf->identity->elts;
+    for (i = 0; i < conf->identity->nelts; i++) {
+        if (src[i].type == GT_IDENTITY_HEADER && !is_header_name(src[i].header)) {
+            ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, GT_LOG_PREFIX
+                         "GetTokenIdentity header '%s' in %s: not a header "
+                         "name", src[i].header, gettoken_vhost_name(s, p));
+            return !OK;
+        }
+        if (src[i].type != GT_IDENTITY_SSL && conf->in_use
+            && !conf->enrollment_sql) {
+            /* anyone can make a certificate and sign with it: without the
+             * binding only a chain mod_ssl verified means anything */
+            ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, GT_LOG_PREFIX
+                         "GetTokenIdentity %s in %s needs the enrollment "
+                         "binding, but GetTokenEnrollmentSQL is none",
+                         source_name(p, &src[i]), gettoken_vhost_name(s, p));
+            return !OK;
+        }
+    }
+    return OK;
 }
 
 int gettoken_identity_find(request_rec *r, const gettoken_server_conf *conf,
@@ -141,7 +248,7 @@ int gettoken_identity_find(request_rec *r, const gettoken_server_conf *conf,
             res = from_mdm_signature(r, conf, body, body_len, req, &cert, &why);
             break;
         default:
-            res = from_header(r, sources[i].header, req, &cert, &why);
+            res = from_header(r, conf, sources[i].header, req, &cert, &why);
             break;
         }
         if (res == SOURCE_ABSENT)
@@ -155,7 +262,7 @@ int gettoken_identity_find(request_rec *r, const gettoken_server_conf *conf,
                               : "the identity certificate is not valid yet";
             }
             else {
-                req->identity_source = source_name(sources[i].type);
+                req->identity_source = source_name(r->pool, &sources[i]);
                 req->identity_sha256 = gt_sha256_hex(r->pool, req->identity_der,
                                                      req->identity_der_len);
                 if (req->identity_sha256)
@@ -165,7 +272,7 @@ int gettoken_identity_find(request_rec *r, const gettoken_server_conf *conf,
         }
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, GT_LOG_PREFIX
                       "GetToken refused (401): identity source %s: %s",
-                      source_name(sources[i].type), why);
+                      source_name(r->pool, &sources[i]), why);
         return HTTP_UNAUTHORIZED;
     }
     ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, GT_LOG_PREFIX

@@ -109,6 +109,10 @@ void gettoken_body_replay(request_rec *r);
 int gettoken_identity_find(request_rec *r, const gettoken_server_conf *conf,
                            const char *body, apr_size_t body_len,
                            gettoken_request *req);
+/* Start-up checks of GetTokenIdentity; logs and returns !OK on error. */
+int gettoken_identity_check_config(server_rec *s,
+                                   const gettoken_server_conf *conf,
+                                   apr_pool_t *p);
 
 /* gettoken_binding.c: identity certificate <-> enrollment, via mod_dbd. */
 void gettoken_binding_retrieve_fns(void);

@@ -1,7 +1,21 @@
 -- mod_gettoken schema for PostgreSQL (DBDriver pgsql).  Applying it twice
 -- is harmless.  psql -d mdm -f conf/schema/postgresql.sql
 --
--- MySQL/MariaDB (DBDriver mysql) takes the same tables with VARCHAR keys:
+-- httpd side (mod_dbd), e.g.:
+--   DBDriver pgsql
+--   DBDParams "host=db.example port=5432 dbname=nanomdm user=mdm_httpd connect_timeout=3 options='-c statement_timeout=3000'"
+-- connect_timeout bounds a connection attempt to a database that does not
+-- answer, statement_timeout a query stuck behind a lock: either ends as a
+-- 503 with Retry-After instead of a request that waits.  DBDMax bounds the
+-- connections per httpd process; a request waits for one while all are in
+-- use.  Connections the server drops (restart, pg_terminate_backend) are
+-- re-opened on their next use.  The default GetTokenEnrollmentSQL reads
+-- nanomdm's cert_auth_associations table unchanged.
+--
+-- MySQL/MariaDB (DBDriver mysql, DBDParams "host=... dbname=... user=...
+-- pass=..."; the default GetTokenEnrollmentSQL works unchanged: apr_dbd
+-- maps %s to the driver's placeholders) takes the same tables -- nanomdm's
+-- MySQL schema has the same cert_auth_associations:
 --   CREATE TABLE IF NOT EXISTS cert_auth_associations (
 --       id VARCHAR(255) NOT NULL, sha256 CHAR(64) NOT NULL,
 --       created_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP,

@@ -1,0 +1,383 @@
+"""The enrollment binding on PostgreSQL (DBDriver pgsql): nanomdm's
+cert_auth_associations table with the default GetTokenEnrollmentSQL, several
+httpd nodes on one database, and database faults (CONTRACT §4, §6): a
+database that is down, restarted, missing its table, slow, or short of pooled
+connections gives 503 + Retry-After or a success -- never a crash, never a
+wait without end -- and service comes back by itself.
+
+A real PostgreSQL server (Debian's postgresql package) is started by the
+tests in a throwaway directory (gt_pg.PgServer)."""
+import os
+import re
+import socket
+import subprocess
+import threading
+import time
+
+import pytest
+
+from gt_client import checkin_body, gettoken_fields, token_from_response, verify_maid_token
+from gt_pg import PgServer
+from gt_sign import mdm_signature
+
+# nanomdm's own definition (storage/pgsql/schema.sql), not ours
+NANOMDM_TABLE = """
+CREATE TABLE cert_auth_associations
+(
+    id         VARCHAR(255) NOT NULL,
+    sha256     CHAR(64)     NOT NULL,
+    created_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP,
+    updated_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP,
+    PRIMARY KEY (id, sha256),
+    CHECK (id != ''),
+    CHECK (sha256 != '')
+);
+"""
+CRASH_RX = re.compile(r"AH00052|exit signal|Segmentation|AH00060|seg fault|core dumped", re.I)
+
+
+def enroll(pg, db, gt, names=("dev_a", "dev_b", "dev_user")):
+    for n in names:
+        d = gt.devices[n]
+        pg.sql(db, "INSERT INTO cert_auth_associations (id, sha256) VALUES ('%s', '%s') "
+                   "ON CONFLICT DO NOTHING" % (d.enrollment_id, d.sha256))
+
+
+def body_for(gt, device):
+    d = gt.devices[device]
+    if device == "dev_user":
+        return checkin_body(gettoken_fields(enrollment_id=d.enrollment_id))
+    return checkin_body(gettoken_fields(udid=d.enrollment_id))
+
+
+def pg_vhost(gt, pg, db, **kw):
+    kw.setdefault("directives", "GetTokenIdentity ssl mdm-signature")
+    return gt.vhost(db_driver="pgsql", db=pg.dbd_params(db), **kw)
+
+
+def ask(gt, h, device="dev_a", signed_by=None, timeout=30):
+    """One GetToken on a fresh connection: (Response, seconds)."""
+    c = gt.client(h.port, None if signed_by else device)
+    c.timeout = timeout
+    body = body_for(gt, device)
+    headers = {"Mdm-Signature": mdm_signature(body, gt.devices[signed_by])} if signed_by else {}
+    t = time.time()
+    try:
+        return c.request(body, headers=headers, keep=False), time.time() - t
+    finally:
+        c.close()
+
+
+def assert_token(gt, h, r):
+    verify_maid_token(token_from_response(r), gt.pki.maid_rsa.public_key, h.vhosts[0].uuid, time.time())
+
+
+def assert_503(h, r, mark=None):
+    assert r.status == 503, (r.status, r.body[:200], h.log_tail(5))
+    ra = r.header("Retry-After")
+    assert ra is not None and re.fullmatch(r"[1-9][0-9]*", ra.strip()), ra
+    assert h.record(r.test_id, timeout=0) is None
+    if mark is not None:
+        lines = h.wait_log(mark, r"gettoken")
+        assert len(lines) == 1 and re.search(r"\(503\).*(database|GetTokenEnrollmentSQL)", lines[0]), lines
+
+
+def assert_no_crash(*servers):
+    for h in servers:
+        bad = [l for l in h.read_error_log().splitlines() if CRASH_RX.search(l)]
+        assert not bad, "httpd child crashed:\n" + "\n".join(bad)
+
+
+def concurrently(n, fn):
+    out, threads = [None] * n, []
+
+    def run(i):
+        try:
+            out[i] = fn(i)
+        except Exception as e:          # noqa: BLE001 -- reported by the caller's asserts
+            out[i] = e
+    for i in range(n):
+        t = threading.Thread(target=run, args=(i,))
+        t.start()
+        threads.append(t)
+    for t in threads:
+        t.join(120)
+    assert not any(t.is_alive() for t in threads), "requests still hanging after 120 s"
+    return out
+
+
+@pytest.fixture(scope="module")
+def pg(gt):
+    p = PgServer(gt.dir, name="pg-shared").start()
+    try:
+        p.create_db("mdm")
+        enroll(p, "mdm", gt)
+        p.create_db("nanomdm", schema=None)
+        p.sql("nanomdm", NANOMDM_TABLE)
+        enroll(p, "nanomdm", gt)
+        yield p
+    finally:
+        p.cleanup()
+
+
+@pytest.fixture
+def own_pg(gt):
+    """A PostgreSQL server of the test's own, to stop and break."""
+    p = PgServer(gt.dir, name="pg-%d" % time.time_ns()).start()
+    try:
+        p.create_db("mdm")
+        enroll(p, "mdm", gt)
+        yield p
+    finally:
+        p.cleanup()
+
+
+@pytest.fixture(scope="module")
+def nodes(gt, pg):
+    """Two httpd instances, default GetTokenEnrollmentSQL, one nanomdm database."""
+    hs = [gt.httpd([pg_vhost(gt, pg, "nanomdm")], loglevel="info") for _ in range(2)]
+    try:
+        for h in hs:
+            h.start()
+        yield hs
+    finally:
+        for h in hs:
+            h.stop()
+    assert_no_crash(*hs)
+
+
+# --- binding on PostgreSQL -------------------------------------------------------
+def test_default_sql_reads_nanomdm_table(nodes, gt):
+    for h in nodes:
+        assert "GetTokenEnrollmentSQL" not in open(h.conf).read()
+        for dev in ("dev_a", "dev_b", "dev_user"):
+            r, _ = ask(gt, h, dev)
+            assert_token(gt, h, r)
+        r, _ = ask(gt, h, "dev_b", signed_by="dev_b")       # Mdm-Signature, no client cert
+        assert_token(gt, h, r)
+
+
+def test_not_bound_403_on_postgresql(nodes, gt):
+    h = nodes[0]
+    for dev, signer in (("dev_unenrolled", None), ("dev_a", "dev_b")):
+        mark = h.log_mark()
+        r, _ = ask(gt, h, dev, signed_by=signer)
+        assert r.status == 403, (r.status, h.log_tail(3))
+        lines = h.wait_log(mark, r"gettoken")
+        assert len(lines) == 1 and gt.devices[dev].enrollment_id in lines[0], lines
+
+
+def test_injection_is_a_parameter(nodes, gt):
+    c = gt.client(nodes[0].port, "dev_a")
+    try:
+        r = c.checkin(gettoken_fields(udid="x' OR '1'='1"))
+    finally:
+        c.close()
+    assert r.status == 403
+
+
+def test_nodes_see_enrollment_changes_at_once(nodes, gt, pg):
+    """Nothing is cached: a row added or removed counts at the next request on every node."""
+    dev = gt.devices["dev_unenrolled"]
+    try:
+        enroll(pg, "nanomdm", gt, ["dev_unenrolled"])
+        for h in nodes:
+            assert_token(gt, h, ask(gt, h, "dev_unenrolled")[0])
+    finally:
+        pg.sql("nanomdm", "DELETE FROM cert_auth_associations WHERE id = '%s'" % dev.enrollment_id)
+    for h in nodes:
+        assert ask(gt, h, "dev_unenrolled")[0].status == 403
+
+
+def test_shipped_schema_applies_twice_and_works(gt, pg, start_httpd):
+    schema = os.path.join(os.path.dirname(pg.dir), "pg-shared", "postgresql.sql")
+    assert os.path.exists(schema)        # the copy create_db() applied
+    pg.psql("mdm", file=schema)         # a second time: harmless
+    h = start_httpd([pg_vhost(gt, pg, "mdm")], loglevel="info")
+    assert_token(gt, h, ask(gt, h, "dev_a")[0])
+    assert_no_crash(h)
+
+
+# --- faults ----------------------------------------------------------------------
+def test_database_stopped_then_started(gt, own_pg):
+    """Two nodes; PostgreSQL stops under them: 503 + Retry-After, promptly;
+    it starts again: 200 within a few requests, without a restart of httpd."""
+    hs = [gt.httpd([pg_vhost(gt, own_pg, "mdm")], loglevel="info").start() for _ in range(2)]
+    try:
+        for h in hs:
+            assert_token(gt, h, ask(gt, h)[0])      # pooled connections are warm
+        own_pg.stop()
+        for h in hs:
+            for _ in range(4):
+                mark = h.log_mark()
+                r, took = ask(gt, h)
+                assert_503(h, r, mark)
+                assert took < 10, took
+        own_pg.start()
+        assert own_pg.wait_ready()
+        for h in hs:
+            for attempt in range(10):
+                r, _ = ask(gt, h)
+                if r.status == 200:
+                    break
+                assert_503(h, r)
+                time.sleep(0.5)
+            assert_token(gt, h, r)
+            # and it stays up
+            for _ in range(5):
+                assert_token(gt, h, ask(gt, h)[0])
+    finally:
+        for h in hs:
+            h.stop()
+    assert_no_crash(*hs)
+
+
+@pytest.mark.parametrize("how", ["restart", "terminate-backends"])
+def test_dropped_pooled_connections_cost_no_request(gt, own_pg, how):
+    """Connections in mod_dbd's pool that the server dropped while httpd was
+    idle are re-opened on first use: no request sees a 503."""
+    h = gt.httpd([pg_vhost(gt, own_pg, "mdm")], loglevel="info").start()
+    try:
+        # fill the pool: concurrent requests take several connections
+        res = concurrently(12, lambda i: ask(gt, h, ("dev_a", "dev_b", "dev_user")[i % 3])[0])
+        for r in res:
+            assert_token(gt, h, r)
+        n = int(own_pg.sql("postgres", "SELECT count(*) FROM pg_stat_activity WHERE datname = 'mdm'"))
+        assert n >= 1
+        if how == "restart":
+            own_pg.stop()
+            own_pg.start()
+            assert own_pg.wait_ready()
+        else:
+            own_pg.sql("postgres", "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                                   "WHERE datname = 'mdm' AND pid <> pg_backend_pid()")
+        res = concurrently(12, lambda i: ask(gt, h, ("dev_a", "dev_b", "dev_user")[i % 3])[0])
+        for r in res:
+            assert not isinstance(r, Exception), r
+            assert r.status == 200, (r.status, h.log_tail(10))
+    finally:
+        h.stop()
+    assert_no_crash(h)
+
+
+def test_table_missing_then_created(gt, own_pg):
+    """A query error (no such table) is a 503; creating the table heals it."""
+    own_pg.create_db("empty", schema=None)
+    h = gt.httpd([pg_vhost(gt, own_pg, "empty")], loglevel="info").start()
+    try:
+        for _ in range(3):
+            mark = h.log_mark()
+            assert_503(h, ask(gt, h)[0], mark)
+        own_pg.sql("empty", NANOMDM_TABLE)
+        enroll(own_pg, "empty", gt)
+        for attempt in range(10):
+            r, _ = ask(gt, h)
+            if r.status == 200:
+                break
+            time.sleep(0.3)
+        assert_token(gt, h, r)
+        # dropped under a running httpd (its connections already prepared): 503 again
+        own_pg.sql("empty", "DROP TABLE cert_auth_associations")
+        mark = h.log_mark()
+        assert_503(h, ask(gt, h)[0], mark)
+        own_pg.sql("empty", NANOMDM_TABLE)
+        enroll(own_pg, "empty", gt)
+        assert_token(gt, h, ask(gt, h)[0])
+    finally:
+        h.stop()
+    assert_no_crash(h)
+
+
+def test_pool_exhausted_waits_then_answers(gt, own_pg):
+    """DBDMax 1 per process and slow queries: concurrent requests queue for
+    the one connection and are all answered, in bounded time."""
+    slow_sql = ('GetTokenEnrollmentSQL "SELECT 1 FROM cert_auth_associations WHERE id = %s '
+                'AND sha256 = %s AND pg_sleep(0.2) IS NOT NULL"')
+    h = gt.httpd([pg_vhost(gt, own_pg, "mdm", directives="DBDMin 0\nDBDKeep 1\nDBDMax 1\n" + slow_sql)],
+                 loglevel="info").start()
+    try:
+        t = time.time()
+        res = concurrently(12, lambda i: ask(gt, h, ("dev_a", "dev_b")[i % 2], timeout=60))
+        took = time.time() - t
+        for r in res:
+            assert not isinstance(r, Exception), r
+            assert r[0].status in (200, 503), r[0].status
+        assert all(r[0].status == 200 for r in res), [r[0].status for r in res]
+        assert took < 30, took
+        n = int(own_pg.sql("postgres", "SELECT count(*) FROM pg_stat_activity WHERE datname = 'mdm'"))
+        assert n <= 2, "DBDMax 1 per child (ServerLimit 2) but %d connections" % n
+    finally:
+        h.stop()
+    assert_no_crash(h)
+
+
+def lock_held(pg):
+    return int(pg.sql("mdm", "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
+                             "WHERE c.relname = 'cert_auth_associations' "
+                             "AND l.mode = 'AccessExclusiveLock' AND l.granted")) > 0
+
+
+def release_lock(pg, locker):
+    # the server keeps a dead client's lock until pg_sleep ends: end its backend
+    pg.sql("postgres", "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                       "WHERE query LIKE '%pg_sleep(60)%' AND pid <> pg_backend_pid()")
+    locker.kill()
+    locker.wait(10)
+
+
+def test_slow_database_is_bounded_by_statement_timeout(gt, own_pg):
+    """A query stuck behind a lock ends at the operator's statement_timeout
+    (DBDParams options) as a 503, and succeeds once the lock is gone."""
+    params = own_pg.dbd_params("mdm") + " options='-c statement_timeout=1000'"
+    h = gt.httpd([gt.vhost(db_driver="pgsql", db=params)], loglevel="info").start()
+    locker = None
+    try:
+        assert_token(gt, h, ask(gt, h)[0])
+        locker = subprocess.Popen(
+            ["runuser", "-u", own_pg.user, "--", os.path.join(own_pg.bindir, "psql"), "-X", "-q",
+             "-h", "127.0.0.1", "-p", str(own_pg.port), "-U", own_pg.user, "-d", "mdm", "-c",
+             "BEGIN; LOCK TABLE cert_auth_associations IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(60);"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 10
+        while time.time() < deadline and not lock_held(own_pg):
+            time.sleep(0.1)
+        assert lock_held(own_pg)
+        mark = h.log_mark()
+        r, took = ask(gt, h)
+        assert_503(h, r, mark)
+        assert took < 5, took        # statement_timeout 1 s; not retried
+        assert "statement timeout" in h.log_since(mark)
+        release_lock(own_pg, locker)
+        locker = None
+        for attempt in range(10):
+            r, _ = ask(gt, h)
+            if r.status == 200:
+                break
+            time.sleep(0.3)
+        assert_token(gt, h, r)
+    finally:
+        if locker:
+            release_lock(own_pg, locker)
+        h.stop()
+    assert_no_crash(h)
+
+
+def test_unresponsive_database_is_bounded_by_connect_timeout(gt, start_httpd):
+    """A server that accepts TCP and never answers: connect_timeout (DBDParams)
+    bounds every request, concurrent ones included; all are 503."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(64)                       # never accepted, never answered
+    port = sock.getsockname()[1]
+    try:
+        params = "host=127.0.0.1 port=%d dbname=mdm user=mdm connect_timeout=2" % port
+        h = start_httpd([gt.vhost(db_driver="pgsql", db=params)], loglevel="info")
+        t = time.time()
+        res = concurrently(3, lambda i: ask(gt, h, timeout=60))
+        for r in res:
+            assert not isinstance(r, Exception), r
+            assert_503(h, r[0])
+        assert time.time() - t < 3 * 2 * 2 + 5, time.time() - t
+        assert_no_crash(h)
+    finally:
+        sock.close()

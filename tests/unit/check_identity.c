@@ -1,0 +1,429 @@
+/* Unit tests of core/gt_identity.c: base64, Mdm-Signature (CMS detached
+ * over the body), and the certificate forms TLS proxies forward. */
+#include <stdlib.h>
+#include <string.h>
+
+#include <check.h>
+
+#include "apr_general.h"
+#include "apr_pools.h"
+#include "apr_strings.h"
+
+#include <openssl/bio.h>
+#include <openssl/cms.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
+#include "core/gt_identity.h"
+
+static apr_pool_t *pool;
+static EVP_PKEY *key_a, *key_b;
+static X509 *cert_a, *cert_b;
+
+static const char BODY[] =
+    "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<plist version=\"1.0\">\n"
+    "<dict>\n<key>MessageType</key>\n<string>GetToken</string>\n</dict>\n"
+    "</plist>\n";
+
+static X509 *make_cert(EVP_PKEY *key, const char *cn)
+{
+    X509 *c = X509_new();
+    X509_NAME *name = X509_NAME_new();
+
+    ck_assert_ptr_nonnull(c);
+    ck_assert_int_eq(X509_set_version(c, 2), 1);
+    ck_assert_int_eq(ASN1_INTEGER_set(X509_get_serialNumber(c), 7), 1);
+    ck_assert_ptr_nonnull(X509_gmtime_adj(X509_getm_notBefore(c), -60));
+    ck_assert_ptr_nonnull(X509_gmtime_adj(X509_getm_notAfter(c), 86400));
+    ck_assert_int_eq(X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
+                     (const unsigned char *)cn, -1, -1, 0), 1);
+    ck_assert_int_eq(X509_set_subject_name(c, name), 1);
+    ck_assert_int_eq(X509_set_issuer_name(c, name), 1);
+    ck_assert_int_eq(X509_set_pubkey(c, key), 1);
+    ck_assert_int_gt(X509_sign(c, key, EVP_sha256()), 0);
+    X509_NAME_free(name);
+    return c;
+}
+
+static void setup(void)
+{
+    ck_assert_int_eq(apr_pool_create(&pool, NULL), APR_SUCCESS);
+    key_a = EVP_EC_gen("P-256");
+    key_b = EVP_RSA_gen(2048);
+    ck_assert_ptr_nonnull(key_a);
+    ck_assert_ptr_nonnull(key_b);
+    cert_a = make_cert(key_a, "device a");
+    cert_b = make_cert(key_b, "device b");
+}
+
+static void teardown(void)
+{
+    X509_free(cert_a);
+    X509_free(cert_b);
+    EVP_PKEY_free(key_a);
+    EVP_PKEY_free(key_b);
+    apr_pool_destroy(pool);
+}
+
+static const char *b64(const unsigned char *der, int len)
+{
+    char *out = apr_palloc(pool, (apr_size_t)(len / 3 + 2) * 4 + 1);
+    EVP_EncodeBlock((unsigned char *)out, der, len);
+    return out;
+}
+
+static const char *cms_b64(CMS_ContentInfo *cms)
+{
+    unsigned char *der = NULL;
+    int n = i2d_CMS_ContentInfo(cms, &der);
+    const char *s;
+
+    ck_assert_int_gt(n, 0);
+    s = b64(der, n);
+    OPENSSL_free(der);
+    CMS_ContentInfo_free(cms);
+    return s;
+}
+
+/* What a device sends: detached, binary, SHA-256, signer cert included. */
+static const char *sign(const char *body, X509 *cert, EVP_PKEY *key,
+                        unsigned int extra_flags)
+{
+    BIO *in = BIO_new_mem_buf(body, (int)strlen(body));
+    CMS_ContentInfo *cms = CMS_sign(cert, key, NULL, in,
+                                    CMS_DETACHED | CMS_BINARY | extra_flags);
+    ck_assert_ptr_nonnull(cms);
+    BIO_free(in);
+    return cms_b64(cms);
+}
+
+static void der_is(const unsigned char *der, apr_size_t len, X509 *cert)
+{
+    unsigned char *want = NULL;
+    int n = i2d_X509(cert, &want);
+
+    ck_assert_int_eq((int)len, n);
+    ck_assert(memcmp(der, want, len) == 0);
+    OPENSSL_free(want);
+}
+
+#define VERIFY(value, body) \
+    gt_mdm_signature_verify(pool, (value), (body), strlen(body), &der, \
+                            &der_len, &why)
+#define REFUSED(call, rx) do { \
+        X509 *got_ = (call); \
+        ck_assert_msg(got_ == NULL, "accepted: %s", #call); \
+        ck_assert_ptr_nonnull(why); \
+        ck_assert_msg(strstr(why, rx) != NULL, "why '%s' lacks '%s'", why, rx); \
+    } while (0)
+
+/* ---- base64 ------------------------------------------------------------ */
+
+START_TEST(base64_strict)
+{
+    unsigned char *out;
+    apr_size_t n;
+
+    ck_assert_int_eq(gt_base64_decode(pool, "aGVsbG8=", 8, 0, &out, &n), 0);
+    ck_assert_uint_eq(n, 5);
+    ck_assert(memcmp(out, "hello", 5) == 0);
+    ck_assert_int_eq(gt_base64_decode(pool, "aGVsbG8", 7, 0, &out, &n), 0);
+    ck_assert_uint_eq(n, 5);
+    ck_assert_int_eq(gt_base64_decode(pool, "aGk=", 4, 0, &out, &n), 0);
+    ck_assert_uint_eq(n, 2);
+    ck_assert_int_eq(gt_base64_decode(pool, "", 0, 0, &out, &n), 0);
+    ck_assert_uint_eq(n, 0);
+    ck_assert_int_eq(gt_base64_decode(pool, "aGVs\nbG8=", 9, 1, &out, &n), 0);
+    ck_assert_uint_eq(n, 5);
+    /* refused: whitespace when not asked, bad characters, bad padding */
+    ck_assert_int_eq(gt_base64_decode(pool, "aGVs\nbG8=", 9, 0, &out, &n), -1);
+    ck_assert_int_eq(gt_base64_decode(pool, "aGVs*G8=", 8, 0, &out, &n), -1);
+    ck_assert_int_eq(gt_base64_decode(pool, "aGVsbG8==", 9, 0, &out, &n), -1);
+    ck_assert_int_eq(gt_base64_decode(pool, "aGk=aGk=", 8, 0, &out, &n), -1);
+    ck_assert_int_eq(gt_base64_decode(pool, "a", 1, 0, &out, &n), -1);
+    ck_assert_int_eq(gt_base64_decode(pool, "aGl=", 4, 0, &out, &n), -1);
+    ck_assert_int_eq(gt_base64_decode(pool, "aGVsbG8-", 8, 0, &out, &n), -1);
+}
+END_TEST
+
+/* ---- Mdm-Signature ------------------------------------------------------ */
+
+START_TEST(mdm_signature_ec_and_rsa)
+{
+    const unsigned char *der = NULL;
+    apr_size_t der_len = 0;
+    const char *why = NULL;
+    X509 *got = VERIFY(sign(BODY, cert_a, key_a, 0), BODY);
+
+    ck_assert_msg(got != NULL, "refused: %s", why);
+    ck_assert_int_eq(X509_cmp(got, cert_a), 0);
+    der_is(der, der_len, cert_a);
+    X509_free(got);
+
+    got = VERIFY(sign(BODY, cert_b, key_b, 0), BODY);
+    ck_assert_msg(got != NULL, "refused: %s", why);
+    ck_assert_int_eq(X509_cmp(got, cert_b), 0);
+    X509_free(got);
+}
+END_TEST
+
+START_TEST(mdm_signature_other_bytes)
+{
+    const unsigned char *der = NULL;
+    apr_size_t der_len = 0;
+    const char *why = NULL;
+    const char *sig = sign(BODY, cert_a, key_a, 0);
+    char *tampered = apr_pstrdup(pool, BODY);
+
+    tampered[strlen(tampered) - 3] ^= 1;
+    REFUSED(VERIFY(sig, tampered), "does not verify");
+    REFUSED(VERIFY(sig, ""), "does not verify");
+    /* without CMS_BINARY the signer hashes the body with CRLF line ends:
+     * other bytes than those sent */
+    {
+        BIO *in = BIO_new_mem_buf(BODY, (int)strlen(BODY));
+        CMS_ContentInfo *cms = CMS_sign(cert_a, key_a, NULL, in, CMS_DETACHED);
+        ck_assert_ptr_nonnull(cms);
+        BIO_free(in);
+        REFUSED(VERIFY(cms_b64(cms), BODY), "does not verify");
+    }
+}
+END_TEST
+
+START_TEST(mdm_signature_garbage)
+{
+    const unsigned char *der = NULL;
+    apr_size_t der_len = 0;
+    const char *why = NULL;
+    const char *sig = sign(BODY, cert_a, key_a, 0);
+    char *big = apr_palloc(pool, GT_IDENTITY_HEADER_MAX + 10);
+
+    REFUSED(VERIFY("not base64!", BODY), "not base64");
+    REFUSED(VERIFY("", BODY), "not base64");
+    REFUSED(VERIFY(apr_pstrcat(pool, sig, ", ", sig, NULL), BODY), "not base64");
+    REFUSED(VERIFY("aGVsbG8gd29ybGQ=", BODY), "not a DER CMS");
+    /* a certificate is DER but not CMS */
+    {
+        unsigned char *c = NULL;
+        int n = i2d_X509(cert_a, &c);
+        REFUSED(VERIFY(b64(c, n), BODY), "not a DER CMS");
+        OPENSSL_free(c);
+    }
+    memset(big, 'A', GT_IDENTITY_HEADER_MAX + 8);
+    big[GT_IDENTITY_HEADER_MAX + 8] = '\0';
+    REFUSED(VERIFY(big, BODY), "over the");
+}
+END_TEST
+
+START_TEST(mdm_signature_trailing_bytes)
+{
+    const unsigned char *der = NULL;
+    apr_size_t der_len = 0;
+    const char *why = NULL;
+    BIO *in = BIO_new_mem_buf(BODY, (int)strlen(BODY));
+    CMS_ContentInfo *cms = CMS_sign(cert_a, key_a, NULL, in,
+                                    CMS_DETACHED | CMS_BINARY);
+    unsigned char *raw = NULL, *longer;
+    int n = i2d_CMS_ContentInfo(cms, &raw);
+
+    ck_assert_int_gt(n, 0);
+    longer = apr_palloc(pool, (apr_size_t)n + 1);
+    memcpy(longer, raw, (size_t)n);
+    longer[n] = 0;
+    REFUSED(VERIFY(b64(longer, n + 1), BODY), "follow");
+    OPENSSL_free(raw);
+    CMS_ContentInfo_free(cms);
+    BIO_free(in);
+}
+END_TEST
+
+START_TEST(mdm_signature_shapes)
+{
+    const unsigned char *der = NULL;
+    apr_size_t der_len = 0;
+    const char *why = NULL;
+    BIO *in;
+    CMS_ContentInfo *cms;
+    STACK_OF(X509) *certs = sk_X509_new_null();
+
+    /* content inside the signature instead of the body */
+    in = BIO_new_mem_buf(BODY, (int)strlen(BODY));
+    cms = CMS_sign(cert_a, key_a, NULL, in, CMS_BINARY);
+    ck_assert_ptr_nonnull(cms);
+    BIO_free(in);
+    REFUSED(VERIFY(cms_b64(cms), BODY), "not detached");
+
+    /* two signers */
+    in = BIO_new_mem_buf(BODY, (int)strlen(BODY));
+    cms = CMS_sign(NULL, NULL, NULL, NULL,
+                   CMS_DETACHED | CMS_BINARY | CMS_PARTIAL);
+    ck_assert_ptr_nonnull(cms);
+    ck_assert_ptr_nonnull(CMS_add1_signer(cms, cert_a, key_a, EVP_sha256(), 0));
+    ck_assert_ptr_nonnull(CMS_add1_signer(cms, cert_b, key_b, EVP_sha256(), 0));
+    ck_assert_int_eq(CMS_final(cms, in, NULL, CMS_DETACHED | CMS_BINARY), 1);
+    BIO_free(in);
+    REFUSED(VERIFY(cms_b64(cms), BODY), "2 signers");
+
+    /* certificates only, no signer */
+    ck_assert_int_gt(sk_X509_push(certs, cert_a), 0);
+    cms = CMS_sign(NULL, NULL, certs, NULL, CMS_DETACHED | CMS_PARTIAL);
+    ck_assert_ptr_nonnull(cms);
+    REFUSED(VERIFY(cms_b64(cms), BODY), "no signer");
+    sk_X509_free(certs);
+
+    /* the signer's certificate left out */
+    REFUSED(VERIFY(sign(BODY, cert_a, key_a, CMS_NOCERTS), BODY),
+            "does not verify");
+    /* a certificate that is not the signer's */
+    certs = sk_X509_new_null();
+    ck_assert_int_gt(sk_X509_push(certs, cert_b), 0);
+    in = BIO_new_mem_buf(BODY, (int)strlen(BODY));
+    cms = CMS_sign(cert_a, key_a, certs, in,
+                   CMS_DETACHED | CMS_BINARY | CMS_NOCERTS);
+    ck_assert_ptr_nonnull(cms);
+    BIO_free(in);
+    REFUSED(VERIFY(cms_b64(cms), BODY), "does not verify");
+    sk_X509_free(certs);
+}
+END_TEST
+
+/* ---- proxy header forms -------------------------------------------------- */
+
+static const char *cert_pem(X509 *cert)
+{
+    BIO *b = BIO_new(BIO_s_mem());
+    char *data;
+    long n;
+    const char *s;
+
+    ck_assert_int_eq(PEM_write_bio_X509(b, cert), 1);
+    n = BIO_get_mem_data(b, &data);
+    s = apr_pstrmemdup(pool, data, (apr_size_t)n);
+    BIO_free(b);
+    return s;
+}
+
+static const char *cert_b64(X509 *cert)
+{
+    unsigned char *der = NULL;
+    int n = i2d_X509(cert, &der);
+    const char *s = b64(der, n);
+
+    OPENSSL_free(der);
+    return s;
+}
+
+/* Every byte but [A-Za-z0-9] escaped (as nginx's escape_uri does more). */
+static const char *url_escape(const char *in)
+{
+    char *out = apr_palloc(pool, strlen(in) * 3 + 1), *o = out;
+
+    for (; *in; in++) {
+        if ((*in >= 'a' && *in <= 'z') || (*in >= 'A' && *in <= 'Z')
+            || (*in >= '0' && *in <= '9') || *in == '+' || *in == '/')
+            *o++ = *in;
+        else
+            o += sprintf(o, "%%%02X", (unsigned char)*in);
+    }
+    *o = '\0';
+    return out;
+}
+
+#define PARSE(value) gt_proxy_cert_parse(pool, (value), &der, &der_len, &why)
+#define ACCEPTED(value, cert) do { \
+        X509 *got_ = PARSE(value); \
+        ck_assert_msg(got_ != NULL, "refused (%s): %.60s", why, (value)); \
+        ck_assert_int_eq(X509_cmp(got_, (cert)), 0); \
+        der_is(der, der_len, (cert)); \
+        X509_free(got_); \
+    } while (0)
+
+START_TEST(proxy_forms)
+{
+    const unsigned char *der = NULL;
+    apr_size_t der_len = 0;
+    const char *why = NULL;
+    const char *pem = cert_pem(cert_b);
+    char *spaced = apr_pstrdup(pool, pem), *p;
+
+    ACCEPTED(apr_pstrcat(pool, ":", cert_b64(cert_a), ":", NULL), cert_a);
+    ACCEPTED(apr_pstrcat(pool, "  :", cert_b64(cert_b), ":  ", NULL), cert_b);
+    ACCEPTED(cert_b64(cert_a), cert_a);
+    ACCEPTED(pem, cert_b);
+    ACCEPTED(url_escape(pem), cert_b);
+    /* '+' and '/' left as they are, the rest %-escaped */
+    ACCEPTED(url_escape(cert_pem(cert_a)), cert_a);
+    for (p = spaced; *p; p++)
+        if (*p == '\n')
+            *p = ' ';
+    ACCEPTED(spaced, cert_b);
+}
+END_TEST
+
+START_TEST(proxy_refused)
+{
+    const unsigned char *der = NULL;
+    apr_size_t der_len = 0;
+    const char *why = NULL;
+    const char *b = cert_b64(cert_a), *pem = cert_pem(cert_a);
+    unsigned char *raw = NULL, *longer;
+    int n = i2d_X509(cert_a, &raw);
+
+    REFUSED(PARSE(""), "empty");
+    REFUSED(PARSE(apr_pstrcat(pool, ":", b, NULL)), "RFC 9440");
+    REFUSED(PARSE(apr_pstrcat(pool, ":", b, ":, :", b, ":", NULL)), "RFC 9440");
+    REFUSED(PARSE("::"), "RFC 9440");
+    REFUSED(PARSE(":aGVsbG8=:"), "not a DER X.509");
+    REFUSED(PARSE("hello world"), "neither");
+    REFUSED(PARSE(apr_pstrcat(pool, pem, pem, NULL)), "more than one");
+    REFUSED(PARSE(url_escape(apr_pstrcat(pool, pem, pem, NULL))), "more than one");
+    REFUSED(PARSE(apr_pstrcat(pool, pem, "junk", NULL)), "follows");
+    REFUSED(PARSE("-----BEGIN CERTIFICATE-----\nAAAA\n"), "END");
+    REFUSED(PARSE("-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----"),
+            "not base64");
+    REFUSED(PARSE("-----BEGIN%20CERTIFICATE%2"), "escape");
+    REFUSED(PARSE("-----BEGIN%zzCERTIFICATE"), "escape");
+    REFUSED(PARSE("x%00y"), "escape");
+    longer = apr_palloc(pool, (apr_size_t)n + 2);
+    memcpy(longer, raw, (size_t)n);
+    longer[n] = 0x05;
+    longer[n + 1] = 0x00;
+    REFUSED(PARSE(b64(longer, n + 2)), "follow");
+    OPENSSL_free(raw);
+}
+END_TEST
+
+static Suite *identity_suite(void)
+{
+    Suite *s = suite_create("identity");
+    TCase *tc = tcase_create("identity");
+
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 30);
+    tcase_add_test(tc, base64_strict);
+    tcase_add_test(tc, mdm_signature_ec_and_rsa);
+    tcase_add_test(tc, mdm_signature_other_bytes);
+    tcase_add_test(tc, mdm_signature_garbage);
+    tcase_add_test(tc, mdm_signature_trailing_bytes);
+    tcase_add_test(tc, mdm_signature_shapes);
+    tcase_add_test(tc, proxy_forms);
+    tcase_add_test(tc, proxy_refused);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr;
+    int failed;
+
+    if (apr_initialize() != APR_SUCCESS)
+        return EXIT_FAILURE;
+    sr = srunner_create(identity_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    apr_terminate();
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
