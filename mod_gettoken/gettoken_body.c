@@ -10,6 +10,9 @@
  */
 #include "gettoken_private.h"
 
+#include <stdlib.h>
+#include <string.h>
+
 #include "apr_buckets.h"
 #include "http_protocol.h"
 #include "http_request.h"
@@ -97,73 +100,130 @@ void gettoken_body_register(apr_pool_t *p)
                                                     AP_FTYPE_RESOURCE);
 }
 
+/*
+ * What has been read is copied into one buffer that grows by doubling (up to
+ * the cap + 1), and becomes a single heap bucket for the replay.
+ *
+ * Why not keep the buckets HTTP_IN hands out: each one costs a bucket and a
+ * separate allocation whatever its size, and a chunked body sent in 1-byte
+ * chunks gives one bucket per byte: ~500 bytes of memory per body byte, i.e.
+ * tens of MB held for a 64 KB cap (test_tiny_chunks_memory_bounded).  One
+ * buffer costs at most twice the bytes read, however they were framed, and
+ * a complete body is parsed in place (no second, flattened copy).
+ *
+ * The buffer is malloc()ed so that it can become a heap bucket that frees it
+ * when the last reader is done with it; until then a cleanup on r->pool owns it
+ * (a client that goes away mid-body leaves nothing behind).
+ */
+typedef struct {
+    char *data;
+    apr_size_t len;
+    apr_size_t size;
+} read_buf;
+
+static apr_status_t read_buf_cleanup(void *p)
+{
+    read_buf *b = p;
+
+    free(b->data);
+    b->data = NULL;
+    return APR_SUCCESS;
+}
+
+/* Appends n bytes; the buffer never grows past limit (the caller never asks
+ * for more: it reads at most limit bytes in all). */
+static apr_status_t read_buf_append(read_buf *b, const char *data, apr_size_t n,
+                                    apr_size_t limit)
+{
+    if (n > limit - b->len)
+        return APR_ENOSPC;
+    if (b->len + n > b->size) {
+        apr_size_t size = b->size ? b->size : 8192;
+        char *grown;
+
+        while (size < b->len + n)
+            size = size > limit / 2 ? limit : size * 2;
+        if (size > limit)
+            size = limit;
+        grown = realloc(b->data, size);
+        if (!grown)
+            return APR_ENOMEM;
+        b->data = grown;
+        b->size = size;
+    }
+    memcpy(b->data + b->len, data, n);
+    b->len += n;
+    return APR_SUCCESS;
+}
+
 int gettoken_body_read(request_rec *r, apr_size_t max_body,
                        gettoken_body_state *state, const char **buf,
                        apr_size_t *len)
 {
     replay_ctx *ctx = apr_pcalloc(r->pool, sizeof(*ctx));
     apr_bucket_brigade *bb = apr_brigade_create(r->pool, r->connection->bucket_alloc);
-    apr_off_t total = 0;
+    read_buf *rb = apr_pcalloc(r->pool, sizeof(*rb));
+    apr_size_t limit = max_body + 1;    /* one byte more tells "too large" */
     apr_status_t rv;
 
     ctx->kept = apr_brigade_create(r->pool, r->connection->bucket_alloc);
     ap_set_module_config(r->request_config, &gettoken_module, ctx);
+    apr_pool_cleanup_register(r->pool, rb, read_buf_cleanup,
+                              apr_pool_cleanup_null);
 
-    while (!ctx->complete && total <= (apr_off_t)max_body) {
+    while (!ctx->complete && rb->len < limit) {
         apr_bucket *e;
-        apr_off_t got = 0;
 
         rv = ap_get_brigade(r->input_filters, bb, AP_MODE_READBYTES,
-                            APR_BLOCK_READ, (apr_off_t)max_body + 1 - total);
+                            APR_BLOCK_READ, (apr_off_t)(limit - rb->len));
         if (rv != APR_SUCCESS) {
             ap_log_rerror(APLOG_MARK, APLOG_INFO, rv, r, GT_LOG_PREFIX
                           "reading the check-in body failed");
+            apr_brigade_destroy(bb);
             return ap_map_http_request_error(rv, HTTP_BAD_REQUEST);
         }
         for (e = APR_BRIGADE_FIRST(bb); e != APR_BRIGADE_SENTINEL(bb);
              e = APR_BUCKET_NEXT(e)) {
+            const char *data;
+            apr_size_t n;
+
             if (APR_BUCKET_IS_EOS(e)) {
                 /* the replay filter gives the end of the body back itself */
                 ctx->complete = 1;
-                while (e != APR_BRIGADE_SENTINEL(bb)) {
-                    apr_bucket *next = APR_BUCKET_NEXT(e);
-                    apr_bucket_delete(e);
-                    e = next;
-                }
                 break;
             }
+            if (APR_BUCKET_IS_METADATA(e))
+                continue;   /* nothing of the body (a FLUSH): not replayed */
+            rv = apr_bucket_read(e, &data, &n, APR_BLOCK_READ);
+            if (rv == APR_SUCCESS)
+                rv = read_buf_append(rb, data, n, limit);
+            if (rv != APR_SUCCESS) {
+                ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, GT_LOG_PREFIX
+                              "keeping the check-in body failed");
+                apr_brigade_destroy(bb);
+                return HTTP_INTERNAL_SERVER_ERROR;
+            }
         }
-        if (apr_brigade_length(bb, 1, &got) != APR_SUCCESS
-            || ap_save_brigade(NULL, &ctx->kept, &bb, r->pool) != APR_SUCCESS)
-            return HTTP_INTERNAL_SERVER_ERROR;
         apr_brigade_cleanup(bb);
-        total += got;
     }
+    apr_brigade_destroy(bb);
 
-    if (!ctx->complete) {
-        *state = GT_BODY_TOO_LARGE;
-        *buf = NULL;
-        *len = (apr_size_t)total;
-        return OK;
+    if (rb->len) {
+        /* the heap bucket owns the buffer from now on */
+        APR_BRIGADE_INSERT_TAIL(ctx->kept,
+                                apr_bucket_heap_create(rb->data, rb->len, free,
+                                                       ctx->kept->bucket_alloc));
+        *buf = rb->data;
+        rb->data = NULL;
     }
-    *state = GT_BODY_COMPLETE;
-    if (APR_BRIGADE_EMPTY(ctx->kept)) {
+    else {
         *buf = "";
-        *len = 0;
-        return OK;
     }
-    if (APR_BRIGADE_FIRST(ctx->kept) == APR_BRIGADE_LAST(ctx->kept)) {
-        /* one bucket (the usual case): parse it in place */
-        rv = apr_bucket_read(APR_BRIGADE_FIRST(ctx->kept), buf, len,
-                             APR_BLOCK_READ);
-        return rv == APR_SUCCESS ? OK : HTTP_INTERNAL_SERVER_ERROR;
-    }
-    {
-        char *flat;
-        rv = apr_brigade_pflatten(ctx->kept, &flat, len, r->pool);
-        *buf = flat;
-        return rv == APR_SUCCESS ? OK : HTTP_INTERNAL_SERVER_ERROR;
-    }
+    *len = rb->len;
+    *state = ctx->complete ? GT_BODY_COMPLETE : GT_BODY_TOO_LARGE;
+    if (!ctx->complete)
+        *buf = NULL;
+    return OK;
 }
 
 void gettoken_body_replay(request_rec *r)

@@ -513,7 +513,6 @@ def test_50mb_streams_through_with_bounded_memory(fresh_stack, client, gt, backe
     new_hwm = [after[pid]["VmHWM"] for pid in after if pid not in before and after[pid]]
     base = max(m["VmHWM"] for m in before.values() if m)
     bound_kb = MAX_BODY // 1024 + 6 * 1024
-    print("\nVmHWM growth kB per child: %r (new children: %r)" % (grew, new_hwm))
     assert grew, "no httpd child to measure"
     assert max(grew.values()) <= bound_kb, \
         "an httpd child's peak RSS grew by %d kB for a %d MB body (bound %d kB); %r -> %r" % (
@@ -557,7 +556,6 @@ def test_tiny_chunks_memory_bounded(fresh_stack, client, gt, msg):
         assert rec is not None and rec.complete and rec.body == body
     after = children_mem(h)
     grew = max(after[p]["VmHWM"] - before[p]["VmHWM"] for p in after if p in before and after[p] and before[p])
-    print("\ntiny chunks: VmHWM grew %d kB" % grew)
     bound_kb = 2 * MAX_BODY // 1024 + 4 * 1024
     assert grew <= bound_kb, "peak RSS grew by %d kB keeping a %d-byte body (bound %d kB)" % (
         grew, len(body), bound_kb)
