@@ -25,6 +25,7 @@ APLOG_USE_MODULE(gettoken);
 typedef struct {
     apr_bucket_brigade *kept;   /* bytes read and not yet handed on */
     int complete;               /* the client's body ended within kept */
+    int replaying;              /* declined: kept goes to whoever reads next */
 } replay_ctx;
 
 static ap_filter_rec_t *replay_filter_handle;
@@ -95,9 +96,19 @@ static apr_status_t replay_filter(ap_filter_t *f, apr_bucket_brigade *bb,
 
 void gettoken_body_register(apr_pool_t *p)
 {
+    /* One below AP_FTYPE_RESOURCE, i.e. on top of the request's input
+     * filters.  The kept bytes were read from the top of the chain: they have
+     * been through every input filter of the request already (SetInputFilter
+     * Sed, an ext_filter, ...).  At AP_FTYPE_RESOURCE itself the replay
+     * would be inserted after (below) the filters of that type already
+     * there, which would then filter the kept bytes a second time, behind the
+     * output they still buffer from the first pass
+     * (test_input_filter_applies_once).  Filters added after the decline
+     * (by the handler that serves the location) go below it, as they should:
+     * they have not seen any of the body. */
     replay_filter_handle = ap_register_input_filter(REPLAY_FILTER_NAME,
                                                     replay_filter, NULL,
-                                                    AP_FTYPE_RESOURCE);
+                                                    AP_FTYPE_RESOURCE - 1);
 }
 
 /*
@@ -230,6 +241,34 @@ void gettoken_body_replay(request_rec *r)
 {
     replay_ctx *ctx = request_ctx(r);
 
-    if (ctx)
+    if (ctx) {
+        ctx->replaying = 1;
+        ap_add_input_filter_handle(replay_filter_handle, ctx, r, r->connection);
+    }
+}
+
+/*
+ * insert_filter hook.  An internal redirect made after the decline (mod_actions'
+ * Action, as in PHP-CGI set-ups, or any handler's ap_internal_redirect*) starts
+ * the new request with the protocol input filters only, leaving the replay
+ * filter behind on the old request: the handler that finally reads the body
+ * would miss the bytes kept here (test_checkin_matrix[...action-cgi...]).  So
+ * the new request takes the replay over (the same context: both requests live
+ * in the same pool), and is marked as looked at so that a GetToken On at the
+ * new location does not try to read the body again.
+ */
+void gettoken_body_insert_filter(request_rec *r)
+{
+    request_rec *prev;
+    replay_ctx *ctx = NULL;
+
+    if (request_ctx(r))
+        return;
+    for (prev = r->prev; prev && !ctx; prev = prev->prev)
+        ctx = request_ctx(prev);
+    if (!ctx)
+        return;
+    ap_set_module_config(r->request_config, &gettoken_module, ctx);
+    if (ctx->replaying)
         ap_add_input_filter_handle(replay_filter_handle, ctx, r, r->connection);
 }

@@ -8,6 +8,8 @@ One httpd serves the same set of back ends twice: under /mx/on/ with
   vhost-proxypass     vhost-level ProxyPass, <Location> GetToken On
   sethandler-proxy    <Location> SetHandler "proxy:http://backend"
   cgi                 ScriptAlias to a recording CGI (mod_cgid)
+  action-cgi          SetHandler mdm-app; Action mdm-app /mx/action-cgi virtual: mod_actions
+                      hands the request to the CGI by an internal redirect (as for PHP-CGI)
   reflector           mod_reflector (another module's handler; echoes POST bodies)
   lua                 mod_lua LuaMapHandler echoing PUT bodies (Content-Length only:
                       mod_lua's r:requestbody() refuses chunked bodies with 411)
@@ -39,6 +41,7 @@ BACKENDS = {            # name -> (kind, method a device would use there)
     "vhost-proxypass": ("proxy", "PUT"),
     "sethandler-proxy": ("proxy", "PUT"),
     "cgi": ("cgi", "PUT"),
+    "action-cgi": ("cgi", "PUT"),        # SetHandler + Action: the PHP-CGI style set-up
     "reflector": ("echo", "POST"),       # mod_reflector reflects POST only
     "lua": ("echo", "PUT"),
 }
@@ -81,7 +84,13 @@ def stack_config(port, cgi, lua):
               "    ReflectorHeader X-Extra X-Echo-X-Extra",
               "    ReflectorHeader X-Test-Id X-Echo-X-Test-Id", "</Location>",
               "LuaMapHandler ^%slua$ %s" % (p, lua),
-              "<Location %slua>" % p, on, "</Location>"]
+              "<Location %slua>" % p, on, "</Location>",
+              "<Location %saction-cgi>" % p, on, "    SetHandler mdm-app", "</Location>",
+              # an input filter of the resource type in front of a proxied MDM
+              "<Location %ssed-proxy>" % p, on, "    SetInputFilter Sed",
+              '    InputSed "s/MessageType/MessageTypeX/"',
+              "    ProxyPass http://127.0.0.1:%d/%s/sed-proxy" % (port, st), "</Location>"]
+    L += ["ScriptAlias /mx/action-cgi %s" % cgi, "Action mdm-app /mx/action-cgi virtual"]
     return "\n".join(x for x in L if x)
 
 
@@ -96,7 +105,8 @@ class Stack:
 def make_stack(gt):
     backend = RecordingBackend().start()
     h = gt.httpd([gt.vhost()], extra_global="\n".join(
-        "LoadModule %s_module %s/mod_%s.so" % (m, MODDIR, m) for m in ("reflector", "lua")))
+        "LoadModule %s_module %s/mod_%s.so" % (m, MODDIR, m)
+        for m in ("reflector", "lua", "actions", "sed")))
     lua = os.path.join(h.dir, "echo.lua")
     with open(lua, "w") as f:
         f.write(LUA_ECHO)
@@ -559,3 +569,27 @@ def test_tiny_chunks_memory_bounded(fresh_stack, client, gt, msg):
     bound_kb = 2 * MAX_BODY // 1024 + 4 * 1024
     assert grew <= bound_kb, "peak RSS grew by %d kB keeping a %d-byte body (bound %d kB)" % (
         grew, len(body), bound_kb)
+
+
+# --- an input filter (mod_sed) in front of the MDM: the body is filtered once ------------------
+@pytest.mark.parametrize("upload", ["content-length", "chunked"])
+@pytest.mark.parametrize("size", ["small", "over-cap"])
+def test_input_filter_applies_once(stack, client, gt, upload, size):
+    """What the MDM gets with GetToken On is what it gets without mod_gettoken:
+    the bytes mod_gettoken read came through the location's input filters
+    already, so they must not be put through them a second time."""
+    dev = gt.devices["dev_a"]
+    fields = messages(dev.enrollment_id)["Authenticate"]
+    body = plist(fields, "xml") if size == "small" else padded(fields, 3 * MAX_BODY)
+    want = body.replace(b"MessageType", b"MessageTypeX")
+    c = client(stack.h, "dev_a")
+    seen = {}
+    for on in (False, True):
+        r = c.request(body, path=stack.path("sed-proxy", on), chunked=upload == "chunked")
+        assert r.status == 200 and r.body == MARKER + r.test_id.encode(), (r.status, r.body[:200])
+        rec = stack.backend.wait(r.test_id)
+        assert rec is not None and rec.complete
+        seen[on] = rec.body
+    assert seen[False] == want, "mod_sed itself did not filter as expected"
+    assert seen[True] == want, "with GetToken On the body was filtered %s" % (
+        "twice" if b"MessageTypeXX" in seen[True] else "differently")
