@@ -21,6 +21,7 @@ import base64
 import hashlib
 import os
 import plistlib
+import re
 import subprocess
 import tempfile
 import time
@@ -32,7 +33,7 @@ from cryptography.hazmat.primitives.serialization import pkcs7
 from gt_backend import MARKER, RecordingBackend
 from gt_client import CHECKIN_CT, token_from_response, verify_maid_token
 from gt_httpd import BACKEND_MARKER, MODDIR
-from gt_stream import RawClient, children, mem_kb, pattern_body, pattern_sha256, wait_until
+from gt_stream import RawClient, children, mem_kb, pattern_body, pattern_sha256
 
 MAX_BODY = 65536        # the GetTokenMaxBodySize default (CONTRACT §3)
 
@@ -443,8 +444,10 @@ def _as_response(raw_resp, tid):
 
 # --- clients that hang up mid-body ---------------------------------------------------------
 def crash_lines(h, mark):
+    """Error-log lines since mark that tell of a crashed child (AH00052 'child pid N
+    exit signal Segmentation fault', aborts, core dumps)."""
     return [l for l in h.log_since(mark).splitlines()
-            if "exit signal" in l or "Segmentation" in l or "AH00052" in l or "child pid" in l]
+            if re.search(r"exit signal|Segmentation|AH0005[0-2]|dumped core|AH00060", l)]
 
 
 @pytest.mark.parametrize("where", ["before-cap", "after-cap"])
@@ -453,7 +456,6 @@ def crash_lines(h, mark):
 def test_client_abort_mid_body(stack, client, gt, backend, upload, where):
     h = stack.h
     mark = h.log_mark()
-    pids = children(h.pid)
     tid = os.urandom(8).hex()
     total = 4 * MAX_BODY if where == "after-cap" else MAX_BODY // 2
     cut = 3 * MAX_BODY if where == "after-cap" else MAX_BODY // 4
@@ -466,11 +468,10 @@ def test_client_abort_mid_body(stack, client, gt, backend, upload, where):
     c.send_body(pattern_body(total, tid.encode()), chunked, limit=cut)
     time.sleep(0.3)          # let the server get into the middle of the body
     c.abort()
-    # the server carries on: same children, nothing crashed, the next request is served
+    # the server carries on: nothing crashed, the next request is served
     time.sleep(0.5)
     assert crash_lines(h, mark) == []
     assert h._alive(h.pid)
-    assert set(pids) <= set(children(h.pid)), "an httpd child went away"
     if BACKENDS[backend][0] == "proxy":
         for rec in stack.backend.seen(tid):
             assert not rec.complete, "a cut-off body reached the backend as if it were whole"
@@ -593,3 +594,9 @@ def test_input_filter_applies_once(stack, client, gt, upload, size):
     assert seen[False] == want, "mod_sed itself did not filter as expected"
     assert seen[True] == want, "with GetToken On the body was filtered %s" % (
         "twice" if b"MessageTypeXX" in seen[True] else "differently")
+
+
+def test_no_child_crashed_during_the_matrix(stack):
+    """Last in this file: the shared httpd is still up and its error log shows no crash."""
+    assert stack.h._alive(stack.h.pid)
+    assert crash_lines(stack.h, 0) == []
