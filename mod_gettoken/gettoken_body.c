@@ -10,6 +10,9 @@
  */
 #include "gettoken_private.h"
 
+#include <stdlib.h>
+#include <string.h>
+
 #include "apr_buckets.h"
 #include "http_protocol.h"
 #include "http_request.h"
@@ -22,6 +25,7 @@ APLOG_USE_MODULE(gettoken);
 typedef struct {
     apr_bucket_brigade *kept;   /* bytes read and not yet handed on */
     int complete;               /* the client's body ended within kept */
+    int replaying;              /* declined: kept goes to whoever reads next */
 } replay_ctx;
 
 static ap_filter_rec_t *replay_filter_handle;
@@ -92,9 +96,75 @@ static apr_status_t replay_filter(ap_filter_t *f, apr_bucket_brigade *bb,
 
 void gettoken_body_register(apr_pool_t *p)
 {
+    /* One below AP_FTYPE_RESOURCE, i.e. on top of the request's input
+     * filters.  The kept bytes were read from the top of the chain: they have
+     * been through every input filter of the request already (SetInputFilter
+     * Sed, an ext_filter, ...).  At AP_FTYPE_RESOURCE itself the replay
+     * would be inserted after (below) the filters of that type already
+     * there, which would then filter the kept bytes a second time, behind the
+     * output they still buffer from the first pass
+     * (test_input_filter_applies_once).  Filters added after the decline
+     * (by the handler that serves the location) go below it, as they should:
+     * they have not seen any of the body. */
     replay_filter_handle = ap_register_input_filter(REPLAY_FILTER_NAME,
                                                     replay_filter, NULL,
-                                                    AP_FTYPE_RESOURCE);
+                                                    AP_FTYPE_RESOURCE - 1);
+}
+
+/*
+ * What has been read is copied into one buffer that grows by doubling (up to
+ * the cap + 1), and becomes a single heap bucket for the replay.
+ *
+ * Why not keep the buckets HTTP_IN hands out: each one costs a bucket and a
+ * separate allocation whatever its size, and a chunked body sent in 1-byte
+ * chunks gives one bucket per byte: ~500 bytes of memory per body byte, i.e.
+ * tens of MB held for a 64 KB cap (test_tiny_chunks_memory_bounded).  One
+ * buffer costs at most twice the bytes read, however they were framed, and
+ * a complete body is parsed in place (no second, flattened copy).
+ *
+ * The buffer is malloc()ed so that it can become a heap bucket that frees it
+ * when the last reader is done with it; until then a cleanup on r->pool owns it
+ * (a client that goes away mid-body leaves nothing behind).
+ */
+typedef struct {
+    char *data;
+    apr_size_t len;
+    apr_size_t size;
+} read_buf;
+
+static apr_status_t read_buf_cleanup(void *p)
+{
+    read_buf *b = p;
+
+    free(b->data);
+    b->data = NULL;
+    return APR_SUCCESS;
+}
+
+/* Appends n bytes; the buffer never grows past limit (the caller never asks
+ * for more: it reads at most limit bytes in all). */
+static apr_status_t read_buf_append(read_buf *b, const char *data, apr_size_t n,
+                                    apr_size_t limit)
+{
+    if (n > limit - b->len)
+        return APR_ENOSPC;
+    if (b->len + n > b->size) {
+        apr_size_t size = b->size ? b->size : 8192;
+        char *grown;
+
+        while (size < b->len + n)
+            size = size > limit / 2 ? limit : size * 2;
+        if (size > limit)
+            size = limit;
+        grown = realloc(b->data, size);
+        if (!grown)
+            return APR_ENOMEM;
+        b->data = grown;
+        b->size = size;
+    }
+    memcpy(b->data + b->len, data, n);
+    b->len += n;
+    return APR_SUCCESS;
 }
 
 int gettoken_body_read(request_rec *r, apr_size_t max_body,
@@ -103,73 +173,102 @@ int gettoken_body_read(request_rec *r, apr_size_t max_body,
 {
     replay_ctx *ctx = apr_pcalloc(r->pool, sizeof(*ctx));
     apr_bucket_brigade *bb = apr_brigade_create(r->pool, r->connection->bucket_alloc);
-    apr_off_t total = 0;
+    read_buf *rb = apr_pcalloc(r->pool, sizeof(*rb));
+    apr_size_t limit = max_body + 1;    /* one byte more tells "too large" */
     apr_status_t rv;
 
     ctx->kept = apr_brigade_create(r->pool, r->connection->bucket_alloc);
     ap_set_module_config(r->request_config, &gettoken_module, ctx);
+    apr_pool_cleanup_register(r->pool, rb, read_buf_cleanup,
+                              apr_pool_cleanup_null);
 
-    while (!ctx->complete && total <= (apr_off_t)max_body) {
+    while (!ctx->complete && rb->len < limit) {
         apr_bucket *e;
-        apr_off_t got = 0;
 
         rv = ap_get_brigade(r->input_filters, bb, AP_MODE_READBYTES,
-                            APR_BLOCK_READ, (apr_off_t)max_body + 1 - total);
+                            APR_BLOCK_READ, (apr_off_t)(limit - rb->len));
         if (rv != APR_SUCCESS) {
             ap_log_rerror(APLOG_MARK, APLOG_INFO, rv, r, GT_LOG_PREFIX
                           "reading the check-in body failed");
+            apr_brigade_destroy(bb);
             return ap_map_http_request_error(rv, HTTP_BAD_REQUEST);
         }
         for (e = APR_BRIGADE_FIRST(bb); e != APR_BRIGADE_SENTINEL(bb);
              e = APR_BUCKET_NEXT(e)) {
+            const char *data;
+            apr_size_t n;
+
             if (APR_BUCKET_IS_EOS(e)) {
                 /* the replay filter gives the end of the body back itself */
                 ctx->complete = 1;
-                while (e != APR_BRIGADE_SENTINEL(bb)) {
-                    apr_bucket *next = APR_BUCKET_NEXT(e);
-                    apr_bucket_delete(e);
-                    e = next;
-                }
                 break;
             }
+            if (APR_BUCKET_IS_METADATA(e))
+                continue;   /* nothing of the body (a FLUSH): not replayed */
+            rv = apr_bucket_read(e, &data, &n, APR_BLOCK_READ);
+            if (rv == APR_SUCCESS)
+                rv = read_buf_append(rb, data, n, limit);
+            if (rv != APR_SUCCESS) {
+                ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, GT_LOG_PREFIX
+                              "keeping the check-in body failed");
+                apr_brigade_destroy(bb);
+                return HTTP_INTERNAL_SERVER_ERROR;
+            }
         }
-        if (apr_brigade_length(bb, 1, &got) != APR_SUCCESS
-            || ap_save_brigade(NULL, &ctx->kept, &bb, r->pool) != APR_SUCCESS)
-            return HTTP_INTERNAL_SERVER_ERROR;
         apr_brigade_cleanup(bb);
-        total += got;
     }
+    apr_brigade_destroy(bb);
 
-    if (!ctx->complete) {
-        *state = GT_BODY_TOO_LARGE;
-        *buf = NULL;
-        *len = (apr_size_t)total;
-        return OK;
+    if (rb->len) {
+        /* the heap bucket owns the buffer from now on */
+        APR_BRIGADE_INSERT_TAIL(ctx->kept,
+                                apr_bucket_heap_create(rb->data, rb->len, free,
+                                                       ctx->kept->bucket_alloc));
+        *buf = rb->data;
+        rb->data = NULL;
     }
-    *state = GT_BODY_COMPLETE;
-    if (APR_BRIGADE_EMPTY(ctx->kept)) {
+    else {
         *buf = "";
-        *len = 0;
-        return OK;
     }
-    if (APR_BRIGADE_FIRST(ctx->kept) == APR_BRIGADE_LAST(ctx->kept)) {
-        /* one bucket (the usual case): parse it in place */
-        rv = apr_bucket_read(APR_BRIGADE_FIRST(ctx->kept), buf, len,
-                             APR_BLOCK_READ);
-        return rv == APR_SUCCESS ? OK : HTTP_INTERNAL_SERVER_ERROR;
-    }
-    {
-        char *flat;
-        rv = apr_brigade_pflatten(ctx->kept, &flat, len, r->pool);
-        *buf = flat;
-        return rv == APR_SUCCESS ? OK : HTTP_INTERNAL_SERVER_ERROR;
-    }
+    *len = rb->len;
+    *state = ctx->complete ? GT_BODY_COMPLETE : GT_BODY_TOO_LARGE;
+    if (!ctx->complete)
+        *buf = NULL;
+    return OK;
 }
 
 void gettoken_body_replay(request_rec *r)
 {
     replay_ctx *ctx = request_ctx(r);
 
-    if (ctx)
+    if (ctx) {
+        ctx->replaying = 1;
+        ap_add_input_filter_handle(replay_filter_handle, ctx, r, r->connection);
+    }
+}
+
+/*
+ * insert_filter hook.  An internal redirect made after the decline (mod_actions'
+ * Action, as in PHP-CGI set-ups, or any handler's ap_internal_redirect*) starts
+ * the new request with the protocol input filters only, leaving the replay
+ * filter behind on the old request: the handler that finally reads the body
+ * would miss the bytes kept here (test_checkin_matrix[...action-cgi...]).  So
+ * the new request takes the replay over (the same context: both requests live
+ * in the same pool), and is marked as looked at so that a GetToken On at the
+ * new location does not try to read the body again.
+ */
+void gettoken_body_insert_filter(request_rec *r)
+{
+    request_rec *prev;
+    replay_ctx *ctx = NULL;
+
+    if (request_ctx(r))
+        return;
+    for (prev = r->prev; prev && !ctx; prev = prev->prev)
+        ctx = request_ctx(prev);
+    if (!ctx)
+        return;
+    ap_set_module_config(r->request_config, &gettoken_module, ctx);
+    if (ctx->replaying)
         ap_add_input_filter_handle(replay_filter_handle, ctx, r, r->connection);
 }

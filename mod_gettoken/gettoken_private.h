@@ -103,6 +103,8 @@ int gettoken_body_read(request_rec *r, apr_size_t max_body,
                        apr_size_t *len);
 /* Puts the bytes read back in front of the rest of the body. */
 void gettoken_body_replay(request_rec *r);
+/* insert_filter hook: internal redirects keep the replay. */
+void gettoken_body_insert_filter(request_rec *r);
 
 /* gettoken_identity.c: the device identity certificate. */
 /* Fills req->identity_*; returns OK or HTTP_UNAUTHORIZED (logged). */

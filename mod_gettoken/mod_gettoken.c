@@ -59,6 +59,9 @@ static void gettoken_register_hooks(apr_pool_t *p)
     /* ahead of mod_proxy, mod_cgi and every other content handler */
     ap_hook_handler(gettoken_handler, NULL, NULL, APR_HOOK_REALLY_FIRST);
     gettoken_body_register(p);
+    /* internal redirects after a decline take the body replay along */
+    ap_hook_insert_filter(gettoken_body_insert_filter, NULL, NULL,
+                          APR_HOOK_MIDDLE);
 
     gettoken_hook_generate_token(gettoken_maid_generate, NULL, NULL,
                                  APR_HOOK_MIDDLE);
