@@ -31,9 +31,7 @@ static const char *const string_parameters[] = {
     "SecurityToken", "PhoneUDID", "WatchUDID",
 };
 
-/* Copies a string node into the pool; NULL when it is not a string or holds
- * a NUL byte (which no identifier may). */
-static const char *string_value(apr_pool_t *pool, plist_t node)
+const char *gt_plist_string(apr_pool_t *pool, plist_t node)
 {
     const char *s;
     uint64_t n = 0;
@@ -77,7 +75,7 @@ static gt_checkin_result read_token_parameters(apr_pool_t *pool, plist_t dict,
         plist_dict_next_item(dict, it, &key, &value);
         if (!key)
             break;
-        s = string_value(pool, value);
+        s = gt_plist_string(pool, value);
         if (s)
             apr_table_setn(msg->token_parameters, apr_pstrdup(pool, key), s);
         else if (is_token_parameter_string_key(key)) {
@@ -104,7 +102,7 @@ static gt_checkin_result validate(apr_pool_t *pool, plist_t root,
         *why = "body is a plist but not a dict";
         return GT_CHECKIN_NOT_OURS;
     }
-    message_type = string_value(pool, plist_dict_get_item(root, "MessageType"));
+    message_type = gt_plist_string(pool, plist_dict_get_item(root, "MessageType"));
     if (!message_type || strcmp(message_type, "GetToken") != 0) {
         *why = "MessageType is not GetToken";
         return GT_CHECKIN_NOT_OURS;
@@ -115,7 +113,7 @@ static gt_checkin_result validate(apr_pool_t *pool, plist_t root,
         *why = "required key TokenServiceType is missing";
         return GT_CHECKIN_INVALID;
     }
-    msg->service_type = string_value(pool, node);
+    msg->service_type = gt_plist_string(pool, node);
     if (!msg->service_type || !*msg->service_type) {
         *why = "TokenServiceType is not a non-empty string";
         return GT_CHECKIN_INVALID;
@@ -126,7 +124,7 @@ static gt_checkin_result validate(apr_pool_t *pool, plist_t root,
         node = plist_dict_get_item(root, optional_strings[i].key);
         if (!node)
             continue;
-        *slot = string_value(pool, node);
+        *slot = gt_plist_string(pool, node);
         if (!*slot || !**slot) {
             *why = apr_psprintf(pool, "%s is not a non-empty string",
                                 optional_strings[i].key);

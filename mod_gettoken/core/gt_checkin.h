@@ -12,6 +12,12 @@
 
 #include "gt_plist_bounds.h"
 
+#include <plist/plist.h>
+
+/* Copies a string node into the pool; NULL when it is not a string or holds
+ * a NUL byte (which no identifier may).  Shared by every plist reader. */
+const char *gt_plist_string(apr_pool_t *pool, plist_t node);
+
 typedef enum {
     GT_CHECKIN_GETTOKEN = 0, /* a valid GetToken: *msg is filled in */
     GT_CHECKIN_NOT_OURS,     /* not a plist dict, or another MessageType */

@@ -2,6 +2,7 @@
  * gt_pairing.c - com.apple.watch.pairing claims (see gt_pairing.h).
  */
 #include "gt_pairing.h"
+#include "gt_checkin.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -183,20 +184,6 @@ static apr_status_t plist_cleanup(void *data)
     return APR_SUCCESS;
 }
 
-/* A string node's value, NUL-free, from the pool; NULL otherwise. */
-static const char *plist_string(apr_pool_t *pool, plist_t node)
-{
-    const char *s;
-    uint64_t n = 0;
-
-    if (!node || plist_get_node_type(node) != PLIST_STRING)
-        return NULL;
-    s = plist_get_string_ptr(node, &n);
-    if (!s || memchr(s, '\0', (size_t)n))
-        return NULL;
-    return apr_pstrmemdup(pool, s, (apr_size_t)n);
-}
-
 /* TokenData: <data> (the token's UTF-8 bytes, as GetToken answers it) or
  * <string>. */
 static const char *plist_token(apr_pool_t *pool, plist_t node)
@@ -210,7 +197,7 @@ static const char *plist_token(apr_pool_t *pool, plist_t node)
             return NULL;
         return apr_pstrmemdup(pool, d, (apr_size_t)n);
     }
-    return plist_string(pool, node);
+    return gt_plist_string(pool, node);
 }
 
 int gt_pairing_parse_verify_request(apr_pool_t *pool, const char *buf,
@@ -250,8 +237,8 @@ int gt_pairing_parse_verify_request(apr_pool_t *pool, const char *buf,
         return -1;
     }
     *token = plist_token(pool, plist_dict_get_item(root, "TokenData"));
-    *watch_udid = plist_string(pool, plist_dict_get_item(root, "WatchUDID"));
-    *security_token = plist_string(pool, plist_dict_get_item(root,
+    *watch_udid = gt_plist_string(pool, plist_dict_get_item(root, "WatchUDID"));
+    *security_token = gt_plist_string(pool, plist_dict_get_item(root,
                                                              "SecurityToken"));
     if (!*token || !**token || !*watch_udid || !**watch_udid
         || !*security_token || !**security_token) {
