@@ -589,7 +589,8 @@ def profile(h, R, have_module, plan, secs):
                    str(r["requests"]), str(freq)], stdin=script.stdout,
                   capture_output=True, text=True).stdout
         script.wait()
-        os.unlink(data)
+        if not os.environ.get("BENCH_KEEP_PERF"):
+            os.unlink(data)
         txt = (f"# {key}: {r['requests']} requests, {r['rps']:.0f} rps, "
                f"{r['cpu_us_per_req']} µs httpd CPU/req while recorded\n"
                f"# (perf's DWARF stack copies inflate all of it; compare shares)\n" + rep)

@@ -250,8 +250,8 @@ static int load_key(apr_pool_t *pconf, server_rec *s, apr_hash_t *loaded,
     }
     k->key = gt_private_key_load(pconf, k->where, &why);
     if (k->key)
-        k->alg = gt_jws_alg_for_key(k->key, &why);
-    if (!k->key || !k->alg) {
+        k->signer = gt_jws_signer_create(pconf, k->key, &why);
+    if (!k->key || !k->signer) {
         ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, GT_LOG_PREFIX
                      "%s %s in %s: %s", directive,
                      gt_key_location_for_log(pconf, k->where),

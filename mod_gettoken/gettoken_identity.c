@@ -21,16 +21,13 @@
  */
 #include "gettoken_private.h"
 
-#include "apr_base64.h"
 #include "apr_lib.h"
 #include "apr_strings.h"
 #include "http_ssl.h"
 
-#include <openssl/asn1.h>
-#include <openssl/err.h>
-#include <openssl/pem.h>
 #include <openssl/x509.h>
 
+#include "core/gt_cert_der.h"
 #include "core/gt_identity.h"
 #include "core/gt_keys.h"
 
@@ -41,94 +38,6 @@ typedef enum {
     SOURCE_ABSENT,     /* this source has nothing: try the next */
     SOURCE_REFUSED     /* this source presented something invalid: 401 */
 } source_result;
-
-/* Steps over (or, with enter, into) the DER element at *p; 0 on success. */
-static int der_step(const unsigned char **p, const unsigned char *end,
-                    int want_tag, int enter, const unsigned char **inner_end)
-{
-    const unsigned char *q = *p;
-    long len = 0;
-    int tag = 0, xclass = 0;
-
-    if (q >= end || (ASN1_get_object(&q, &len, &tag, &xclass, end - q) & 0x80)
-        || len < 0 || len > end - q || (want_tag >= 0 && tag != want_tag))
-        return -1;
-    if (inner_end)
-        *inner_end = q + len;
-    *p = enter ? q : q + len;
-    return 0;
-}
-
-/*
- * The validity of a DER certificate, read by walking to its Validity field
- * instead of decoding the whole certificate: OpenSSL 3's X509 decoding
- * (public key included) costs most of a signature per request, and only
- * the SHA-256 of the DER and these two dates are needed.
- */
-static int der_validity(const unsigned char *der, apr_size_t der_len,
-                        int *expired, int *early)
-{
-    const unsigned char *p = der, *end = der + der_len, *tbs_end, *v_end;
-    ASN1_TIME *not_before = NULL, *not_after = NULL;
-    int rc = -1, i;
-
-    if (der_step(&p, end, V_ASN1_SEQUENCE, 1, &end) != 0           /* Certificate */
-        || der_step(&p, end, V_ASN1_SEQUENCE, 1, &tbs_end) != 0)   /* tbsCertificate */
-        return -1;
-    if (p < tbs_end && *p == 0xa0                                   /* [0] version */
-        && der_step(&p, tbs_end, -1, 0, NULL) != 0)
-        return -1;
-    for (i = 0; i < 3; i++)                     /* serial, signature, issuer */
-        if (der_step(&p, tbs_end, -1, 0, NULL) != 0)
-            return -1;
-    if (der_step(&p, tbs_end, V_ASN1_SEQUENCE, 1, &v_end) != 0)     /* Validity */
-        return -1;
-    not_before = d2i_ASN1_TIME(NULL, &p, v_end - p);
-    if (not_before)
-        not_after = d2i_ASN1_TIME(NULL, &p, v_end - p);
-    if (not_before && not_after) {
-        *expired = X509_cmp_current_time(not_after) < 0;
-        *early = X509_cmp_current_time(not_before) > 0;
-        rc = 0;
-    }
-    ASN1_TIME_free(not_before);
-    ASN1_TIME_free(not_after);
-    ERR_clear_error();
-    return rc;
-}
-
-/* The DER inside mod_ssl's PEM (one certificate): a base64 decode, no
- * X509 parsing.  0 on success. */
-static int ssl_pem_to_der(request_rec *r, const char *pem,
-                          const unsigned char **der, apr_size_t *der_len)
-{
-    static const char begin[] = "-----BEGIN CERTIFICATE-----";
-    const char *b = strstr(pem, begin), *e;
-    char *b64, *o;
-    unsigned char *out;
-    int n;
-
-    if (!b)
-        return -1;
-    b += sizeof(begin) - 1;
-    e = strstr(b, "-----END CERTIFICATE-----");
-    if (!e)
-        return -1;
-    o = b64 = apr_palloc(r->pool, (apr_size_t)(e - b) + 1);
-    for (; b < e; b++)
-        if (!apr_isspace(*b))
-            *o++ = *b;
-    *o = '\0';
-    if (o == b64)
-        return -1;
-    out = apr_palloc(r->pool, (apr_size_t)apr_base64_decode_len(b64));
-    n = apr_base64_decode_binary(out, b64);
-    if (n <= 0)
-        return -1;
-    *der = out;
-    *der_len = (apr_size_t)n;
-    return 0;
-}
 
 static source_result from_ssl(request_rec *r, const gettoken_server_conf *conf,
                               gettoken_request *req, X509 **cert,
@@ -158,8 +67,9 @@ static source_result from_ssl(request_rec *r, const gettoken_server_conf *conf,
             return SOURCE_REFUSED;
         }
     }
-    *cert = NULL;   /* validity is read from the DER by the caller */
-    if (ssl_pem_to_der(r, pem, &req->identity_der, &req->identity_der_len) != 0) {
+    *cert = NULL;   /* what is needed is read from the DER */
+    if (gt_pem_cert_to_der(r->pool, pem, &req->identity_der,
+                           &req->identity_der_len) != 0) {
         *why = "the TLS client certificate could not be decoded";
         return SOURCE_REFUSED;
     }
@@ -315,18 +225,18 @@ int gettoken_identity_find(request_rec *r, const gettoken_server_conf *conf,
         if (res == SOURCE_ABSENT)
             continue;
         if (res == SOURCE_FOUND) {
-            int expired = 0, early = 0;
-            if (cert) {
-                expired = X509_cmp_current_time(X509_get0_notAfter(cert)) < 0;
-                early = X509_cmp_current_time(X509_get0_notBefore(cert)) > 0;
-                X509_free(cert);
-            }
-            else if (der_validity(req->identity_der, req->identity_der_len,
-                                  &expired, &early) != 0) {
+            apr_int64_t not_before, not_after, now = apr_time_sec(r->request_time);
+            int expired, early;
+
+            if (cert)
+                X509_free(cert);    /* the DER serves every source alike */
+            if (gt_cert_validity(req->identity_der, req->identity_der_len,
+                                 &not_before, &not_after) != 0) {
                 why = "the identity certificate could not be decoded";
-                expired = early = 0;
                 goto refuse;
             }
+            expired = now > not_after;
+            early = now < not_before;
             if (expired || early) {
                 why = expired ? "the identity certificate has expired"
                               : "the identity certificate is not valid yet";

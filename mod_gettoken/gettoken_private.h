@@ -43,7 +43,7 @@ typedef struct {
 typedef struct {
     const char *where;          /* file path or pkcs11: URI */
     EVP_PKEY *key;
-    const char *alg;            /* "RS256" or "ES256" */
+    struct gt_jws_signer *signer;   /* alg + prepared signing context */
 } gettoken_key;
 
 /* Per virtual host: each one is its own organisation. */

@@ -27,7 +27,7 @@ int gettoken_maid_generate(const gettoken_request *req, gettoken_token *tok)
         return DECLINED;
     conf = gettoken_server_config(r->server);
     jti = apr_palloc(r->pool, 37);
-    token = gt_maid_token(r->pool, conf->signing.key, conf->signing.alg,
+    token = gt_maid_token(r->pool, conf->signing.signer,
                           conf->server_uuid, apr_time_sec(apr_time_now()),
                           jti, &why);
     if (!token) {

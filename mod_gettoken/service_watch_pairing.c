@@ -12,6 +12,7 @@
 #include "apr_time.h"
 #include "http_protocol.h"
 
+#include "core/gt_keys.h"
 #include "core/gt_pairing.h"
 
 APLOG_USE_MODULE(gettoken);
@@ -64,7 +65,7 @@ int gettoken_watch_pairing_generate(const gettoken_request *req,
                       "GetTokenServerUUID for this virtual host");
 
     jti = apr_palloc(r->pool, 37);
-    token = gt_pairing_token(r->pool, conf->pairing.key, conf->pairing.alg,
+    token = gt_pairing_token(r->pool, conf->pairing.signer,
                              conf->server_uuid, apr_time_sec(apr_time_now()),
                              conf->pairing_lifetime, phone, watch,
                              security_token, jti, &why);
@@ -72,7 +73,9 @@ int gettoken_watch_pairing_generate(const gettoken_request *req,
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, GT_LOG_PREFIX
                       "GetToken failed (500): signing the "
                       GETTOKEN_SERVICE_WATCH_PAIRING " token with %s failed: "
-                      "%s", conf->pairing.where ? conf->pairing.where : "?",
+                      "%s", conf->pairing.where
+                            ? gt_key_location_for_log(r->pool, conf->pairing.where)
+                            : "?",
                       why);
         return HTTP_INTERNAL_SERVER_ERROR;
     }

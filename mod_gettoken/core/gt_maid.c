@@ -7,7 +7,7 @@
 
 #include "../jose/gt_jose.h"
 
-const char *gt_maid_token(apr_pool_t *pool, EVP_PKEY *key, const char *alg,
+const char *gt_maid_token(apr_pool_t *pool, const gt_jws_signer *signer,
                           const char *server_uuid, apr_int64_t now,
                           char jti_out[37], const char **why)
 {
@@ -21,5 +21,5 @@ const char *gt_maid_token(apr_pool_t *pool, EVP_PKEY *key, const char *alg,
                           "{\"iss\":%s,\"iat\":%" APR_INT64_T_FMT ","
                           "\"jti\":\"%s\",\"service_type\":\"com.apple.maid\"}",
                           gt_json_string(pool, server_uuid), now, jti_out);
-    return gt_jws_sign(pool, key, alg, claims, why);
+    return gt_jws_sign(pool, signer, claims, why);
 }

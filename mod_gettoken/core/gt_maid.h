@@ -6,11 +6,11 @@
 #define GT_MAID_H
 
 #include "apr_pools.h"
-#include <openssl/evp.h>
+#include "../jose/gt_jose.h"
 
 /* Signs a maid token issued by `server_uuid` at `now` (seconds) with a
  * fresh random jti, returned in jti_out.  NULL with *why on failure. */
-const char *gt_maid_token(apr_pool_t *pool, EVP_PKEY *key, const char *alg,
+const char *gt_maid_token(apr_pool_t *pool, const gt_jws_signer *signer,
                           const char *server_uuid, apr_int64_t now,
                           char jti_out[37], const char **why);
 

@@ -39,7 +39,7 @@ int gt_pairing_id_ok(const char *s)
     return n > 0;
 }
 
-const char *gt_pairing_token(apr_pool_t *pool, EVP_PKEY *key, const char *alg,
+const char *gt_pairing_token(apr_pool_t *pool, const gt_jws_signer *signer,
                              const char *iss, apr_int64_t now,
                              apr_int64_t lifetime, const char *phone_udid,
                              const char *watch_udid,
@@ -63,7 +63,7 @@ const char *gt_pairing_token(apr_pool_t *pool, EVP_PKEY *key, const char *alg,
         gt_json_string(pool, iss), now, now + lifetime, jti_out,
         gt_json_string(pool, phone_udid), gt_json_string(pool, watch_udid),
         sth);
-    return gt_jws_sign(pool, key, alg, claims, why);
+    return gt_jws_sign(pool, signer, claims, why);
 }
 
 /* A required string claim; NULL (and *why) when missing or mistyped. */

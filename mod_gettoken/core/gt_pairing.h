@@ -15,6 +15,8 @@
 #include "apr_pools.h"
 #include <openssl/evp.h>
 
+#include "../jose/gt_jose.h"
+
 #include "gt_plist_bounds.h"
 
 #define GT_PAIRING_SERVICE      "com.apple.watch.pairing"
@@ -48,7 +50,7 @@ int gt_pairing_id_ok(const char *s);
  * Signs a pairing token issued by `iss` at `now`, valid `lifetime`
  * seconds, with a fresh jti (returned in jti_out).  NULL with *why.
  */
-const char *gt_pairing_token(apr_pool_t *pool, EVP_PKEY *key, const char *alg,
+const char *gt_pairing_token(apr_pool_t *pool, const gt_jws_signer *signer,
                              const char *iss, apr_int64_t now,
                              apr_int64_t lifetime, const char *phone_udid,
                              const char *watch_udid,

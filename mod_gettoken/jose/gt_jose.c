@@ -150,32 +150,85 @@ static int ecdsa_der_to_raw(const unsigned char *der, size_t der_len,
     return ok ? 0 : -1;
 }
 
-const char *gt_jws_sign(apr_pool_t *pool, EVP_PKEY *key, const char *alg,
+struct gt_jws_signer {
+    EVP_PKEY *key;
+    const char *alg;
+    const char *header_b64;     /* base64url of the JWS header, with '.' */
+    size_t sig_max;             /* EVP_PKEY_get_size */
+    EVP_MD_CTX *prepared;       /* after EVP_DigestSignInit; never signed on */
+    EVP_MD *sha256;
+};
+
+static apr_status_t signer_cleanup(void *data)
+{
+    gt_jws_signer *signer = data;
+
+    EVP_MD_CTX_free(signer->prepared);
+    EVP_MD_free(signer->sha256);
+    return APR_SUCCESS;
+}
+
+gt_jws_signer *gt_jws_signer_create(apr_pool_t *pool, EVP_PKEY *key,
+                                    const char **why)
+{
+    gt_jws_signer *signer;
+    const char *alg = gt_jws_alg_for_key(key, why), *header;
+
+    if (!alg)
+        return NULL;
+    signer = apr_pcalloc(pool, sizeof(*signer));
+    signer->key = key;
+    signer->alg = alg;
+    header = apr_pstrcat(pool, "{\"alg\":\"", alg, "\",\"typ\":\"JWT\"}", NULL);
+    signer->header_b64 = apr_pstrcat(pool,
+        gt_b64url_encode(pool, (const unsigned char *)header, strlen(header)),
+        ".", NULL);
+    signer->sig_max = (size_t)EVP_PKEY_get_size(key);
+    signer->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+    signer->prepared = EVP_MD_CTX_new();
+    apr_pool_cleanup_register(pool, signer, signer_cleanup,
+                              apr_pool_cleanup_null);
+    if (!signer->sha256 || !signer->prepared || signer->sig_max == 0
+        || EVP_DigestSignInit(signer->prepared, NULL, signer->sha256, NULL,
+                              key) != 1) {
+        ERR_clear_error();
+        *why = "the key cannot be prepared for signing (EVP_DigestSignInit)";
+        return NULL;
+    }
+    return signer;
+}
+
+const char *gt_jws_signer_alg(const gt_jws_signer *signer)
+{
+    return signer->alg;
+}
+
+const char *gt_jws_sign(apr_pool_t *pool, const gt_jws_signer *signer,
                         const char *claims_json, const char **why)
 {
-    const char *header = apr_pstrcat(pool, "{\"alg\":\"", alg,
-                                     "\",\"typ\":\"JWT\"}", NULL);
-    const char *input = apr_pstrcat(pool,
-        gt_b64url_encode(pool, (const unsigned char *)header, strlen(header)),
-        ".",
+    const char *input = apr_pstrcat(pool, signer->header_b64,
         gt_b64url_encode(pool, (const unsigned char *)claims_json,
                          strlen(claims_json)),
         NULL);
     EVP_MD_CTX *md = EVP_MD_CTX_new();
-    unsigned char *sig = NULL, raw[64];
+    unsigned char *sig, raw[64];
     const unsigned char *out_sig;
-    size_t sig_len = 0, out_len;
+    size_t sig_len = signer->sig_max, out_len;
     const char *token = NULL;
 
     if (!md) {
         *why = "out of memory creating the signing context";
         return NULL;
     }
-    if (EVP_DigestSignInit(md, NULL, EVP_sha256(), NULL, key) != 1
-        || EVP_DigestSign(md, NULL, &sig_len, (const unsigned char *)input,
-                          strlen(input)) != 1) {
-        *why = "the signing key refused to sign (EVP_DigestSignInit)";
-        goto done;
+    if (EVP_MD_CTX_copy_ex(md, signer->prepared) != 1) {
+        /* a key whose context cannot be copied (an engine without a copy
+         * method): prepare this one afresh */
+        ERR_clear_error();
+        if (EVP_DigestSignInit(md, NULL, signer->sha256, NULL,
+                               signer->key) != 1) {
+            *why = "the signing key refused to sign (EVP_DigestSignInit)";
+            goto done;
+        }
     }
     sig = apr_palloc(pool, sig_len);
     if (EVP_DigestSign(md, sig, &sig_len, (const unsigned char *)input,
@@ -185,7 +238,7 @@ const char *gt_jws_sign(apr_pool_t *pool, EVP_PKEY *key, const char *alg,
     }
     out_sig = sig;
     out_len = sig_len;
-    if (strcmp(alg, "ES256") == 0) {
+    if (strcmp(signer->alg, "ES256") == 0) {
         if (ecdsa_der_to_raw(sig, sig_len, raw) != 0) {
             *why = "the ECDSA signature could not be converted to JWS form";
             goto done;
@@ -196,6 +249,8 @@ const char *gt_jws_sign(apr_pool_t *pool, EVP_PKEY *key, const char *alg,
     token = apr_pstrcat(pool, input, ".",
                         gt_b64url_encode(pool, out_sig, out_len), NULL);
 done:
+    if (!token)
+        ERR_clear_error();
     EVP_MD_CTX_free(md);
     return token;
 }

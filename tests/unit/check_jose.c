@@ -1,4 +1,7 @@
 /* gt_jose and gt_maid: base64url, JSON strings, JWS signatures, UUIDs. */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "apr_pools.h"
@@ -156,16 +159,105 @@ static void verify_compact(const char *token, EVP_PKEY *key, int es256,
     EVP_MD_CTX_free(md);
 }
 
+static const gt_jws_signer *signer(EVP_PKEY *key, const char *alg)
+{
+    const char *why = NULL;
+    const gt_jws_signer *s = gt_jws_signer_create(pool, key, &why);
+    ck_assert_msg(s != NULL, "%s", why);
+    ck_assert_str_eq(gt_jws_signer_alg(s), alg);
+    return s;
+}
+
+START_TEST(signer_refuses_weak_or_foreign_keys)
+{
+    const char *why = NULL;
+    EVP_PKEY *k = rsa_key(1024);
+
+    ck_assert_ptr_null(gt_jws_signer_create(pool, k, &why));
+    ck_assert_ptr_nonnull(strstr(why, "2048"));
+    EVP_PKEY_free(k);
+    k = ec_key("P-384");
+    why = NULL;
+    ck_assert_ptr_null(gt_jws_signer_create(pool, k, &why));
+    ck_assert_ptr_nonnull(why);
+    EVP_PKEY_free(k);
+}
+END_TEST
+
+/* One signer (one prepared context), shared by threads as httpd's workers
+ * share it: every token must carry its own claims and verify. */
+#define SIGN_THREADS 4
+#define SIGN_ROUNDS 25
+typedef struct {
+    const gt_jws_signer *signer;
+    int id;
+    const char *tokens[SIGN_ROUNDS];
+    char claims[SIGN_ROUNDS][32];
+} sign_job;
+
+static void *sign_many(void *arg)
+{
+    sign_job *job = arg;
+    apr_pool_t *p;
+    int i;
+
+    if (apr_pool_create_unmanaged(&p) != APR_SUCCESS)
+        return NULL;
+    for (i = 0; i < SIGN_ROUNDS; i++) {
+        const char *why = NULL;
+        snprintf(job->claims[i], sizeof(job->claims[i]), "{\"t\":%d,\"i\":%d}",
+                 job->id, i);
+        job->tokens[i] = gt_jws_sign(p, job->signer, job->claims[i], &why);
+        if (job->tokens[i])
+            job->tokens[i] = strdup(job->tokens[i]);
+    }
+    apr_pool_destroy(p);
+    return NULL;
+}
+
+START_TEST(one_signer_serves_many_threads)
+{
+    EVP_PKEY *rsa = rsa_key(2048), *ec = ec_key("P-256");
+    EVP_PKEY *keys[2] = { rsa, ec };
+    static sign_job jobs[SIGN_THREADS];
+    pthread_t th[SIGN_THREADS];
+    int k, t, i;
+
+    for (k = 0; k < 2; k++) {
+        const gt_jws_signer *s = signer(keys[k], k ? "ES256" : "RS256");
+        for (t = 0; t < SIGN_THREADS; t++) {
+            memset(&jobs[t], 0, sizeof(jobs[t]));
+            jobs[t].signer = s;
+            jobs[t].id = t;
+            ck_assert_int_eq(pthread_create(&th[t], NULL, sign_many, &jobs[t]), 0);
+        }
+        for (t = 0; t < SIGN_THREADS; t++)
+            ck_assert_int_eq(pthread_join(th[t], NULL), 0);
+        for (t = 0; t < SIGN_THREADS; t++)
+            for (i = 0; i < SIGN_ROUNDS; i++) {
+                ck_assert_ptr_nonnull(jobs[t].tokens[i]);
+                verify_compact(jobs[t].tokens[i], keys[k], k,
+                               k ? "{\"alg\":\"ES256\",\"typ\":\"JWT\"}"
+                                 : "{\"alg\":\"RS256\",\"typ\":\"JWT\"}",
+                               jobs[t].claims[i]);
+                free((void *)jobs[t].tokens[i]);
+            }
+    }
+    EVP_PKEY_free(rsa);
+    EVP_PKEY_free(ec);
+}
+END_TEST
+
 START_TEST(sign_rs256_and_es256)
 {
     const char *why = NULL, *claims = "{\"a\":1}";
     EVP_PKEY *rsa = rsa_key(2048), *ec = ec_key("P-256");
     const char *t;
 
-    t = gt_jws_sign(pool, rsa, "RS256", claims, &why);
+    t = gt_jws_sign(pool, signer(rsa, "RS256"), claims, &why);
     ck_assert_ptr_nonnull(t);
     verify_compact(t, rsa, 0, "{\"alg\":\"RS256\",\"typ\":\"JWT\"}", claims);
-    t = gt_jws_sign(pool, ec, "ES256", claims, &why);
+    t = gt_jws_sign(pool, signer(ec, "ES256"), claims, &why);
     ck_assert_ptr_nonnull(t);
     verify_compact(t, ec, 1, "{\"alg\":\"ES256\",\"typ\":\"JWT\"}", claims);
     EVP_PKEY_free(rsa);
@@ -179,7 +271,7 @@ START_TEST(maid_token_claims)
     char jti[37];
     EVP_PKEY *rsa = rsa_key(2048);
     const char *uuid = "3f2b6c1e-8d4a-4b7e-9c2f-1a5d3e7b9f00";
-    const char *t = gt_maid_token(pool, rsa, "RS256", uuid, 1700000000, jti, &why);
+    const char *t = gt_maid_token(pool, signer(rsa, "RS256"), uuid, 1700000000, jti, &why);
     char *want;
 
     ck_assert_ptr_nonnull(t);
@@ -203,6 +295,8 @@ Suite *jose_suite(void)
     tcase_add_test(tc, json_strings_are_escaped);
     tcase_add_test(tc, uuids_are_random_v4);
     tcase_add_test(tc, alg_follows_the_key);
+    tcase_add_test(tc, signer_refuses_weak_or_foreign_keys);
+    tcase_add_test(tc, one_signer_serves_many_threads);
     tcase_add_test(tc, sign_rs256_and_es256);
     tcase_add_test(tc, maid_token_claims);
     suite_add_tcase(s, tc);

@@ -5,4 +5,5 @@ Suite *checkin_suite(void);
 Suite *bounds_suite(void);
 Suite *jose_suite(void);
 Suite *pairing_suite(void);
+Suite *cert_der_suite(void);
 #endif
