@@ -13,21 +13,10 @@
 
 APLOG_USE_MODULE(gettoken);
 
-static APR_OPTIONAL_FN_TYPE(ap_dbd_prepare) *dbd_prepare;
-static APR_OPTIONAL_FN_TYPE(ap_dbd_acquire) *dbd_acquire;
-
-void gettoken_binding_retrieve_fns(void)
-{
-    dbd_prepare = APR_RETRIEVE_OPTIONAL_FN(ap_dbd_prepare);
-    dbd_acquire = APR_RETRIEVE_OPTIONAL_FN(ap_dbd_acquire);
-}
-
 int gettoken_binding_prepare(server_rec *s, gettoken_server_conf *conf,
                              apr_pool_t *p)
 {
-    static unsigned label_num = 0;
-
-    if (!dbd_prepare || !dbd_acquire) {
+    if (!gettoken_dbd_loaded()) {
         ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, GT_LOG_PREFIX
                      "GetTokenEnrollmentSQL in %s needs mod_dbd: load it "
                      "(LoadModule dbd_module) and set DBDriver/DBDParams, or "
@@ -35,9 +24,8 @@ int gettoken_binding_prepare(server_rec *s, gettoken_server_conf *conf,
         return !OK;
     }
     /* one label per vhost: vhosts may use different SQL or databases */
-    conf->enrollment_label = apr_psprintf(p, "gettoken_enrollment_%u",
-                                          label_num++);
-    dbd_prepare(s, conf->enrollment_sql, conf->enrollment_label);
+    conf->enrollment_label = gettoken_dbd_prepare(s, p, conf->enrollment_sql,
+                                                  "enrollment");
     return OK;
 }
 
@@ -142,7 +130,7 @@ int gettoken_binding_check(request_rec *r, const gettoken_server_conf *conf,
     /* mod_dbd blocks here while the pool (DBDMax) is exhausted, until a
      * request gives a connection back; a database that is down fails at
      * once (or after connect_timeout in DBDParams) */
-    dbd = dbd_acquire(r);
+    dbd = gettoken_dbd_acquire(r);
     if (!dbd)
         return unavailable(r, "no database connection (mod_dbd: check "
                            "DBDriver/DBDParams and that the database is up)",

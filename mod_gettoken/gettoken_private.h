@@ -9,6 +9,8 @@
 #include "http_config.h"
 #include "http_log.h"
 #include "apr_hash.h"
+#include "apr_dbd.h"
+#include "mod_dbd.h"
 
 #include <openssl/evp.h>
 
@@ -116,8 +118,17 @@ int gettoken_identity_check_config(server_rec *s,
                                    const gettoken_server_conf *conf,
                                    apr_pool_t *p);
 
+/* gettoken_dbd.c: mod_dbd's optional functions (retrieved at start-up;
+ * gettoken_dbd_loaded() says whether mod_dbd is there), statements prepared under a fresh label
+ * "gettoken_<purpose>_<n>" (NULL without mod_dbd), and the request's
+ * pooled connection (NULL when none can be had). */
+void gettoken_dbd_retrieve_fns(void);
+int gettoken_dbd_loaded(void);
+const char *gettoken_dbd_prepare(server_rec *s, apr_pool_t *p,
+                                 const char *sql, const char *purpose);
+ap_dbd_t *gettoken_dbd_acquire(request_rec *r);
+
 /* gettoken_binding.c: identity certificate <-> enrollment, via mod_dbd. */
-void gettoken_binding_retrieve_fns(void);
 int gettoken_binding_prepare(server_rec *s, gettoken_server_conf *conf,
                              apr_pool_t *p);
 /* OK, HTTP_FORBIDDEN or HTTP_SERVICE_UNAVAILABLE (each logged). */

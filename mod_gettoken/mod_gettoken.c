@@ -34,14 +34,14 @@ static int gettoken_check_config(apr_pool_t *pconf, apr_pool_t *plog,
 {
     if (ap_state_query(AP_SQ_RUN_MODE) != AP_SQ_RM_CONFIG_TEST)
         return OK;
-    gettoken_binding_retrieve_fns();
+    gettoken_dbd_retrieve_fns();
     return gettoken_config_finish(pconf, ptemp, s);
 }
 
 static int gettoken_post_config(apr_pool_t *pconf, apr_pool_t *plog,
                                 apr_pool_t *ptemp, server_rec *s)
 {
-    gettoken_binding_retrieve_fns();
+    gettoken_dbd_retrieve_fns();
     if (gettoken_config_finish(pconf, ptemp, s) != OK)
         return HTTP_INTERNAL_SERVER_ERROR;
     gettoken_config_warn(pconf, s);

@@ -41,8 +41,6 @@ struct gettoken_pairing_store {
     apr_uint32_t next_purge;    /* unix seconds (low 32 bits) */
 };
 
-static APR_OPTIONAL_FN_TYPE(ap_dbd_prepare) *dbd_prepare;
-static APR_OPTIONAL_FN_TYPE(ap_dbd_acquire) *dbd_acquire;
 static APR_OPTIONAL_FN_TYPE(gettoken_watch_verify) *verify_fn;
 
 static const gt_plist_limits verify_limits = { 8, 256 };
@@ -50,7 +48,6 @@ static const gt_plist_limits verify_limits = { 8, 256 };
 int gettoken_watch_prepare(server_rec *s, gettoken_server_conf *conf,
                            apr_pool_t *p)
 {
-    static unsigned label_num = 0;
     struct gettoken_pairing_store *st;
     int i;
 
@@ -64,9 +61,7 @@ int gettoken_watch_prepare(server_rec *s, gettoken_server_conf *conf,
             return !OK;
         }
     }
-    dbd_prepare = APR_RETRIEVE_OPTIONAL_FN(ap_dbd_prepare);
-    dbd_acquire = APR_RETRIEVE_OPTIONAL_FN(ap_dbd_acquire);
-    if (!dbd_prepare || !dbd_acquire) {
+    if (!gettoken_dbd_loaded()) {
         ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, GT_LOG_PREFIX
                      "GetTokenWatchPairingTrust in %s needs mod_dbd to record "
                      "used pairing tokens: load it (LoadModule dbd_module) and "
@@ -74,13 +69,9 @@ int gettoken_watch_prepare(server_rec *s, gettoken_server_conf *conf,
         return !OK;
     }
     st = apr_pcalloc(p, sizeof(*st));
-    st->insert_label = apr_psprintf(p, "gettoken_pairing_insert_%u", label_num);
-    st->seen_label = apr_psprintf(p, "gettoken_pairing_seen_%u", label_num);
-    st->purge_label = apr_psprintf(p, "gettoken_pairing_purge_%u", label_num);
-    label_num++;
-    dbd_prepare(s, SQL_INSERT, st->insert_label);
-    dbd_prepare(s, SQL_SEEN, st->seen_label);
-    dbd_prepare(s, SQL_PURGE, st->purge_label);
+    st->insert_label = gettoken_dbd_prepare(s, p, SQL_INSERT, "pairing_insert");
+    st->seen_label = gettoken_dbd_prepare(s, p, SQL_SEEN, "pairing_seen");
+    st->purge_label = gettoken_dbd_prepare(s, p, SQL_PURGE, "pairing_purge");
     conf->pairing_store = st;
     return OK;
 }
@@ -185,7 +176,7 @@ static int reprepare(request_rec *r, ap_dbd_t *dbd,
 static int record_jti(request_rec *r, struct gettoken_pairing_store *st,
                       const gt_pairing_claims *c, apr_int64_t now)
 {
-    ap_dbd_t *dbd = dbd_acquire ? dbd_acquire(r) : NULL;
+    ap_dbd_t *dbd = gettoken_dbd_acquire(r);
     const char *expires = apr_psprintf(r->pool, "%" APR_INT64_T_FMT,
                                        c->exp + GT_PAIRING_SKEW);
     const char *insert_err = "the statements are not prepared on this "

@@ -319,3 +319,20 @@ class Httpd:
             rec = json.load(f)
         with open(os.path.join(self.records, test_id + ".body"), "rb") as f:
             return rec, f.read()
+
+
+# A compact JWS (a token) anywhere in a log: never allowed.
+JWT_RX = re.compile(r"eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]+")
+
+
+def assert_refused(h, resp, status, reason_rx, mark):
+    """A refused GetToken: the status, nothing reached the backend, exactly
+    one gettoken error-log line since mark that gives the reason, and no
+    token in the log.  Returns that line."""
+    assert resp.status == status, (resp.status, resp.body[:300], h.log_tail(3))
+    assert h.record(resp.test_id, timeout=0) is None, "a refused GetToken reached the backend"
+    lines = h.wait_log(mark, r"gettoken")
+    assert len(lines) == 1, "want one gettoken error-log line, got:\n" + "\n".join(lines)
+    assert re.search(reason_rx, lines[0], re.I), "reason /%s/ not in: %s" % (reason_rx, lines[0])
+    assert not JWT_RX.search(h.log_since(mark))
+    return lines[0]

@@ -17,11 +17,11 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import pkcs7
 
 from gt_client import checkin_body, gettoken_fields, token_from_response, verify_maid_token
+from gt_httpd import assert_refused
 from gt_pki import Identity
 from gt_sign import (DEVICE_OPTIONS, certs_only, client_cert_haproxy, client_cert_nginx,
                      client_cert_rfc9440, mdm_signature, mdm_signature_der, mdm_signature_openssl)
 
-JWT_RX = re.compile(r"eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]+")
 
 # one vhost per GetTokenIdentity setting, in one httpd
 IDENTITY = {
@@ -62,16 +62,6 @@ def ok(resp, vhost, gt):
     return tok
 
 
-def refused(h, resp, status, reason_rx, mark):
-    assert resp.status == status, (resp.status, resp.body[:300], h.log_tail(3))
-    assert h.record(resp.test_id, timeout=0) is None, "a refused GetToken reached the backend"
-    lines = h.wait_log(mark, r"gettoken")
-    assert len(lines) == 1, "want one gettoken error-log line, got:\n" + "\n".join(lines)
-    assert re.search(reason_rx, lines[0], re.I), "reason /%s/ not in: %s" % (reason_rx, lines[0])
-    assert not JWT_RX.search(h.log_since(mark))
-    return lines[0]
-
-
 # --- Mdm-Signature -----------------------------------------------------------
 @pytest.mark.parametrize("fmt", ["xml", "binary"])
 @pytest.mark.parametrize("device", ["dev_a", "dev_b", "dev_user"])   # EC, RSA, user enrollment
@@ -106,7 +96,7 @@ def test_mdm_signature_tampered_body_401(ids, client, gt):
     sig = mdm_signature(body, dev)
     tampered = body.replace(b"<dict>", b"<dict>\n")     # same plist, other bytes
     mark = h.log_mark()
-    refused(h, send(client, v["sig"], tampered, None, {"Mdm-Signature": sig}), 401,
+    assert_refused(h, send(client, v["sig"], tampered, None, {"Mdm-Signature": sig}), 401,
             r"mdm-signature.*does not verify", mark)
 
 
@@ -117,7 +107,7 @@ def test_mdm_signature_text_mode_401(ids, client, gt):
     assert b"\n" in body
     sig = mdm_signature(body, gt.devices["dev_a"], options=(pkcs7.PKCS7Options.DetachedSignature,))
     mark = h.log_mark()
-    refused(h, send(client, v["sig"], body, None, {"Mdm-Signature": sig}), 401, r"does not verify", mark)
+    assert_refused(h, send(client, v["sig"], body, None, {"Mdm-Signature": sig}), 401, r"does not verify", mark)
 
 
 def _attached(body, dev):
@@ -148,7 +138,7 @@ def test_mdm_signature_invalid_401(ids, client, gt, case):
     body = body_for(gt, "dev_a")
     mark = h.log_mark()
     r = send(client, v["sig"], body, None, {"Mdm-Signature": make(body, gt)})
-    line = refused(h, r, 401, r"\(401\).*mdm-signature.*(%s)" % reason, mark)
+    line = assert_refused(h, r, 401, r"\(401\).*mdm-signature.*(%s)" % reason, mark)
     assert "BEGIN" not in line and "MII" not in line      # no decoded material logged
 
 
@@ -157,7 +147,7 @@ def test_mdm_signature_oversized_401(ids, client, gt):
     body = body_for(gt, "dev_a")
     mark = h.log_mark()
     r = send(client, v["sig"], body, None, {"Mdm-Signature": "A" * 40000})
-    refused(h, r, 401, r"over the", mark)
+    assert_refused(h, r, 401, r"over the", mark)
 
 
 @pytest.mark.parametrize("signer,target", [("dev_unenrolled", "dev_unenrolled"),
@@ -167,7 +157,7 @@ def test_mdm_signature_valid_but_not_enrolled_403(ids, client, gt, signer, targe
     body = body_for(gt, target)
     mark = h.log_mark()
     r = send(client, v["sig"], body, None, {"Mdm-Signature": mdm_signature(body, gt.devices[signer])})
-    line = refused(h, r, 403, re.escape(gt.devices[target].enrollment_id), mark)
+    line = assert_refused(h, r, 403, re.escape(gt.devices[target].enrollment_id), mark)
     assert gt.devices[signer].sha256 in line and "mdm-signature" in line
 
 
@@ -182,7 +172,7 @@ def test_mdm_signature_expired_signer_401(ids, client, gt):
     old = Identity("old", key, cert, "", "")
     body = body_for(gt, "dev_a")
     mark = h.log_mark()
-    refused(h, send(client, v["sig"], body, None, {"Mdm-Signature": mdm_signature(body, old)}), 401,
+    assert_refused(h, send(client, v["sig"], body, None, {"Mdm-Signature": mdm_signature(body, old)}), 401,
             r"expired", mark)
 
 
@@ -190,7 +180,7 @@ def test_no_identity_401(ids, client, gt):
     h, v = ids
     for name, cert in (("sig", None), ("sig", "dev_a"), ("hdr", "dev_a"), ("ssl_sig", None)):
         mark = h.log_mark()
-        refused(h, send(client, v[name], body_for(gt, "dev_a"), cert), 401, r"no device identity", mark)
+        assert_refused(h, send(client, v[name], body_for(gt, "dev_a"), cert), 401, r"no device identity", mark)
 
 
 def test_ssl_only_ignores_mdm_signature(ids, client, gt):
@@ -199,7 +189,7 @@ def test_ssl_only_ignores_mdm_signature(ids, client, gt):
     body = body_for(gt, "dev_a")
     mark = h.log_mark()
     r = send(client, v["default"], body, None, {"Mdm-Signature": mdm_signature(body, gt.devices["dev_a"])})
-    refused(h, r, 401, r"no device identity", mark)
+    assert_refused(h, r, 401, r"no device identity", mark)
 
 
 def test_non_gettoken_passes_with_any_signature(ids, client, gt):
@@ -226,7 +216,7 @@ def test_first_source_that_presents_wins(ids, client, gt, vh, winner):
         if status == 200:
             ok(r, v[vh], gt)
         else:
-            refused(h, r, 403, re.escape(gt.devices[target].enrollment_id), mark)
+            assert_refused(h, r, 403, re.escape(gt.devices[target].enrollment_id), mark)
 
 
 def test_absent_source_passes_to_next(ids, client, gt):
@@ -245,10 +235,10 @@ def test_invalid_source_does_not_fall_through(ids, client, gt):
     h, v = ids
     body = body_for(gt, "dev_a")
     mark = h.log_mark()
-    refused(h, send(client, v["sig_ssl"], body, "dev_a", {"Mdm-Signature": "bm90IGNtcw=="}), 401,
+    assert_refused(h, send(client, v["sig_ssl"], body, "dev_a", {"Mdm-Signature": "bm90IGNtcw=="}), 401,
             r"mdm-signature", mark)
     mark = h.log_mark()
-    refused(h, send(client, v["hdr"], body, None, {"Client-Cert": ":bm9wZQ==:",
+    assert_refused(h, send(client, v["hdr"], body, None, {"Client-Cert": ":bm9wZQ==:",
                                                     "X-SSL-Client-Cert": client_cert_nginx(gt.devices["dev_a"])}),
             401, r"header Client-Cert", mark)
 
@@ -272,7 +262,7 @@ def test_proxy_header_not_enrolled_403(ids, client, gt):
     mark = h.log_mark()
     r = send(client, v["hdr"], body_for(gt, "dev_unenrolled"), None,
              {"Client-Cert": client_cert_rfc9440(gt.devices["dev_unenrolled"])})
-    line = refused(h, r, 403, r"header Client-Cert", mark)
+    line = assert_refused(h, r, 403, r"header Client-Cert", mark)
     assert gt.devices["dev_unenrolled"].sha256 in line
 
 
@@ -292,7 +282,7 @@ def test_proxy_header_invalid_401(ids, client, gt, case):
     value, reason = BAD_HEADERS[case]
     value = value(gt) if callable(value) else value
     mark = h.log_mark()
-    refused(h, send(client, v["hdr"], body_for(gt, "dev_a"), None, {"Client-Cert": value}), 401,
+    assert_refused(h, send(client, v["hdr"], body_for(gt, "dev_a"), None, {"Client-Cert": value}), 401,
             r"\(401\).*header Client-Cert.*(%s)" % reason, mark)
 
 
