@@ -25,13 +25,6 @@
  *             (full handshake, session resumption disabled).
  *   -e STR    a 200 answer whose body lacks STR is counted as "badbody".
  *
- *   loadgen -S key.pem [-n signs] [-t seconds]
- *             calibration: RS256/ES256 signatures (EVP_DigestSign, a fresh
- *             context each, like a JWS signer) in one thread; prints the
- *             CPU time per signature.  bench/run runs it on httpd's CPU
- *             between rounds, so the cost of a signature is known at the
- *             moment of the measurement on a machine whose speed drifts.
- *
  * Prints one JSON object on stdout.
  */
 #define _GNU_SOURCE
@@ -407,40 +400,6 @@ static void *worker(void *arg)
     return NULL;
 }
 
-static double cpu_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static int sign_calibration(const char *keyfile)
-{
-    FILE *f = fopen(keyfile, "r");
-    if (!f) { perror(keyfile); return 2; }
-    EVP_PKEY *key = PEM_read_PrivateKey(f, NULL, NULL, NULL);
-    fclose(f);
-    if (!key) die("cannot read the signing key");
-    unsigned char in[200], sig[1024];
-    memset(in, 'a', sizeof in);
-    double w0 = now(), c0 = cpu_now(), deadline = w0 + opt.max_secs;
-    long n = 0;
-    while (n < opt.total && now() < deadline) {
-        EVP_MD_CTX *md = EVP_MD_CTX_new();
-        size_t len = sizeof sig;
-        if (EVP_DigestSignInit(md, NULL, EVP_sha256(), NULL, key) != 1 ||
-            EVP_DigestSign(md, sig, &len, in, sizeof in) != 1)
-            die("EVP_DigestSign");
-        EVP_MD_CTX_free(md);
-        n++;
-    }
-    double c1 = cpu_now(), w1 = now();
-    printf("{\"signs\": %ld, \"sign_us\": %.1f, \"wall_us\": %.1f}\n", n,
-           n ? (c1 - c0) / n * 1e6 : 0.0, n ? (w1 - w0) / n * 1e6 : 0.0);
-    EVP_PKEY_free(key);
-    return 0;
-}
-
 static int cmp_u32(const void *a, const void *b)
 {
     uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
@@ -457,9 +416,9 @@ static uint32_t pct(uint32_t *v, long n, double p)
 
 int main(int argc, char **argv)
 {
-    const char *idfile = NULL, *bodyfile = NULL, *cafile = NULL, *signkey = NULL;
+    const char *idfile = NULL, *bodyfile = NULL, *cafile = NULL;
     int ch;
-    while ((ch = getopt(argc, argv, "H:p:m:u:b:i:C:c:n:t:ke:V:w:S:")) != -1) {
+    while ((ch = getopt(argc, argv, "H:p:m:u:b:i:C:c:n:t:ke:V:w:")) != -1) {
         switch (ch) {
         case 'H': opt.host = optarg; break;
         case 'p': opt.port = atoi(optarg); break;
@@ -475,14 +434,11 @@ int main(int argc, char **argv)
         case 'e': opt.expect = optarg; break;
         case 'V': opt.tls_version = !strcmp(optarg, "1.2") ? TLS1_2_VERSION : TLS1_3_VERSION; break;
         case 'w': opt.warmup = atol(optarg); break;
-        case 'S': signkey = optarg; break;
         default:
             fprintf(stderr, "usage: see the comment at the top of loadgen.c\n");
             return 2;
         }
     }
-    if (signkey)
-        return sign_calibration(signkey);
     if (!opt.port || opt.conc < 1 || opt.total < 1 || opt.max_secs <= 0) {
         fprintf(stderr, "loadgen: -p PORT required; -c, -n, -t must be positive\n");
         return 2;
