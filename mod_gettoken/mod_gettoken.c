@@ -16,6 +16,8 @@
  */
 #include "gettoken_private.h"
 
+#include "core/gt_keys.h"
+
 #include "http_core.h"
 #include "http_main.h"
 #include "http_request.h"
@@ -42,6 +44,11 @@ static int gettoken_post_config(apr_pool_t *pconf, apr_pool_t *plog,
                                 apr_pool_t *ptemp, server_rec *s)
 {
     gettoken_dbd_retrieve_fns();
+    if (gt_digests_init(pconf) != 0) {
+        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, GT_LOG_PREFIX
+                     "OpenSSL has no SHA-256 implementation available");
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
     if (gettoken_config_finish(pconf, ptemp, s) != OK)
         return HTTP_INTERNAL_SERVER_ERROR;
     gettoken_config_warn(pconf, s);

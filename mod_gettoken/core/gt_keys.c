@@ -250,6 +250,30 @@ int gt_public_keys_load(apr_pool_t *pool, const char *path,
     return added;
 }
 
+/* SHA-256 fetched once (gt_digests_init); EVP_sha256() makes OpenSSL 3
+ * look the implementation up again on every call, under a lock. */
+static EVP_MD *sha256_fetched;
+
+static apr_status_t digests_cleanup(void *unused)
+{
+    (void)unused;
+    EVP_MD_free(sha256_fetched);
+    sha256_fetched = NULL;
+    return APR_SUCCESS;
+}
+
+int gt_digests_init(apr_pool_t *pool)
+{
+    if (sha256_fetched)
+        return 0;
+    sha256_fetched = EVP_MD_fetch(NULL, "SHA256", NULL);
+    if (!sha256_fetched)
+        return -1;
+    apr_pool_cleanup_register(pool, NULL, digests_cleanup,
+                              apr_pool_cleanup_null);
+    return 0;
+}
+
 const char *gt_sha256_hex(apr_pool_t *pool, const unsigned char *data,
                           apr_size_t len)
 {
@@ -258,7 +282,8 @@ const char *gt_sha256_hex(apr_pool_t *pool, const unsigned char *data,
     unsigned int md_len = 0, i;
     char *out;
 
-    if (EVP_Digest(data, len, md, &md_len, EVP_sha256(), NULL) != 1)
+    if (EVP_Digest(data, len, md, &md_len,
+                   sha256_fetched ? sha256_fetched : EVP_sha256(), NULL) != 1)
         return NULL;
     out = apr_palloc(pool, md_len * 2 + 1);
     for (i = 0; i < md_len; i++) {

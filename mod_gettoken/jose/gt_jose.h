@@ -1,7 +1,7 @@
 /*
  * gt_jose.h - the JOSE pieces mod_gettoken needs: base64url, JSON string
  * escaping, compact JWS signing (RS256, ES256) and verification, and
- * random UUIDs for jti.  Knows nothing of httpd; APR pools and OpenSSL 3.
+ * random UUIDs for jti.  Knows nothing of httpd; APR and OpenSSL 3.
  */
 #ifndef GT_JOSE_H
 #define GT_JOSE_H
@@ -71,8 +71,9 @@ gt_jws_result gt_jws_verify(apr_pool_t *pool, const char *token,
                             const char **payload, apr_size_t *payload_len,
                             const char **why);
 
-/* A random (RFC 4122 version 4) UUID, lowercase, from OpenSSL's CSPRNG.
- * Returns 0, or -1 when the CSPRNG fails. */
+/* A random (RFC 4122 version 4) UUID, lowercase, from the system's CSPRNG
+ * (apr_generate_random_bytes: getrandom on Linux).  Returns 0, or -1 when
+ * it fails. */
 int gt_uuid_v4(char out[37]);
 
 /* 1 when `s` is a UUID in 8-4-4-4-12 hex form (either case). */

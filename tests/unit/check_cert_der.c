@@ -1,5 +1,6 @@
 /* Unit tests of core/gt_cert_der.c: PEM -> DER and the validity period read
- * from the DER, each checked against what OpenSSL itself encodes/decodes. */
+ * from the DER, each checked against what OpenSSL itself encodes/decodes;
+ * and the certificate hash (gt_sha256_hex). */
 #include <string.h>
 
 #include "apr_pools.h"
@@ -12,6 +13,7 @@
 #include <openssl/x509.h>
 
 #include "core/gt_cert_der.h"
+#include "core/gt_keys.h"
 #include "unit.h"
 
 static apr_pool_t *pool;
@@ -261,6 +263,26 @@ START_TEST(validity_refuses_broken_der)
 }
 END_TEST
 
+/* The identity's SHA-256 (what the enrollment table holds), before and
+ * after the digest is fetched once at start-up: FIPS 180-2 test vectors. */
+START_TEST(sha256_hex_known_answers)
+{
+    static const char abc[] =
+        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+    static const char empty[] =
+        "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+    apr_pool_t *life;
+
+    ck_assert_str_eq(gt_sha256_hex(pool, (const unsigned char *)"abc", 3), abc);
+    ck_assert_int_eq(apr_pool_create(&life, pool), APR_SUCCESS);
+    ck_assert_int_eq(gt_digests_init(life), 0);
+    ck_assert_str_eq(gt_sha256_hex(pool, (const unsigned char *)"abc", 3), abc);
+    ck_assert_str_eq(gt_sha256_hex(pool, (const unsigned char *)"", 0), empty);
+    apr_pool_destroy(life);     /* back to the implicit fetch */
+    ck_assert_str_eq(gt_sha256_hex(pool, (const unsigned char *)"abc", 3), abc);
+}
+END_TEST
+
 Suite *cert_der_suite(void)
 {
     Suite *s = suite_create("cert_der");
@@ -272,6 +294,7 @@ Suite *cert_der_suite(void)
     tcase_add_test(tc, validity_other_time_forms);
     tcase_add_test(tc, validity_refuses_bad_times);
     tcase_add_test(tc, validity_refuses_broken_der);
+    tcase_add_test(tc, sha256_hex_known_answers);
     suite_add_tcase(s, tc);
     return s;
 }
