@@ -520,6 +520,22 @@ def median(xs):
     return xs[n // 2] if n % 2 else (xs[n // 2 - 1] + xs[n // 2]) / 2
 
 
+def join_halves(label, rs):
+    """One round's figure of a kind of run from its two halves: CPU per
+    request over both (total CPU / total requests), latencies averaged."""
+    done = sum(r["requests"] for r in rs)
+    cpu_s = sum(r["server_cpu_s"] for r in rs)
+    out = {"label": label, "halves": rs, "requests": done,
+           "cpu_us_per_req": round(cpu_s * 1e6 / done, 1) if done else None,
+           "server_cpu_s": round(cpu_s, 3)}
+    for k in ("rps", "p50_us", "p90_us", "p99_us", "background_cpus"):
+        if all(k in r for r in rs):
+            out[k] = round(sum(r[k] for r in rs) / len(rs), 2)
+    for k in ("ok", "failures", "non200", "errors", "badbody"):
+        out[k] = sum(r.get(k, 0) for r in rs)
+    return out
+
+
 def combine(label, rs):
     """Medians over rounds of one kind of run; counts are summed."""
     med = median
@@ -758,30 +774,41 @@ def main():
         # reported, so a burst of background load hurts one round, not a figure
         kinds = [("static_ka", "static keep-alive", "static", True),
                  ("gettoken_ka", "GetToken keep-alive", "gettoken", True),
-                 ("gettoken_nc", "GetToken new-conn", "gettoken", False),
-                 ("static_nc", "static new-conn", "static", False)]
+                 ("static_nc", "static new-conn", "static", False),
+                 ("gettoken_nc", "GetToken new-conn", "gettoken", False)]
+        if not have_module:
+            kinds = [k for k in kinds if k[2] != "gettoken"]
         # This machine's speed drifts by 20-30 % within a minute (a shared
-        # VM host), so the signature is measured inside every round, on
-        # httpd's CPU, right between the two GetToken runs; each round's
-        # ratio uses its own runs and its own signature
+        # VM host).  So every round is a palindrome around one signature
+        # measurement (openssl speed on httpd's CPU): each kind of run is
+        # done twice, for half the time, before and after it --
+        #   static-ka GetToken-ka static-nc GetToken-nc  SIGN
+        #   GetToken-nc static-nc GetToken-ka static-ka
+        # -- so every kind is measured, on average, at the moment the
+        # signature is, and a steady drift cancels out.  Each round's ratio
+        # uses that round's runs and signature only.
         rounds = {}
         calib = []
         for i in range(a.rounds):
-            for j, (key, label, kind, ka) in enumerate(kinds):
-                if j == 2:
+            tag = f" #{i + 1}" if a.rounds > 1 else ""
+            halves = {}
+            for step in kinds + [None] + kinds[::-1]:
+                if step is None:
                     calib.append(round(sign_us(1 if a.quick else 2, server_cpus), 1))
                     log(f"round {i + 1}: openssl speed rsa2048 on httpd's CPU: "
                         f"{calib[-1]} µs per signature")
-                if kind == "gettoken" and not have_module:
                     continue
-                tag = f" #{i + 1}" if a.rounds > 1 else ""
-                rounds.setdefault(key, []).append(
-                    R.loadgen(label + tag, kind, ka, *plan[key]))
+                key, label, kind, ka = step
+                n, t = plan[key]
+                halves.setdefault(key, []).append(
+                    R.loadgen(f"{label}{tag} ({len(halves.get(key, [])) + 1}/2)", kind, ka,
+                              max(1, n // 2), t / 2))
+            for key, label, _, _ in kinds:
+                rounds.setdefault(key, []).append(join_halves(label + tag, halves[key]))
         res["sign_us_in_rounds"] = calib
         res["sign_us"] = round(median(calib), 1)
-        for key, label, _, _ in sorted(kinds, key=lambda k: k[0].endswith("_nc")):
-            if key in rounds:
-                runs[key] = combine(label, rounds[key])
+        for key, label, _, _ in kinds:
+            runs[key] = combine(label, rounds[key])
         if not a.quick:
             # cross-check of the keep-alive figures with ab(1), one client cert
             runs["ab_static_ka"] = R.ab("ab static keep-alive", "static", *plan["ab"])
