@@ -1,0 +1,41 @@
+#!/usr/bin/python3
+"""bench_common.py -- paths, the GetToken body, logging and subprocess helpers
+shared by the bench/ scripts."""
+import os
+import subprocess
+import sys
+import time
+
+BENCH = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(BENCH)
+MODULE = os.path.join(REPO, "mod_gettoken", ".libs", "mod_gettoken.so")
+SCHEMA = os.path.join(REPO, "conf", "schema", "sqlite.sql")
+LOADGEN_SRC = os.path.join(BENCH, "loadgen.c")
+LOADGEN = os.path.join(BENCH, "loadgen")
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+GETTOKEN_BODY = """<?xml version="1.0" encoding="UTF-8"?>
+<!DOCTYPE plist PUBLIC "-//Apple//DTD PLIST 1.0//EN" "http://www.apple.com/DTDs/PropertyList-1.0.dtd">
+<plist version="1.0">
+<dict>
+\t<key>MessageType</key>
+\t<string>GetToken</string>
+\t<key>TokenServiceType</key>
+\t<string>com.apple.maid</string>
+\t<key>UDID</key>
+\t<string>@UDID@</string>
+</dict>
+</plist>
+"""
+
+
+T0 = time.time()
+
+
+def log(*a):
+    print(f"bench [{time.time() - T0:5.1f}s]:", *a, file=sys.stderr, flush=True)
+
+
+def run(cmd, **kw):
+    kw.setdefault("check", True)
+    return subprocess.run(cmd, **kw)
