@@ -16,6 +16,7 @@
 #include <openssl/x509.h>
 
 #include "core/gt_identity.h"
+#include "unit_cert.h"
 
 static apr_pool_t *pool;
 static EVP_PKEY *key_a, *key_b;
@@ -26,26 +27,6 @@ static const char BODY[] =
     "<dict>\n<key>MessageType</key>\n<string>GetToken</string>\n</dict>\n"
     "</plist>\n";
 
-static X509 *make_cert(EVP_PKEY *key, const char *cn)
-{
-    X509 *c = X509_new();
-    X509_NAME *name = X509_NAME_new();
-
-    ck_assert_ptr_nonnull(c);
-    ck_assert_int_eq(X509_set_version(c, 2), 1);
-    ck_assert_int_eq(ASN1_INTEGER_set(X509_get_serialNumber(c), 7), 1);
-    ck_assert_ptr_nonnull(X509_gmtime_adj(X509_getm_notBefore(c), -60));
-    ck_assert_ptr_nonnull(X509_gmtime_adj(X509_getm_notAfter(c), 86400));
-    ck_assert_int_eq(X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
-                     (const unsigned char *)cn, -1, -1, 0), 1);
-    ck_assert_int_eq(X509_set_subject_name(c, name), 1);
-    ck_assert_int_eq(X509_set_issuer_name(c, name), 1);
-    ck_assert_int_eq(X509_set_pubkey(c, key), 1);
-    ck_assert_int_gt(X509_sign(c, key, EVP_sha256()), 0);
-    X509_NAME_free(name);
-    return c;
-}
-
 static void setup(void)
 {
     ck_assert_int_eq(apr_pool_create(&pool, NULL), APR_SUCCESS);
@@ -53,8 +34,8 @@ static void setup(void)
     key_b = EVP_RSA_gen(2048);
     ck_assert_ptr_nonnull(key_a);
     ck_assert_ptr_nonnull(key_b);
-    cert_a = make_cert(key_a, "device a");
-    cert_b = make_cert(key_b, "device b");
+    cert_a = unit_cert(key_a, "device a", NULL, NULL, 0);
+    cert_b = unit_cert(key_b, "device b", NULL, NULL, 0);
 }
 
 static void teardown(void)

@@ -1,0 +1,33 @@
+/* Test certificates shared by the unit test programs. */
+#include <check.h>
+
+#include "unit_cert.h"
+
+X509 *unit_cert(EVP_PKEY *key, const char *cn, const ASN1_TIME *not_before,
+                const ASN1_TIME *not_after, int v1)
+{
+    X509 *c = X509_new();
+    X509_NAME *name = X509_NAME_new();
+
+    ck_assert_ptr_nonnull(c);
+    ck_assert_ptr_nonnull(name);
+    if (!v1)
+        ck_assert_int_eq(X509_set_version(c, 2), 1);
+    ck_assert_int_eq(ASN1_INTEGER_set(X509_get_serialNumber(c), 4242), 1);
+    if (not_before)
+        ck_assert_int_eq(X509_set1_notBefore(c, not_before), 1);
+    else
+        ck_assert_ptr_nonnull(X509_gmtime_adj(X509_getm_notBefore(c), -60));
+    if (not_after)
+        ck_assert_int_eq(X509_set1_notAfter(c, not_after), 1);
+    else
+        ck_assert_ptr_nonnull(X509_gmtime_adj(X509_getm_notAfter(c), 86400));
+    ck_assert_int_eq(X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
+                     (const unsigned char *)cn, -1, -1, 0), 1);
+    ck_assert_int_eq(X509_set_subject_name(c, name), 1);
+    ck_assert_int_eq(X509_set_issuer_name(c, name), 1);
+    ck_assert_int_eq(X509_set_pubkey(c, key), 1);
+    ck_assert_int_gt(X509_sign(c, key, EVP_sha256()), 0);
+    X509_NAME_free(name);
+    return c;
+}

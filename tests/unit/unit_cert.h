@@ -1,0 +1,18 @@
+/* Test certificates shared by the unit test programs. */
+#ifndef UNIT_CERT_H
+#define UNIT_CERT_H
+
+#include <openssl/asn1.h>
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+
+/*
+ * A certificate for `key`, self-signed, subject and issuer CN=`cn`, valid
+ * from not_before to not_after (NULL: a minute ago / a day from now);
+ * version 1 (no version field in the DER) when v1, else version 3.
+ * Fails the running test on any error.
+ */
+X509 *unit_cert(EVP_PKEY *key, const char *cn, const ASN1_TIME *not_before,
+                const ASN1_TIME *not_after, int v1);
+
+#endif
