@@ -94,7 +94,7 @@ static apr_status_t replay_filter(ap_filter_t *f, apr_bucket_brigade *bb,
     }
 }
 
-void gettoken_body_register(apr_pool_t *p)
+void gettoken_body_register(void)
 {
     /* One below AP_FTYPE_RESOURCE, i.e. on top of the request's input
      * filters.  The kept bytes were read from the top of the chain: they have

@@ -56,6 +56,8 @@ void *gettoken_merge_server_conf(apr_pool_t *p, void *basev, void *addv)
 void *gettoken_create_dir_conf(apr_pool_t *p, char *dir)
 {
     gettoken_dir_conf *conf = apr_pcalloc(p, sizeof(*conf));
+
+    (void)dir;
     conf->enabled = -1;
     return conf;
 }
@@ -86,6 +88,7 @@ static const char *set_enabled(cmd_parms *cmd, void *dirv, int on)
 
 static const char *set_server_uuid(cmd_parms *cmd, void *dirv, const char *arg)
 {
+    (void)dirv;
     if (!gt_is_uuid(arg))
         return apr_psprintf(cmd->pool, "GetTokenServerUUID: '%s' is not a UUID "
                             "(the server_uuid of AccountDetail, "
@@ -101,12 +104,14 @@ static const char *key_location(cmd_parms *cmd, const char *arg)
 
 static const char *set_signing_key(cmd_parms *cmd, void *dirv, const char *arg)
 {
+    (void)dirv;
     cmd_conf(cmd)->signing.where = key_location(cmd, arg);
     return NULL;
 }
 
 static const char *set_signing_cert(cmd_parms *cmd, void *dirv, const char *arg)
 {
+    (void)dirv;
     cmd_conf(cmd)->signing_cert = ap_server_root_relative(cmd->pool, arg);
     return NULL;
 }
@@ -116,6 +121,8 @@ static const char *set_identity(cmd_parms *cmd, void *dirv, int argc,
 {
     gettoken_server_conf *conf = cmd_conf(cmd);
     int i;
+
+    (void)dirv;
 
     if (argc == 0)
         return "GetTokenIdentity needs one or more of: ssl, mdm-signature, "
@@ -145,6 +152,8 @@ static const char *set_identity(cmd_parms *cmd, void *dirv, int argc,
 static const char *set_enrollment_sql(cmd_parms *cmd, void *dirv, const char *arg)
 {
     gettoken_server_conf *conf = cmd_conf(cmd);
+
+    (void)dirv;
     conf->enrollment_sql = strcasecmp(arg, "none") ? arg : NULL;
     conf->enrollment_sql_set = 1;
     return NULL;
@@ -152,12 +161,14 @@ static const char *set_enrollment_sql(cmd_parms *cmd, void *dirv, const char *ar
 
 static const char *set_pairing_key(cmd_parms *cmd, void *dirv, const char *arg)
 {
+    (void)dirv;
     cmd_conf(cmd)->pairing.where = key_location(cmd, arg);
     return NULL;
 }
 
 static const char *add_pairing_trust(cmd_parms *cmd, void *dirv, const char *arg)
 {
+    (void)dirv;
     APR_ARRAY_PUSH(cmd_conf(cmd)->pairing_trust_files, const char *) =
         ap_server_root_relative(cmd->pool, arg);
     return NULL;
@@ -181,6 +192,8 @@ static const char *set_pairing_lifetime(cmd_parms *cmd, void *dirv, const char *
 {
     gettoken_server_conf *conf = cmd_conf(cmd);
     const char *err = parse_positive(cmd, arg, 86400, &conf->pairing_lifetime);
+
+    (void)dirv;
     conf->pairing_lifetime_set = 1;
     return err;
 }
@@ -191,6 +204,8 @@ static const char *set_max_body(cmd_parms *cmd, void *dirv, const char *arg)
     apr_int64_t v = 0;
     /* libplist takes 32-bit lengths; a check-in is a few kilobytes */
     const char *err = parse_positive(cmd, arg, 16 * 1024 * 1024, &v);
+
+    (void)dirv;
     conf->max_body = (apr_size_t)v;
     conf->max_body_set = 1;
     return err;

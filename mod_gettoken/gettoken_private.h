@@ -97,7 +97,7 @@ typedef enum {
     GT_BODY_COMPLETE,   /* the whole body is in buf/len */
     GT_BODY_TOO_LARGE   /* more than the cap: not read in full */
 } gettoken_body_state;
-void gettoken_body_register(apr_pool_t *p);
+void gettoken_body_register(void);
 /* Reads at most max_body (+ one read) bytes, keeping what it read for the
  * handler that comes next.  Returns OK or an HTTP status for a broken read. */
 int gettoken_body_read(request_rec *r, apr_size_t max_body,
@@ -146,7 +146,7 @@ int gettoken_watch_pairing_generate(const gettoken_request *req,
                                     gettoken_token *tok);
 
 /* watch_verify.c: the watch's side, optional function and handler. */
-void gettoken_watch_register(apr_pool_t *p);
+void gettoken_watch_register(void);
 /* Checks the trust keys, prepares the replay store's statements. */
 int gettoken_watch_prepare(server_rec *s, gettoken_server_conf *conf,
                            apr_pool_t *p);

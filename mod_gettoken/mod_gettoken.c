@@ -34,6 +34,7 @@
 static int gettoken_check_config(apr_pool_t *pconf, apr_pool_t *plog,
                                  apr_pool_t *ptemp, server_rec *s)
 {
+    (void)plog;
     if (ap_state_query(AP_SQ_RUN_MODE) != AP_SQ_RM_CONFIG_TEST)
         return OK;
     gettoken_dbd_retrieve_fns();
@@ -43,6 +44,7 @@ static int gettoken_check_config(apr_pool_t *pconf, apr_pool_t *plog,
 static int gettoken_post_config(apr_pool_t *pconf, apr_pool_t *plog,
                                 apr_pool_t *ptemp, server_rec *s)
 {
+    (void)plog;
     gettoken_dbd_retrieve_fns();
     if (gt_digests_init(pconf) != 0) {
         ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, GT_LOG_PREFIX
@@ -61,11 +63,12 @@ static void gettoken_register_hooks(apr_pool_t *p)
      * connection pools */
     static const char *const before_dbd[] = { "mod_dbd.c", NULL };
 
+    (void)p;
     ap_hook_check_config(gettoken_check_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_post_config(gettoken_post_config, NULL, before_dbd, APR_HOOK_MIDDLE);
     /* ahead of mod_proxy, mod_cgi and every other content handler */
     ap_hook_handler(gettoken_handler, NULL, NULL, APR_HOOK_REALLY_FIRST);
-    gettoken_body_register(p);
+    gettoken_body_register();
     /* internal redirects after a decline take the body replay along */
     ap_hook_insert_filter(gettoken_body_insert_filter, NULL, NULL,
                           APR_HOOK_MIDDLE);
@@ -74,7 +77,7 @@ static void gettoken_register_hooks(apr_pool_t *p)
                                  APR_HOOK_MIDDLE);
     gettoken_hook_generate_token(gettoken_watch_pairing_generate, NULL, NULL,
                                  APR_HOOK_MIDDLE);
-    gettoken_watch_register(p);
+    gettoken_watch_register();
 }
 
 AP_DECLARE_MODULE(gettoken) = {
@@ -84,5 +87,6 @@ AP_DECLARE_MODULE(gettoken) = {
     gettoken_create_server_conf,
     gettoken_merge_server_conf,
     gettoken_directives,
-    gettoken_register_hooks
+    gettoken_register_hooks,
+    AP_MODULE_FLAG_NONE
 };

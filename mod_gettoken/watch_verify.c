@@ -382,7 +382,7 @@ static void retrieve_verify_fn(void)
     verify_fn = APR_RETRIEVE_OPTIONAL_FN(gettoken_watch_verify);
 }
 
-void gettoken_watch_register(apr_pool_t *p)
+void gettoken_watch_register(void)
 {
     APR_REGISTER_OPTIONAL_FN(gettoken_watch_verify);
     ap_hook_optional_fn_retrieve(retrieve_verify_fn, NULL, NULL,

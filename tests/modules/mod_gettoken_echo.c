@@ -43,11 +43,13 @@ static int echo_generate(const gettoken_request *req, gettoken_token *tok)
 
 static void echo_register_hooks(apr_pool_t *p)
 {
+    (void)p;
     gettoken_hook_generate_token(echo_generate, NULL, NULL, APR_HOOK_MIDDLE);
 }
 
 AP_DECLARE_MODULE(gettoken_echo) = {
     STANDARD20_MODULE_STUFF,
     NULL, NULL, NULL, NULL, NULL,
-    echo_register_hooks
+    echo_register_hooks,
+    AP_MODULE_FLAG_NONE
 };
