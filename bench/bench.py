@@ -226,35 +226,38 @@ def main():
                  ("gettoken_nc", "GetToken new-conn", "gettoken", False)]
         if not have_module:
             kinds = [k for k in kinds if k[2] != "gettoken"]
-        # This machine's speed drifts by 20-30 % within a minute (a shared
-        # VM host).  So every round is a palindrome around one signature
-        # measurement (openssl speed on httpd's CPU): each kind of run is
-        # done twice, for half the time, before and after it --
-        #   static-ka GetToken-ka static-nc GetToken-nc  SIGN
-        #   GetToken-nc static-nc GetToken-ka static-ka
-        # -- so every kind is measured, on average, at the moment the
-        # signature is, and a steady drift cancels out.  Each round's ratio
-        # uses that round's runs and signature only.
+        # This machine's speed drifts by 20-30 % within seconds (a shared VM
+        # host).  So a round is two blocks, keep-alive and new-conn, each a
+        # palindrome around its own signature measurement (openssl speed on
+        # httpd's CPU) --
+        #   static-ka GetToken-ka SIGN GetToken-ka static-ka
+        #   static-nc GetToken-nc SIGN GetToken-nc static-nc
+        # -- every kind run twice for half the time, so it is measured, on
+        # average, at the moment its signature is, right next to it, and a
+        # steady drift cancels out.  Each round's ratio uses that block's
+        # runs and signature only.
         rounds = {}
-        calib = []
+        calib = {"ka": [], "nc": []}
+        blocks = [("ka", [k for k in kinds if k[3]]), ("nc", [k for k in kinds if not k[3]])]
         for i in range(a.rounds):
             tag = f" #{i + 1}" if a.rounds > 1 else ""
             halves = {}
-            for step in kinds + [None] + kinds[::-1]:
-                if step is None:
-                    calib.append(round(sign_us(1 if a.quick else 2, server_cpus), 1))
-                    log(f"round {i + 1}: openssl speed rsa2048 on httpd's CPU: "
-                        f"{calib[-1]} µs per signature")
-                    continue
-                key, label, kind, ka = step
-                n, t = plan[key]
-                halves.setdefault(key, []).append(
-                    R.loadgen(f"{label}{tag} ({len(halves.get(key, [])) + 1}/2)", kind, ka,
-                              max(1, n // 2), t / 2))
+            for block, ks in blocks:
+                for step in ks + [None] + ks[::-1]:
+                    if step is None:
+                        calib[block].append(round(sign_us(1 if a.quick else 2, server_cpus), 1))
+                        log(f"round {i + 1} ({block}): openssl speed rsa2048 on httpd's CPU: "
+                            f"{calib[block][-1]} µs per signature")
+                        continue
+                    key, label, kind, ka = step
+                    n, t = plan[key]
+                    halves.setdefault(key, []).append(
+                        R.loadgen(f"{label}{tag} ({len(halves.get(key, [])) + 1}/2)", kind,
+                                  ka, max(1, n // 2), t / 2))
             for key, label, _, _ in kinds:
                 rounds.setdefault(key, []).append(join_halves(label + tag, halves[key]))
         res["sign_us_in_rounds"] = calib
-        res["sign_us"] = round(median(calib), 1)
+        res["sign_us"] = round(median(calib["ka"] + calib["nc"]), 1)
         for key, label, _, _ in kinds:
             runs[key] = combine(label, rounds[key])
         if not a.quick:
@@ -280,29 +283,32 @@ def main():
         if set(rss0) != set(rss2):
             res["rss_note"] = "child set changed during the run"
         # scaling: keep-alive GetToken runs against the 1 M-device DB (its
-        # own vhost) and the small DB, alternating big, small, small, big,
-        # so a machine that drifts slower or faster favours neither
+        # own vhost) and the small DB in adjacent pairs, half-length runs,
+        # the pair order alternating (big-small, small-big, ...).  The
+        # figure is the median of the pairs' ratios: a burst of the
+        # machine's noise spoils one pair, not the figure.
         if big_db:
-            sc = {}
+            sc, pair_ratios = {}, []
             order = (("big", h.big_port, n_big), ("small", h.port, n_small))
-            for i in range(2 if a.quick else 4):
-                for tag, p, n in (order if i % 2 == 0 else order[::-1]):
-                    sc.setdefault(tag, []).append(
-                        R.loadgen(f"GetToken keep-alive, {n} enrolled", "gettoken", True,
-                                  *plan["gettoken_ka"], port=p))
-            for tag, n in (("big", n_big), ("small", n_small)):
+            n, t = plan["gettoken_ka"]
+            for i in range(4 if a.quick else 8):
+                pair = {}
+                for tag, p, enrolled in (order if i % 2 == 0 else order[::-1]):
+                    pair[tag] = R.loadgen(f"GetToken keep-alive, {enrolled} enrolled",
+                                          "gettoken", True, max(1, n // 2), t / 2, port=p)
+                    sc.setdefault(tag, []).append(pair[tag])
+                pair_ratios.append(round(pair["big"]["cpu_us_per_req"]
+                                         / pair["small"]["cpu_us_per_req"], 3))
+            for tag, enrolled in (("big", n_big), ("small", n_small)):
                 sc[tag] = runs[f"scale_{tag}"] = combine(
-                    f"GetToken keep-alive, {n} enrolled", sc[tag])
-                sc[tag]["enrolled"] = n
-            # total CPU over total requests of each side: every run weighs
-            # by its length, a stray slow run does not decide
-            cpu = {t: sum(r["cpu_us_per_req"] * r["requests"] for r in sc[t]["rounds"])
-                   / sum(r["requests"] for r in sc[t]["rounds"]) for t in sc}
+                    f"GetToken keep-alive, {enrolled} enrolled", sc[tag])
+                sc[tag]["enrolled"] = enrolled
             res["scaling"] = {
                 "enrolled_small": n_small, "enrolled_big": n_big,
-                "cpu_us_per_req_small": round(cpu["small"], 1),
-                "cpu_us_per_req_big": round(cpu["big"], 1),
-                "ratio_big_small": round(cpu["big"] / cpu["small"], 3),
+                "cpu_us_per_req_small": sc["small"]["cpu_us_per_req"],
+                "cpu_us_per_req_big": sc["big"]["cpu_us_per_req"],
+                "pair_ratios": pair_ratios,
+                "ratio_big_small": round(median(pair_ratios), 3),
             }
         errs = h.tail_log(200)
         h.stop()
