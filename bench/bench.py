@@ -165,13 +165,13 @@ def main():
 
     # request counts: every loop is bounded in count and in time
     s = a.scale * (0.25 if a.quick else 1.0)
-    secs = 1.0 if a.quick else 4
+    secs = 0.8 if a.quick else 4
     N = lambda n: max(200, int(n * s))
     plan = {
         "static_ka": (N(100000), secs), "gettoken_ka": (N(20000), secs),
         "static_nc": (N(8000), secs), "gettoken_nc": (N(6000), secs),
         "warmup": (N(4000), 1.5 if a.quick else 8),
-        "warmup_nc": (N(1000), 1.5 if a.quick else 8), "soak": 2.5 if a.quick else 8,
+        "warmup_nc": (N(1000), 1.5 if a.quick else 8), "soak": 1.5 if a.quick else 8,
         "ab": (N(40000), 8),
     }
 
