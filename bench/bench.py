@@ -165,7 +165,7 @@ def main():
 
     # request counts: every loop is bounded in count and in time
     s = a.scale * (0.25 if a.quick else 1.0)
-    secs = 0.8 if a.quick else 4
+    secs = 1.0 if a.quick else 4
     N = lambda n: max(200, int(n * s))
     plan = {
         "static_ka": (N(100000), secs), "gettoken_ka": (N(20000), secs),
