@@ -40,8 +40,7 @@ typedef enum {
 } source_result;
 
 static source_result from_ssl(request_rec *r, const gettoken_server_conf *conf,
-                              gettoken_request *req, X509 **cert,
-                              const char **why)
+                              gettoken_request *req, const char **why)
 {
     const char *pem;
 
@@ -67,7 +66,6 @@ static source_result from_ssl(request_rec *r, const gettoken_server_conf *conf,
             return SOURCE_REFUSED;
         }
     }
-    *cert = NULL;   /* what is needed is read from the DER */
     if (gt_pem_cert_to_der(r->pool, pem, &req->identity_der,
                            &req->identity_der_len) != 0) {
         *why = "the TLS client certificate could not be decoded";
@@ -92,10 +90,11 @@ static const char *header_value(request_rec *r, const char *name)
 static source_result from_mdm_signature(request_rec *r,
                                         const gettoken_server_conf *conf,
                                         const char *body, apr_size_t body_len,
-                                        gettoken_request *req, X509 **cert,
+                                        gettoken_request *req,
                                         const char **why)
 {
     const char *value = header_value(r, "Mdm-Signature");
+    X509 *cert;
 
     if (!value) {
         *why = "no Mdm-Signature header";
@@ -107,10 +106,13 @@ static source_result from_mdm_signature(request_rec *r,
                "proves nothing";
         return SOURCE_REFUSED;
     }
-    *cert = gt_mdm_signature_verify(r->pool, value, body, body_len,
-                                    &req->identity_der, &req->identity_der_len,
-                                    why);
-    return *cert ? SOURCE_FOUND : SOURCE_REFUSED;
+    cert = gt_mdm_signature_verify(r->pool, value, body, body_len,
+                                   &req->identity_der, &req->identity_der_len,
+                                   why);
+    if (!cert)
+        return SOURCE_REFUSED;
+    X509_free(cert);    /* what is needed is read from the DER */
+    return SOURCE_FOUND;
 }
 
 /* A header set by a trusted TLS-terminating proxy (RFC 9440 Client-Cert,
@@ -118,9 +120,10 @@ static source_result from_mdm_signature(request_rec *r,
 static source_result from_header(request_rec *r,
                                  const gettoken_server_conf *conf,
                                  const char *header, gettoken_request *req,
-                                 X509 **cert, const char **why)
+                                 const char **why)
 {
     const char *value = header_value(r, header);
+    X509 *cert;
 
     if (!value) {
         *why = apr_psprintf(r->pool, "no %s header", header);
@@ -131,13 +134,42 @@ static source_result from_header(request_rec *r,
                "proves nothing";
         return SOURCE_REFUSED;
     }
-    *cert = gt_proxy_cert_parse(r->pool, value, &req->identity_der,
-                                &req->identity_der_len, why);
-    if (!*cert) {
+    cert = gt_proxy_cert_parse(r->pool, value, &req->identity_der,
+                               &req->identity_der_len, why);
+    if (!cert) {
         *why = apr_psprintf(r->pool, "%s: %s", header, *why);
         return SOURCE_REFUSED;
     }
+    X509_free(cert);    /* what is needed is read from the DER */
     return SOURCE_FOUND;
+}
+
+/* The certificate a source found (req->identity_der): in its validity
+ * period and hashed for the binding; 0, or -1 with *why. */
+static int accept_der(request_rec *r, gettoken_request *req, const char **why)
+{
+    apr_int64_t not_before, not_after, now = apr_time_sec(r->request_time);
+
+    if (gt_cert_validity(req->identity_der, req->identity_der_len,
+                         &not_before, &not_after) != 0) {
+        *why = "the identity certificate could not be decoded";
+        return -1;
+    }
+    if (now > not_after) {
+        *why = "the identity certificate has expired";
+        return -1;
+    }
+    if (now < not_before) {
+        *why = "the identity certificate is not valid yet";
+        return -1;
+    }
+    req->identity_sha256 = gt_sha256_hex(r->pool, req->identity_der,
+                                         req->identity_der_len);
+    if (!req->identity_sha256) {
+        *why = "hashing the identity certificate failed";
+        return -1;
+    }
+    return 0;
 }
 
 static const char *source_name(apr_pool_t *p,
@@ -208,49 +240,25 @@ int gettoken_identity_find(request_rec *r, const gettoken_server_conf *conf,
         count = conf->identity->nelts;
     }
     for (i = 0; i < count; i++) {
-        X509 *cert = NULL;
         source_result res;
 
         switch (sources[i].type) {
         case GT_IDENTITY_SSL:
-            res = from_ssl(r, conf, req, &cert, &why);
+            res = from_ssl(r, conf, req, &why);
             break;
         case GT_IDENTITY_MDM_SIGNATURE:
-            res = from_mdm_signature(r, conf, body, body_len, req, &cert, &why);
+            res = from_mdm_signature(r, conf, body, body_len, req, &why);
             break;
         default:
-            res = from_header(r, conf, sources[i].header, req, &cert, &why);
+            res = from_header(r, conf, sources[i].header, req, &why);
             break;
         }
         if (res == SOURCE_ABSENT)
             continue;
-        if (res == SOURCE_FOUND) {
-            apr_int64_t not_before, not_after, now = apr_time_sec(r->request_time);
-            int expired, early;
-
-            if (cert)
-                X509_free(cert);    /* the DER serves every source alike */
-            if (gt_cert_validity(req->identity_der, req->identity_der_len,
-                                 &not_before, &not_after) != 0) {
-                why = "the identity certificate could not be decoded";
-                goto refuse;
-            }
-            expired = now > not_after;
-            early = now < not_before;
-            if (expired || early) {
-                why = expired ? "the identity certificate has expired"
-                              : "the identity certificate is not valid yet";
-            }
-            else {
-                req->identity_source = source_name(r->pool, &sources[i]);
-                req->identity_sha256 = gt_sha256_hex(r->pool, req->identity_der,
-                                                     req->identity_der_len);
-                if (req->identity_sha256)
-                    return OK;
-                why = "hashing the identity certificate failed";
-            }
+        if (res == SOURCE_FOUND && accept_der(r, req, &why) == 0) {
+            req->identity_source = source_name(r->pool, &sources[i]);
+            return OK;
         }
-refuse:
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, GT_LOG_PREFIX
                       "GetToken refused (401): identity source %s: %s",
                       source_name(r->pool, &sources[i]), why);
