@@ -490,18 +490,23 @@ def children_mem(h):
     return {pid: mem_kb(pid) for pid in children(h.pid)}
 
 
+def warm_up(stack, client, dev, backend):
+    """A few pass-through check-ins, so every worker thread has its TLS
+    state and pools before a memory baseline is taken."""
+    for _ in range(4):
+        b = plist(messages(dev.enrollment_id)["CheckOut"], "binary")
+        hd = device_headers(dev, b)
+        assert_arrived(stack, backend, client(stack.h, "dev_a").request(
+            b, path=stack.path(backend), headers=hd), b, hd, "PUT", False)
+
+
 @pytest.mark.parametrize("upload", ["content-length", "chunked"])
 @pytest.mark.parametrize("backend", ["location-proxypass", "vhost-proxypass"])
 def test_50mb_streams_through_with_bounded_memory(fresh_stack, client, gt, backend, upload):
     stack = fresh_stack
     h = stack.h
     dev = gt.devices["dev_a"]
-    # warm up every worker thread a little, so the baseline includes TLS and pools
-    for _ in range(4):
-        b = plist(messages(dev.enrollment_id)["CheckOut"], "binary")
-        hd = device_headers(dev, b)
-        assert_arrived(stack, backend, client(h, "dev_a").request(b, path=stack.path(backend),
-                                                                  headers=hd), b, hd, "PUT", False)
+    warm_up(stack, client, dev, backend)
     before = children_mem(h)
     tid = os.urandom(8).hex()
     seed = tid.encode()
@@ -543,11 +548,7 @@ def test_tiny_chunks_memory_bounded(fresh_stack, client, gt, msg):
     dev = gt.devices["dev_a"]
     body = padded(messages(dev.enrollment_id)[msg], MAX_BODY - 100)
     backend = "location-proxypass"
-    for _ in range(4):       # warm up
-        b = plist(messages(dev.enrollment_id)["CheckOut"], "binary")
-        hd = device_headers(dev, b)
-        assert_arrived(stack, backend, client(h, "dev_a").request(b, path=stack.path(backend),
-                                                                  headers=hd), b, hd, "PUT", False)
+    warm_up(stack, client, dev, backend)
     before = children_mem(h)
     tid = os.urandom(8).hex()
     wire = b"".join(b"1\r\n" + body[i:i + 1] + b"\r\n" for i in range(len(body))) + b"0\r\n\r\n"

@@ -55,6 +55,19 @@ def pg_vhost(gt, pg, db, **kw):
     return gt.vhost(db_driver="pgsql", db=pg.dbd_params(db), **kw)
 
 
+def ask_until_ok(gt, h, pause=0.3, on_refusal=None, tries=10):
+    """ask() until a 200 (a database coming back); on_refusal(r) checks
+    each answer before it. Returns the last Response."""
+    for _ in range(tries):
+        r, _ = ask(gt, h)
+        if r.status == 200:
+            break
+        if on_refusal:
+            on_refusal(r)
+        time.sleep(pause)
+    return r
+
+
 def ask(gt, h, device="dev_a", signed_by=None, timeout=30):
     """One GetToken on a fresh connection: (Response, seconds)."""
     c = gt.client(h.port, None if signed_by else device)
@@ -216,12 +229,7 @@ def test_database_stopped_then_started(gt, own_pg):
         own_pg.start()
         assert own_pg.wait_ready()
         for h in hs:
-            for attempt in range(10):
-                r, _ = ask(gt, h)
-                if r.status == 200:
-                    break
-                assert_503(h, r)
-                time.sleep(0.5)
+            r = ask_until_ok(gt, h, pause=0.5, on_refusal=lambda r: assert_503(h, r))
             assert_token(gt, h, r)
             # and it stays up
             for _ in range(5):
@@ -270,12 +278,7 @@ def test_table_missing_then_created(gt, own_pg):
             assert_503(h, ask(gt, h)[0], mark)
         own_pg.sql("empty", NANOMDM_TABLE)
         enroll(own_pg, "empty", gt)
-        for attempt in range(10):
-            r, _ = ask(gt, h)
-            if r.status == 200:
-                break
-            time.sleep(0.3)
-        assert_token(gt, h, r)
+        assert_token(gt, h, ask_until_ok(gt, h))
         # dropped under a running httpd (its connections already prepared): 503 again
         own_pg.sql("empty", "DROP TABLE cert_auth_associations")
         mark = h.log_mark()
@@ -349,12 +352,7 @@ def test_slow_database_is_bounded_by_statement_timeout(gt, own_pg):
         assert "statement timeout" in h.log_since(mark)
         release_lock(own_pg, locker)
         locker = None
-        for attempt in range(10):
-            r, _ = ask(gt, h)
-            if r.status == 200:
-                break
-            time.sleep(0.3)
-        assert_token(gt, h, r)
+        assert_token(gt, h, ask_until_ok(gt, h))
     finally:
         if locker:
             release_lock(own_pg, locker)

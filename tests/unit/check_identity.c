@@ -3,8 +3,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <check.h>
-
 #include "apr_general.h"
 #include "apr_pools.h"
 #include "apr_strings.h"
@@ -16,6 +14,7 @@
 #include <openssl/x509.h>
 
 #include "core/gt_identity.h"
+#include "unit.h"
 #include "unit_cert.h"
 
 static apr_pool_t *pool;
@@ -375,7 +374,7 @@ START_TEST(proxy_refused)
 }
 END_TEST
 
-static Suite *identity_suite(void)
+Suite *identity_suite(void)
 {
     Suite *s = suite_create("identity");
     TCase *tc = tcase_create("identity");
@@ -392,19 +391,4 @@ static Suite *identity_suite(void)
     tcase_add_test(tc, proxy_refused);
     suite_add_tcase(s, tc);
     return s;
-}
-
-int main(void)
-{
-    SRunner *sr;
-    int failed;
-
-    if (apr_initialize() != APR_SUCCESS)
-        return EXIT_FAILURE;
-    sr = srunner_create(identity_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    apr_terminate();
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }

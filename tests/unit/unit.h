@@ -6,4 +6,5 @@ Suite *bounds_suite(void);
 Suite *jose_suite(void);
 Suite *pairing_suite(void);
 Suite *cert_der_suite(void);
+Suite *identity_suite(void);
 #endif
