@@ -28,6 +28,15 @@ REFERENCE_CONF = os.path.join(REPO, "conf", "gettoken.conf")
 CRASH_RX = r"exit signal|segmentation fault|AH00052|AH00051"
 
 
+def running(h, *more):
+    """Fixture body: start h, yield (h, *more), stop h."""
+    h.start()
+    try:
+        yield (h,) + more
+    finally:
+        h.stop()
+
+
 def assert_serves(gt, h, vhost):
     """A good GetToken right now gets a verified token: the server still serves."""
     dev = gt.devices["dev_a"]
@@ -74,12 +83,7 @@ def htaccess_server(gt):
     on = gt.vhost()
     plain = gt.vhost(gettoken=False, directives="Alias /ht %s\n<Directory %s>\n"
                      "    AllowOverride All\n</Directory>" % (htdir, htdir))
-    h = gt.httpd([on, plain])
-    h.start()
-    try:
-        yield h, on, plain, htdir
-    finally:
-        h.stop()
+    yield from running(gt.httpd([on, plain]), on, plain, htdir)
 
 
 @pytest.mark.parametrize("directive", sorted(directory_scope_directives()))
@@ -122,14 +126,9 @@ PROXY_VHOSTS = {
 
 @pytest.fixture(scope="module")
 def proxies(gt):
-    names = sorted(PROXY_VHOSTS)
-    vhosts = [gt.vhost(directives=PROXY_VHOSTS[n]) for n in names]
-    h = gt.httpd(vhosts, extra_global="LimitRequestFieldSize 131072")
-    h.start()
-    try:
-        yield h, dict(zip(names, vhosts))
-    finally:
-        h.stop()
+    vhosts = {name: gt.vhost(directives=d) for name, d in PROXY_VHOSTS.items()}
+    yield from running(gt.httpd(list(vhosts.values()), extra_global="LimitRequestFieldSize 131072"),
+                       vhosts)
 
 
 def gettoken_of(gt, device):
@@ -222,12 +221,7 @@ def test_long_gettoken_writes_a_short_access_line(gt, server, client, case, cert
 @pytest.fixture(scope="module")
 def phone(gt):
     v = gt.vhost()
-    h = gt.httpd([v])
-    h.start()
-    try:
-        yield h, v
-    finally:
-        h.stop()
+    yield from running(gt.httpd([v]), v)
 
 
 def pairing_fields(udid, phone_udid, watch_udid="WATCH-0001-AAAA", **extra):
