@@ -48,8 +48,8 @@ def assert_serves(gt, h, vhost):
 # --- directive scopes ------------------------------------------------------------
 def directory_scope_directives():
     """{name: example arguments}: every directive of the module's table that is
-    allowed in <Directory>/<Location> (ACCESS_CONF), with the arguments the
-    reference configuration shows it with."""
+    allowed anywhere but at server / virtual host level, with the arguments
+    the reference configuration shows it with."""
     with open(CONFIG_C) as f:
         table = f.read()
     with open(REFERENCE_CONF) as f:
@@ -57,7 +57,7 @@ def directory_scope_directives():
     found = {}
     for m in re.finditer(r'AP_INIT_\w+\(\s*"(\w+)"\s*,[^,]*,[^,]*,([^,]*),', table):
         name, scope = m.group(1), m.group(2)
-        if "ACCESS_CONF" not in scope:
+        if scope.strip() == "RSRC_CONF":      # server / virtual host only
             continue
         use = re.search(r"^\s*%s\s+(.+)$" % name, reference, re.M)
         assert use, "%s is not shown in use in conf/gettoken.conf" % name
