@@ -31,6 +31,9 @@ CRASH_RX = r"exit signal|segmentation fault|AH00052|AH00051"
 def running(h, *more):
     """Fixture body: start h, yield (h, *more), stop h."""
     h.start()
+    # the parent's start-up notice names the work directory ("gettoken-test-"):
+    # let it land before a test counts the log lines written after its mark
+    assert h.wait_log(0, r"AH00094", timeout=10), h.log_tail()
     try:
         yield (h,) + more
     finally:
