@@ -1,15 +1,24 @@
 # Sourced by tests/run and demo.sh: Debian packages and the in-tree build.
 # shellcheck shell=bash
 
-GT_PACKAGES="build-essential autoconf automake libtool pkg-config apache2 apache2-dev
- apache2-utils libapr1-dev libaprutil1-dev libaprutil1-dbd-sqlite3 libaprutil1-dbd-pgsql
- libplist-dev libssl-dev check sqlite3 python3-pytest python3-jwt python3-cryptography
- postgresql softhsm2 libengine-pkcs11-openssl opensc curl"
+# What ./demo.sh needs: the build, apache2 with SQLite for mod_dbd, and the
+# Python the demo client uses.
+GT_DEMO_PACKAGES="build-essential autoconf automake libtool pkg-config apache2 apache2-dev
+ libapr1-dev libaprutil1-dev libaprutil1-dbd-sqlite3 libplist-dev libssl-dev
+ python3-jwt python3-cryptography"
 
-# Install whatever is missing (apt-get update once, only if something is missing).
+# What tests/run needs on top: unit tests (check), PostgreSQL, an HSM
+# (SoftHSM + OpenSSL's pkcs11 engine), pytest, and the Debian package build
+# (dpkg-buildpackage; apache2-dev provides dh-apache2's dh_apache2).
+GT_PACKAGES="$GT_DEMO_PACKAGES apache2-utils libaprutil1-dbd-pgsql check sqlite3
+ python3-pytest postgresql softhsm2 libengine-pkcs11-openssl opensc curl
+ dpkg-dev debhelper fakeroot"
+
+# Install whatever of the given packages (default: GT_PACKAGES) is missing
+# (apt-get update once, only if something is missing).
 gt_install_deps() {
     local missing=() p
-    for p in $GT_PACKAGES; do
+    for p in ${*:-$GT_PACKAGES}; do
         dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
     done
     [ ${#missing[@]} -eq 0 ] && return 0

@@ -1,14 +1,17 @@
-"""conf/gettoken.conf, the annotated reference configuration, stays in sync
-with the module: every directive of the module's table is documented there
-(with its default), nothing else is, and httpd accepts the file as it is
-shipped once its example paths point at real files."""
+"""conf/examples/gettoken-vhost.conf, the annotated example virtual host,
+stays in sync with the module: every directive of the module's table is
+documented there (with its default), nothing else is, and httpd accepts the
+file as it is shipped once its example paths point at real files.
+conf/gettoken.conf, what `a2enmod gettoken` enables, is comments only."""
 import os
 import re
 
 from gt_httpd import free_port
 from gt_pki import REPO
 
-CONF = os.path.join(REPO, "conf", "gettoken.conf")
+CONF = os.path.join(REPO, "conf", "examples", "gettoken-vhost.conf")
+ENABLED_CONF = os.path.join(REPO, "conf", "gettoken.conf")
+LOAD = os.path.join(REPO, "conf", "gettoken.load")
 TABLE = os.path.join(REPO, "mod_gettoken", "gettoken_config.c")
 
 
@@ -43,6 +46,23 @@ def test_every_directive_is_shown_in_use():
     with open(CONF) as f:
         text = f.read()
     assert used_directives(text) == table_directives()
+
+
+def test_enabled_conf_is_comments_only():
+    """Enabling the module must change nothing until a vhost is configured."""
+    with open(ENABLED_CONF) as f:
+        lines = f.read().splitlines()
+    assert lines, "conf/gettoken.conf is empty"
+    active = [l for l in lines if not l.startswith("#")]
+    assert active == [], "active lines in conf/gettoken.conf: %r" % active
+
+
+def test_load_file_declares_its_module_dependencies():
+    with open(LOAD) as f:
+        text = f.read()
+    assert re.search(r"^# Depends: ssl dbd$", text, re.M), text
+    assert re.search(r"^LoadModule gettoken_module /usr/lib/apache2/modules/mod_gettoken\.so$",
+                     text, re.M), text
 
 
 def test_reference_config_passes_configtest(gt):
