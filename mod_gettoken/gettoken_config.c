@@ -21,6 +21,7 @@ void *gettoken_create_server_conf(apr_pool_t *p, server_rec *s)
     conf->pairing_lifetime = GT_DEFAULT_PAIRING_LIFETIME;
     conf->max_body = GT_DEFAULT_MAX_BODY;
     conf->pairing_trust_files = apr_array_make(p, 2, sizeof(const char *));
+    conf->organizations = apr_array_make(p, 2, sizeof(gettoken_organization));
     return conf;
 }
 
@@ -50,6 +51,10 @@ void *gettoken_merge_server_conf(apr_pool_t *p, void *basev, void *addv)
     conf->max_body = add->max_body_set ? add->max_body : base->max_body;
     conf->max_body_set = add->max_body_set || base->max_body_set;
     conf->in_use = add->in_use || base->in_use;
+    /* a vhost's organisations replace the main server's, never add to them */
+    conf->organizations = add->organizations->nelts ? add->organizations
+                                                    : base->organizations;
+    MERGE_PTR(organization_sql);
     return conf;
 }
 
@@ -67,6 +72,7 @@ void *gettoken_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     gettoken_dir_conf *base = basev, *add = addv;
     gettoken_dir_conf *conf = apr_pcalloc(p, sizeof(*conf));
     conf->enabled = add->enabled != -1 ? add->enabled : base->enabled;
+    conf->services = add->services ? add->services : base->services;
     return conf;
 }
 
@@ -238,6 +244,15 @@ const command_rec gettoken_directives[] = {
                   RSRC_CONF, "seconds a pairing token is valid (default 300)"),
     AP_INIT_TAKE1("GetTokenMaxBodySize", set_max_body, NULL, RSRC_CONF,
                   "bytes read to look for a GetToken (default 65536)"),
+    AP_INIT_TAKE_ARGV("GetTokenOrganization", gettoken_cmd_organization, NULL,
+                      RSRC_CONF, "<name> <server-uuid> <key> [<certificate>]: "
+                      "one more ABM/ASM organisation of this vhost"),
+    AP_INIT_TAKE1("GetTokenOrganizationSQL", gettoken_cmd_organization_sql,
+                  NULL, RSRC_CONF, "SQL naming the organisation of an "
+                  "enrollment id (first column of the first row)"),
+    AP_INIT_TAKE_ARGV("GetTokenServices", gettoken_cmd_services, NULL,
+                      ACCESS_CONF, "TokenServiceTypes answered here; other "
+                      "GetTokens pass through (default: every type)"),
     { NULL }
 };
 
@@ -253,8 +268,8 @@ const char *gettoken_vhost_name(server_rec *s, apr_pool_t *p)
 
 /* Loads one key (once per distinct location: vhosts that inherit a key
  * share the EVP_PKEY). */
-static int load_key(apr_pool_t *pconf, server_rec *s, apr_hash_t *loaded,
-                    const char *directive, gettoken_key *k)
+int gettoken_key_load(apr_pool_t *pconf, server_rec *s, apr_hash_t *loaded,
+                      const char *directive, gettoken_key *k)
 {
     const char *why = NULL;
     gettoken_key *seen = apr_hash_get(loaded, k->where, APR_HASH_KEY_STRING);
@@ -278,45 +293,58 @@ static int load_key(apr_pool_t *pconf, server_rec *s, apr_hash_t *loaded,
     return OK;
 }
 
+int gettoken_certificate_check(apr_pool_t *pconf, server_rec *s,
+                               const char *directive, const char *cert_path,
+                               EVP_PKEY *key)
+{
+    const char *why = NULL;
+    X509 *cert = gt_certificate_load(pconf, cert_path, &why);
+
+    if (cert && gt_certificate_matches_key(cert, key))
+        return OK;
+    ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, GT_LOG_PREFIX
+                 "%s %s in %s: %s", directive, cert_path,
+                 gettoken_vhost_name(s, pconf),
+                 cert ? "the certificate does not match its key" : why);
+    return !OK;
+}
+
 static int finish_vhost(apr_pool_t *pconf, server_rec *s,
                         gettoken_server_conf *conf, apr_hash_t *loaded)
 {
     const char *why = NULL;
     int i;
 
-    if (conf->in_use && !conf->signing.where) {
+    /* with organisations, the default one is optional (checked there) */
+    if (conf->in_use && !conf->organizations->nelts && !conf->signing.where) {
         ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, GT_LOG_PREFIX
                      "GetToken On in %s needs GetTokenSigningKey",
                      gettoken_vhost_name(s, pconf));
         return !OK;
     }
-    if (conf->in_use && !conf->server_uuid) {
+    if (conf->in_use && !conf->organizations->nelts && !conf->server_uuid) {
         ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, GT_LOG_PREFIX
                      "GetToken On in %s needs GetTokenServerUUID (the "
                      "server_uuid of AccountDetail)", gettoken_vhost_name(s, pconf));
         return !OK;
     }
     if (conf->signing.where
-        && load_key(pconf, s, loaded, "GetTokenSigningKey", &conf->signing) != OK)
+        && gettoken_key_load(pconf, s, loaded, "GetTokenSigningKey", &conf->signing) != OK)
         return !OK;
-    if (conf->signing.key && conf->signing_cert) {
-        X509 *cert = gt_certificate_load(pconf, conf->signing_cert, &why);
-        if (!cert || !gt_certificate_matches_key(cert, conf->signing.key)) {
-            ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, GT_LOG_PREFIX
-                         "GetTokenSigningCertificate %s in %s: %s",
-                         conf->signing_cert, gettoken_vhost_name(s, pconf),
-                         cert ? "the certificate does not match GetTokenSigningKey"
-                              : why);
-            return !OK;
-        }
-    }
+    if (conf->signing.key && conf->signing_cert
+        && gettoken_certificate_check(pconf, s, "GetTokenSigningCertificate",
+                                      conf->signing_cert,
+                                      conf->signing.key) != OK)
+        return !OK;
     if (conf->pairing.where) {
-        if (load_key(pconf, s, loaded, "GetTokenWatchPairingKey",
-                     &conf->pairing) != OK)
+        if (gettoken_key_load(pconf, s, loaded, "GetTokenWatchPairingKey",
+                              &conf->pairing) != OK)
             return !OK;
     }
     else
         conf->pairing = conf->signing;   /* the contract's default */
+    if (gettoken_organizations_prepare(pconf, s, conf, loaded) != OK)
+        return !OK;
 
     if (conf->in_use && conf->enrollment_sql
         && gettoken_binding_prepare(s, conf, pconf) != OK)
@@ -349,7 +377,8 @@ int gettoken_config_finish(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
         gettoken_server_conf *conf = gettoken_server_config(vs);
         conf->server = vs;
         if ((conf->in_use || conf->signing.where || conf->pairing.where
-             || conf->pairing_trust_files->nelts)
+             || conf->pairing_trust_files->nelts
+             || conf->organizations->nelts)
             && finish_vhost(pconf, vs, conf, loaded) != OK)
             return HTTP_INTERNAL_SERVER_ERROR;
     }

@@ -67,10 +67,18 @@ typedef struct {
     apr_size_t max_body;
     int max_body_set;
     int in_use;                        /* GetToken On appears for this vhost */
+    /* organisations (gettoken_organization.c) */
+    apr_array_header_t *organizations;     /* gettoken_organization, configured */
+    const char *organization_sql;          /* GetTokenOrganizationSQL */
+    const char *organization_label;        /* its mod_dbd label, at start-up */
+    apr_hash_t *organization_by_name;      /* name -> gettoken_organization *,
+                                              the default one included */
+    const struct gettoken_organization *default_organization;  /* or NULL */
 } gettoken_server_conf;
 
 typedef struct {
     int enabled;                       /* -1: not set here */
+    apr_array_header_t *services;      /* GetTokenServices; NULL: every type */
 } gettoken_dir_conf;
 
 static APR_INLINE gettoken_server_conf *gettoken_server_config(server_rec *s)
@@ -150,5 +158,51 @@ void gettoken_watch_register(void);
 /* Checks the trust keys, prepares the replay store's statements. */
 int gettoken_watch_prepare(server_rec *s, gettoken_server_conf *conf,
                            apr_pool_t *p);
+
+/* gettoken_organization.c: the ABM/ASM organisations of a vhost (its
+ * default, GetTokenServerUUID + GetTokenSigningKey, and each
+ * GetTokenOrganization) and the choice of one per GetToken. */
+typedef struct gettoken_organization {
+    const char *name;
+    const char *server_uuid;           /* iss of its tokens */
+    gettoken_key signing;              /* signs com.apple.maid */
+    const char *cert;                  /* optional certificate, checked */
+    gettoken_key pairing;              /* signs com.apple.watch.pairing */
+} gettoken_organization;
+const char *gettoken_cmd_organization(cmd_parms *cmd, void *dirv, int argc,
+                                      char *const argv[]);
+const char *gettoken_cmd_organization_sql(cmd_parms *cmd, void *dirv,
+                                          const char *arg);
+/* After the vhost's own keys are loaded: loads each organisation's key,
+ * checks certificates, prepares the SQL.  Logs and returns !OK on error. */
+int gettoken_organizations_prepare(apr_pool_t *pconf, server_rec *s,
+                                   gettoken_server_conf *conf,
+                                   apr_hash_t *loaded);
+/* One notice line per organisation of every vhost answering GetToken. */
+void gettoken_organizations_announce(apr_pool_t *pconf, server_rec *s);
+/* Sets req->organization*, GETTOKEN_ORGANIZATION; OK, or 403/500/503
+ * (logged). */
+int gettoken_organization_choose(request_rec *r,
+                                 const gettoken_server_conf *conf,
+                                 gettoken_request *req);
+/* The organisation gettoken_organization_choose() chose, or NULL. */
+const gettoken_organization *gettoken_organization_of(
+    const gettoken_request *req);
+
+/* gettoken_config.c: a key, loaded once per location (`loaded`). */
+int gettoken_key_load(apr_pool_t *pconf, server_rec *s, apr_hash_t *loaded,
+                      const char *directive, gettoken_key *k);
+/* OK when `cert_path` loads and matches `key`; else logs naming the
+ * directive and the vhost and returns !OK. */
+int gettoken_certificate_check(apr_pool_t *pconf, server_rec *s,
+                               const char *directive, const char *cert_path,
+                               EVP_PKEY *key);
+
+/* gettoken_services.c: GetTokenServices (directory scope). */
+const char *gettoken_cmd_services(cmd_parms *cmd, void *dirv, int argc,
+                                  char *const argv[]);
+/* 1 when GetTokens of `service_type` are answered in this directory. */
+int gettoken_service_answered_here(const gettoken_dir_conf *dir,
+                                   const char *service_type);
 
 #endif
