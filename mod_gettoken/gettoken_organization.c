@@ -227,12 +227,15 @@ static const char *driver_error(request_rec *r, const ap_dbd_t *dbd, int rv)
 
 /*
  * One run of GetTokenOrganizationSQL: 0 and *name (NULL for no row, or a
- * NULL/empty first column), or the driver's error with *err.  PostgreSQL
- * gets an unnamed statement per run, like the binding query, so that a
- * connection re-opened after a server restart works at once.
+ * NULL/empty first column), or the driver's error with *err.  `fresh`
+ * prepares the statement for this run instead of using the one mod_dbd
+ * prepared on the connection: PostgreSQL always (an unnamed statement, like
+ * the binding query, so that a connection re-opened after a server restart
+ * works at once); other drivers when the pooled statement failed (SQLite's
+ * goes stale for good when the schema changes).
  */
 static int run_query(request_rec *r, const gettoken_server_conf *conf,
-                     ap_dbd_t *dbd, int pgsql, const char *enrollment_id,
+                     ap_dbd_t *dbd, int fresh, const char *enrollment_id,
                      const char **name, const char **err)
 {
     apr_dbd_prepared_t *stmt = NULL;
@@ -241,7 +244,7 @@ static int run_query(request_rec *r, const gettoken_server_conf *conf,
     int rv;
 
     *name = NULL;
-    if (pgsql)
+    if (fresh)
         rv = apr_dbd_prepare(dbd->driver, r->pool, dbd->handle,
                              conf->organization_sql, NULL, &stmt);
     else {
@@ -250,7 +253,7 @@ static int run_query(request_rec *r, const gettoken_server_conf *conf,
         rv = stmt ? 0 : -1;
     }
     if (rv != 0) {
-        *err = stmt || pgsql ? driver_error(r, dbd, rv)
+        *err = stmt || fresh ? driver_error(r, dbd, rv)
                              : "it is not prepared on this connection";
         return rv;
     }
@@ -292,8 +295,10 @@ static int query_name(request_rec *r, const gettoken_server_conf *conf,
         if (apr_dbd_check_conn(dbd->driver, r->pool, dbd->handle) != APR_SUCCESS)
             return unavailable(r, apr_pstrcat(r->pool, first, "; the "
                                "connection cannot be re-opened", NULL));
-        rv = run_query(r, conf, dbd, pgsql, enrollment_id, name, &err);
+        rv = run_query(r, conf, dbd, 1, enrollment_id, name, &err);
     }
+    else if (rv != 0 && !pgsql)
+        rv = run_query(r, conf, dbd, 1, enrollment_id, name, &err);
     return rv == 0 ? OK : unavailable(r, err);
 }
 

@@ -3,52 +3,23 @@
 signs with it but never holds the private key: the token file store is the
 only place it exists."""
 import os
-import subprocess
 import time
 
 import pytest
 
 from gt_client import gettoken_fields, token_from_response, verify_maid_token
-from gt_httpd import run_user
-from gt_pki import key_pem
-
-SOFTHSM_MODULE = "/usr/lib/softhsm/libsofthsm2.so"
-PIN = "4321"
+from gt_hsm import PIN, pkcs11_uri, softhsm_token
 
 
 @pytest.fixture(scope="module")
 def hsm(gt):
     """A SoftHSM token 'mdm' holding the test maid RSA key as object 'abm-token'."""
-    d = os.path.join(gt.dir, "softhsm")
-    tokens = os.path.join(d, "tokens")
-    os.makedirs(tokens)
-    conf = os.path.join(d, "softhsm2.conf")
-    with open(conf, "w") as f:
-        f.write("directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\n" % tokens)
-    env = dict(os.environ, SOFTHSM2_CONF=conf)
-    subprocess.run(["softhsm2-util", "--init-token", "--free", "--label", "mdm", "--pin", PIN,
-                    "--so-pin", "87654321"], check=True, env=env, capture_output=True)
-    keyfile = os.path.join(d, "import.pem")
-    with open(keyfile, "wb") as f:
-        f.write(key_pem(gt.pki.maid_rsa.key))
-    subprocess.run(["softhsm2-util", "--import", keyfile, "--token", "mdm", "--label", "abm-token",
-                    "--id", "a1", "--pin", PIN], check=True, env=env, capture_output=True)
-    os.remove(keyfile)   # from now on the key exists only inside the token
-    # httpd's children (the run user) reopen the token after fork
-    user = run_user()
-    for root, dirs, files in os.walk(d):
-        for n in dirs + files:
-            p = os.path.join(root, n)
-            if user:
-                os.chown(p, user[1], user[2])
-        if user:
-            os.chown(root, user[1], user[2])
-    return conf
+    return softhsm_token(os.path.join(gt.dir, "softhsm"),
+                         {"abm-token": (gt.pki.maid_rsa.key, "a1")})
 
 
 def uri(obj="abm-token", pin=PIN, module=True):
-    u = "pkcs11:token=mdm;object=%s;type=private?pin-value=%s" % (obj, pin)
-    return u + ("&module-path=" + SOFTHSM_MODULE if module else "")
+    return pkcs11_uri(obj, pin, module)
 
 
 def test_maid_token_signed_inside_the_hsm(hsm, gt, client, start_httpd, monkeypatch):
