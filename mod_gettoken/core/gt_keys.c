@@ -7,6 +7,7 @@
 
 #include "gt_keys.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "apr_lib.h"
@@ -130,12 +131,14 @@ static const char *pkcs11_rebuild(apr_pool_t *pool, const char *uri,
 struct pkcs11_split {
     const char *module;
     const char *pin;
+    const char *pin_source;
 };
 
 /* libp11 must not see module-path= (it takes it as the engine's
- * MODULE_PATH and refuses URIs carrying it) nor pin-value=, in the path or
- * the query: the PIN is handed over as the engine's PIN so that no message
- * of libp11's, which quote the URI, shows it. */
+ * MODULE_PATH and refuses URIs carrying it) nor any PIN attribute, in the
+ * path or the query: libp11's messages quote the URI.  The PIN goes to the
+ * engine as its PIN (pin-source= read here); an attribute that only looks
+ * like one ("pin-value%3D...") is dropped, never passed on. */
 static const char *split_visit(apr_pool_t *pool, void *ctx, int query,
                                const char *name, const char *text,
                                const char *value)
@@ -146,21 +149,44 @@ static const char *split_visit(apr_pool_t *pool, void *ctx, int query,
         sp->module = pct_decode(pool, value, strlen(value), 0);
         return NULL;
     }
-    if (value && strcmp(name, "pin-value") == 0) {
+    if (!is_pin_attribute(name))
+        return text;
+    if (value && strcmp(name, "pin-value") == 0)
         sp->pin = pct_decode(pool, value, strlen(value), 0);
+    else if (value && strcmp(name, "pin-source") == 0)
+        sp->pin_source = pct_decode(pool, value, strlen(value), 0);
+    return NULL;
+}
+
+/* The PIN in a pin-source file ("file:" URI or path): its first line. */
+static const char *read_pin_source(apr_pool_t *pool, const char *source)
+{
+    char buf[256];
+    FILE *f;
+    size_t n;
+
+    if (strncmp(source, "file:", 5) == 0)
+        source += 5;
+    f = fopen(source, "r");
+    if (!f)
         return NULL;
-    }
-    return text;
+    n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    buf[strcspn(buf, "\r\n")] = '\0';
+    return apr_pstrdup(pool, buf);
 }
 
 static const char *pkcs11_split_uri(apr_pool_t *pool, const char *uri,
-                                    const char **module, const char **pin)
+                                    const char **module, const char **pin,
+                                    const char **pin_source)
 {
-    struct pkcs11_split sp = { NULL, NULL };
+    struct pkcs11_split sp = { NULL, NULL, NULL };
     const char *kept = pkcs11_rebuild(pool, uri, split_visit, &sp);
 
     *module = sp.module;
     *pin = sp.pin;
+    *pin_source = sp.pin_source;
     return kept;
 }
 
@@ -189,9 +215,13 @@ static EVP_PKEY *pkcs11_key_load(apr_pool_t *pool, const char *uri,
 {
     ENGINE *e;
     EVP_PKEY *key;
-    const char *module, *pin;
+    const char *module, *pin, *pin_source;
 
-    uri = pkcs11_split_uri(pool, uri, &module, &pin);
+    uri = pkcs11_split_uri(pool, uri, &module, &pin, &pin_source);
+    if (!pin && pin_source && !(pin = read_pin_source(pool, pin_source))) {
+        *why = "the URI's pin-source cannot be read";
+        return NULL;
+    }
 
     ENGINE_load_builtin_engines();
     e = ENGINE_by_id("pkcs11");
