@@ -210,96 +210,53 @@ static int unavailable(request_rec *r, const char *why)
     return HTTP_SERVICE_UNAVAILABLE;
 }
 
-/* The driver's message on one line, bounded. */
-static const char *driver_error(request_rec *r, const ap_dbd_t *dbd, int rv)
-{
-    const char *msg = apr_dbd_error(dbd->driver, dbd->handle, rv);
-    char *line, *c;
+struct organization_query {
+    const char *enrollment_id;
+    const char *name;        /* NULL: no row, or a NULL / empty column */
+};
 
-    if (!msg || !*msg)
-        return "no message from the driver";
-    line = apr_pstrndup(r->pool, msg, 300);
-    for (c = line; *c; c++)
-        if (*c == '\n' || *c == '\r' || *c == '\t')
-            *c = ' ';
-    return line;
-}
-
-/*
- * One run of GetTokenOrganizationSQL: 0 and *name (NULL for no row, or a
- * NULL/empty first column), or the driver's error with *err.  `fresh`
- * prepares the statement for this run instead of using the one mod_dbd
- * prepared on the connection: PostgreSQL always (an unnamed statement, like
- * the binding query, so that a connection re-opened after a server restart
- * works at once); other drivers when the pooled statement failed (SQLite's
- * goes stale for good when the schema changes).
- */
-static int run_query(request_rec *r, const gettoken_server_conf *conf,
-                     ap_dbd_t *dbd, int fresh, const char *enrollment_id,
-                     const char **name, const char **err)
+/* GetTokenOrganizationSQL once: the first column of the first row, every
+ * row read so the connection is clean for the next request (synchronous,
+ * seek 1: pgsql's asynchronous mode would make a failure look like no
+ * row). */
+static int organization_query(request_rec *r, ap_dbd_t *dbd,
+                              apr_dbd_prepared_t *stmt, void *ctx)
 {
-    apr_dbd_prepared_t *stmt = NULL;
+    struct organization_query *q = ctx;
     apr_dbd_results_t *res = NULL;
     apr_dbd_row_t *row = NULL;
     int rv;
 
-    *name = NULL;
-    if (fresh)
-        rv = apr_dbd_prepare(dbd->driver, r->pool, dbd->handle,
-                             conf->organization_sql, NULL, &stmt);
-    else {
-        stmt = apr_hash_get(dbd->prepared, conf->organization_label,
-                            APR_HASH_KEY_STRING);
-        rv = stmt ? 0 : -1;
-    }
-    if (rv != 0) {
-        *err = stmt || fresh ? driver_error(r, dbd, rv)
-                             : "it is not prepared on this connection";
-        return rv;
-    }
+    q->name = NULL;
     rv = apr_dbd_pvselect(dbd->driver, r->pool, dbd->handle, &res, stmt, 1,
-                          enrollment_id, NULL);
-    if (rv != 0) {
-        *err = driver_error(r, dbd, rv);
+                          q->enrollment_id, NULL);
+    if (rv != 0)
         return rv;
-    }
-    /* every row is read, so the connection is clean for the next request */
     while ((rv = apr_dbd_get_row(dbd->driver, r->pool, res, &row, -1)) == 0) {
-        const char *v = *name ? NULL : apr_dbd_get_entry(dbd->driver, row, 0);
+        const char *v = q->name ? NULL : apr_dbd_get_entry(dbd->driver, row, 0);
         if (v && *v)
-            *name = apr_pstrdup(r->pool, v);
+            q->name = apr_pstrdup(r->pool, v);
     }
-    if (rv != -1) {
-        *err = driver_error(r, dbd, rv);
-        return rv;
-    }
-    return 0;
+    return rv == -1 ? 0 : rv;
 }
 
 /* The organisation name for the enrollment (NULL: none), or 503. */
 static int query_name(request_rec *r, const gettoken_server_conf *conf,
                       const char *enrollment_id, const char **name)
 {
+    struct organization_query q = { enrollment_id, NULL };
     ap_dbd_t *dbd = gettoken_dbd_acquire(r);
-    const char *err = NULL, *first;
-    int pgsql, rv;
+    const char *err = NULL;
 
     if (!dbd)
         return unavailable(r, "no database connection (mod_dbd: check "
                            "DBDriver/DBDParams and that the database is up)");
-    pgsql = strcmp(apr_dbd_name(dbd->driver), "pgsql") == 0;
-    rv = run_query(r, conf, dbd, pgsql, enrollment_id, name, &err);
-    if (rv != 0 && pgsql && strncmp(err, "ERROR:", 6) != 0) {
-        /* a pooled connection the server dropped: re-open it, once */
-        first = err;
-        if (apr_dbd_check_conn(dbd->driver, r->pool, dbd->handle) != APR_SUCCESS)
-            return unavailable(r, apr_pstrcat(r->pool, first, "; the "
-                               "connection cannot be re-opened", NULL));
-        rv = run_query(r, conf, dbd, 1, enrollment_id, name, &err);
-    }
-    else if (rv != 0 && !pgsql)
-        rv = run_query(r, conf, dbd, 1, enrollment_id, name, &err);
-    return rv == 0 ? OK : unavailable(r, err);
+    if (gettoken_dbd_run(r, dbd, conf->organization_label,
+                         conf->organization_sql, organization_query, &q,
+                         &err) != 0)
+        return unavailable(r, err);
+    *name = q.name;
+    return OK;
 }
 
 int gettoken_organization_choose(request_rec *r,
