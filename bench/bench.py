@@ -131,6 +131,9 @@ def main():
     ap.add_argument("--no-pin", action="store_true",
                     help="do not pin httpd and the load generator to separate CPUs")
     ap.add_argument("--no-build", action="store_true", help="never build the module")
+    ap.add_argument("--organizations", action="store_true",
+                    help="every device in a GetTokenOrganization, chosen per GetToken by "
+                         "GetTokenOrganizationSQL (measures that query)")
     ap.add_argument("--work", default="/tmp/gettoken-bench", help="work directory")
     ap.add_argument("--serve", action="store_true",
                     help="start the server, print its port, wait (for perf/callgrind), Ctrl-C stops")
@@ -176,20 +179,20 @@ def main():
     }
 
     small_db = os.path.join(a.work, f"enroll-{a.devices}.db")
-    n_small = make_db(small_db, pki, a.devices)
+    n_small = make_db(small_db, pki, a.devices, a.organizations)
 
-    res = {"machine": machine(), "quick": a.quick, "rounds": a.rounds, "devices_with_certs": a.devices,
+    res = {"machine": machine(), "quick": a.quick, "organizations": a.organizations, "rounds": a.rounds, "devices_with_certs": a.devices,
            "concurrency": a.concurrency, "module": have_module,
            "pinning": {"httpd_cpus": server_cpus, "loadgen_cpus": client_cpus}}
 
     big_db = n_big = None
     if have_module and a.big and not (a.serve or a.profile):
         big_db = os.path.join(a.work, f"enroll-{a.big}.db")
-        n_big = make_db(big_db, pki, a.big)
+        n_big = make_db(big_db, pki, a.big, a.organizations)
 
     port = free_port()
     h = Httpd(a.work, pki, small_db, port, have_module, server_cpus, a.concurrency * 2,
-              big_db=big_db)
+              big_db=big_db, organizations=a.organizations)
     runs = {}
     try:
         h.start()

@@ -37,7 +37,8 @@ def moddir():
 
 
 class Httpd:
-    def __init__(self, work, pki, db, port, with_module, server_cpus, threads, big_db=None):
+    def __init__(self, work, pki, db, port, with_module, server_cpus, threads, big_db=None,
+                 organizations=False):
         self.work, self.pki, self.db, self.port = work, pki, db, port
         # the scaling DB is served by a second vhost of the same server on
         # its own port, so both DBs are measured in one server, alternately
@@ -48,6 +49,7 @@ class Httpd:
         self.pidfile = os.path.join(work, "run", "httpd.pid")
         self.errlog = os.path.join(work, "logs", "error.log")
         self.server_uuid = str(uuid.uuid4())
+        self.organizations = organizations
 
     def write_conf(self):
         w, m = self.work, moddir()
@@ -107,6 +109,13 @@ class Httpd:
                 lines += [f"  GetTokenServerUUID {self.server_uuid}",
                           f"  GetTokenSigningKey {self.pki}/maid.key",
                           "  <Location /mdm/checkin>", "    GetToken On", "  </Location>"]
+                if self.organizations:
+                    # same key and UUID as the default, so the end-to-end
+                    # check holds; what differs is the query per GetToken
+                    lines += [f"  GetTokenOrganization bench-org {self.server_uuid} "
+                              f"{self.pki}/maid.key",
+                              '  GetTokenOrganizationSQL "SELECT organization FROM '
+                              'gettoken_device_organization WHERE enrollment_id = %s"']
             lines += ["</VirtualHost>"]
         lines += [""]
         open(self.conf, "w").write("\n".join(lines))

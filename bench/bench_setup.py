@@ -120,8 +120,9 @@ def make_pki(work, ndev):
     return pki
 
 
-def make_db(path, pki, total):
-    """SQLite DB with every bench device enrolled, plus filler rows up to total."""
+def make_db(path, pki, total, organizations=False):
+    """SQLite DB with every bench device enrolled, plus filler rows up to total;
+    with organizations, every enrolled row also in gettoken_device_organization."""
     rows = [tuple(r) for r in json.load(open(os.path.join(pki, "enrolled.json")))]
     if os.path.exists(path):
         os.unlink(path)
@@ -143,6 +144,9 @@ def make_db(path, pki, total):
                       INSERT INTO cert_auth_associations(id, sha256)
                       SELECT printf('%08X-%016X', 4026531840 + x, x * 2654435761),
                              lower(hex(randomblob(32))) FROM n""", (filler,))
+    if organizations:
+        db.execute("INSERT INTO gettoken_device_organization (enrollment_id, organization) "
+                   "SELECT id, 'bench-org' FROM cert_auth_associations")
     db.commit()
     n = db.execute("SELECT count(*) FROM cert_auth_associations").fetchone()[0]
     db.execute("ANALYZE")

@@ -8,6 +8,7 @@
 #include "http_core.h"
 
 #include "core/gt_keys.h"
+#include "core/gt_pairing.h"
 #include "jose/gt_jose.h"
 
 APLOG_USE_MODULE(gettoken);
@@ -20,7 +21,9 @@ void *gettoken_create_server_conf(apr_pool_t *p, server_rec *s)
     conf->enrollment_sql = GT_DEFAULT_ENROLLMENT_SQL;
     conf->pairing_lifetime = GT_DEFAULT_PAIRING_LIFETIME;
     conf->max_body = GT_DEFAULT_MAX_BODY;
-    conf->pairing_trust_files = apr_array_make(p, 2, sizeof(const char *));
+    conf->pairing_trust_files = apr_array_make(p, 2,
+                                               sizeof(gettoken_trust_file));
+    conf->organizations = apr_array_make(p, 2, sizeof(gettoken_organization));
     return conf;
 }
 
@@ -51,6 +54,10 @@ void *gettoken_merge_server_conf(apr_pool_t *p, void *basev, void *addv)
     conf->max_body = add->max_body_set ? add->max_body : base->max_body;
     conf->max_body_set = add->max_body_set || base->max_body_set;
     conf->in_use = add->in_use || base->in_use;
+    /* a vhost's organisations replace the main server's, never add to them */
+    conf->organizations = add->organizations->nelts ? add->organizations
+                                                    : base->organizations;
+    MERGE_PTR(organization_sql);
     return conf;
 }
 
@@ -68,6 +75,7 @@ void *gettoken_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     gettoken_dir_conf *base = basev, *add = addv;
     gettoken_dir_conf *conf = apr_pcalloc(p, sizeof(*conf));
     conf->enabled = add->enabled != -1 ? add->enabled : base->enabled;
+    conf->services = add->services ? add->services : base->services;
     return conf;
 }
 
@@ -167,11 +175,22 @@ static const char *set_pairing_key(cmd_parms *cmd, void *dirv, const char *arg)
     return NULL;
 }
 
-static const char *add_pairing_trust(cmd_parms *cmd, void *dirv, const char *arg)
+static const char *add_pairing_trust(cmd_parms *cmd, void *dirv,
+                                     const char *issuer, const char *file)
 {
+    gettoken_trust_file *t;
+
     (void)dirv;
-    APR_ARRAY_PUSH(cmd_conf(cmd)->pairing_trust_files, const char *) =
-        ap_server_root_relative(cmd->pool, arg);
+    /* the one-argument form trusted a key for every issuer */
+    if (!file || !gt_is_uuid(issuer))
+        return apr_psprintf(cmd->pool, "GetTokenWatchPairingTrust takes "
+                            "<issuer-uuid> <file>: the server UUID of the "
+                            "phone organisation, then the certificates or "
+                            "public keys that sign its pairing tokens "
+                            "('%s' is not a UUID)", issuer);
+    t = apr_array_push(cmd_conf(cmd)->pairing_trust_files);
+    t->issuer = issuer;
+    t->file = ap_server_root_relative(cmd->pool, file);
     return NULL;
 }
 
@@ -237,13 +256,22 @@ const command_rec gettoken_directives[] = {
     AP_INIT_TAKE1("GetTokenWatchPairingKey", set_pairing_key, NULL, RSRC_CONF,
                   "private key (file or pkcs11: URI) signing "
                   "com.apple.watch.pairing tokens (default: the signing key)"),
-    AP_INIT_ITERATE("GetTokenWatchPairingTrust", add_pairing_trust, NULL, RSRC_CONF,
-                    "file(s) of certificates or public keys whose pairing "
-                    "tokens this server accepts"),
+    AP_INIT_TAKE12("GetTokenWatchPairingTrust", add_pairing_trust, NULL,
+                   RSRC_CONF, "issuer UUID and the file of certificates or "
+                   "public keys that sign its pairing tokens (repeatable)"),
     AP_INIT_TAKE1("GetTokenWatchPairingLifetime", set_pairing_lifetime, NULL,
                   RSRC_CONF, "seconds a pairing token is valid (default 300)"),
     AP_INIT_TAKE1("GetTokenMaxBodySize", set_max_body, NULL, RSRC_CONF,
                   "bytes read to look for a GetToken (default 65536)"),
+    AP_INIT_TAKE_ARGV("GetTokenOrganization", gettoken_cmd_organization, NULL,
+                      RSRC_CONF, "<name> <server-uuid> <key> [<certificate>]: "
+                      "one more ABM/ASM organisation of this vhost"),
+    AP_INIT_TAKE1("GetTokenOrganizationSQL", gettoken_cmd_organization_sql,
+                  NULL, RSRC_CONF, "SQL naming the organisation of an "
+                  "enrollment id (first column of the first row)"),
+    AP_INIT_TAKE_ARGV("GetTokenServices", gettoken_cmd_services, NULL,
+                      ACCESS_CONF, "TokenServiceTypes answered here; other "
+                      "GetTokens pass through (default: every type)"),
     { NULL }
 };
 
@@ -259,8 +287,8 @@ const char *gettoken_vhost_name(server_rec *s, apr_pool_t *p)
 
 /* Loads one key (once per distinct location: vhosts that inherit a key
  * share the EVP_PKEY). */
-static int load_key(apr_pool_t *pconf, server_rec *s, apr_hash_t *loaded,
-                    const char *directive, gettoken_key *k)
+int gettoken_key_load(apr_pool_t *pconf, server_rec *s, apr_hash_t *loaded,
+                      const char *directive, gettoken_key *k)
 {
     const char *why = NULL;
     gettoken_key *seen = apr_hash_get(loaded, k->where, APR_HASH_KEY_STRING);
@@ -284,45 +312,84 @@ static int load_key(apr_pool_t *pconf, server_rec *s, apr_hash_t *loaded,
     return OK;
 }
 
-static int finish_vhost(apr_pool_t *pconf, server_rec *s,
-                        gettoken_server_conf *conf, apr_hash_t *loaded)
+int gettoken_certificate_check(apr_pool_t *pconf, server_rec *s,
+                               const char *directive, const char *cert_path,
+                               EVP_PKEY *key)
+{
+    const char *why = NULL;
+    X509 *cert = gt_certificate_load(pconf, cert_path, &why);
+
+    if (cert && gt_certificate_matches_key(cert, key))
+        return OK;
+    ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, GT_LOG_PREFIX
+                 "%s %s in %s: %s", directive, cert_path,
+                 gettoken_vhost_name(s, pconf),
+                 cert ? "the certificate does not match its key" : why);
+    return !OK;
+}
+
+/* GetTokenWatchPairingTrust: each issuer's keys, from its file(s). */
+static int load_pairing_trust(apr_pool_t *pconf, server_rec *s,
+                              gettoken_server_conf *conf)
 {
     const char *why = NULL;
     int i;
 
-    if (conf->in_use && !conf->signing.where) {
+    conf->pairing_trust = apr_array_make(pconf, 2, sizeof(gt_pairing_trust));
+    for (i = 0; i < conf->pairing_trust_files->nelts; i++) {
+        const gettoken_trust_file *f = &APR_ARRAY_IDX(conf->pairing_trust_files,
+                                                      i, gettoken_trust_file);
+        apr_array_header_t *keys = (apr_array_header_t *)
+            gt_pairing_trusted_keys(conf->pairing_trust, f->issuer);
+
+        if (!keys) {
+            gt_pairing_trust *t = apr_array_push(conf->pairing_trust);
+            t->issuer = f->issuer;
+            t->keys = keys = apr_array_make(pconf, 2, sizeof(EVP_PKEY *));
+        }
+        if (gt_public_keys_load(pconf, f->file, keys, &why) < 0) {
+            ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, GT_LOG_PREFIX
+                         "GetTokenWatchPairingTrust %s %s in %s: %s",
+                         f->issuer, f->file, gettoken_vhost_name(s, pconf), why);
+            return !OK;
+        }
+    }
+    return OK;
+}
+
+static int finish_vhost(apr_pool_t *pconf, server_rec *s,
+                        gettoken_server_conf *conf, apr_hash_t *loaded)
+{
+    /* with organisations, the default one is optional (checked there) */
+    if (conf->in_use && !conf->organizations->nelts && !conf->signing.where) {
         ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, GT_LOG_PREFIX
                      "GetToken On in %s needs GetTokenSigningKey",
                      gettoken_vhost_name(s, pconf));
         return !OK;
     }
-    if (conf->in_use && !conf->server_uuid) {
+    if (conf->in_use && !conf->organizations->nelts && !conf->server_uuid) {
         ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, GT_LOG_PREFIX
                      "GetToken On in %s needs GetTokenServerUUID (the "
                      "server_uuid of AccountDetail)", gettoken_vhost_name(s, pconf));
         return !OK;
     }
     if (conf->signing.where
-        && load_key(pconf, s, loaded, "GetTokenSigningKey", &conf->signing) != OK)
+        && gettoken_key_load(pconf, s, loaded, "GetTokenSigningKey", &conf->signing) != OK)
         return !OK;
-    if (conf->signing.key && conf->signing_cert) {
-        X509 *cert = gt_certificate_load(pconf, conf->signing_cert, &why);
-        if (!cert || !gt_certificate_matches_key(cert, conf->signing.key)) {
-            ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, GT_LOG_PREFIX
-                         "GetTokenSigningCertificate %s in %s: %s",
-                         conf->signing_cert, gettoken_vhost_name(s, pconf),
-                         cert ? "the certificate does not match GetTokenSigningKey"
-                              : why);
-            return !OK;
-        }
-    }
+    if (conf->signing.key && conf->signing_cert
+        && gettoken_certificate_check(pconf, s, "GetTokenSigningCertificate",
+                                      conf->signing_cert,
+                                      conf->signing.key) != OK)
+        return !OK;
     if (conf->pairing.where) {
-        if (load_key(pconf, s, loaded, "GetTokenWatchPairingKey",
-                     &conf->pairing) != OK)
+        if (gettoken_key_load(pconf, s, loaded, "GetTokenWatchPairingKey",
+                              &conf->pairing) != OK)
             return !OK;
     }
     else
         conf->pairing = conf->signing;   /* the contract's default */
+    if (gettoken_organizations_prepare(pconf, s, conf, loaded) != OK)
+        return !OK;
 
     if (conf->in_use && conf->enrollment_sql
         && gettoken_binding_prepare(s, conf, pconf) != OK)
@@ -330,17 +397,9 @@ static int finish_vhost(apr_pool_t *pconf, server_rec *s,
     if (gettoken_identity_check_config(s, conf, pconf) != OK)
         return !OK;
 
-    conf->pairing_trust_keys = apr_array_make(pconf, 2, sizeof(EVP_PKEY *));
-    for (i = 0; i < conf->pairing_trust_files->nelts; i++) {
-        const char *file = APR_ARRAY_IDX(conf->pairing_trust_files, i, const char *);
-        if (gt_public_keys_load(pconf, file, conf->pairing_trust_keys, &why) < 0) {
-            ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, GT_LOG_PREFIX
-                         "GetTokenWatchPairingTrust %s in %s: %s", file,
-                         gettoken_vhost_name(s, pconf), why);
-            return !OK;
-        }
-    }
-    if (conf->pairing_trust_keys->nelts
+    if (load_pairing_trust(pconf, s, conf) != OK)
+        return !OK;
+    if (conf->pairing_trust->nelts
         && gettoken_watch_prepare(s, conf, pconf) != OK)
         return !OK;
     /* requests here may now use the keys and statements (the handler
@@ -358,7 +417,8 @@ int gettoken_config_finish(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
         gettoken_server_conf *conf = gettoken_server_config(vs);
         conf->server = vs;
         if ((conf->in_use || conf->signing.where || conf->pairing.where
-             || conf->pairing_trust_files->nelts)
+             || conf->pairing_trust_files->nelts
+             || conf->organizations->nelts)
             && finish_vhost(pconf, vs, conf, loaded) != OK)
             return HTTP_INTERNAL_SERVER_ERROR;
     }

@@ -118,6 +118,9 @@ static int answer_gettoken(request_rec *r, const gettoken_server_conf *conf,
     status = gettoken_binding_check(r, conf, &req);
     if (status != OK)
         return status;
+    status = gettoken_organization_choose(r, conf, &req);
+    if (status != OK)
+        return status;
 
     status = gettoken_run_generate_token(&req, &tok);
     if (status == DECLINED) {
@@ -201,7 +204,12 @@ int gettoken_handler(request_rec *r)
                       "GetToken refused (400): %s", why);
         return HTTP_BAD_REQUEST;
     case GT_CHECKIN_GETTOKEN:
-        break;
+        if (gettoken_service_answered_here(dir, msg.service_type))
+            break;
+        ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, r, GT_LOG_PREFIX
+                      "GetToken of a type not in GetTokenServices: passed on");
+        gettoken_body_replay(r);
+        return DECLINED;
     }
     return answer_gettoken(r, conf, &msg, body, len);
 }

@@ -51,6 +51,12 @@ typedef struct {
     struct gt_jws_signer *signer;   /* alg + prepared signing context */
 } gettoken_key;
 
+/* GetTokenWatchPairingTrust <issuer-uuid> <file>, as configured. */
+typedef struct {
+    const char *issuer;
+    const char *file;
+} gettoken_trust_file;
+
 /* Per virtual host: each one is its own organisation. */
 typedef struct {
     server_rec *server;
@@ -63,8 +69,8 @@ typedef struct {
     int enrollment_sql_set;
     const char *enrollment_label;      /* mod_dbd label, set at start-up */
     gettoken_key pairing;              /* GetTokenWatchPairingKey */
-    apr_array_header_t *pairing_trust_files;  /* const char * */
-    apr_array_header_t *pairing_trust_keys;   /* EVP_PKEY *, at start-up */
+    apr_array_header_t *pairing_trust_files;  /* gettoken_trust_file */
+    apr_array_header_t *pairing_trust;  /* gt_pairing_trust, at start-up */
     struct gettoken_pairing_store *pairing_store;  /* watch_verify.c */
     apr_int64_t pairing_lifetime;
     int pairing_lifetime_set;
@@ -72,10 +78,18 @@ typedef struct {
     int max_body_set;
     int in_use;                        /* GetToken On appears for this vhost */
     int ready;                         /* passed the start-up checks */
+    /* organisations (gettoken_organization.c) */
+    apr_array_header_t *organizations;     /* gettoken_organization, configured */
+    const char *organization_sql;          /* GetTokenOrganizationSQL */
+    const char *organization_label;        /* its mod_dbd label, at start-up */
+    apr_hash_t *organization_by_name;      /* name -> gettoken_organization *,
+                                              the default one included */
+    const struct gettoken_organization *default_organization;  /* or NULL */
 } gettoken_server_conf;
 
 typedef struct {
     int enabled;                       /* -1: not set here */
+    apr_array_header_t *services;      /* GetTokenServices; NULL: every type */
 } gettoken_dir_conf;
 
 static APR_INLINE gettoken_server_conf *gettoken_server_config(server_rec *s)
@@ -135,6 +149,18 @@ int gettoken_dbd_loaded(void);
 const char *gettoken_dbd_prepare(server_rec *s, apr_pool_t *p,
                                  const char *sql, const char *purpose);
 ap_dbd_t *gettoken_dbd_acquire(request_rec *r);
+/* One query with a prepared statement: the driver's rv (0 = done). */
+typedef int (*gettoken_dbd_query)(request_rec *r, ap_dbd_t *dbd,
+                                  apr_dbd_prepared_t *stmt, void *ctx);
+/* Runs `query` with the statement `label` of this connection; when the
+ * statement is stale or gone on it (schema change, re-opened connection),
+ * prepares `sql` again there and runs `query` once more.  Never closes the
+ * connection.  0, or the driver's rv with *err (one line). */
+int gettoken_dbd_run(request_rec *r, ap_dbd_t *dbd, const char *label,
+                     const char *sql, gettoken_dbd_query query, void *ctx,
+                     const char **err);
+/* The driver's message for rv on one line. */
+const char *gettoken_dbd_error(apr_pool_t *p, const ap_dbd_t *dbd, int rv);
 
 /* gettoken_binding.c: identity certificate <-> enrollment, via mod_dbd. */
 int gettoken_binding_prepare(server_rec *s, gettoken_server_conf *conf,
@@ -158,5 +184,51 @@ void gettoken_watch_register(void);
 /* Checks the trust keys, prepares the replay store's statements. */
 int gettoken_watch_prepare(server_rec *s, gettoken_server_conf *conf,
                            apr_pool_t *p);
+
+/* gettoken_organization.c: the ABM/ASM organisations of a vhost (its
+ * default, GetTokenServerUUID + GetTokenSigningKey, and each
+ * GetTokenOrganization) and the choice of one per GetToken. */
+typedef struct gettoken_organization {
+    const char *name;
+    const char *server_uuid;           /* iss of its tokens */
+    gettoken_key signing;              /* signs com.apple.maid */
+    const char *cert;                  /* optional certificate, checked */
+    gettoken_key pairing;              /* signs com.apple.watch.pairing */
+} gettoken_organization;
+const char *gettoken_cmd_organization(cmd_parms *cmd, void *dirv, int argc,
+                                      char *const argv[]);
+const char *gettoken_cmd_organization_sql(cmd_parms *cmd, void *dirv,
+                                          const char *arg);
+/* After the vhost's own keys are loaded: loads each organisation's key,
+ * checks certificates, prepares the SQL.  Logs and returns !OK on error. */
+int gettoken_organizations_prepare(apr_pool_t *pconf, server_rec *s,
+                                   gettoken_server_conf *conf,
+                                   apr_hash_t *loaded);
+/* One notice line per organisation of every vhost answering GetToken. */
+void gettoken_organizations_announce(apr_pool_t *pconf, server_rec *s);
+/* Sets req->organization*, GETTOKEN_ORGANIZATION; OK, or 403/500/503
+ * (logged). */
+int gettoken_organization_choose(request_rec *r,
+                                 const gettoken_server_conf *conf,
+                                 gettoken_request *req);
+/* The organisation gettoken_organization_choose() chose, or NULL. */
+const gettoken_organization *gettoken_organization_of(
+    const gettoken_request *req);
+
+/* gettoken_config.c: a key, loaded once per location (`loaded`). */
+int gettoken_key_load(apr_pool_t *pconf, server_rec *s, apr_hash_t *loaded,
+                      const char *directive, gettoken_key *k);
+/* OK when `cert_path` loads and matches `key`; else logs naming the
+ * directive and the vhost and returns !OK. */
+int gettoken_certificate_check(apr_pool_t *pconf, server_rec *s,
+                               const char *directive, const char *cert_path,
+                               EVP_PKEY *key);
+
+/* gettoken_services.c: GetTokenServices (directory scope). */
+const char *gettoken_cmd_services(cmd_parms *cmd, void *dirv, int argc,
+                                  char *const argv[]);
+/* 1 when GetTokens of `service_type` are answered in this directory. */
+int gettoken_service_answered_here(const gettoken_dir_conf *dir,
+                                   const char *service_type);
 
 #endif

@@ -54,6 +54,7 @@ static int gettoken_post_config(apr_pool_t *pconf, apr_pool_t *plog,
     if (gettoken_config_finish(pconf, ptemp, s) != OK)
         return HTTP_INTERNAL_SERVER_ERROR;
     gettoken_config_warn(pconf, s);
+    gettoken_organizations_announce(pconf, s);
     return OK;
 }
 

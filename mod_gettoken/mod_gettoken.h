@@ -91,6 +91,14 @@ typedef struct gettoken_request {
     const char *identity_sha256;
     /* Where the identity came from: "ssl", "mdm-signature" or "header". */
     const char *identity_source;
+    /* The organisation (Apple Business/School Manager MDM server) the
+     * device belongs to, whose key signs the built-in tokens: the name
+     * GetTokenOrganizationSQL returned, or "default" for the vhost's own
+     * GetTokenServerUUID / GetTokenSigningKey; and its server UUID (the iss
+     * of the built-in tokens).  Never NULL when a hook runs.  Appended last
+     * so that modules built against an older header keep working. */
+    const char *organization;
+    const char *organization_server_uuid;
 } gettoken_request;
 
 /* What a service fills in when it returns OK. */

@@ -19,22 +19,28 @@ APLOG_USE_MODULE(gettoken);
 int gettoken_maid_generate(const gettoken_request *req, gettoken_token *tok)
 {
     request_rec *r = req->r;
-    const gettoken_server_conf *conf;
+    const gettoken_organization *org;
     char *jti;
     const char *token, *why = NULL;
 
     if (strcmp(req->service_type, GETTOKEN_SERVICE_MAID) != 0)
         return DECLINED;
-    conf = gettoken_server_config(r->server);
+    /* the device's organisation: its key signs, its server UUID is iss */
+    org = gettoken_organization_of(req);
+    if (!org) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, GT_LOG_PREFIX
+                      "GetToken failed (500): no organisation was chosen");
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
     jti = apr_palloc(r->pool, 37);
-    token = gt_maid_token(r->pool, conf->signing.signer,
-                          conf->server_uuid, apr_time_sec(apr_time_now()),
+    token = gt_maid_token(r->pool, org->signing.signer,
+                          org->server_uuid, apr_time_sec(apr_time_now()),
                           jti, &why);
     if (!token) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, GT_LOG_PREFIX
                       "GetToken failed (500): signing the com.apple.maid "
                       "token with %s failed: %s",
-                      gt_key_location_for_log(r->pool, conf->signing.where), why);
+                      gt_key_location_for_log(r->pool, org->signing.where), why);
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     tok->data = token;

@@ -46,6 +46,7 @@ int gettoken_watch_pairing_generate(const gettoken_request *req,
 {
     request_rec *r = req->r;
     const gettoken_server_conf *conf;
+    const gettoken_organization *org;
     const char *security_token = NULL, *phone = NULL, *watch = NULL;
     const char *token, *why = NULL;
     char *jti;
@@ -81,23 +82,23 @@ int gettoken_watch_pairing_generate(const gettoken_request *req,
                       "authenticated enrollment %s",
                       ap_escape_logitem(r->pool, phone),
                       ap_escape_logitem(r->pool, req->enrollment_id)));
-    if (!conf->pairing.key || !conf->server_uuid)
-        return refuse(r, HTTP_INTERNAL_SERVER_ERROR, "no "
-                      "GetTokenWatchPairingKey (or GetTokenSigningKey) and "
-                      "GetTokenServerUUID for this virtual host");
+    /* the device's organisation signs (GetTokenWatchPairingKey replaces
+     * the default organisation's key only) */
+    org = gettoken_organization_of(req);
+    if (!org || !org->pairing.signer)
+        return refuse(r, HTTP_INTERNAL_SERVER_ERROR, "no pairing key for "
+                      "the device's organisation");
 
     jti = apr_palloc(r->pool, 37);
-    token = gt_pairing_token(r->pool, conf->pairing.signer,
-                             conf->server_uuid, apr_time_sec(apr_time_now()),
+    token = gt_pairing_token(r->pool, org->pairing.signer,
+                             org->server_uuid, apr_time_sec(apr_time_now()),
                              conf->pairing_lifetime, phone, watch,
                              security_token, jti, &why);
     if (!token) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, GT_LOG_PREFIX
                       "GetToken failed (500): signing the "
                       GETTOKEN_SERVICE_WATCH_PAIRING " token with %s failed: "
-                      "%s", conf->pairing.where
-                            ? gt_key_location_for_log(r->pool, conf->pairing.where)
-                            : "?",
+                      "%s", gt_key_location_for_log(r->pool, org->pairing.where),
                       why);
         return HTTP_INTERNAL_SERVER_ERROR;
     }

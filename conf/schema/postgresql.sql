@@ -46,6 +46,18 @@ CREATE TABLE IF NOT EXISTS gettoken_pairing_jti (
 CREATE INDEX IF NOT EXISTS gettoken_pairing_jti_expires
     ON gettoken_pairing_jti (expires_at);
 
+-- Optional: which organisation (GetTokenOrganization name) each enrollment
+-- belongs to, for a GetTokenOrganizationSQL such as
+--   SELECT organization FROM gettoken_device_organization WHERE enrollment_id = %s
+-- filled by the operator from the Apple Business/School Manager device
+-- assignments (e.g. nanodep's per-name device sync) and the MDM's serial ->
+-- UDID mapping.  No row: the vhost's default organisation signs.
+CREATE TABLE IF NOT EXISTS gettoken_device_organization (
+    enrollment_id VARCHAR(255) NOT NULL PRIMARY KEY,
+    organization  VARCHAR(128) NOT NULL
+);
+
 -- The httpd user reads enrollments and writes only the jti table, e.g.:
 --   GRANT SELECT ON cert_auth_associations TO mdm_httpd;
+--   GRANT SELECT ON gettoken_device_organization TO mdm_httpd;
 --   GRANT SELECT, INSERT, DELETE ON gettoken_pairing_jti TO mdm_httpd;

@@ -25,3 +25,15 @@ CREATE TABLE IF NOT EXISTS gettoken_pairing_jti (
 );
 CREATE INDEX IF NOT EXISTS gettoken_pairing_jti_expires
     ON gettoken_pairing_jti (expires_at);
+
+-- Optional: which organisation (GetTokenOrganization name) each enrollment
+-- belongs to, for a GetTokenOrganizationSQL such as
+--   SELECT organization FROM gettoken_device_organization WHERE enrollment_id = %s
+-- The operator fills it from the Apple Business/School Manager device
+-- assignments (the serial numbers each MDM server holds, e.g. nanodep's
+-- per-name device sync) and the MDM's serial -> UDID mapping.  No row: the
+-- vhost's default organisation signs.  The httpd user only reads it.
+CREATE TABLE IF NOT EXISTS gettoken_device_organization (
+    enrollment_id TEXT NOT NULL PRIMARY KEY,
+    organization  TEXT NOT NULL
+);

@@ -27,7 +27,7 @@ STOCK_MODULES = ["mpm_event", "authz_core", "mime", "ssl", "socache_shmcb", "dbd
 CHECKIN_PATH = "/mdm/checkin"
 BACKEND_MARKER = b"BACKEND-OK"
 LOG_FORMAT = ('"%h %m %U %>s svc=%{GETTOKEN_SERVICE}e enr=%{GETTOKEN_ENROLLMENT}e '
-              'jti=%{GETTOKEN_JTI}e id=%{X-Test-Id}i"')
+              'jti=%{GETTOKEN_JTI}e org=%{GETTOKEN_ORGANIZATION}e id=%{X-Test-Id}i"')
 
 # The backend behind every GetToken location: records method, URI, headers and
 # the body (a copy plus its SHA-256), then answers 200 with a marker body.

@@ -3,52 +3,23 @@
 signs with it but never holds the private key: the token file store is the
 only place it exists."""
 import os
-import subprocess
 import time
 
 import pytest
 
 from gt_client import gettoken_fields, token_from_response, verify_maid_token
-from gt_httpd import run_user
-from gt_pki import key_pem
-
-SOFTHSM_MODULE = "/usr/lib/softhsm/libsofthsm2.so"
-PIN = "4321"
+from gt_hsm import PIN, SOFTHSM_MODULE, pkcs11_uri, softhsm_token
 
 
 @pytest.fixture(scope="module")
 def hsm(gt):
     """A SoftHSM token 'mdm' holding the test maid RSA key as object 'abm-token'."""
-    d = os.path.join(gt.dir, "softhsm")
-    tokens = os.path.join(d, "tokens")
-    os.makedirs(tokens)
-    conf = os.path.join(d, "softhsm2.conf")
-    with open(conf, "w") as f:
-        f.write("directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\n" % tokens)
-    env = dict(os.environ, SOFTHSM2_CONF=conf)
-    subprocess.run(["softhsm2-util", "--init-token", "--free", "--label", "mdm", "--pin", PIN,
-                    "--so-pin", "87654321"], check=True, env=env, capture_output=True)
-    keyfile = os.path.join(d, "import.pem")
-    with open(keyfile, "wb") as f:
-        f.write(key_pem(gt.pki.maid_rsa.key))
-    subprocess.run(["softhsm2-util", "--import", keyfile, "--token", "mdm", "--label", "abm-token",
-                    "--id", "a1", "--pin", PIN], check=True, env=env, capture_output=True)
-    os.remove(keyfile)   # from now on the key exists only inside the token
-    # httpd's children (the run user) reopen the token after fork
-    user = run_user()
-    for root, dirs, files in os.walk(d):
-        for n in dirs + files:
-            p = os.path.join(root, n)
-            if user:
-                os.chown(p, user[1], user[2])
-        if user:
-            os.chown(root, user[1], user[2])
-    return conf
+    return softhsm_token(os.path.join(gt.dir, "softhsm"),
+                         {"abm-token": (gt.pki.maid_rsa.key, "a1")})
 
 
 def uri(obj="abm-token", pin=PIN, module=True):
-    u = "pkcs11:token=mdm;object=%s;type=private?pin-value=%s" % (obj, pin)
-    return u + ("&module-path=" + SOFTHSM_MODULE if module else "")
+    return pkcs11_uri(obj, pin, module)
 
 
 def test_maid_token_signed_inside_the_hsm(hsm, gt, client, start_httpd, monkeypatch):
@@ -78,3 +49,31 @@ def test_bad_pkcs11_uri_stops_configtest(hsm, gt, monkeypatch, case, bad_uri):
     assert rc != 0, out
     assert "GetTokenSigningKey" in out and "pkcs11" in out, out
     assert PIN not in out and "0000" not in out.replace("0000-", ""), "a PIN was logged"
+
+
+SECRET = "SECRET123"
+
+
+@pytest.mark.parametrize("case,bad_uri", [
+    # path attribute, a SoftHSM token that has no such object
+    ("path-pin-softhsm", "pkcs11:token=mdm;object=nothing-here;pin-value=%s?module-path=%s"
+     % (SECRET, SOFTHSM_MODULE)),
+    # path attribute, a token that does not exist at all (default module)
+    ("path-pin-no-token", "pkcs11:token=t;object=k;pin-value=%s" % SECRET),
+    # mixed case, percent-encoded name, pin-source and a query PIN together
+    ("mixed-forms", "pkcs11:token=mdm;object=k;Pin%%2DValue=%s?PIN-Source=/%s&pin-value=%s"
+     "&module-path=%s" % (SECRET, SECRET, SECRET, SOFTHSM_MODULE)),
+])
+def test_pin_never_logged_when_start_up_fails(hsm, gt, monkeypatch, case, bad_uri):
+    """Whatever form the PIN takes in the URI, neither `apachectl -t` nor a
+    failed start-up prints it, even at LogLevel trace8."""
+    monkeypatch.setenv("SOFTHSM2_CONF", hsm)
+    h = gt.httpd([gt.vhost(signing_key='"%s"' % bad_uri)], loglevel="trace8")
+    rc, out = h.configtest()
+    assert rc != 0, out
+    assert "GetTokenSigningKey" in out and "(hidden)" in out, out
+    with pytest.raises(RuntimeError) as failed:
+        h.start()
+    logged = out + str(failed.value) + h.read_error_log()
+    assert "GetTokenSigningKey" in h.read_error_log()
+    assert SECRET not in logged, "a PIN was logged"

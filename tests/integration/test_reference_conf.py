@@ -84,6 +84,9 @@ def test_reference_config_passes_configtest(gt):
         "/etc/mdm/abm-token.key": pki.maid_rsa.key_path,
         "/etc/mdm/abm-token.pem": pki.maid_rsa.cert_path,
         "/etc/mdm/watch-pairing.key": pki.maid_ec.key_path,
+        "/etc/mdm/abm-north.key": pki.maid_rsa2.key_path,
+        "/etc/mdm/abm-north.pem": pki.maid_rsa2.cert_path,
+        "/etc/mdm/abm-south.key": pki.maid_ec.key_path,
         "/etc/mdm/phone-mdm-pairing.pem": pairing_trust,
         "${APACHE_LOG_DIR}": logs,
     }

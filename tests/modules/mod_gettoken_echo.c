@@ -5,7 +5,9 @@
  * hook, without touching mod_gettoken: TokenData is
  * "echo:<enrollment id>:<TokenParameters Message>".  TokenParameters
  * Status = "<http status>" makes it end the request with that status, to
- * exercise the hook's status path.
+ * exercise the hook's status path.  TokenServiceType
+ * "com.example.organization" answers "<organization> <server UUID>": what
+ * the public request says about the device's organisation.
  */
 #include "httpd.h"
 #include "http_config.h"
@@ -20,6 +22,12 @@ static int echo_generate(const gettoken_request *req, gettoken_token *tok)
 {
     const char *message = NULL, *status;
 
+    if (strcmp(req->service_type, "com.example.organization") == 0) {
+        tok->data = apr_pstrcat(req->r->pool, req->organization, " ",
+                                req->organization_server_uuid, NULL);
+        tok->len = strlen(tok->data);
+        return OK;
+    }
     if (strcmp(req->service_type, "com.example.echo") != 0)
         return DECLINED;
     if (req->token_parameters) {

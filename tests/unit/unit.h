@@ -7,4 +7,6 @@ Suite *jose_suite(void);
 Suite *pairing_suite(void);
 Suite *cert_der_suite(void);
 Suite *identity_suite(void);
+Suite *organization_suite(void);
+Suite *keys_suite(void);
 #endif

@@ -1,0 +1,318 @@
+/*
+ * gettoken_organization.c - several Apple Business/School Manager MDM
+ * servers ("organisations") behind one check-in URL.
+ *
+ * A vhost has a default organisation (GetTokenServerUUID +
+ * GetTokenSigningKey, named "default") and any number of
+ * GetTokenOrganization ones.  Every key is loaded and checked at start-up
+ * like the default's.  Per GetToken, after the enrollment binding,
+ * GetTokenOrganizationSQL names the device's organisation; its key signs
+ * and its server UUID is the iss of both built-in token types.
+ */
+#include "gettoken_private.h"
+
+#include "apr_strings.h"
+#include "http_core.h"
+#include "http_main.h"
+#include "http_protocol.h"
+
+#include "core/gt_keys.h"
+#include "core/gt_organization.h"
+#include "jose/gt_jose.h"
+
+APLOG_USE_MODULE(gettoken);
+
+/* ---- directives ------------------------------------------------------ */
+
+const char *gettoken_cmd_organization(cmd_parms *cmd, void *dirv, int argc,
+                                      char *const argv[])
+{
+    gettoken_server_conf *conf = gettoken_server_config(cmd->server);
+    gettoken_organization *org;
+    int i;
+
+    (void)dirv;
+    if (argc < 3 || argc > 4)
+        return "GetTokenOrganization takes <name> <server-uuid> <key> "
+               "[<certificate>]";
+    if (!gt_organization_name_ok(argv[0]))
+        return apr_psprintf(cmd->pool, "GetTokenOrganization: the name must "
+                            "be 1 to %d bytes without control characters",
+                            GT_ORGANIZATION_MAX_NAME);
+    if (!strcmp(argv[0], GT_ORGANIZATION_DEFAULT))
+        return "GetTokenOrganization: the name '" GT_ORGANIZATION_DEFAULT "' "
+               "is the vhost's own GetTokenServerUUID / GetTokenSigningKey; "
+               "choose another";
+    for (i = 0; i < conf->organizations->nelts; i++)
+        if (!strcmp(APR_ARRAY_IDX(conf->organizations, i,
+                                  gettoken_organization).name, argv[0]))
+            return apr_psprintf(cmd->pool, "GetTokenOrganization: '%s' is "
+                                "defined twice in this virtual host", argv[0]);
+    if (!gt_is_uuid(argv[1]))
+        return apr_psprintf(cmd->pool, "GetTokenOrganization %s: '%s' is not "
+                            "a UUID (the server_uuid of AccountDetail, "
+                            "8-4-4-4-12 hex digits)", argv[0], argv[1]);
+
+    org = apr_array_push(conf->organizations);
+    memset(org, 0, sizeof(*org));
+    org->name = argv[0];
+    org->server_uuid = argv[1];
+    org->signing.where = gt_key_is_pkcs11_uri(argv[2])
+                         ? argv[2] : ap_server_root_relative(cmd->pool, argv[2]);
+    if (argc == 4)
+        org->cert = ap_server_root_relative(cmd->pool, argv[3]);
+    return NULL;
+}
+
+const char *gettoken_cmd_organization_sql(cmd_parms *cmd, void *dirv,
+                                          const char *arg)
+{
+    (void)dirv;
+    if (!*arg)
+        return "GetTokenOrganizationSQL needs a statement";
+    gettoken_server_config(cmd->server)->organization_sql = arg;
+    return NULL;
+}
+
+/* ---- start-up -------------------------------------------------------- */
+
+static int refuse_startup(apr_pool_t *p, server_rec *s, const char *what)
+{
+    ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, GT_LOG_PREFIX "%s in %s",
+                 what, gettoken_vhost_name(s, p));
+    return !OK;
+}
+
+/* What GetToken On needs when organisations are configured: either a
+ * whole default organisation or none, and a way to choose the others. */
+static int check_combination(apr_pool_t *p, server_rec *s,
+                             const gettoken_server_conf *conf)
+{
+    int has_orgs = conf->organizations->nelts > 0;
+
+    if (!conf->in_use)
+        return OK;
+    if (has_orgs && !conf->server_uuid != !conf->signing.where)
+        return refuse_startup(p, s, conf->server_uuid
+            ? "GetTokenServerUUID without GetTokenSigningKey (the default "
+              "organisation needs both, or neither)"
+            : "GetTokenSigningKey without GetTokenServerUUID (the default "
+              "organisation needs both, or neither)");
+    if (has_orgs && !conf->organization_sql)
+        return refuse_startup(p, s, "GetTokenOrganization needs "
+                              "GetTokenOrganizationSQL (nothing would ever "
+                              "choose the organisation)");
+    if (conf->organization_sql && !has_orgs)
+        return refuse_startup(p, s, "GetTokenOrganizationSQL without any "
+                              "GetTokenOrganization (every name it returns "
+                              "would be undefined)");
+    if (conf->organization_sql && !gettoken_dbd_loaded())
+        return refuse_startup(p, s, "GetTokenOrganizationSQL needs mod_dbd: "
+                              "load it (LoadModule dbd_module) and set "
+                              "DBDriver/DBDParams");
+    return OK;
+}
+
+int gettoken_organizations_prepare(apr_pool_t *pconf, server_rec *s,
+                                   gettoken_server_conf *conf,
+                                   apr_hash_t *loaded)
+{
+    gettoken_organization *def;
+    int i;
+
+    if (check_combination(pconf, s, conf) != OK)
+        return !OK;
+    conf->organization_by_name = apr_hash_make(pconf);
+    conf->default_organization = NULL;
+    if (conf->server_uuid && conf->signing.signer) {
+        def = apr_pcalloc(pconf, sizeof(*def));
+        def->name = GT_ORGANIZATION_DEFAULT;
+        def->server_uuid = conf->server_uuid;
+        def->signing = conf->signing;
+        def->cert = conf->signing_cert;
+        def->pairing = conf->pairing;   /* GetTokenWatchPairingKey, or signing */
+        conf->default_organization = def;
+        apr_hash_set(conf->organization_by_name, def->name,
+                     APR_HASH_KEY_STRING, def);
+    }
+    /* a copy per vhost: vhosts that inherit the main server's organisations
+     * load them into their own records (keys shared through `loaded`) */
+    for (i = 0; i < conf->organizations->nelts; i++) {
+        gettoken_organization *org = apr_pmemdup(pconf,
+            &APR_ARRAY_IDX(conf->organizations, i, gettoken_organization),
+            sizeof(*org));
+        const char *directive = apr_pstrcat(pconf, "GetTokenOrganization ",
+                                            org->name, NULL);
+        if (gettoken_key_load(pconf, s, loaded, directive, &org->signing) != OK)
+            return !OK;
+        if (org->cert && gettoken_certificate_check(pconf, s, directive,
+                                                    org->cert,
+                                                    org->signing.key) != OK)
+            return !OK;
+        org->pairing = org->signing;
+        apr_hash_set(conf->organization_by_name, org->name,
+                     APR_HASH_KEY_STRING, org);
+    }
+    if (conf->in_use && conf->organization_sql)
+        conf->organization_label = gettoken_dbd_prepare(
+            s, pconf, conf->organization_sql, "organization");
+    return OK;
+}
+
+static void announce(apr_pool_t *p, server_rec *s,
+                     const gettoken_organization *org)
+{
+    const char *fp = gt_public_key_fingerprint(p, org->signing.key);
+
+    ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s, GT_LOG_PREFIX
+                 "organisation '%s' in %s: server UUID %s, %s, public key "
+                 "SHA-256 %s", org->name, gettoken_vhost_name(s, p),
+                 org->server_uuid, gt_jws_signer_alg(org->signing.signer),
+                 fp ? fp : "(cannot be encoded)");
+}
+
+void gettoken_organizations_announce(apr_pool_t *pconf, server_rec *s)
+{
+    server_rec *vs;
+    apr_pool_t *p;
+
+    /* the first of httpd's two start-up passes only checks: announce once */
+    if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG)
+        return;
+    if (apr_pool_create(&p, pconf) != APR_SUCCESS)
+        return;
+    for (vs = s; vs; vs = vs->next) {
+        const gettoken_server_conf *conf = gettoken_server_config(vs);
+        int i;
+
+        if (!conf->in_use || !conf->organization_by_name)
+            continue;
+        if (conf->default_organization)
+            announce(p, vs, conf->default_organization);
+        for (i = 0; i < conf->organizations->nelts; i++) {
+            const char *name = APR_ARRAY_IDX(conf->organizations, i,
+                                             gettoken_organization).name;
+            announce(p, vs, apr_hash_get(conf->organization_by_name, name,
+                                         APR_HASH_KEY_STRING));
+        }
+    }
+    apr_pool_destroy(p);
+}
+
+/* ---- per request ----------------------------------------------------- */
+
+static int unavailable(request_rec *r, const char *why)
+{
+    apr_table_setn(r->err_headers_out, "Retry-After", GT_RETRY_AFTER);
+    ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, GT_LOG_PREFIX
+                  "GetToken refused (503): GetTokenOrganizationSQL failed: %s",
+                  why);
+    return HTTP_SERVICE_UNAVAILABLE;
+}
+
+struct organization_query {
+    const char *enrollment_id;
+    const char *name;        /* NULL: no row, or a NULL / empty column */
+};
+
+/* GetTokenOrganizationSQL once: the first column of the first row, every
+ * row read so the connection is clean for the next request (synchronous,
+ * seek 1: pgsql's asynchronous mode would make a failure look like no
+ * row). */
+static int organization_query(request_rec *r, ap_dbd_t *dbd,
+                              apr_dbd_prepared_t *stmt, void *ctx)
+{
+    struct organization_query *q = ctx;
+    apr_dbd_results_t *res = NULL;
+    apr_dbd_row_t *row = NULL;
+    int rv;
+
+    q->name = NULL;
+    rv = apr_dbd_pvselect(dbd->driver, r->pool, dbd->handle, &res, stmt, 1,
+                          q->enrollment_id, NULL);
+    if (rv != 0)
+        return rv;
+    while ((rv = apr_dbd_get_row(dbd->driver, r->pool, res, &row, -1)) == 0) {
+        const char *v = q->name ? NULL : apr_dbd_get_entry(dbd->driver, row, 0);
+        if (v && *v)
+            q->name = apr_pstrdup(r->pool, v);
+    }
+    return rv == -1 ? 0 : rv;
+}
+
+/* The organisation name for the enrollment (NULL: none), or 503. */
+static int query_name(request_rec *r, const gettoken_server_conf *conf,
+                      const char *enrollment_id, const char **name)
+{
+    struct organization_query q = { enrollment_id, NULL };
+    ap_dbd_t *dbd = gettoken_dbd_acquire(r);
+    const char *err = NULL;
+
+    if (!dbd)
+        return unavailable(r, "no database connection (mod_dbd: check "
+                           "DBDriver/DBDParams and that the database is up)");
+    if (gettoken_dbd_run(r, dbd, conf->organization_label,
+                         conf->organization_sql, organization_query, &q,
+                         &err) != 0)
+        return unavailable(r, err);
+    *name = q.name;
+    return OK;
+}
+
+int gettoken_organization_choose(request_rec *r,
+                                 const gettoken_server_conf *conf,
+                                 gettoken_request *req)
+{
+    const gettoken_organization *org = conf->default_organization;
+    const char *name = NULL;
+    int status;
+
+    if (conf->organization_sql) {
+        status = query_name(r, conf, req->enrollment_id, &name);
+        if (status != OK)
+            return status;
+    }
+    if (name) {
+        org = conf->organization_by_name
+              ? apr_hash_get(conf->organization_by_name, name,
+                             APR_HASH_KEY_STRING)
+              : NULL;
+        if (!org) {
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, GT_LOG_PREFIX
+                          "GetToken failed (500): GetTokenOrganizationSQL "
+                          "names organisation '%s' for enrollment %s, which "
+                          "no GetTokenOrganization of %s defines",
+                          ap_escape_logitem(r->pool,
+                                            apr_pstrndup(r->pool, name, 200)),
+                          ap_escape_logitem(r->pool, req->enrollment_id),
+                          gettoken_vhost_name(r->server, r->pool));
+            return HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+    else if (!org) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, GT_LOG_PREFIX
+                      "GetToken refused (403): GetTokenOrganizationSQL has "
+                      "no organisation for enrollment %s and %s has no "
+                      "default organisation (GetTokenServerUUID and "
+                      "GetTokenSigningKey)",
+                      ap_escape_logitem(r->pool, req->enrollment_id),
+                      gettoken_vhost_name(r->server, r->pool));
+        return HTTP_FORBIDDEN;
+    }
+    req->organization = org->name;
+    req->organization_server_uuid = org->server_uuid;
+    apr_table_setn(r->subprocess_env, "GETTOKEN_ORGANIZATION",
+                   ap_escape_logitem(r->pool, org->name));
+    return OK;
+}
+
+const gettoken_organization *gettoken_organization_of(
+    const gettoken_request *req)
+{
+    const gettoken_server_conf *conf = gettoken_server_config(req->r->server);
+
+    if (!req->organization || !conf->organization_by_name)
+        return NULL;
+    return apr_hash_get(conf->organization_by_name, req->organization,
+                        APR_HASH_KEY_STRING);
+}
