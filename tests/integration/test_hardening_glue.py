@@ -24,7 +24,7 @@ from gt_sign import client_cert_rfc9440
 
 PAIRING = "com.apple.watch.pairing"
 CONFIG_C = os.path.join(REPO, "mod_gettoken", "gettoken_config.c")
-REFERENCE_CONF = os.path.join(REPO, "conf", "gettoken.conf")
+REFERENCE_CONF = os.path.join(REPO, "conf", "examples", "gettoken-vhost.conf")
 CRASH_RX = r"exit signal|segmentation fault|AH00052|AH00051"
 
 
@@ -63,7 +63,7 @@ def directory_scope_directives():
         if scope.strip() == "RSRC_CONF":      # server / virtual host only
             continue
         use = re.search(r"^\s*%s\s+(.+)$" % name, reference, re.M)
-        assert use, "%s is not shown in use in conf/gettoken.conf" % name
+        assert use, "%s is not shown in use in conf/examples/gettoken-vhost.conf" % name
         found[name] = use.group(1).strip()
     return found
 
