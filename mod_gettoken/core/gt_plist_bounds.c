@@ -445,6 +445,9 @@ static gt_bounds_result xml_markup(const char *p, const char *stop,
     }
     gt = markup_end(p + 1, stop);
     *next = gt ? gt + 1 : NULL;
+    /* a processing instruction ends at "?>", and there only */
+    if (gt && p[1] == '?' && (gt - p < 3 || gt[-1] != '?'))
+        return GT_BOUNDS_MALFORMED;
     if (!gt || p[1] == '?' || p[1] == '!')
         return GT_BOUNDS_OK;
     if (p[1] == '/')

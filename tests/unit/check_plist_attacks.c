@@ -381,6 +381,10 @@ START_TEST(xml_markup_that_could_hide_nesting_is_refused)
         /* libplist skips quoted text: these closers are not closers */
         "<plist><array a=\"</array>\"><array a=\"</array>\"><array/></array></array></plist>",
         "<plist v=\"a>b\"><array/></plist>",
+        "<plist><array a=\"></array>\"><array/></array></plist>",
+        /* a processing instruction ends at "?>" only */
+        "<plist><array><?x > </array> ?><array/></array></plist>",
+        "<?xml v=\"?>\"?><plist/>",
         "<plist><array x='<'/></plist>",
         /* and skips an internal DTD subset whole */
         "<!DOCTYPE plist [ <!ELEMENT a ANY> ]><plist><array/></plist>",
