@@ -13,15 +13,6 @@ from gt_client import gettoken_fields, token_from_response, verify_maid_token
 from gt_httpd import assert_refused
 
 
-@pytest.fixture(scope="module")
-def bounds_server(gt):
-    h = gt.httpd(loglevel="info")
-    try:
-        yield h.start()
-    finally:
-        h.stop()
-
-
 # --- a binary plist writer that writes whatever it is told ----------------
 def _count(kind, n):
     if n < 15:
@@ -112,8 +103,8 @@ def assert_good_gettoken(h, client, gt):
                       time.time())
 
 
-def test_utf16_nul_key_gettoken_is_400_and_the_child_lives(bounds_server, client, gt):
-    h = bounds_server
+def test_utf16_nul_key_gettoken_is_400_and_the_child_lives(server, client, gt):
+    h = server
     body = utf16_nul_key_gettoken(gt.devices["dev_a"].enrollment_id)
     mark = h.log_mark()
     r = client(h, None).request(body)
@@ -132,8 +123,8 @@ EXPANSION_BODIES = {
 
 
 @pytest.mark.parametrize("shape", sorted(EXPANSION_BODIES))
-def test_expansion_bomb_passes_on_without_expanding(bounds_server, client, gt, shape):
-    h = bounds_server
+def test_expansion_bomb_passes_on_without_expanding(server, client, gt, shape):
+    h = server
     body = EXPANSION_BODIES[shape]
     assert len(body) <= 65536
     before = sum(rss_kib(p) for p in children(h))
