@@ -4,11 +4,15 @@
  *
  * Besides crashes, sanitizer reports and leaks, it checks two promises:
  *  - whatever passes the pre-check stays within its bounds once libplist
- *    has built the tree: nesting depth, object count, no NUL in a key or
- *    string, and the bytes libplist holds within the expanded-size bound
- *    (1 MiB of encoded objects; UTF-16 may grow by half in UTF-8);
+ *    has built the tree (gt_plist_parse_bounded, the module's one path to
+ *    libplist): gt_plist_within_bounds agrees, and so does an independent
+ *    walk here: nesting depth, node count, no NUL in a key or string, and
+ *    the string, key and data bytes libplist holds within the expanded
+ *    size (which counts them at their longest UTF-8 form);
  *  - a message accepted as a GetToken holds only strings of at most 1 KiB
  *    and a refusal reason short enough to be static text.
+ * The same bytes also go through watch-verify's request parser, which
+ * shares the bounded parse with its own, tighter limits.
  * The tree is walked with an explicit stack: the walk must not be what
  * recurses.  A NUL inside a key makes libplist itself abort in
  * plist_dict_next_item, which is a finding too.
@@ -20,14 +24,16 @@
 #include "apr_tables.h"
 
 #include "core/gt_checkin.h"
+#include "core/gt_pairing.h"
 #include "core/gt_plist_bounds.h"
 
-#define EXPANDED_MAX      (1024 * 1024)
-#define HELD_BYTES_MAX    (EXPANDED_MAX + EXPANDED_MAX / 2)
 #define GETTOKEN_STR_MAX  1024
 #define REASON_MAX        200
 
-static const gt_plist_limits limits = { GT_PLIST_MAX_DEPTH, GT_PLIST_MAX_OBJECTS };
+/* the module's limits (gettoken_handler.c) */
+static const gt_plist_limits limits = {
+    GT_PLIST_MAX_DEPTH, GT_PLIST_MAX_OBJECTS, GT_PLIST_MAX_EXPANDED
+};
 
 typedef struct {
     plist_t node;
@@ -99,39 +105,43 @@ static void check_tree(plist_t root)
         default:
             break;
         }
-        FUZZ_ASSERT(held <= HELD_BYTES_MAX,
+        FUZZ_ASSERT(held <= GT_PLIST_MAX_EXPANDED,
                     "a document within the expanded-size bound made libplist "
-                    "hold more than 1.5 MiB");
+                    "hold more than 1 MiB of text and data");
     }
 }
 
-/* The pre-check exactly as gt_checkin_parse chooses it; then, if the
- * document passed, libplist's tree checked against the bounds. */
+/* The module's bounded parse; then, if the document passed, libplist's
+ * tree checked against the bounds, by the core and independently. */
 static void check_bounds_hold(apr_pool_t *pool, const uint8_t *data, size_t len)
 {
     plist_t root = NULL;
-    int binary;
-    gt_bounds_result res;
 
-    if (len < 8 || len > UINT32_MAX)
+    if (gt_plist_parse_bounded(pool, (const char *)data, len, &limits, &root)
+        != GT_BOUNDS_OK || !root)
         return;
-    binary = plist_is_binary((const char *)data, (uint32_t)len);
-    if (binary)
-        res = gt_bplist_check(pool, data, len, &limits);
-    else if (memchr(data, '<', len < 512 ? len : 512))
-        res = gt_xmlplist_check((const char *)data, len, &limits);
-    else
-        return;
-    if (res != GT_BOUNDS_OK)
-        return;
-    if (binary)
-        plist_from_bin((const char *)data, (uint32_t)len, &root);
-    else
-        plist_from_xml((const char *)data, (uint32_t)len, &root);
-    if (!root)
-        return;
+    FUZZ_ASSERT(gt_plist_within_bounds(pool, root, &limits),
+                "gt_plist_within_bounds: a tree that passed the pre-check "
+                "is out of bounds");
     check_tree(root);
-    plist_free(root);
+}
+
+/* watch_verify.c's limits */
+static const gt_plist_limits verify_limits = { 8, 256, GT_PLIST_MAX_EXPANDED };
+
+static void check_verify_request(apr_pool_t *pool, const uint8_t *data,
+                                 size_t len)
+{
+    const char *token = NULL, *watch = NULL, *secret = NULL, *why = NULL;
+
+    if (gt_pairing_parse_verify_request(pool, (const char *)data, len,
+                                        &verify_limits, &token, &watch,
+                                        &secret, &why) == 0)
+        FUZZ_ASSERT(token && *token && watch && *watch && secret && *secret,
+                    "a verify request accepted without its three values");
+    else
+        FUZZ_ASSERT(why && strlen(why) <= REASON_MAX,
+                    "a refused verify request without a short reason");
 }
 
 static int short_enough(const char *s)
@@ -182,6 +192,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
     }
     apr_pool_clear(pool);
     check_bounds_hold(pool, data, len);
+    apr_pool_clear(pool);
+    check_verify_request(pool, data, len);
     apr_pool_destroy(pool);
     return 0;
 }
