@@ -5,7 +5,7 @@ GT_PACKAGES="build-essential autoconf automake libtool pkg-config apache2 apache
  apache2-utils libapr1-dev libaprutil1-dev libaprutil1-dbd-sqlite3 libaprutil1-dbd-pgsql
  libplist-dev libssl-dev check sqlite3 python3-pytest python3-jwt python3-cryptography
  postgresql softhsm2 libengine-pkcs11-openssl opensc curl
- clang-14 libclang-rt-14-dev"
+ clang-14 libclang-rt-14-dev openssl"
 
 # Install whatever is missing (apt-get update once, only if something is missing).
 gt_install_deps() {
