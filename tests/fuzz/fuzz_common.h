@@ -11,6 +11,8 @@
 
 #include "apr_pools.h"
 
+#include <openssl/err.h>
+
 /* A property the code under test promised and broke: a finding, reported
  * as a crash so libFuzzer saves the input. */
 #define FUZZ_ASSERT(cond, what)                                           \
@@ -39,6 +41,15 @@ static inline char *fuzz_cstring(const uint8_t *data, size_t len)
     memcpy(s, data, len);
     s[len] = '\0';
     return s;
+}
+
+/* The end of a run through OpenSSL-backed code: each call must leave the
+ * thread's error queue as it found it (a stale error would be blamed on the
+ * next request's operation), then the request pool goes. */
+static inline void fuzz_end_openssl(apr_pool_t *pool)
+{
+    FUZZ_ASSERT(ERR_peek_error() == 0, "the OpenSSL error queue was left dirty");
+    apr_pool_destroy(pool);
 }
 
 #endif
