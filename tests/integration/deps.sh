@@ -12,7 +12,8 @@ GT_DEMO_PACKAGES="build-essential autoconf automake libtool pkg-config apache2 a
 # (dpkg-buildpackage; apache2-dev provides dh-apache2's dh_apache2).
 GT_PACKAGES="$GT_DEMO_PACKAGES apache2-utils libaprutil1-dbd-pgsql check sqlite3
  python3-pytest postgresql softhsm2 libengine-pkcs11-openssl opensc curl
- dpkg-dev debhelper fakeroot"
+ dpkg-dev debhelper fakeroot
+ clang-14 libclang-rt-14-dev openssl"
 
 # Install whatever of the given packages (default: GT_PACKAGES) is missing
 # (apt-get update once, only if something is missing).

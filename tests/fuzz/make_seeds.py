@@ -1,0 +1,199 @@
+#!/usr/bin/python3
+"""Seed corpora for the fuzz targets, written under OUT (tests/fuzz/build):
+
+  OUT/corpus/<target>/   seeds: real GetToken XML and binary plists, an
+                         Mdm-Signature made with `openssl cms`, PEM/DER
+                         certificates in every header form, JWS tokens signed
+                         with python3-jwt, flat JSON claim sets
+  OUT/keys/              the public keys fuzz_jws trusts (the private halves
+                         sign the JWS seeds and are kept next to them)
+
+Generated, not committed: keys and certificates are made fresh.  Existing
+seeds are left alone, so a corpus grown by earlier runs survives.
+"""
+import base64
+import datetime
+import hashlib
+import json
+import os
+import plistlib
+import subprocess
+import sys
+import tempfile
+import urllib.parse
+import uuid
+
+import jwt
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import NameOID
+
+# Must match fuzz_jws.c / fuzz_json.c.
+SEED_NOW = 1767225600
+SEED_WATCH = "FUZZ-WATCH-UDID-0001"
+SEED_SECRET = "fuzz-security-token"
+
+OUT = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else
+                      os.path.join(os.path.dirname(__file__), "build"))
+
+
+def write(target, name, data):
+    d = os.path.join(OUT, "corpus", target)
+    os.makedirs(d, exist_ok=True)
+    if isinstance(data, str):
+        data = data.encode()
+    with open(os.path.join(d, name), "wb") as f:
+        f.write(data)
+
+
+# ---- check-in messages ------------------------------------------------------
+def checkin_seeds():
+    device = {"MessageType": "GetToken", "TokenServiceType": "com.apple.maid",
+              "UDID": "00008030-001A2B3C4D5E6F70"}
+    user = {"MessageType": "GetToken", "TokenServiceType": "com.apple.maid",
+            "EnrollmentID": "B7C2F3A0-1D2E-4F50-8A9B-0C1D2E3F4A5B",
+            "EnrollmentUserID": "E1F2A3B4-C5D6-4E7F-8091-A2B3C4D5E6F7",
+            "UserShortName": "alice", "UserID": "F0E1D2C3-B4A5-4687-9809-1A2B3C4D5E6F",
+            "UserLongName": "Alice Appleseed"}
+    pairing = {"MessageType": "GetToken",
+               "TokenServiceType": "com.apple.watch.pairing",
+               "UDID": "00008030-001A2B3C4D5E6F70",
+               "TokenParameters": {"PhoneUDID": "00008030-001A2B3C4D5E6F70",
+                                   "SecurityToken": "c2VjcmV0LXNlY3VyaXR5LXRva2Vu",
+                                   "WatchUDID": SEED_WATCH}}
+    shared = dict(device, TokenParameters={"K%02d" % i: "v" * 300 for i in range(16)})
+    nested = dict(device, TokenParameters={"Deep": {"a": [{"b": [1, 2.5, True]}]},
+                                           "Blob": b"\x00\x01binary",
+                                           "When": datetime.datetime(2026, 1, 1)})
+    utf16 = dict(device, UserLongName="Zoë Ünïcødé ☃",
+                 TokenParameters={"Schlüssel": "Wert ✓"})
+    others = {"MessageType": "Authenticate", "UDID": "x", "Topic": "com.example"}
+    messages = {"device": device, "user": user, "pairing": pairing,
+                "shared": shared, "nested": nested, "utf16": utf16,
+                "other": others}
+    for name, msg in messages.items():
+        write("fuzz_checkin", name + ".xml", plistlib.dumps(msg, fmt=plistlib.FMT_XML))
+        write("fuzz_checkin", name + ".bplist", plistlib.dumps(msg, fmt=plistlib.FMT_BINARY))
+    write("fuzz_checkin", "array.bplist", plistlib.dumps(["GetToken", 1], fmt=plistlib.FMT_BINARY))
+    write("fuzz_checkin", "comments.xml",
+          '<?xml version="1.0" encoding="UTF-8"?>\n<!-- c <dict> -->\n'
+          '<!DOCTYPE plist PUBLIC "-//Apple//DTD PLIST 1.0//EN" '
+          '"http://www.apple.com/DTDs/PropertyList-1.0.dtd">\n'
+          '<plist version="1.0"><dict><key>MessageType</key><string>GetToken'
+          '</string><key>TokenServiceType</key><string>com.apple.maid</string>'
+          '<key>UDID</key><string>a&amp;b&#65;&#x42;<![CDATA[<x>]]></string>'
+          '<key>TokenParameters</key><dict/></dict></plist>\n')
+
+
+# ---- certificates and identity headers --------------------------------------
+def make_cert(key, cn, not_after):
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+    return (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(datetime.datetime(2025, 1, 1))
+            .not_valid_after(not_after)
+            .sign(key, hashes.SHA256()))
+
+
+def identity_seeds(tmp):
+    rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    ec_key = ec.generate_private_key(ec.SECP256R1())
+    certs = {
+        "rsa": (rsa_key, make_cert(rsa_key, "device-rsa", datetime.datetime(2030, 1, 1))),
+        # after 2049 the notAfter is a GeneralizedTime
+        "ec": (ec_key, make_cert(ec_key, "device-ec", datetime.datetime(2051, 6, 1))),
+    }
+    body = plistlib.dumps({"MessageType": "GetToken", "TokenServiceType": "com.apple.maid",
+                           "UDID": "00008030-001A2B3C4D5E6F70"}, fmt=plistlib.FMT_XML)
+    body_path = os.path.join(tmp, "body")
+    with open(body_path, "wb") as f:
+        f.write(body)
+    for name, (key, cert) in certs.items():
+        pem = cert.public_bytes(serialization.Encoding.PEM).decode()
+        der = cert.public_bytes(serialization.Encoding.DER)
+        b64 = base64.b64encode(der).decode()
+        write("fuzz_cert_der", name + ".pem", pem)
+        write("fuzz_cert_der", name + ".der", der)
+        write("fuzz_proxy_cert", name + "-rfc9440", ":" + b64 + ":")
+        write("fuzz_proxy_cert", name + "-escaped", urllib.parse.quote(pem, safe=""))
+        write("fuzz_proxy_cert", name + "-pem", pem)
+        write("fuzz_proxy_cert", name + "-pem-spaces", pem.replace("\n", " "))
+        write("fuzz_proxy_cert", name + "-base64", b64)
+
+        cert_path = os.path.join(tmp, name + ".crt")
+        key_path = os.path.join(tmp, name + ".key")
+        with open(cert_path, "w") as f:
+            f.write(pem)
+        with open(key_path, "wb") as f:
+            f.write(key.private_bytes(serialization.Encoding.PEM,
+                                      serialization.PrivateFormat.PKCS8,
+                                      serialization.NoEncryption()))
+        for md in ("sha256", "sha1"):
+            for extra in ([], ["-noattr"]):
+                cms = subprocess.run(
+                    ["openssl", "cms", "-sign", "-binary", "-in", body_path,
+                     "-signer", cert_path, "-inkey", key_path, "-md", md,
+                     "-outform", "DER"] + extra,
+                    check=True, capture_output=True).stdout
+                seed = base64.b64encode(cms) + b"\n" + body
+                write("fuzz_mdm_signature",
+                      "%s-%s%s" % (name, md, "-noattr" if extra else ""), seed)
+    return rsa_key, ec_key
+
+
+# ---- JWS and JSON ----------------------------------------------------------
+def claims(**over):
+    c = {"iss": "2A3B4C5D-6E7F-4081-9203-A4B5C6D7E8F9", "iat": SEED_NOW - 60,
+         "exp": SEED_NOW + 3600, "jti": str(uuid.UUID(int=0x1234, version=4)),
+         "service_type": "com.apple.watch.pairing",
+         "phone_udid": "00008030-001A2B3C4D5E6F70", "watch_udid": SEED_WATCH,
+         "sth": base64.urlsafe_b64encode(hashlib.sha256(SEED_SECRET.encode())
+                                         .digest()).rstrip(b"=").decode()}
+    c.update(over)
+    return c
+
+
+def jws_seeds(rsa_key, ec_key):
+    keys = os.path.join(OUT, "keys")
+    os.makedirs(keys, exist_ok=True)
+    for name, key in (("rsa", rsa_key), ("ec", ec_key)):
+        with open(os.path.join(keys, name + ".pub.pem"), "wb") as f:
+            f.write(key.public_key().public_bytes(
+                serialization.Encoding.PEM,
+                serialization.PublicFormat.SubjectPublicKeyInfo))
+    tokens = {
+        "rs256": jwt.encode(claims(), rsa_key, algorithm="RS256"),
+        "es256": jwt.encode(claims(), ec_key, algorithm="ES256"),
+        "es256-kid": jwt.encode(claims(), ec_key, algorithm="ES256",
+                                headers={"kid": "k1"}),
+        "expired": jwt.encode(claims(exp=SEED_NOW - 7200, iat=SEED_NOW - 9000),
+                              rsa_key, algorithm="RS256"),
+        "hs256": jwt.encode(claims(), "secret", algorithm="HS256"),
+        "none": jwt.encode(claims(), None, algorithm="none"),
+    }
+    for name, tok in tokens.items():
+        write("fuzz_jws", name, tok)
+    objects = {
+        "claims": json.dumps(claims()),
+        "escapes": json.dumps(claims(iss="\u00e9\u2603\U0001F600 \"q\" \\ \t")),
+        "compact": json.dumps(claims(), separators=(",", ":")),
+        "types": '{"a":true,"b":false,"c":null,"d":-9223372036854775808,"e":"\\u00e9"}',
+        "header": '{"alg":"RS256","typ":"JWT","kid":"k"}',
+        "empty": "{}",
+    }
+    for name, obj in objects.items():
+        write("fuzz_json", name, obj)
+
+
+def main():
+    if os.path.isdir(os.path.join(OUT, "keys")):
+        return      # seeded before: keep the keys the corpus was signed with
+    checkin_seeds()
+    with tempfile.TemporaryDirectory() as tmp:
+        rsa_key, ec_key = identity_seeds(tmp)
+    jws_seeds(rsa_key, ec_key)
+
+
+if __name__ == "__main__":
+    main()
