@@ -38,6 +38,7 @@ void *gettoken_merge_server_conf(apr_pool_t *p, void *basev, void *addv)
     MERGE_PTR(identity);
     MERGE_PTR(trusted_proxies);
     MERGE_PTR(pairing.where);
+    MERGE_PTR(audit_sql);
     conf->enrollment_sql = add->enrollment_sql_set ? add->enrollment_sql
                                                    : base->enrollment_sql;
     conf->enrollment_sql_set = add->enrollment_sql_set || base->enrollment_sql_set;
@@ -244,6 +245,9 @@ const command_rec gettoken_directives[] = {
                   RSRC_CONF, "seconds a pairing token is valid (default 300)"),
     AP_INIT_TAKE1("GetTokenMaxBodySize", set_max_body, NULL, RSRC_CONF,
                   "bytes read to look for a GetToken (default 65536)"),
+    AP_INIT_TAKE1("GetTokenAuditSQL", gettoken_set_audit_sql, NULL, RSRC_CONF,
+                  "SQL run after every answered GetToken (enrollment id, "
+                  "organisation, service type, jti, status, identity sha256)"),
     { NULL }
 };
 
@@ -251,9 +255,12 @@ const command_rec gettoken_directives[] = {
 
 const char *gettoken_vhost_name(server_rec *s, apr_pool_t *p)
 {
+    /* a vhost's port is in its address unless ServerName gives one */
+    unsigned port = s->port ? s->port : s->addrs ? s->addrs->host_port : 0;
+
     return apr_psprintf(p, "%s:%u (%s:%u)",
                         s->server_hostname ? s->server_hostname : "*",
-                        s->port, s->defn_name ? s->defn_name : "?",
+                        port, s->defn_name ? s->defn_name : "?",
                         s->defn_line_number);
 }
 
@@ -326,6 +333,9 @@ static int finish_vhost(apr_pool_t *pconf, server_rec *s,
 
     if (conf->in_use && conf->enrollment_sql
         && gettoken_binding_prepare(s, conf, pconf) != OK)
+        return !OK;
+    if (conf->in_use && conf->audit_sql
+        && gettoken_audit_prepare(s, conf, pconf) != OK)
         return !OK;
     if (gettoken_identity_check_config(s, conf, pconf) != OK)
         return !OK;

@@ -54,7 +54,8 @@ static int gettoken_post_config(apr_pool_t *pconf, apr_pool_t *plog,
     if (gettoken_config_finish(pconf, ptemp, s) != OK)
         return HTTP_INTERNAL_SERVER_ERROR;
     gettoken_config_warn(pconf, s);
-    return OK;
+    gettoken_warnings_log(pconf, ptemp, s);
+    return gettoken_status_init(pconf, s);
 }
 
 static void gettoken_register_hooks(apr_pool_t *p)
@@ -78,6 +79,9 @@ static void gettoken_register_hooks(apr_pool_t *p)
     gettoken_hook_generate_token(gettoken_watch_pairing_generate, NULL, NULL,
                                  APR_HOOK_MIDDLE);
     gettoken_watch_register();
+    gettoken_status_register();
+    ap_hook_child_init(gettoken_refusal_child_init, NULL, NULL,
+                       APR_HOOK_MIDDLE);
 }
 
 AP_DECLARE_MODULE(gettoken) = {

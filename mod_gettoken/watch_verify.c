@@ -274,6 +274,7 @@ static int gettoken_watch_verify(request_rec *r, const char *token,
         return status;
     *phone_udid = claims.phone_udid;
     *issuer = claims.iss;
+    gettoken_status_count(GT_STAT_WATCH_ADMITTED, NULL, 0);
     ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, GT_LOG_PREFIX
                   "watch pairing token accepted: iss %s, jti %s, phone %s",
                   ap_escape_logitem(r->pool, claims.iss), claims.jti,

@@ -211,6 +211,9 @@ class Httpd:
             pid = self._read_pid()
             if pid and self._alive(pid) and all(self._port_open(v.port) for v in self.vhosts):
                 self.pid = pid
+                # the parent's start-up notice (AH00094) names the work
+                # directory: let it land before a test counts log lines
+                self.wait_log(0, r"AH00094", timeout=max(1.0, deadline - time.time()))
                 return self
             if pid and not self._alive(pid):
                 break
