@@ -123,8 +123,7 @@ void gettoken_log_refusal(request_rec *r, int status, const char *fmt, ...)
                   GT_LOG_PREFIX "GetToken refused (%d) in %s: %s%s", status,
                   where, reason,
                   earlier > 0
-                  ? apr_psprintf(r->pool, " (and %ld times more within %d s "
-                                 "before, logged at info)", earlier,
-                                 REPEAT_WINDOW_SEC)
+                  ? apr_psprintf(r->pool, " (%ld more like it since the last "
+                                 "such line, logged at info)", earlier)
                   : "");
 }
