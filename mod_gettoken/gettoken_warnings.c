@@ -1,11 +1,281 @@
 /*
- * gettoken_warnings.c - start-up warnings for what the config test cannot see.
+ * gettoken_warnings.c - warnings at start-up for set-ups that pass the
+ * config test and then fail requests or leak a key: a vhost relying on the
+ * ssl identity where no SSLVerifyClient asks for a certificate, a database
+ * statement where no DBDriver applies, a signing key file that others may
+ * read, an SQLite database the httpd user cannot read or write, and a
+ * server UUID that is nil or written in upper case.
+ *
+ * mod_ssl's and mod_dbd's configurations are private to them, so what they
+ * were told is read from the parsed configuration tree (ap_conftree, as
+ * mod_info shows it): a directive applies to a vhost when it appears in
+ * that vhost's <VirtualHost> section (at any depth) or in the main server
+ * outside every <VirtualHost>.  Permissions are judged from the owner,
+ * group and mode bits against the User/Group httpd's children run as (an
+ * ACL or a supplementary group may grant more: the warning says what the
+ * mode bits say).
  */
 #include "gettoken_private.h"
 
+#include "apr_strings.h"
+#include "http_core.h"
+#include "http_main.h"
+#include "unixd.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/gt_keys.h"
+
 APLOG_USE_MODULE(gettoken);
+
+/* The last `name` directive in file order under node; <VirtualHost>
+ * sections are skipped when skip_vhosts. */
+static const ap_directive_t *find_directive(const ap_directive_t *node,
+                                            const char *name, int skip_vhosts)
+{
+    const ap_directive_t *found = NULL, *d, *sub;
+
+    for (d = node; d; d = d->next) {
+        if (!strcasecmp(d->directive, name))
+            found = d;
+        if (d->first_child
+            && !(skip_vhosts && !strcasecmp(d->directive, "<VirtualHost"))
+            && (sub = find_directive(d->first_child, name, skip_vhosts)))
+            found = sub;
+    }
+    return found;
+}
+
+/* The <VirtualHost> section that defined s, or NULL. */
+static const ap_directive_t *vhost_section(const ap_directive_t *node,
+                                           const server_rec *s)
+{
+    const ap_directive_t *d, *sub;
+
+    for (d = node; d; d = d->next) {
+        if (!strcasecmp(d->directive, "<VirtualHost")
+            && (unsigned)d->line_num == s->defn_line_number && d->filename
+            && s->defn_name && !strcmp(d->filename, s->defn_name))
+            return d;
+        if (d->first_child && (sub = vhost_section(d->first_child, s)))
+            return sub;
+    }
+    return NULL;
+}
+
+/* The first argument of the `name` directive that applies to s, or NULL. */
+static const char *directive_in_scope(server_rec *s, const char *name,
+                                      apr_pool_t *p)
+{
+    const ap_directive_t *sec = s->is_virtual
+                                ? vhost_section(ap_conftree, s) : NULL;
+    const ap_directive_t *d = NULL;
+    const char *args;
+
+    if (sec && sec->first_child)
+        d = find_directive(sec->first_child, name, 0);
+    if (!d)
+        d = find_directive(ap_conftree, name, 1);
+    if (!d)
+        return NULL;
+    args = d->args ? d->args : "";
+    return ap_getword_conf(p, &args);
+}
+
+static int uses_ssl_identity(const gettoken_server_conf *conf)
+{
+    int i;
+
+    if (!conf->identity)
+        return 1;       /* the default */
+    for (i = 0; i < conf->identity->nelts; i++)
+        if (APR_ARRAY_IDX(conf->identity, i, gettoken_identity_source).type
+            == GT_IDENTITY_SSL)
+            return 1;
+    return 0;
+}
+
+static void warn_ssl_identity(server_rec *s, const gettoken_server_conf *conf,
+                              apr_pool_t *p)
+{
+    const char *verify;
+
+    if (!uses_ssl_identity(conf))
+        return;
+    verify = directive_in_scope(s, "SSLVerifyClient", p);
+    if (verify && strcasecmp(verify, "none"))
+        return;
+    ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, GT_LOG_PREFIX
+                 "GetTokenIdentity ssl in %s: %s, so mod_ssl never asks for "
+                 "a client certificate and the ssl identity source finds "
+                 "none (GetTokens get 401): add SSLVerifyClient "
+                 "optional_no_ca (or require) to the vhost",
+                 gettoken_vhost_name(s, p),
+                 verify ? "SSLVerifyClient is none" : "no SSLVerifyClient applies");
+}
+
+/* The statement that makes the vhost use the database, or NULL. */
+static const char *database_user(const gettoken_server_conf *conf)
+{
+    if (conf->enrollment_sql)
+        return "GetTokenEnrollmentSQL";
+    if (conf->audit_sql)
+        return "GetTokenAuditSQL";
+    return NULL;
+}
+
+/* The tables the httpd user writes in this vhost, or NULL. */
+static const char *tables_written(const gettoken_server_conf *conf)
+{
+    if (conf->pairing_store && conf->audit_sql)
+        return "gettoken_pairing_jti and the GetTokenAuditSQL table";
+    if (conf->pairing_store)
+        return "gettoken_pairing_jti";
+    if (conf->audit_sql)
+        return "the GetTokenAuditSQL table";
+    return NULL;
+}
+
+/* Can the user httpd's children run as do `want` (bits of S_IRWXO) to a
+ * file with this owner, group and mode? */
+static int child_user_may(const struct stat *st, unsigned want)
+{
+    uid_t uid = ap_unixd_config.user_id;
+    gid_t gid = ap_unixd_config.group_id;
+
+    if (uid == 0)
+        return 1;
+    if (st->st_uid == uid)
+        return ((st->st_mode >> 6) & want) == want;
+    if (st->st_gid == gid)
+        return ((st->st_mode >> 3) & want) == want;
+    return (st->st_mode & want) == want;
+}
+
+static void warn_sqlite_access(server_rec *s, const gettoken_server_conf *conf,
+                               const char *path, apr_pool_t *p)
+{
+    const char *writes = tables_written(conf);
+    char *dir = apr_pstrdup(p, path), *slash = strrchr(dir, '/');
+    struct stat st, dst;
+    const char *problem = NULL;
+
+    if (slash)
+        *(slash == dir ? slash + 1 : slash) = '\0';
+    else
+        dir = ".";
+    if (stat(path, &st) != 0)
+        problem = "does not exist (a typo in DBDParams? SQLite would create "
+                  "an empty database without the tables: GetTokens get 503)";
+    else if (!child_user_may(&st, S_IROTH))
+        problem = "cannot be read by the httpd user (GetTokens get 503)";
+    else if (writes && !child_user_may(&st, S_IWOTH))
+        problem = apr_psprintf(p, "cannot be written by the httpd user, who "
+                               "writes %s (requests that write get 503)",
+                               writes);
+    else if (writes && (stat(dir, &dst) != 0
+                        || !child_user_may(&dst, S_IWOTH | S_IXOTH)))
+        problem = apr_psprintf(p, "is in a directory (%s) the httpd user "
+                               "cannot write, and SQLite must create its "
+                               "journal there to write %s (requests that "
+                               "write get 503)", dir, writes);
+    if (problem)
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, GT_LOG_PREFIX
+                     "%s in %s: the SQLite database %s %s",
+                     database_user(conf), gettoken_vhost_name(s, p), path,
+                     problem);
+}
+
+static void warn_database(server_rec *s, const gettoken_server_conf *conf,
+                          apr_pool_t *p)
+{
+    const char *user = database_user(conf), *driver, *params;
+
+    if (!user || !gettoken_dbd_loaded())
+        return;      /* without mod_dbd the config test stopped already */
+    driver = directive_in_scope(s, "DBDriver", p);
+    if (!driver) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, GT_LOG_PREFIX
+                     "%s in %s: no DBDriver applies to this vhost, so mod_dbd "
+                     "has no connection to give (GetTokens get 503): add "
+                     "DBDriver and DBDParams to the vhost",
+                     user, gettoken_vhost_name(s, p));
+        return;
+    }
+    params = directive_in_scope(s, "DBDParams", p);
+    if (!strcasecmp(driver, "sqlite3") && params && *params)
+        warn_sqlite_access(s, conf, params, p);
+}
+
+/* A key file anyone but root may read (or change) is a key that leaked. */
+static void warn_key_file(server_rec *s, const char *directive,
+                          const char *path, apr_hash_t *seen, apr_pool_t *p)
+{
+    struct stat st;
+    int foreign_owner;
+
+    if (!path || gt_key_is_pkcs11_uri(path)
+        || apr_hash_get(seen, path, APR_HASH_KEY_STRING))
+        return;
+    apr_hash_set(seen, path, APR_HASH_KEY_STRING, path);
+    if (stat(path, &st) != 0)
+        return;     /* loading it failed and said so */
+    foreign_owner = geteuid() == 0 && st.st_uid != 0;
+    if (!foreign_owner && !(st.st_mode & (S_IRWXG | S_IRWXO)))
+        return;
+    ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, GT_LOG_PREFIX
+                 "%s %s in %s: the key file is %s (mode %04o, owner uid %ld): "
+                 "make it root's, mode 0600 or 0400 (httpd reads it as root "
+                 "at start-up)", directive, path, gettoken_vhost_name(s, p),
+                 foreign_owner ? "not owned by root" : "open to group or others",
+                 (unsigned)(st.st_mode & 07777), (long)st.st_uid);
+}
+
+static void warn_uuid(server_rec *s, const char *directive, const char *uuid,
+                      apr_pool_t *p)
+{
+    const char *c;
+    int upper = 0, nonzero = 0;
+
+    if (!uuid)
+        return;
+    for (c = uuid; *c; c++) {
+        upper |= (*c >= 'A' && *c <= 'F');
+        nonzero |= (*c != '0' && *c != '-');
+    }
+    if (!nonzero)
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, GT_LOG_PREFIX
+                     "%s %s in %s is the nil UUID, never a server's: use the "
+                     "server_uuid of AccountDetail", directive, uuid,
+                     gettoken_vhost_name(s, p));
+    else if (upper)
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, GT_LOG_PREFIX
+                     "%s %s in %s has upper-case letters and goes into iss as "
+                     "written: copy the server_uuid of AccountDetail exactly",
+                     directive, uuid, gettoken_vhost_name(s, p));
+}
 
 void gettoken_warnings_log(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
 {
-    (void)pconf; (void)ptemp; (void)s;
+    apr_hash_t *seen_keys = apr_hash_make(ptemp);
+    server_rec *vs;
+
+    (void)pconf;
+    /* start-up reads the configuration twice: warn on the run that stays */
+    if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG)
+        return;
+    for (vs = s; vs; vs = vs->next) {
+        gettoken_server_conf *conf = gettoken_server_config(vs);
+
+        if (!conf->in_use)
+            continue;
+        warn_uuid(vs, "GetTokenServerUUID", conf->server_uuid, ptemp);
+        warn_key_file(vs, "GetTokenSigningKey", conf->signing.where,
+                      seen_keys, ptemp);
+        warn_key_file(vs, "GetTokenWatchPairingKey", conf->pairing.where,
+                      seen_keys, ptemp);
+        warn_ssl_identity(vs, conf, ptemp);
+        warn_database(vs, conf, ptemp);
+    }
 }
