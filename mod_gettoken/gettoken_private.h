@@ -176,6 +176,9 @@ void gettoken_status_count(gettoken_stat_event ev, const char *service_type,
                            int http_status);
 /* The time one token took to generate (sign), for the mean. */
 void gettoken_status_signing_time(apr_interval_time_t t);
+/* 1 for the first child of a generation (start-up, graceful restart) to
+ * ask, 0 for every other: checks that must run as the httpd user, once. */
+int gettoken_status_first_child(void);
 
 /* gettoken_audit.c: GetTokenAuditSQL, and what follows every answer. */
 const char *gettoken_set_audit_sql(cmd_parms *cmd, void *dirv,
@@ -203,5 +206,7 @@ void gettoken_refusal_child_init(apr_pool_t *p, server_rec *s);
  * see (file permissions, databases, mod_ssl settings). */
 void gettoken_warnings_log(apr_pool_t *pconf, apr_pool_t *ptemp,
                            server_rec *s);
+/* The same for databases, as the httpd user, in the first child. */
+void gettoken_warnings_child_init(apr_pool_t *p, server_rec *s);
 
 #endif

@@ -115,15 +115,15 @@ void gettoken_log_refusal(request_rec *r, int status, const char *fmt, ...)
     earlier = note_refusal(r, status, reason);
     if (earlier < 0) {
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, GT_LOG_PREFIX
-                      "GetToken refused (%d) in %s: %s (repeated within "
-                      "%d s)", status, where, reason, REPEAT_WINDOW_SEC);
+                      "GetToken refused (%d): %s; vhost %s; repeated within "
+                      "%d s", status, reason, where, REPEAT_WINDOW_SEC);
         return;
     }
     ap_log_rerror(APLOG_MARK, status >= 500 ? APLOG_ERR : APLOG_WARNING, 0, r,
-                  GT_LOG_PREFIX "GetToken refused (%d) in %s: %s%s", status,
-                  where, reason,
+                  GT_LOG_PREFIX "GetToken refused (%d): %s; vhost %s%s", status,
+                  reason, where,
                   earlier > 0
-                  ? apr_psprintf(r->pool, " (%ld more like it since the last "
-                                 "such line, logged at info)", earlier)
+                  ? apr_psprintf(r->pool, "; %ld more like it since the last "
+                                 "such line, logged at info", earlier)
                   : "");
 }

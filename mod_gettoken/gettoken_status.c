@@ -16,6 +16,7 @@
 #include "apr_atomic.h"
 #include "apr_shm.h"
 #include "apr_strings.h"
+#include "ap_mpm.h"
 #include "http_protocol.h"
 #include "mod_status.h"
 
@@ -44,6 +45,8 @@ static const char *const counter_names[C_COUNT] = {
 
 typedef struct {
     volatile apr_uint64_t n[C_COUNT];
+    /* generation + 1 of the last child that ran the start-up checks */
+    volatile apr_uint32_t checked_generation;
 } gettoken_counters;
 
 /* NULL when the segment could not be made: counting is then skipped. */
@@ -124,6 +127,17 @@ void gettoken_status_signing_time(apr_interval_time_t t)
         return;
     apr_atomic_inc64(&counters->n[C_SIGNED]);
     apr_atomic_add64(&counters->n[C_SIGNING_USEC], (apr_uint64_t)t);
+}
+
+int gettoken_status_first_child(void)
+{
+    int gen = 0;
+    apr_uint32_t mine;
+
+    if (!counters || ap_mpm_query(AP_MPMQ_GENERATION, &gen) != APR_SUCCESS)
+        return 0;
+    mine = (apr_uint32_t)gen + 1;
+    return apr_atomic_xchg32(&counters->checked_generation, mine) != mine;
 }
 
 static int status_hook(request_rec *r, int flags)

@@ -17,9 +17,11 @@
  */
 #include "gettoken_private.h"
 
+#include "apr_dbd.h"
 #include "apr_strings.h"
 #include "http_core.h"
 #include "http_main.h"
+#include "mod_dbd.h"
 #include "unixd.h"
 
 #include <sys/stat.h>
@@ -115,24 +117,28 @@ static void warn_ssl_identity(server_rec *s, const gettoken_server_conf *conf,
                  verify ? "SSLVerifyClient is none" : "no SSLVerifyClient applies");
 }
 
-/* The statement that makes the vhost use the database, or NULL. */
+/* The directive that makes the vhost use the database, or NULL. */
 static const char *database_user(const gettoken_server_conf *conf)
 {
-    if (conf->enrollment_sql)
+    if (conf->in_use && conf->enrollment_sql)
         return "GetTokenEnrollmentSQL";
-    if (conf->audit_sql)
+    if (conf->in_use && conf->audit_sql)
         return "GetTokenAuditSQL";
+    if (conf->pairing_store)
+        return "GetTokenWatchPairingTrust";
     return NULL;
 }
 
 /* The tables the httpd user writes in this vhost, or NULL. */
 static const char *tables_written(const gettoken_server_conf *conf)
 {
-    if (conf->pairing_store && conf->audit_sql)
+    int audit = conf->in_use && conf->audit_sql;
+
+    if (conf->pairing_store && audit)
         return "gettoken_pairing_jti and the GetTokenAuditSQL table";
     if (conf->pairing_store)
         return "gettoken_pairing_jti";
-    if (conf->audit_sql)
+    if (audit)
         return "the GetTokenAuditSQL table";
     return NULL;
 }
@@ -268,6 +274,8 @@ void gettoken_warnings_log(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
     for (vs = s; vs; vs = vs->next) {
         gettoken_server_conf *conf = gettoken_server_config(vs);
 
+        if (conf->pairing_store && !conf->in_use)
+            warn_database(vs, conf, ptemp);   /* a watch MDM's verify vhost */
         if (!conf->in_use)
             continue;
         warn_uuid(vs, "GetTokenServerUUID", conf->server_uuid, ptemp);
@@ -277,5 +285,108 @@ void gettoken_warnings_log(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
                       seen_keys, ptemp);
         warn_ssl_identity(vs, conf, ptemp);
         warn_database(vs, conf, ptemp);
+    }
+}
+
+/* ---- as the httpd user, in the first child ------------------------------ */
+
+/*
+ * One write the httpd user must be allowed, tried inside a transaction
+ * that is rolled back: with the database's own permission system (GRANT)
+ * only a real write tells.  stmt: a prepared statement run with args, or
+ * NULL to run sql as it is.  Drivers without transactions are not tried.
+ */
+static void try_write(server_rec *s, ap_dbd_t *dbd, apr_pool_t *p,
+                      const char *directive, const char *table, const char *sql,
+                      apr_dbd_prepared_t *stmt)
+{
+    apr_dbd_transaction_t *trans = NULL;
+    const char *err = NULL;
+    int nrows = 0, rv;
+
+    if (apr_dbd_transaction_start(dbd->driver, p, dbd->handle, &trans) != 0
+        || !trans)
+        return;
+    if (stmt)
+        rv = apr_dbd_pvquery(dbd->driver, p, dbd->handle, &nrows, stmt,
+                             "gettoken-start-up-check", "", "", "", "0", "",
+                             NULL);
+    else
+        rv = apr_dbd_query(dbd->driver, dbd->handle, &nrows, sql);
+    if (rv != 0)
+        err = apr_pstrdup(p, apr_dbd_error(dbd->driver, dbd->handle, rv));
+    apr_dbd_transaction_mode_set(dbd->driver, trans,
+                                 APR_DBD_TRANSACTION_ROLLBACK);
+    apr_dbd_transaction_end(dbd->driver, p, trans);
+    if (err)
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, GT_LOG_PREFIX
+                     "%s in %s: a test write (rolled back) to %s failed at "
+                     "start-up: %s", directive, gettoken_vhost_name(s, p),
+                     table, err);
+    else
+        ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, s, GT_LOG_PREFIX
+                     "%s in %s: a test write (rolled back) to %s succeeded",
+                     directive, gettoken_vhost_name(s, p), table);
+}
+
+static void check_writes(server_rec *s, const gettoken_server_conf *conf,
+                         ap_dbd_t *dbd, apr_pool_t *p)
+{
+    apr_dbd_prepared_t *stmt = NULL;
+
+    if (conf->pairing_store)
+        try_write(s, dbd, p, "GetTokenWatchPairingTrust",
+                  "gettoken_pairing_jti",
+                  "INSERT INTO gettoken_pairing_jti (jti, expires_at) "
+                  "VALUES ('gettoken-start-up-check', 0)", NULL);
+    if (conf->in_use && conf->audit_sql
+        && apr_dbd_prepare(dbd->driver, p, dbd->handle, conf->audit_sql, NULL,
+                           &stmt) == 0 && stmt)
+        try_write(s, dbd, p, "GetTokenAuditSQL", "its table", NULL, stmt);
+}
+
+/*
+ * Databases other than SQLite (whose files the parent judged by their mode
+ * bits), from the first child of a generation: it runs as the User
+ * the requests will run as, which is what a database that authenticates
+ * by the OS user (PostgreSQL's peer) sees, and through mod_dbd's own pool.
+ */
+void gettoken_warnings_child_init(apr_pool_t *p, server_rec *s)
+{
+    APR_OPTIONAL_FN_TYPE(ap_dbd_open) *dbd_open;
+    APR_OPTIONAL_FN_TYPE(ap_dbd_close) *dbd_close;
+    server_rec *vs;
+
+    dbd_open = APR_RETRIEVE_OPTIONAL_FN(ap_dbd_open);
+    dbd_close = APR_RETRIEVE_OPTIONAL_FN(ap_dbd_close);
+    if (!dbd_open || !dbd_close || !gettoken_status_first_child())
+        return;
+    for (vs = s; vs; vs = vs->next) {
+        const gettoken_server_conf *conf = gettoken_server_config(vs);
+        apr_pool_t *tmp = NULL;
+        const char *driver;
+        ap_dbd_t *dbd;
+
+        if (!tables_written(conf) || apr_pool_create(&tmp, p) != APR_SUCCESS)
+            continue;
+        driver = directive_in_scope(vs, "DBDriver", tmp);
+        if (!driver || !strcasecmp(driver, "sqlite3")) {
+            apr_pool_destroy(tmp);      /* judged in the parent already */
+            continue;
+        }
+        dbd = dbd_open(tmp, vs);
+        if (!dbd)
+            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, vs, GT_LOG_PREFIX
+                         "%s in %s: no database connection at start-up "
+                         "(database down, DBDParams wrong, or a statement "
+                         "that does not prepare: are the tables of "
+                         "conf/schema/ there?); requests get 503 until it "
+                         "comes", database_user(conf),
+                         gettoken_vhost_name(vs, tmp));
+        else {
+            check_writes(vs, conf, dbd, tmp);
+            dbd_close(vs, dbd);
+        }
+        apr_pool_destroy(tmp);
     }
 }

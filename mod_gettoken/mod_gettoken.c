@@ -63,6 +63,8 @@ static void gettoken_register_hooks(apr_pool_t *p)
     /* statements go to mod_dbd before its post_config groups them into
      * connection pools */
     static const char *const before_dbd[] = { "mod_dbd.c", NULL };
+    /* its connection pools exist once its child_init ran */
+    static const char *const after_dbd[] = { "mod_dbd.c", NULL };
 
     (void)p;
     ap_hook_check_config(gettoken_check_config, NULL, NULL, APR_HOOK_MIDDLE);
@@ -81,6 +83,8 @@ static void gettoken_register_hooks(apr_pool_t *p)
     gettoken_watch_register();
     gettoken_status_register();
     ap_hook_child_init(gettoken_refusal_child_init, NULL, NULL,
+                       APR_HOOK_MIDDLE);
+    ap_hook_child_init(gettoken_warnings_child_init, after_dbd, NULL,
                        APR_HOOK_MIDDLE);
 }
 

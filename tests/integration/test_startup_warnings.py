@@ -4,6 +4,7 @@ sound configuration logs none."""
 import os
 import re
 import shutil
+import time
 
 import pytest
 
@@ -126,3 +127,49 @@ def test_read_only_database_is_fine_without_writes(gt, start_httpd):
 def test_server_uuid(gt, start_httpd, server_uuid, rx):
     h = start_httpd([gt.vhost(uuid=server_uuid)])
     only_warning(h, r"GetTokenServerUUID %s in .*%s" % (server_uuid, rx))
+
+
+# --- PostgreSQL: a real write as the database user, rolled back -------------------
+
+@pytest.fixture(scope="module")
+def pg(gt):
+    from gt_pg import PgServer
+    server = PgServer(gt.dir, name="pg-warnings").start()
+    try:
+        server.create_db("mdm")
+        a = gt.devices["dev_a"]
+        server.sql("mdm", "INSERT INTO cert_auth_associations (id, sha256) VALUES ('%s', '%s')"
+                   % (a.enrollment_id, a.sha256))
+        server.sql("mdm", "CREATE ROLE mdm_httpd LOGIN; "
+                          "GRANT SELECT ON cert_auth_associations TO mdm_httpd")
+        yield server
+    finally:
+        server.cleanup()
+
+
+def pg_audit_server(gt, start_httpd, pg):
+    params = pg.dbd_params("mdm").replace("user=%s" % pg.user, "user=mdm_httpd")
+    return start_httpd([gt.vhost(db_driver="pgsql", db=params, directives=AUDIT_SQL)])
+
+
+def test_postgresql_table_the_httpd_user_cannot_write(gt, start_httpd, pg, client):
+    h = pg_audit_server(gt, start_httpd, pg)
+    lines = h.wait_log(0, WARN_RX, timeout=10)     # the first child checks
+    time.sleep(0.5)
+    line = only_warning(h, r"GetTokenAuditSQL in .*a test write \(rolled back\) to its table "
+                           r"failed at start-up: .*permission denied for table gettoken_audit")
+    assert lines == [line]
+    # the answer itself is still given
+    a = gt.devices["dev_a"]
+    token_from_response(client(h, "dev_a").checkin(gettoken_fields(udid=a.enrollment_id)))
+
+
+def test_postgresql_writable_table_warns_of_nothing_and_keeps_no_row(gt, start_httpd, pg):
+    pg.sql("mdm", "GRANT INSERT ON gettoken_audit TO mdm_httpd")
+    try:
+        h = pg_audit_server(gt, start_httpd, pg)
+        assert h.wait_log(0, r"test write \(rolled back\) to its table succeeded", timeout=10)
+        assert gettoken_warnings(h) == []
+        assert pg.sql("mdm", "SELECT count(*) FROM gettoken_audit").strip() == "0"
+    finally:
+        pg.sql("mdm", "REVOKE INSERT ON gettoken_audit FROM mdm_httpd")
