@@ -80,12 +80,13 @@ static int refuse(request_rec *r, const char *reason, const char *detail,
                   const gt_pairing_claims *c)
 {
     ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, GT_LOG_PREFIX
-                  "watch pairing token refused (403): %s: %s%s%s%s%s",
+                  "watch pairing token refused (403): %s: %s%s%s%s%s; vhost %s",
                   reason, detail,
                   c && c->iss ? "; iss " : "",
                   c && c->iss ? ap_escape_logitem(r->pool, c->iss) : "",
                   c && c->jti ? ", jti " : "",
-                  c && c->jti ? ap_escape_logitem(r->pool, c->jti) : "");
+                  c && c->jti ? ap_escape_logitem(r->pool, c->jti) : "",
+                  gettoken_vhost_name(r->server, r->pool));
     return HTTP_FORBIDDEN;
 }
 
@@ -93,8 +94,9 @@ static int unavailable(request_rec *r, const char *why, const char *detail)
 {
     apr_table_setn(r->err_headers_out, "Retry-After", GT_RETRY_AFTER);
     ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, GT_LOG_PREFIX
-                  "watch pairing verification failed (503): %s%s%s", why,
-                  detail ? ": " : "", detail ? detail : "");
+                  "watch pairing verification failed (503): %s%s%s; vhost %s",
+                  why, detail ? ": " : "", detail ? detail : "",
+                  gettoken_vhost_name(r->server, r->pool));
     return HTTP_SERVICE_UNAVAILABLE;
 }
 

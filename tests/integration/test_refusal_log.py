@@ -62,13 +62,20 @@ def test_after_binding_the_enrollment_is_not_claimed(gt, start_httpd, client):
     assert " enr=%s " % udid in h.access_lines(r.test_id)[0]
 
 
-def test_repeats_of_one_client_are_logged_once_at_warn(gt, start_httpd, client):
-    h = start_httpd(loglevel="warn")
+def refuse_repeatedly(gt, start_httpd, client, loglevel, times):
+    """One client sends the same refused GetToken `times` times; returns
+    (httpd, log mark before, the enrollment id)."""
+    h = start_httpd(loglevel=loglevel)
     udid = gt.devices["dev_unenrolled"].enrollment_id
     mark = h.log_mark()
     c = client(h, "dev_unenrolled")
-    for _ in range(5):
+    for _ in range(times):
         assert c.checkin(gettoken_fields(udid=udid)).status == 403
+    return h, mark, udid
+
+
+def test_repeats_of_one_client_are_logged_once_at_warn(gt, start_httpd, client):
+    h, mark, udid = refuse_repeatedly(gt, start_httpd, client, "warn", 5)
     lines = refusal_lines(h, mark, 1)
     assert len(lines) == 1 and "GetToken refused (403)" in lines[0], lines
     # another reason from the same client is a line of its own
@@ -79,12 +86,7 @@ def test_repeats_of_one_client_are_logged_once_at_warn(gt, start_httpd, client):
 
 
 def test_loglevel_info_shows_every_repeat(gt, start_httpd, client):
-    h = start_httpd(loglevel="warn gettoken:info")
-    udid = gt.devices["dev_unenrolled"].enrollment_id
-    mark = h.log_mark()
-    c = client(h, "dev_unenrolled")
-    for _ in range(4):
-        assert c.checkin(gettoken_fields(udid=udid)).status == 403
+    h, mark, _ = refuse_repeatedly(gt, start_httpd, client, "warn gettoken:info", 4)
     lines = refusal_lines(h, mark, 4)
     assert len(lines) == 4, lines
     assert ":warn]" in lines[0] and "repeated" not in lines[0], lines[0]

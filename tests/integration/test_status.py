@@ -148,3 +148,25 @@ def test_counters_survive_a_graceful_restart(gt, start_httpd):
     token_from_response(one_request(gt, h, "dev_a", maid_fields(gt)))
     after = auto(gt, h)
     assert after["GetTokenIssued"] == 3 and after["GetTokenRefused"] == 1, after
+
+
+def test_watch_pairing_issued_and_admitted(gt, start_httpd):
+    from gt_pairing import issue_request, verify_request, watch_vhost, new_watch_udid
+    phone = gt.vhost(directives="GetTokenWatchPairingKey %s\n%s"
+                     % (gt.pki.maid_ec.key_path, STATUS_LOCATION))
+    watch = watch_vhost(gt, [gt.pki.maid_ec.cert_path], gt.make_db("status-watch", []))
+    h = start_httpd([phone, watch], extra_global=STATUS_GLOBAL)
+    before = auto(gt, h)
+    tokens = []
+    for _ in range(2):
+        w, secret = new_watch_udid(), "sec-status"
+        tokens.append((token_from_response(issue_request(gt, phone.port, watch=w, secret=secret)),
+                       w, secret))
+    for tok in tokens:
+        assert verify_request(gt, watch.port, *tok).status == 200
+    assert verify_request(gt, watch.port, *tokens[0]).status == 403     # replayed: not admitted
+    d = diff(auto(gt, h), before)
+    d.pop("GetTokenSigningMicrosecondsTotal", None)
+    d.pop("GetTokenSigningMicrosecondsMean", None)
+    assert d == {"GetTokenIssued": 2, "GetTokenIssuedWatchPairing": 2, "GetTokenSigned": 2,
+                 "GetTokenWatchAdmitted": 2}, d
