@@ -12,6 +12,10 @@
  *   gettoken_binding.c   identity <-> enrollment through mod_dbd
  *   service_*.c          the built-in token services (hook providers)
  *   watch_verify.c       watch pairing tokens, the verifying side
+ *   gettoken_status.c    server-status counters (shared memory)
+ *   gettoken_audit.c     after an answer: counters, GetTokenAuditSQL
+ *   gettoken_refusal.c   refusal log lines, repeats grouped
+ *   gettoken_warnings.c  start-up warnings the config test cannot give
  *   core/, jose/         parsing, tokens and crypto, free of httpd
  */
 #include "gettoken_private.h"
