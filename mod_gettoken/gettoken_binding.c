@@ -33,9 +33,9 @@ static int unavailable(request_rec *r, const char *why, apr_status_t rv,
                        const char *detail)
 {
     apr_table_setn(r->err_headers_out, "Retry-After", GT_RETRY_AFTER);
-    ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, GT_LOG_PREFIX
-                  "GetToken refused (503): %s%s%s", why,
-                  detail ? ": " : "", detail ? detail : "");
+    (void)rv;
+    gettoken_log_refusal(r, HTTP_SERVICE_UNAVAILABLE, "%s%s%s", why,
+                         detail ? ": " : "", detail ? detail : "");
     return HTTP_SERVICE_UNAVAILABLE;
 }
 
@@ -91,11 +91,10 @@ int gettoken_binding_check(request_rec *r, const gettoken_server_conf *conf,
                          binding_query, &q, &err) != 0)
         return unavailable(r, "GetTokenEnrollmentSQL failed", 0, err);
     if (!q.found) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, GT_LOG_PREFIX
-                      "GetToken refused (403): the identity certificate "
-                      "(sha256 %s, from %s) is not bound to enrollment %s",
-                      req->identity_sha256, req->identity_source,
-                      ap_escape_logitem(r->pool, req->enrollment_id));
+        gettoken_log_refusal(r, HTTP_FORBIDDEN, "the identity certificate "
+                             "(sha256 %s, from %s) is not bound to the "
+                             "enrollment", req->identity_sha256,
+                             req->identity_source);
         return HTTP_FORBIDDEN;
     }
     return OK;

@@ -41,6 +41,7 @@ void *gettoken_merge_server_conf(apr_pool_t *p, void *basev, void *addv)
     MERGE_PTR(identity);
     MERGE_PTR(trusted_proxies);
     MERGE_PTR(pairing.where);
+    MERGE_PTR(audit_sql);
     conf->enrollment_sql = add->enrollment_sql_set ? add->enrollment_sql
                                                    : base->enrollment_sql;
     conf->enrollment_sql_set = add->enrollment_sql_set || base->enrollment_sql_set;
@@ -272,6 +273,9 @@ const command_rec gettoken_directives[] = {
     AP_INIT_TAKE_ARGV("GetTokenServices", gettoken_cmd_services, NULL,
                       ACCESS_CONF, "TokenServiceTypes answered here; other "
                       "GetTokens pass through (default: every type)"),
+    AP_INIT_TAKE1("GetTokenAuditSQL", gettoken_set_audit_sql, NULL, RSRC_CONF,
+                  "SQL run after every answered GetToken (enrollment id, "
+                  "organisation, service type, jti, status, identity sha256)"),
     { NULL }
 };
 
@@ -279,9 +283,12 @@ const command_rec gettoken_directives[] = {
 
 const char *gettoken_vhost_name(server_rec *s, apr_pool_t *p)
 {
+    /* a vhost's port is in its address unless ServerName gives one */
+    unsigned port = s->port ? s->port : s->addrs ? s->addrs->host_port : 0;
+
     return apr_psprintf(p, "%s:%u (%s:%u)",
                         s->server_hostname ? s->server_hostname : "*",
-                        s->port, s->defn_name ? s->defn_name : "?",
+                        port, s->defn_name ? s->defn_name : "?",
                         s->defn_line_number);
 }
 
@@ -393,6 +400,9 @@ static int finish_vhost(apr_pool_t *pconf, server_rec *s,
 
     if (conf->in_use && conf->enrollment_sql
         && gettoken_binding_prepare(s, conf, pconf) != OK)
+        return !OK;
+    if (conf->in_use && conf->audit_sql
+        && gettoken_audit_prepare(s, conf, pconf) != OK)
         return !OK;
     if (gettoken_identity_check_config(s, conf, pconf) != OK)
         return !OK;

@@ -104,6 +104,7 @@ static int answer_gettoken(request_rec *r, const gettoken_server_conf *conf,
 {
     gettoken_request req;
     gettoken_token tok;
+    apr_time_t signing_start;
     int status;
 
     memset(&req, 0, sizeof(req));
@@ -115,19 +116,23 @@ static int answer_gettoken(request_rec *r, const gettoken_server_conf *conf,
     status = gettoken_identity_find(r, conf, body, body_len, &req);
     if (status != OK)
         return status;
+    apr_table_setn(r->notes, GT_NOTE_IDENTITY, req.identity_sha256);
     status = gettoken_binding_check(r, conf, &req);
     if (status != OK)
         return status;
+    apr_table_setn(r->notes, GT_NOTE_BOUND, "1");
     status = gettoken_organization_choose(r, conf, &req);
     if (status != OK)
         return status;
 
+    signing_start = apr_time_now();
     status = gettoken_run_generate_token(&req, &tok);
+    if (status == OK)
+        gettoken_status_signing_time(apr_time_now() - signing_start);
     if (status == DECLINED) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, GT_LOG_PREFIX
-                      "GetToken refused (400): no token service recognises "
-                      "TokenServiceType '%s'",
-                      ap_escape_logitem(r->pool, req.service_type));
+        gettoken_log_refusal(r, HTTP_BAD_REQUEST, "no token service "
+                             "recognises TokenServiceType '%s'",
+                             ap_escape_logitem(r->pool, req.service_type));
         return HTTP_BAD_REQUEST;
     }
     if (status != OK)
@@ -179,6 +184,7 @@ int gettoken_handler(request_rec *r)
                       "Content-Length %" APR_OFF_T_FMT " is over "
                       "GetTokenMaxBodySize: not a GetToken, passed on unread",
                       announced);
+        gettoken_status_count(GT_STAT_PASSED_THROUGH, NULL, 0);
         return DECLINED;
     }
 
@@ -190,6 +196,7 @@ int gettoken_handler(request_rec *r)
                       "body is over GetTokenMaxBodySize: not a GetToken, "
                       "passed on whole");
         gettoken_body_replay(r);
+        gettoken_status_count(GT_STAT_PASSED_THROUGH, NULL, 0);
         return DECLINED;
     }
 
@@ -198,10 +205,11 @@ int gettoken_handler(request_rec *r)
         ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, r, GT_LOG_PREFIX
                       "not a GetToken (%s): passed on", why);
         gettoken_body_replay(r);
+        gettoken_status_count(GT_STAT_PASSED_THROUGH, NULL, 0);
         return DECLINED;
     case GT_CHECKIN_INVALID:
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, GT_LOG_PREFIX
-                      "GetToken refused (400): %s", why);
+        gettoken_log_refusal(r, HTTP_BAD_REQUEST, "%s", why);
+        gettoken_status_count(GT_STAT_REFUSED, NULL, HTTP_BAD_REQUEST);
         return HTTP_BAD_REQUEST;
     case GT_CHECKIN_GETTOKEN:
         if (gettoken_service_answered_here(dir, msg.service_type))
@@ -209,7 +217,10 @@ int gettoken_handler(request_rec *r)
         ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, r, GT_LOG_PREFIX
                       "GetToken of a type not in GetTokenServices: passed on");
         gettoken_body_replay(r);
+        gettoken_status_count(GT_STAT_PASSED_THROUGH, NULL, 0);
         return DECLINED;
     }
-    return answer_gettoken(r, conf, &msg, body, len);
+    status = answer_gettoken(r, conf, &msg, body, len);
+    gettoken_answered(r, conf, &msg, status);
+    return status;
 }

@@ -339,13 +339,11 @@ int gettoken_identity_find(request_rec *r, const gettoken_server_conf *conf,
             req->identity_source = source_name(r->pool, &sources[i]);
             return OK;
         }
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, GT_LOG_PREFIX
-                      "GetToken refused (401): identity source %s: %s",
-                      source_name(r->pool, &sources[i]), why);
+        gettoken_log_refusal(r, HTTP_UNAUTHORIZED, "identity source %s: %s",
+                             source_name(r->pool, &sources[i]), why);
         return HTTP_UNAUTHORIZED;
     }
-    ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, GT_LOG_PREFIX
-                  "GetToken refused (401): no device identity presented (%s)",
-                  why);
+    gettoken_log_refusal(r, HTTP_UNAUTHORIZED,
+                         "no device identity presented (%s)", why);
     return HTTP_UNAUTHORIZED;
 }

@@ -204,9 +204,8 @@ void gettoken_organizations_announce(apr_pool_t *pconf, server_rec *s)
 static int unavailable(request_rec *r, const char *why)
 {
     apr_table_setn(r->err_headers_out, "Retry-After", GT_RETRY_AFTER);
-    ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, GT_LOG_PREFIX
-                  "GetToken refused (503): GetTokenOrganizationSQL failed: %s",
-                  why);
+    gettoken_log_refusal(r, HTTP_SERVICE_UNAVAILABLE,
+                         "GetTokenOrganizationSQL failed: %s", why);
     return HTTP_SERVICE_UNAVAILABLE;
 }
 
@@ -290,13 +289,10 @@ int gettoken_organization_choose(request_rec *r,
         }
     }
     else if (!org) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, GT_LOG_PREFIX
-                      "GetToken refused (403): GetTokenOrganizationSQL has "
-                      "no organisation for enrollment %s and %s has no "
-                      "default organisation (GetTokenServerUUID and "
-                      "GetTokenSigningKey)",
-                      ap_escape_logitem(r->pool, req->enrollment_id),
-                      gettoken_vhost_name(r->server, r->pool));
+        gettoken_log_refusal(r, HTTP_FORBIDDEN, "GetTokenOrganizationSQL has "
+                             "no organisation for the enrollment and the "
+                             "vhost has no default organisation "
+                             "(GetTokenServerUUID and GetTokenSigningKey)");
         return HTTP_FORBIDDEN;
     }
     req->organization = org->name;

@@ -76,6 +76,8 @@ typedef struct {
     int pairing_lifetime_set;
     apr_size_t max_body;
     int max_body_set;
+    const char *audit_sql;             /* GetTokenAuditSQL, or NULL */
+    const char *audit_label;           /* its mod_dbd label, at start-up */
     int in_use;                        /* GetToken On appears for this vhost */
     int ready;                         /* passed the start-up checks */
     /* organisations (gettoken_organization.c) */
@@ -230,5 +232,53 @@ const char *gettoken_cmd_services(cmd_parms *cmd, void *dirv, int argc,
 /* 1 when GetTokens of `service_type` are answered in this directory. */
 int gettoken_service_answered_here(const gettoken_dir_conf *dir,
                                    const char *service_type);
+
+/* gettoken_status.c: server-wide counters for mod_status, in shared
+ * memory (every child, kept over graceful restarts). */
+typedef enum {
+    GT_STAT_ISSUED,            /* a 200 with a token */
+    GT_STAT_REFUSED,           /* a GetToken answered with an error */
+    GT_STAT_PASSED_THROUGH,    /* a check-in handed on to the location */
+    GT_STAT_WATCH_ADMITTED     /* a watch pairing token accepted */
+} gettoken_stat_event;
+void gettoken_status_register(void);
+int gettoken_status_init(apr_pool_t *pconf, server_rec *s);
+/* service_type: for GT_STAT_ISSUED; http_status: for GT_STAT_REFUSED. */
+void gettoken_status_count(gettoken_stat_event ev, const char *service_type,
+                           int http_status);
+/* The time one token took to generate (sign), for the mean. */
+void gettoken_status_signing_time(apr_interval_time_t t);
+/* 1 for the first child of a generation (start-up, graceful restart) to
+ * ask, 0 for every other: checks that must run as the httpd user, once. */
+int gettoken_status_first_child(void);
+
+/* gettoken_audit.c: GetTokenAuditSQL, and what follows every answer. */
+const char *gettoken_set_audit_sql(cmd_parms *cmd, void *dirv,
+                                   const char *arg);
+int gettoken_audit_prepare(server_rec *s, gettoken_server_conf *conf,
+                           apr_pool_t *p);
+/* After a parsed GetToken was answered with status (OK for a token):
+ * counts it and runs the audit statement; never changes the answer. */
+void gettoken_answered(request_rec *r, const gettoken_server_conf *conf,
+                       const gt_checkin *msg, int status);
+/* r->notes key: the identity's SHA-256, once a source presented one. */
+#define GT_NOTE_IDENTITY "gettoken-identity-sha256"
+/* r->notes key, set once the identity is bound to the enrollment: until
+ * then the message's enrollment id is only claimed. */
+#define GT_NOTE_BOUND "gettoken-enrollment-bound"
+
+/* gettoken_refusal.c: the one log line of a refused request, naming the
+ * vhost and the claimed enrollment; repeats from one client within a
+ * short window go to LogLevel info and are counted on the next line. */
+void gettoken_log_refusal(request_rec *r, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void gettoken_refusal_child_init(apr_pool_t *p, server_rec *s);
+
+/* gettoken_warnings.c: start-up warnings for what the config test cannot
+ * see (file permissions, databases, mod_ssl settings). */
+void gettoken_warnings_log(apr_pool_t *pconf, apr_pool_t *ptemp,
+                           server_rec *s);
+/* The same for databases, as the httpd user, in the first child. */
+void gettoken_warnings_child_init(apr_pool_t *p, server_rec *s);
 
 #endif

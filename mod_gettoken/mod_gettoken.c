@@ -12,6 +12,10 @@
  *   gettoken_binding.c   identity <-> enrollment through mod_dbd
  *   service_*.c          the built-in token services (hook providers)
  *   watch_verify.c       watch pairing tokens, the verifying side
+ *   gettoken_status.c    server-status counters (shared memory)
+ *   gettoken_audit.c     after an answer: counters, GetTokenAuditSQL
+ *   gettoken_refusal.c   refusal log lines, repeats grouped
+ *   gettoken_warnings.c  start-up warnings the config test cannot give
  *   core/, jose/         parsing, tokens and crypto, free of httpd
  */
 #include "gettoken_private.h"
@@ -55,7 +59,8 @@ static int gettoken_post_config(apr_pool_t *pconf, apr_pool_t *plog,
         return HTTP_INTERNAL_SERVER_ERROR;
     gettoken_config_warn(pconf, s);
     gettoken_organizations_announce(pconf, s);
-    return OK;
+    gettoken_warnings_log(pconf, ptemp, s);
+    return gettoken_status_init(pconf, s);
 }
 
 static void gettoken_register_hooks(apr_pool_t *p)
@@ -63,6 +68,8 @@ static void gettoken_register_hooks(apr_pool_t *p)
     /* statements go to mod_dbd before its post_config groups them into
      * connection pools */
     static const char *const before_dbd[] = { "mod_dbd.c", NULL };
+    /* its connection pools exist once its child_init ran */
+    static const char *const after_dbd[] = { "mod_dbd.c", NULL };
 
     (void)p;
     ap_hook_check_config(gettoken_check_config, NULL, NULL, APR_HOOK_MIDDLE);
@@ -79,6 +86,11 @@ static void gettoken_register_hooks(apr_pool_t *p)
     gettoken_hook_generate_token(gettoken_watch_pairing_generate, NULL, NULL,
                                  APR_HOOK_MIDDLE);
     gettoken_watch_register();
+    gettoken_status_register();
+    ap_hook_child_init(gettoken_refusal_child_init, NULL, NULL,
+                       APR_HOOK_MIDDLE);
+    ap_hook_child_init(gettoken_warnings_child_init, after_dbd, NULL,
+                       APR_HOOK_MIDDLE);
 }
 
 AP_DECLARE_MODULE(gettoken) = {

@@ -19,9 +19,8 @@ APLOG_USE_MODULE(gettoken);
 
 static int refuse(request_rec *r, int status, const char *why)
 {
-    ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, GT_LOG_PREFIX
-                  "GetToken refused (%d): " GETTOKEN_SERVICE_WATCH_PAIRING
-                  ": %s", status, why);
+    gettoken_log_refusal(r, status, GETTOKEN_SERVICE_WATCH_PAIRING ": %s",
+                         why);
     return status;
 }
 

@@ -85,12 +85,13 @@ static int refuse(request_rec *r, const char *reason, const char *detail,
                   const gt_pairing_claims *c)
 {
     ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, GT_LOG_PREFIX
-                  "watch pairing token refused (403): %s: %s%s%s%s%s",
+                  "watch pairing token refused (403): %s: %s%s%s%s%s; vhost %s",
                   reason, detail,
                   c && c->iss ? "; iss " : "",
                   c && c->iss ? ap_escape_logitem(r->pool, c->iss) : "",
                   c && c->jti ? ", jti " : "",
-                  c && c->jti ? ap_escape_logitem(r->pool, c->jti) : "");
+                  c && c->jti ? ap_escape_logitem(r->pool, c->jti) : "",
+                  gettoken_vhost_name(r->server, r->pool));
     return HTTP_FORBIDDEN;
 }
 
@@ -98,8 +99,9 @@ static int unavailable(request_rec *r, const char *why, const char *detail)
 {
     apr_table_setn(r->err_headers_out, "Retry-After", GT_RETRY_AFTER);
     ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, GT_LOG_PREFIX
-                  "watch pairing verification failed (503): %s%s%s", why,
-                  detail ? ": " : "", detail ? detail : "");
+                  "watch pairing verification failed (503): %s%s%s; vhost %s",
+                  why, detail ? ": " : "", detail ? detail : "",
+                  gettoken_vhost_name(r->server, r->pool));
     return HTTP_SERVICE_UNAVAILABLE;
 }
 
@@ -266,6 +268,7 @@ static int gettoken_watch_verify(request_rec *r, const char *token,
         return status;
     *phone_udid = claims.phone_udid;
     *issuer = claims.iss;
+    gettoken_status_count(GT_STAT_WATCH_ADMITTED, NULL, 0);
     ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, GT_LOG_PREFIX
                   "watch pairing token accepted: iss %s, jti %s, phone %s",
                   ap_escape_logitem(r->pool, claims.iss), claims.jti,

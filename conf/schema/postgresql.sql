@@ -57,7 +57,24 @@ CREATE TABLE IF NOT EXISTS gettoken_device_organization (
     organization  VARCHAR(128) NOT NULL
 );
 
+-- One row per answered GetToken, written by GetTokenAuditSQL (optional):
+--   GetTokenAuditSQL "INSERT INTO gettoken_audit (enrollment_id, organization, service_type, jti, status, identity_sha256) VALUES (%s, %s, %s, %s, %d, %s)"
+-- jti and identity_sha256 are '' when there is none (a refusal); status is
+-- the HTTP status of the answer (%d: mod_dbd declares it an integer).
+CREATE TABLE IF NOT EXISTS gettoken_audit (
+    answered_at     TIMESTAMPTZ  NOT NULL DEFAULT CURRENT_TIMESTAMP,
+    enrollment_id   VARCHAR(1024) NOT NULL,
+    organization    VARCHAR(1024) NOT NULL,
+    service_type    VARCHAR(1024) NOT NULL,
+    jti             VARCHAR(64)  NOT NULL,
+    status          INTEGER      NOT NULL,
+    identity_sha256 VARCHAR(64)  NOT NULL
+);
+CREATE INDEX IF NOT EXISTS gettoken_audit_enrollment
+    ON gettoken_audit (enrollment_id);
+
 -- The httpd user reads enrollments and writes only the jti table, e.g.:
 --   GRANT SELECT ON cert_auth_associations TO mdm_httpd;
 --   GRANT SELECT ON gettoken_device_organization TO mdm_httpd;
 --   GRANT SELECT, INSERT, DELETE ON gettoken_pairing_jti TO mdm_httpd;
+--   GRANT INSERT ON gettoken_audit TO mdm_httpd;   -- with GetTokenAuditSQL

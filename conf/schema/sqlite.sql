@@ -37,3 +37,19 @@ CREATE TABLE IF NOT EXISTS gettoken_device_organization (
     enrollment_id TEXT NOT NULL PRIMARY KEY,
     organization  TEXT NOT NULL
 );
+
+-- One row per answered GetToken, written by GetTokenAuditSQL (optional):
+--   GetTokenAuditSQL "INSERT INTO gettoken_audit (enrollment_id, organization, service_type, jti, status, identity_sha256) VALUES (%s, %s, %s, %s, %d, %s)"
+-- jti and identity_sha256 are '' when there is none (a refusal); status is
+-- the HTTP status of the answer.  The httpd user needs INSERT on it.
+CREATE TABLE IF NOT EXISTS gettoken_audit (
+    answered_at     TEXT    NOT NULL DEFAULT CURRENT_TIMESTAMP,
+    enrollment_id   TEXT    NOT NULL,
+    organization    TEXT    NOT NULL,
+    service_type    TEXT    NOT NULL,
+    jti             TEXT    NOT NULL,
+    status          INTEGER NOT NULL,
+    identity_sha256 TEXT    NOT NULL
+);
+CREATE INDEX IF NOT EXISTS gettoken_audit_enrollment
+    ON gettoken_audit (enrollment_id);

@@ -82,7 +82,7 @@ class VHost:
     uuid: str = field(default_factory=lambda: str(uuid.uuid4()))
     port: int = field(default_factory=free_port)
     server_name: str = ""
-    verify_client: str = "optional_no_ca"
+    verify_client: str = "optional_no_ca"   # None: no SSLVerifyClient line
     ca_file: str = None
     db_driver: str = "sqlite3"
     gettoken: bool = True
@@ -99,7 +99,7 @@ class VHost:
              "    SSLEngine on",
              "    SSLCertificateFile %s" % self.server_cert,
              "    SSLCertificateKeyFile %s" % self.server_key,
-             "    SSLVerifyClient %s" % self.verify_client,
+             "    SSLVerifyClient %s" % self.verify_client if self.verify_client else "",
              "    SSLVerifyDepth 3",
              "    SSLOptions +StdEnvVars +ExportCertData"]
         if self.ca_file:
@@ -211,6 +211,9 @@ class Httpd:
             pid = self._read_pid()
             if pid and self._alive(pid) and all(self._port_open(v.port) for v in self.vhosts):
                 self.pid = pid
+                # the parent's start-up notice (AH00094) names the work
+                # directory: let it land before a test counts log lines
+                self.wait_log(0, r"AH00094", timeout=max(1.0, deadline - time.time()))
                 return self
             if pid and not self._alive(pid):
                 break
