@@ -321,6 +321,10 @@ class Httpd:
             return rec, f.read()
 
 
+# One of the module's own error-log lines (its "gettoken: " prefix), never a
+# line that merely mentions a path such as /tmp/gettoken-test-... .
+GT_LINE_RX = r"(^|\s)gettoken: "
+
 # A compact JWS (a token) anywhere in a log: never allowed.
 JWT_RX = re.compile(r"eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]+")
 
@@ -331,7 +335,7 @@ def assert_refused(h, resp, status, reason_rx, mark):
     token in the log.  Returns that line."""
     assert resp.status == status, (resp.status, resp.body[:300], h.log_tail(3))
     assert h.record(resp.test_id, timeout=0) is None, "a refused GetToken reached the backend"
-    lines = h.wait_log(mark, r"gettoken")
+    lines = h.wait_log(mark, GT_LINE_RX)
     assert len(lines) == 1, "want one gettoken error-log line, got:\n" + "\n".join(lines)
     assert re.search(reason_rx, lines[0], re.I), "reason /%s/ not in: %s" % (reason_rx, lines[0])
     assert not JWT_RX.search(h.log_since(mark))
