@@ -20,7 +20,10 @@ from gt_pki import REPO
 
 APACHE = "/usr/sbin/apache2"
 MODDIR = "/usr/lib/apache2/modules"
-GETTOKEN_SO = os.path.join(REPO, "mod_gettoken", ".libs", "mod_gettoken.so")
+# GT_MODULE_SO: test another build of the module (e.g. the sanitizer build of
+# `tests/run --asan`) instead of the in-tree one.
+GETTOKEN_SO = (os.environ.get("GT_MODULE_SO")
+               or os.path.join(REPO, "mod_gettoken", ".libs", "mod_gettoken.so"))
 ECHO_SO = os.path.join(REPO, "tests", "modules", ".libs", "mod_gettoken_echo.so")
 STOCK_MODULES = ["mpm_event", "authz_core", "mime", "ssl", "socache_shmcb", "dbd", "cgid",
                  "alias", "proxy", "proxy_http", "env", "headers"]
@@ -52,6 +55,25 @@ os.rename(os.path.join(d, rid + ".json.tmp"), os.path.join(d, rid + ".json"))
 sys.stdout.buffer.write(b"Status: 200 OK\r\nContent-Type: text/plain\r\nX-Backend: cgi\r\n\r\n"
                         + b"BACKEND-OK " + rid.encode() + b"\n")
 '''
+
+
+def httpd_env():
+    """The environment for every apache2 process the tests run.
+
+    GT_HTTPD_ENV adds space-separated NAME=VALUE pairs for httpd only (not for
+    the test process itself), e.g. the sanitizer runtime in LD_PRELOAD, which an
+    uninstrumented httpd needs before it can load an instrumented module."""
+    env = dict(os.environ)
+    for pair in os.environ.get("GT_HTTPD_ENV", "").split():
+        name, _, value = pair.partition("=")
+        env[name] = value
+    return env
+
+
+def httpd_wrapper():
+    """GT_HTTPD_WRAPPER: a command (e.g. valgrind with its options) that runs
+    httpd as one foreground process (-X) instead of the daemon; [] when unset."""
+    return os.environ.get("GT_HTTPD_WRAPPER", "").split()
 
 
 def free_port():
@@ -195,14 +217,16 @@ class Httpd:
     def configtest(self):
         """Run `apache2 -t`; return (exit code, combined output)."""
         p = subprocess.run([APACHE, "-t", "-f", self.conf], stdout=subprocess.PIPE,
-                           stderr=subprocess.STDOUT, timeout=60)
+                           stderr=subprocess.STDOUT, timeout=60, env=httpd_env())
         return p.returncode, p.stdout.decode(errors="replace")
 
     def start(self, timeout=20):
         """Start apache2; raise RuntimeError (with the log tail) if it does not come up."""
         self.write_config()
+        if httpd_wrapper():
+            return self._start_foreground(timeout)
         p = subprocess.run([APACHE, "-f", self.conf, "-k", "start"], stdout=subprocess.PIPE,
-                           stderr=subprocess.STDOUT, timeout=60)
+                           stderr=subprocess.STDOUT, timeout=60, env=httpd_env())
         out = p.stdout.decode(errors="replace")
         if p.returncode != 0:
             raise RuntimeError("apache2 -k start exited %d:\n%s\n%s" % (p.returncode, out, self.log_tail()))
@@ -219,12 +243,42 @@ class Httpd:
         raise RuntimeError("httpd did not come up on %s:\n%s\n%s" %
                            ([v.port for v in self.vhosts], out, self.log_tail()))
 
+    def _start_foreground(self, timeout):
+        """httpd -X (one process, no fork) under the wrapper; slow to start."""
+        self.proc = subprocess.Popen(httpd_wrapper() + [APACHE, "-X", "-f", self.conf],
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL, env=httpd_env())
+        deadline = time.time() + timeout * 6
+        while time.time() < deadline and self.proc.poll() is None:
+            if all(self._port_open(v.port) for v in self.vhosts):
+                self.pid = self.proc.pid
+                return self
+            time.sleep(0.2)
+        self._stop_foreground()
+        raise RuntimeError("httpd -X did not come up on %s:\n%s" %
+                           ([v.port for v in self.vhosts], self.log_tail()))
+
+    def _stop_foreground(self, timeout=60):
+        """SIGTERM: httpd -X shuts down cleanly (pools freed) and the wrapper reports."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.exit_status = self.proc.returncode
+        self.proc = None
+        self.pid = None
+
     def stop(self, timeout=15):
+        if getattr(self, "proc", None) is not None:
+            return self._stop_foreground()
         pid = self.pid or self._read_pid()
         if not pid:
             return
         subprocess.run([APACHE, "-f", self.conf, "-k", "stop"], stdout=subprocess.DEVNULL,
-                       stderr=subprocess.DEVNULL, timeout=60)
+                       stderr=subprocess.DEVNULL, timeout=60, env=httpd_env())
         deadline = time.time() + timeout
         while time.time() < deadline and self._alive(pid):
             time.sleep(0.1)
