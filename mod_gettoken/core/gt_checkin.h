@@ -18,10 +18,15 @@
  * a NUL byte (which no identifier may).  Shared by every plist reader. */
 const char *gt_plist_string(apr_pool_t *pool, plist_t node);
 
+/* The longest string or key a GetToken may hold, in bytes. */
+#define GT_CHECKIN_MAX_STRING 1024
+
 typedef enum {
     GT_CHECKIN_GETTOKEN = 0, /* a valid GetToken: *msg is filled in */
     GT_CHECKIN_NOT_OURS,     /* not a plist dict, or another MessageType */
-    GT_CHECKIN_INVALID       /* a GetToken with missing or mistyped keys */
+    GT_CHECKIN_INVALID       /* a GetToken with missing or mistyped keys,
+                              * a string or key over GT_CHECKIN_MAX_STRING
+                              * bytes, or a NUL in one */
 } gt_checkin_result;
 
 typedef struct gt_checkin {
