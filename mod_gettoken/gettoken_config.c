@@ -36,6 +36,7 @@ void *gettoken_merge_server_conf(apr_pool_t *p, void *basev, void *addv)
     MERGE_PTR(signing.where);
     MERGE_PTR(signing_cert);
     MERGE_PTR(identity);
+    MERGE_PTR(trusted_proxies);
     MERGE_PTR(pairing.where);
     conf->enrollment_sql = add->enrollment_sql_set ? add->enrollment_sql
                                                    : base->enrollment_sql;
@@ -212,7 +213,9 @@ static const char *set_max_body(cmd_parms *cmd, void *dirv, const char *arg)
 }
 
 const command_rec gettoken_directives[] = {
-    AP_INIT_FLAG("GetToken", set_enabled, NULL, OR_OPTIONS | ACCESS_CONF,
+    /* ACCESS_CONF only: never .htaccess, which is read per request, after
+     * the start-up checks that load keys and prepare statements */
+    AP_INIT_FLAG("GetToken", set_enabled, NULL, ACCESS_CONF,
                  "On to answer GetToken check-in messages here; every other "
                  "message passes through (default Off)"),
     AP_INIT_TAKE1("GetTokenServerUUID", set_server_uuid, NULL, RSRC_CONF,
@@ -225,6 +228,9 @@ const command_rec gettoken_directives[] = {
     AP_INIT_TAKE_ARGV("GetTokenIdentity", set_identity, NULL, RSRC_CONF,
                       "device identity sources, tried in order: ssl, "
                       "mdm-signature, header NAME (default ssl)"),
+    AP_INIT_ITERATE("GetTokenTrustedProxy", gettoken_add_trusted_proxy, NULL,
+                    RSRC_CONF, "addresses or networks (addr[/bits]) of the "
+                    "TLS-terminating proxies whose header identity is believed"),
     AP_INIT_TAKE1("GetTokenEnrollmentSQL", set_enrollment_sql, NULL, RSRC_CONF,
                   "SQL binding (enrollment id, certificate sha256) to an "
                   "enrollment, or none"),
@@ -337,6 +343,9 @@ static int finish_vhost(apr_pool_t *pconf, server_rec *s,
     if (conf->pairing_trust_keys->nelts
         && gettoken_watch_prepare(s, conf, pconf) != OK)
         return !OK;
+    /* requests here may now use the keys and statements (the handler
+     * declines on a vhost that never got this far) */
+    conf->ready = conf->in_use;
     return OK;
 }
 

@@ -78,6 +78,26 @@ static void fill_request(request_rec *r, const gt_checkin *msg,
     req->token_parameters = msg->token_parameters;
 }
 
+/*
+ * A GETTOKEN_* variable for mod_log_config, from a message that passed
+ * validation.  Only a value within the GetToken string bound and free of
+ * control characters is set: an access-log line stays short whatever was
+ * sent, and the value is safe wherever the variable goes (log formats,
+ * headers, a CGI's environment).  mod_log_config escapes it once itself.
+ */
+static void set_log_env(request_rec *r, const char *name, const char *value)
+{
+    const unsigned char *p;
+
+    if (!value)
+        return;
+    for (p = (const unsigned char *)value; *p; p++)
+        if (*p < 0x20 || *p == 0x7f
+            || p - (const unsigned char *)value >= GT_ENV_VALUE_MAX)
+            return;
+    apr_table_setn(r->subprocess_env, name, value);
+}
+
 static int answer_gettoken(request_rec *r, const gettoken_server_conf *conf,
                            const gt_checkin *msg, const char *body,
                            apr_size_t body_len)
@@ -89,10 +109,8 @@ static int answer_gettoken(request_rec *r, const gettoken_server_conf *conf,
     memset(&req, 0, sizeof(req));
     memset(&tok, 0, sizeof(tok));
     fill_request(r, msg, &req);
-    apr_table_setn(r->subprocess_env, "GETTOKEN_SERVICE",
-                   ap_escape_logitem(r->pool, req.service_type));
-    apr_table_setn(r->subprocess_env, "GETTOKEN_ENROLLMENT",
-                   ap_escape_logitem(r->pool, req.enrollment_id));
+    set_log_env(r, "GETTOKEN_SERVICE", req.service_type);
+    set_log_env(r, "GETTOKEN_ENROLLMENT", req.enrollment_id);
 
     status = gettoken_identity_find(r, conf, body, body_len, &req);
     if (status != OK)
@@ -119,7 +137,7 @@ static int answer_gettoken(request_rec *r, const gettoken_server_conf *conf,
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     if (tok.jti)
-        apr_table_setn(r->subprocess_env, "GETTOKEN_JTI", tok.jti);
+        set_log_env(r, "GETTOKEN_JTI", tok.jti);
     return send_token(r, &tok);
 }
 
@@ -142,6 +160,15 @@ int gettoken_handler(request_rec *r)
     if (ap_get_module_config(r->request_config, &gettoken_module))
         return DECLINED;    /* looked at already (body kept for replay) */
     conf = gettoken_server_config(r->server);
+    if (!conf || !conf->ready) {
+        /* GetToken On reached a vhost whose keys and statements were
+         * never set up: leave the request to the location's handler */
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, GT_LOG_PREFIX
+                      "GetToken On in %s, which did not pass the start-up "
+                      "checks: request passed on",
+                      gettoken_vhost_name(r->server, r->pool));
+        return DECLINED;
+    }
 
     announced = announced_length(r);
     if (announced > (apr_off_t)conf->max_body) {

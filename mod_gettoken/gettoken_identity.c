@@ -15,6 +15,9 @@
  *            http-request set-header Client-Cert :%[ssl_c_der,base64]:
  *                if { ssl_c_used }
  * and let only the proxy reach httpd (Require ip / a private listener).
+ * The header is believed only from the TCP peers GetTokenTrustedProxy
+ * lists: the socket's own peer address, which mod_remoteip (even with the
+ * PROXY protocol) never rewrites; from anyone else it is ignored.
  * mdm-signature and header need the enrollment binding
  * (GetTokenEnrollmentSQL): a certificate anyone can make proves nothing
  * until the database says it belongs to the enrollment.
@@ -22,7 +25,9 @@
 #include "gettoken_private.h"
 
 #include "apr_lib.h"
+#include "apr_network_io.h"
 #include "apr_strings.h"
+#include "http_core.h"
 #include "http_ssl.h"
 
 #include <openssl/x509.h>
@@ -115,6 +120,65 @@ static source_result from_mdm_signature(request_rec *r,
     return SOURCE_FOUND;
 }
 
+const char *gettoken_add_trusted_proxy(cmd_parms *cmd, void *dirv,
+                                       const char *arg)
+{
+    gettoken_server_conf *conf = gettoken_server_config(cmd->server);
+    char *addr = apr_pstrdup(cmd->pool, arg);
+    char *bits = strchr(addr, '/');
+    apr_ipsubnet_t *net = NULL;
+    apr_status_t rv;
+
+    (void)dirv;
+    if (bits)
+        *bits++ = '\0';
+    rv = apr_ipsubnet_create(&net, addr, bits, cmd->pool);
+    if (rv != APR_SUCCESS)
+        return apr_psprintf(cmd->pool, "GetTokenTrustedProxy: '%s' is not an "
+                            "IP address or network (addr[/bits])", arg);
+    if (!conf->trusted_proxies)
+        conf->trusted_proxies = apr_array_make(cmd->pool, 2,
+                                               sizeof(apr_ipsubnet_t *));
+    APR_ARRAY_PUSH(conf->trusted_proxies, apr_ipsubnet_t *) = net;
+    return NULL;
+}
+
+/* The TCP peer of the connection, as the socket has it: c->client_addr
+ * and c->client_ip may have been rewritten (mod_remoteip's PROXY protocol
+ * support does), the socket's remote address cannot be.  NULL: unknown. */
+static apr_sockaddr_t *socket_peer(conn_rec *c)
+{
+    apr_socket_t *sock = ap_get_conn_socket(c);
+    apr_sockaddr_t *sa = NULL;
+
+    if (!sock || apr_socket_addr_get(&sa, APR_REMOTE, sock) != APR_SUCCESS)
+        return NULL;
+    return sa;
+}
+
+/* Is the TCP peer one of GetTokenTrustedProxy?  *peer: its address, for
+ * the log. */
+static int peer_is_trusted(request_rec *r, const gettoken_server_conf *conf,
+                           const char **peer)
+{
+    apr_sockaddr_t *sa = socket_peer(r->connection);
+    char *ip = NULL;
+    int i;
+
+    *peer = "unknown";
+    if (!sa)
+        return 0;
+    if (apr_sockaddr_ip_get(&ip, sa) == APR_SUCCESS && ip)
+        *peer = ip;
+    if (!conf->trusted_proxies)
+        return 0;
+    for (i = 0; i < conf->trusted_proxies->nelts; i++)
+        if (apr_ipsubnet_test(APR_ARRAY_IDX(conf->trusted_proxies, i,
+                                            apr_ipsubnet_t *), sa))
+            return 1;
+    return 0;
+}
+
 /* A header set by a trusted TLS-terminating proxy (RFC 9440 Client-Cert,
  * nginx's $ssl_client_escaped_cert, HAProxy). */
 static source_result from_header(request_rec *r,
@@ -123,10 +187,17 @@ static source_result from_header(request_rec *r,
                                  const char **why)
 {
     const char *value = header_value(r, header);
+    const char *peer;
     X509 *cert;
 
     if (!value) {
         *why = apr_psprintf(r->pool, "no %s header", header);
+        return SOURCE_ABSENT;
+    }
+    if (!peer_is_trusted(r, conf, &peer)) {
+        /* anyone may send the header; only the proxy's counts */
+        *why = apr_psprintf(r->pool, "the %s header was ignored: the peer %s "
+                            "is not a GetTokenTrustedProxy", header, peer);
         return SOURCE_ABSENT;
     }
     if (!conf->enrollment_sql) {
@@ -220,6 +291,15 @@ int gettoken_identity_check_config(server_rec *s,
                          "GetTokenIdentity %s in %s needs the enrollment "
                          "binding, but GetTokenEnrollmentSQL is none",
                          source_name(p, &src[i]), gettoken_vhost_name(s, p));
+            return !OK;
+        }
+        if (src[i].type == GT_IDENTITY_HEADER && conf->in_use
+            && !conf->trusted_proxies) {
+            ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, GT_LOG_PREFIX
+                         "GetTokenIdentity %s in %s needs GetTokenTrustedProxy "
+                         "(the addresses of the TLS-terminating proxies that "
+                         "set the header)", source_name(p, &src[i]),
+                         gettoken_vhost_name(s, p));
             return !OK;
         }
     }

@@ -24,6 +24,9 @@
 #define GT_DEFAULT_PAIRING_LIFETIME  300
 #define GT_DEFAULT_ENROLLMENT_SQL \
     "SELECT 1 FROM cert_auth_associations WHERE id = %s AND sha256 = %s"
+/* The longest value a GETTOKEN_* environment variable (and so an access-log
+ * field) takes from a message: the 1 KiB string bound of a GetToken. */
+#define GT_ENV_VALUE_MAX             1024
 /* Seconds a client is asked to wait when the database is unreachable. */
 #define GT_RETRY_AFTER               "30"
 
@@ -55,6 +58,7 @@ typedef struct {
     gettoken_key signing;
     const char *signing_cert;
     apr_array_header_t *identity;      /* gettoken_identity_source */
+    apr_array_header_t *trusted_proxies;  /* apr_ipsubnet_t *, or NULL */
     const char *enrollment_sql;        /* NULL when "none" */
     int enrollment_sql_set;
     const char *enrollment_label;      /* mod_dbd label, set at start-up */
@@ -67,6 +71,7 @@ typedef struct {
     apr_size_t max_body;
     int max_body_set;
     int in_use;                        /* GetToken On appears for this vhost */
+    int ready;                         /* passed the start-up checks */
 } gettoken_server_conf;
 
 typedef struct {
@@ -113,6 +118,9 @@ void gettoken_body_insert_filter(request_rec *r);
 int gettoken_identity_find(request_rec *r, const gettoken_server_conf *conf,
                            const char *body, apr_size_t body_len,
                            gettoken_request *req);
+/* GetTokenTrustedProxy: one address or network more. */
+const char *gettoken_add_trusted_proxy(cmd_parms *cmd, void *dirv,
+                                       const char *arg);
 /* Start-up checks of GetTokenIdentity; logs and returns !OK on error. */
 int gettoken_identity_check_config(server_rec *s,
                                    const gettoken_server_conf *conf,

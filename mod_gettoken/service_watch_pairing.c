@@ -25,6 +25,22 @@ static int refuse(request_rec *r, int status, const char *why)
     return status;
 }
 
+/* Why this message may not ask for a pairing token, or NULL.  Apple's
+ * phone asks on the device channel of a device enrollment: a user
+ * enrollment (EnrollmentID) or a user-channel message (UserID,
+ * UserShortName, EnrollmentUserID) does not speak for the phone. */
+static const char *not_a_phone(const gettoken_request *req)
+{
+    if (!req->udid)
+        return "not a device enrollment (no UDID)";
+    if (req->user_enrollment_id)
+        return "not a device enrollment (EnrollmentID present)";
+    if (req->user_id || req->user_short_name || req->enrollment_user_id)
+        return "not the device channel (UserID, UserShortName or "
+               "EnrollmentUserID present)";
+    return NULL;
+}
+
 int gettoken_watch_pairing_generate(const gettoken_request *req,
                                     gettoken_token *tok)
 {
@@ -52,8 +68,14 @@ int gettoken_watch_pairing_generate(const gettoken_request *req,
     if (!gt_pairing_id_ok(phone) || !gt_pairing_id_ok(watch))
         return refuse(r, HTTP_BAD_REQUEST, "PhoneUDID or WatchUDID is not a "
                       "plausible device identifier");
+    why = not_a_phone(req);
+    if (why)
+        return refuse(r, HTTP_FORBIDDEN, apr_psprintf(r->pool,
+                      "only a phone's device channel may ask: %s (enrollment "
+                      "%s)", why, ap_escape_logitem(r->pool,
+                                                     req->enrollment_id)));
     /* the phone vouches only for itself: the authenticated enrollment */
-    if (!req->udid || strcmp(phone, req->udid) != 0)
+    if (strcmp(phone, req->udid) != 0)
         return refuse(r, HTTP_FORBIDDEN, apr_psprintf(r->pool,
                       "UDID mismatch: PhoneUDID %s is not the UDID of the "
                       "authenticated enrollment %s",

@@ -26,7 +26,8 @@ from gt_sign import (DEVICE_OPTIONS, certs_only, client_cert_haproxy, client_cer
 # one vhost per GetTokenIdentity setting, in one httpd
 IDENTITY = {
     "sig": "GetTokenIdentity mdm-signature",
-    "hdr": "GetTokenIdentity header Client-Cert header X-SSL-Client-Cert",
+    "hdr": "GetTokenIdentity header Client-Cert header X-SSL-Client-Cert\n"
+           "GetTokenTrustedProxy 127.0.0.1",
     "ssl_sig": "GetTokenIdentity ssl mdm-signature",
     "sig_ssl": "GetTokenIdentity mdm-signature ssl",
     "default": "",
