@@ -51,6 +51,12 @@ typedef struct {
     struct gt_jws_signer *signer;   /* alg + prepared signing context */
 } gettoken_key;
 
+/* GetTokenWatchPairingTrust <issuer-uuid> <file>, as configured. */
+typedef struct {
+    const char *issuer;
+    const char *file;
+} gettoken_trust_file;
+
 /* Per virtual host: each one is its own organisation. */
 typedef struct {
     server_rec *server;
@@ -63,8 +69,8 @@ typedef struct {
     int enrollment_sql_set;
     const char *enrollment_label;      /* mod_dbd label, set at start-up */
     gettoken_key pairing;              /* GetTokenWatchPairingKey */
-    apr_array_header_t *pairing_trust_files;  /* const char * */
-    apr_array_header_t *pairing_trust_keys;   /* EVP_PKEY *, at start-up */
+    apr_array_header_t *pairing_trust_files;  /* gettoken_trust_file */
+    apr_array_header_t *pairing_trust;  /* gt_pairing_trust, at start-up */
     struct gettoken_pairing_store *pairing_store;  /* watch_verify.c */
     apr_int64_t pairing_lifetime;
     int pairing_lifetime_set;

@@ -51,14 +51,19 @@ int gettoken_watch_prepare(server_rec *s, gettoken_server_conf *conf,
     struct gettoken_pairing_store *st;
     int i;
 
-    for (i = 0; i < conf->pairing_trust_keys->nelts; i++) {
-        const char *why = NULL;
-        if (!gt_jws_alg_for_key(APR_ARRAY_IDX(conf->pairing_trust_keys, i,
-                                              EVP_PKEY *), &why)) {
-            ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, GT_LOG_PREFIX
-                         "GetTokenWatchPairingTrust in %s: key %d: %s",
-                         gettoken_vhost_name(s, p), i + 1, why);
-            return !OK;
+    for (i = 0; i < conf->pairing_trust->nelts; i++) {
+        const gt_pairing_trust *t = &APR_ARRAY_IDX(conf->pairing_trust, i,
+                                                   gt_pairing_trust);
+        int k;
+        for (k = 0; k < t->keys->nelts; k++) {
+            const char *why = NULL;
+            if (!gt_jws_alg_for_key(APR_ARRAY_IDX(t->keys, k, EVP_PKEY *),
+                                    &why)) {
+                ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, GT_LOG_PREFIX
+                             "GetTokenWatchPairingTrust %s in %s: key %d: %s",
+                             t->issuer, gettoken_vhost_name(s, p), k + 1, why);
+                return !OK;
+            }
         }
     }
     if (!gettoken_dbd_loaded()) {
@@ -231,7 +236,8 @@ static int gettoken_watch_verify(request_rec *r, const char *token,
                                  const char **phone_udid, const char **issuer)
 {
     const gettoken_server_conf *conf = gettoken_server_config(r->server);
-    const char *payload = NULL, *why = NULL;
+    const char *payload = NULL, *why = NULL, *claimed_iss;
+    const apr_array_header_t *keys;
     apr_size_t payload_len = 0;
     apr_int64_t now = apr_time_sec(apr_time_now());
     gt_pairing_claims claims;
@@ -241,30 +247,44 @@ static int gettoken_watch_verify(request_rec *r, const char *token,
     if (!token || !watch_udid || !security_token || !phone_udid || !issuer)
         return refuse(r, "malformed request", "token, WatchUDID or "
                       "SecurityToken missing", NULL);
-    if (!conf || !conf->pairing_trust_keys || !conf->pairing_trust_keys->nelts
+    if (!conf || !conf->pairing_trust || !conf->pairing_trust->nelts
         || !conf->pairing_store)
         return refuse(r, "untrusted issuer", "no GetTokenWatchPairingTrust is "
                       "configured for this virtual host", NULL);
 
-    switch (gt_jws_verify(r->pool, token, strlen(token),
-                          conf->pairing_trust_keys, &payload, &payload_len,
-                          &why)) {
+    /* only the keys listed for the issuer the token names may verify it */
+    claimed_iss = gt_pairing_claimed_issuer(r->pool, token, strlen(token),
+                                            &why);
+    if (!claimed_iss)
+        return refuse(r, "malformed token", why, NULL);
+    keys = gt_pairing_trusted_keys(conf->pairing_trust, claimed_iss);
+    if (!keys)
+        return refuse(r, "untrusted issuer", apr_pstrcat(r->pool, "iss ",
+                      ap_escape_logitem(r->pool, claimed_iss), " is not listed "
+                      "in GetTokenWatchPairingTrust", NULL), NULL);
+
+    /* claims.iss names the issuer whose keys were tried in the log line */
+    memset(&claims, 0, sizeof(claims));
+    claims.iss = claimed_iss;
+    switch (gt_jws_verify(r->pool, token, strlen(token), keys, &payload,
+                          &payload_len, &why)) {
     case GT_JWS_VALID:
         break;
     case GT_JWS_MALFORMED:
         return refuse(r, "malformed token", why, NULL);
     case GT_JWS_ALG_REFUSED:
-        return refuse(r, "bad signature", why, NULL);
     case GT_JWS_NO_KEY:
-        return refuse(r, "untrusted issuer", why, NULL);
     case GT_JWS_BAD_SIGNATURE:
-        return refuse(r, "bad signature", why, NULL);
+        return refuse(r, "bad signature", why, &claims);
     }
 
     pres = gt_pairing_check(r->pool, payload, payload_len, now, watch_udid,
                             security_token, &claims, &why);
     if (pres != GT_PAIRING_OK)
         return refuse(r, gt_pairing_reason(pres), why, &claims);
+    if (strcasecmp(claims.iss, claimed_iss) != 0)   /* the same bytes: never */
+        return refuse(r, "untrusted issuer", "iss changed between reads",
+                      &claims);
     apr_table_setn(r->subprocess_env, "GETTOKEN_SERVICE",
                    GETTOKEN_SERVICE_WATCH_PAIRING);
     apr_table_setn(r->subprocess_env, "GETTOKEN_JTI", claims.jti);
