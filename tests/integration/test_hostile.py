@@ -4,8 +4,10 @@ pass-through (the backend gets the body byte for byte) for bodies that are not
 a GetToken or are over the structural bounds -- while no child dies (same pids,
 no "exit signal" in the error log), no child balloons, and a good GetToken is
 answered right after."""
+import os
 import re
 import time
+import uuid
 
 import pytest
 
@@ -405,20 +407,97 @@ def test_bad_chunk_sizes_refused(hostile, gt, chunk_head, status):
 
 
 def test_pipelined_hostile_in_the_middle(hostile, gt):
-    good = checkin_body(gettoken_fields(udid=udid(gt)))
-    bad = nul_key_utf16(udid(gt)).serialize()
+    """good, a user-channel pairing request (403), good, the NUL-key body (400,
+    last: httpd closes a connection after a 400)."""
+    u = udid(gt)
+    good = checkin_body(gettoken_fields(udid=u))
+    bodies = (good, pairing_xml(u, UserID="501"), good, nul_key_utf16(u).serialize())
     before = snapshot(hostile)
     wire = b""
-    for i, b in enumerate((good, bad, good, checkin_body({"MessageType": "Authenticate", "UDID": "x"}))):
+    for i, b in enumerate(bodies):
         wire += (b"PUT /mdm/checkin HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Test-Id: pipe-%d\r\n"
                  b"Content-Type: application/x-apple-aspen-mdm-checkin\r\nContent-Length: %d\r\n\r\n"
                  % (i, len(b)) + b)
     with raw(gt, hostile) as c:
         c.sock.sendall(wire)
-        answers = [c.read_response() for _ in range(4)]
-    assert [a.status for a in answers] == [200, 400, 200, 200], [(a.status, a.body[:80]) for a in answers]
+        answers = [c.read_response() for _ in bodies]
+    assert [a.status for a in answers] == [200, 403, 200, 400], [(a.status, a.body[:80]) for a in answers]
     for a in (answers[0], answers[2]):
         verify_maid_token(token_from_response(_resp(a)), gt.pki.maid_rsa.public_key,
                           hostile.vhosts[0].uuid, time.time())
-    assert answers[3].body.startswith(BACKEND_MARKER)
     assert_still_serving(hostile, before, gt)
+
+
+# --- .htaccess, a proxy header from anyone, watch-verify: one more server -----------------
+@pytest.fixture(scope="module")
+def edges(gt):
+    """main: GetToken On, header identity believed only from 192.0.2.7; an
+    AllowOverride All directory holding `GetToken On` in .htaccess; a watch
+    MDM's verify location (trust per issuer)."""
+    from gt_pairing import VERIFY_PATH, watch_vhost
+    htdir = os.path.join(gt.dir, "hostile-htaccess")
+    os.makedirs(htdir, exist_ok=True)
+    os.chmod(htdir, 0o755)
+    with open(os.path.join(htdir, ".htaccess"), "w") as f:
+        f.write("GetToken On\n")
+    os.chmod(os.path.join(htdir, ".htaccess"), 0o644)
+    main = gt.vhost(directives="GetTokenIdentity ssl header Client-Cert\nGetTokenTrustedProxy 192.0.2.7\n"
+                    "Alias /ht %s\n<Directory %s>\n    AllowOverride All\n</Directory>" % (htdir, htdir))
+    watch = watch_vhost(gt, [(str(uuid.uuid4()), gt.pki.maid_ec.cert_path)], gt.make_db("hostile-watch", []))
+    h = gt.httpd([main, watch], extra_global="LimitRequestFieldSize 131072")
+    h.start()
+    try:
+        yield h, main, watch, VERIFY_PATH
+    finally:
+        h.stop()
+
+
+@pytest.mark.parametrize("shape", ["xml", "binary", "nul-key", "authenticate"])
+def test_gettoken_on_in_htaccess_500(edges, gt, shape):
+    h, main, _, _ = edges
+    u = udid(gt)
+    body = {"xml": lambda: checkin_body(gettoken_fields(udid=u)),
+            "binary": lambda: checkin_body(gettoken_fields(udid=u), "binary"),
+            "nul-key": lambda: nul_key_utf16(u).serialize(),
+            "authenticate": lambda: checkin_body({"MessageType": "Authenticate", "UDID": u})}[shape]()
+    before = snapshot(h)
+    with gt.client(main.port, "dev_a") as c:
+        r = c.request(body, path="/ht/anything", keep=False)
+    assert r.status == 500 and b"TokenData" not in r.body, (r.status, r.body[:200])
+    assert h.wait_log(before[1], r"GetToken.*not allowed here|\.htaccess.*GetToken"), h.log_tail(5)
+    assert_still_serving(h, before, gt)
+
+
+@pytest.mark.parametrize("header", ["Client-Cert", "client-cert", "X-Forwarded-For"])
+def test_proxy_header_from_untrusted_peer_401(edges, gt, header):
+    """No client certificate, an enrolled device's certificate in the header (and
+    a forwarding header naming the trusted proxy): the peer is 127.0.0.1, not
+    192.0.2.7, so the header counts for nothing."""
+    from gt_sign import client_cert_rfc9440
+    h, main, _, _ = edges
+    hdrs = {"Client-Cert": client_cert_rfc9440(gt.devices["dev_a"])}
+    if header == "X-Forwarded-For":
+        hdrs["X-Forwarded-For"] = "192.0.2.7"
+    elif header == "client-cert":
+        hdrs = {"client-cert": hdrs["Client-Cert"]}
+    before = snapshot(h)
+    with gt.client(main.port, None) as c:
+        r = c.request(checkin_body(gettoken_fields(udid=udid(gt))), headers=hdrs, keep=False)
+    assert_refused(h, r, 401, r"refused \(401\)", before[1])
+    assert_still_serving(h, before, gt)
+
+
+def test_watch_verify_balloon_bounded(edges, gt):
+    """The 4095-reference body at the watch-verify handler: refused, no balloon."""
+    h, main, watch, verify_path = edges
+    body = balloon("x", message="x")
+    before = snapshot(h)
+    assert_still_serving(h, before, gt)
+    peak = peak_kb(h)
+    for _ in range(3):
+        with gt.client(watch.port) as c:
+            r = c.request(body, method="POST", path=verify_path, content_type="application/xml", keep=False)
+        assert r.status in (400, 403) and b"PhoneUDID" not in r.body, (r.status, r.body[:200])
+    grown = {p: kb - peak.get(p, 0) for p, kb in peak_kb(h).items() if p in peak}
+    assert max(grown.values()) < BALLOON_LIMIT_KB, grown
+    assert_still_serving(h, before, gt)
