@@ -14,7 +14,8 @@
 
 GT_VALGRIND_SUBSET="test_core and (device_enrollment or user_enrollment or token_parameters)
  or test_errors or test_passthrough.py or test_hostile
- or test_watch_pairing and (pairing_token_verifies or replay or missing)"
+ or test_watch_pairing and (issued_token_claims or round_trip or key_of_another_issuer
+ or issue_user_enrollment or verify_bad_request)"
 
 # $1: the run's work directory (removed by tests/run at exit).  Sets GT_SAN_DIR.
 gt_san_dir() {
