@@ -221,8 +221,10 @@ CASES = {
     "bp-dict-count-2^31": (bp_raw_param(b"\xdf\x12" + (1 << 31).to_bytes(4, "big")), PASS, "dev_a"),
     "bp-string-past-end": (bp_raw_param(b"\x5f\x12" + (10 ** 6).to_bytes(4, "big") + b"abc"), PASS, "dev_a"),
     # deep nesting in XML, entity and DOCTYPE bombs
-    "xml-deep-array-20000": (xml_deep, PASS, "dev_a"),
+    "xml-deep-array-20000": (xml_deep, PASS, "dev_a"),          # over GetTokenMaxBodySize too
     "xml-deep-dict-5000": (lambda u: xml_deep(u, 5000, "dict"), PASS, "dev_a"),
+    "xml-deep-array-3000-in-64k": (lambda u: xml_deep(u, 3000), PASS, "dev_a"),
+    "xml-deep-dict-2000-in-64k": (lambda u: xml_deep(u, 2000, "dict"), PASS, "dev_a"),
     # libplist either refuses the DTD (not a plist: pass-through) or keeps the
     # reference unexpanded (an unknown TokenServiceType / UDID: 400); never expands
     "xml-billion-laughs": (billion_laughs, (PASS, 400), "dev_a"),
