@@ -349,7 +349,9 @@ class Httpd:
                 return lines
             time.sleep(0.05)
 
-    def access_lines(self, test_id, timeout=3.0):
+    def access_lines(self, test_id, timeout=10.0):
+        # mod_log_config writes after the answer went out: on a loaded machine
+        # the line can come well after the client read the answer
         deadline = time.time() + timeout
         while True:
             try:
