@@ -12,8 +12,13 @@
 # The harness (tests/integration/gt_httpd.py) reads GT_MODULE_SO, GT_HTTPD_ENV
 # and GT_HTTPD_WRAPPER.
 
+# Left out: clients that reset the connection mid-body.  mod_ssl then loses the
+# peer certificate (X509_new_ex under ap_run_process_connection, one per
+# connection), with mod_gettoken not even loaded; a suppression for that stack
+# would also hide a module that leaks a certificate reference.
 GT_VALGRIND_SUBSET="test_core and (device_enrollment or user_enrollment or token_parameters)
- or test_errors or test_passthrough.py or test_hostile
+ or test_errors or test_passthrough.py
+ or test_hostile and not stalled_body and not longer_than_sent
  or test_watch_pairing and (issued_token_claims or round_trip or key_of_another_issuer
  or issue_user_enrollment or verify_bad_request)"
 
@@ -50,6 +55,7 @@ gt_asan_setup() {
 
 gt_valgrind_setup() {
     gt_san_dir "$1" || return 1
+    export GT_CLIENT_TIMEOUT=180      # one TLS handshake can take seconds under valgrind
     export GT_HTTPD_WRAPPER="valgrind --leak-check=full --error-exitcode=1 --num-callers=30
  --errors-for-leak-kinds=definite,possible --show-leak-kinds=definite,possible
  --suppressions=$PWD/tests/valgrind.supp --gen-suppressions=all

@@ -3,6 +3,7 @@ JWT checks for the tokens mod_gettoken hands back."""
 import base64
 import http.client
 import json
+import os
 import plistlib
 import re
 import ssl
@@ -50,8 +51,10 @@ class Client:
 
     A Client keeps one keep-alive connection; call close() when done (or use `with`)."""
 
-    def __init__(self, port, ca_file, identity=None, timeout=20):
+    def __init__(self, port, ca_file, identity=None, timeout=None):
         self.port = port
+        # GT_CLIENT_TIMEOUT: longer for httpd under valgrind (tests/run --valgrind)
+        timeout = timeout or float(os.environ.get("GT_CLIENT_TIMEOUT", "20"))
         self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         self.ctx.load_verify_locations(ca_file)     # the test CA issued the server cert
         if identity is not None:
