@@ -374,11 +374,21 @@ def test_other_methods_pass_untouched(stack, client, gt, backend, method):
 
 # --- bodies over GetTokenMaxBodySize ----------------------------------------------
 def padded(fields, size, fmt="xml"):
-    f = dict(fields, Padding="")
-    f["Padding"] = "p" * (size - len(plist(f, fmt)))
-    body = plist(f, fmt)
-    assert len(body) == size
-    return body
+    """fields plus a Padding array of strings of at most 1 000 characters (a GetToken
+    string over 1 KiB is refused) making the body exactly size bytes."""
+    def body_with(k, r):
+        # distinct strings: a binary plist would store one copy of equal ones
+        return plist(dict(fields, Padding=["%05d" % i + "p" * 995 for i in range(k)] + ["q" * r]), fmt)
+    per = len(body_with(2, 0)) - len(body_with(1, 0))
+    k = max(0, (size - len(body_with(0, 0))) // per - 1)
+    while True:
+        r0 = size - len(body_with(k, 0))
+        for r in range(max(0, r0 - 40), min(1000, r0 + 40) + 1):
+            body = body_with(k, r)
+            if len(body) == size:
+                return body
+        k += 1
+        assert k < size // 100, "no padding gives %d bytes" % size
 
 
 @pytest.mark.parametrize("backend,upload", matrix_params())
