@@ -44,10 +44,11 @@ typedef struct gt_checkin {
 } gt_checkin;
 
 /*
- * Parses `len` bytes (XML or binary plist).  Structural limits are checked
- * before libplist runs; a document over them is answered as INVALID when
- * it names GetToken anywhere, else NOT_OURS.  *why (static text) explains
- * NOT_OURS and INVALID results; it never contains message values.
+ * Parses `len` bytes (XML or binary plist).  Structural limits and NULs
+ * are checked before libplist runs (gt_plist_parse_bounded); a document
+ * over the limits or holding a NUL is answered as INVALID when it names
+ * GetToken anywhere, else NOT_OURS.  *why (static text) explains NOT_OURS
+ * and INVALID results; it never contains message values.
  */
 gt_checkin_result gt_checkin_parse(apr_pool_t *pool, const char *buf,
                                    apr_size_t len, const gt_plist_limits *lim,

@@ -374,21 +374,18 @@ def test_other_methods_pass_untouched(stack, client, gt, backend, method):
 
 # --- bodies over GetTokenMaxBodySize ----------------------------------------------
 def padded(fields, size, fmt="xml"):
-    """fields plus a Padding array of strings of at most 1 000 characters (a GetToken
-    string over 1 KiB is refused) making the body exactly size bytes."""
-    def body_with(k, r):
-        # distinct strings: a binary plist would store one copy of equal ones
-        return plist(dict(fields, Padding=["%05d" % i + "p" * 995 for i in range(k)] + ["q" * r]), fmt)
-    per = len(body_with(2, 0)) - len(body_with(1, 0))
-    k = max(0, (size - len(body_with(0, 0))) // per - 1)
-    while True:
-        r0 = size - len(body_with(k, 0))
-        for r in range(max(0, r0 - 40), min(1000, r0 + 40) + 1):
-            body = body_with(k, r)
-            if len(body) == size:
-                return body
-        k += 1
-        assert k < size // 100, "no padding gives %d bytes" % size
+    """fields plus Padding keys, to exactly size bytes; no padding string is
+    over 1 KiB, which a GetToken's strings may not be."""
+    def build(full, last):
+        f = dict(fields)
+        for i in range(full):
+            f["Padding%05d" % i] = "p" * 900
+        f["Padding%05d" % full] = "p" * last
+        return plist(f, fmt)
+    full = (size - len(build(0, 0))) // (len(build(1, 0)) - len(build(0, 0)))
+    body = build(full, size - len(build(full, 0)))
+    assert len(body) == size
+    return body
 
 
 @pytest.mark.parametrize("backend,upload", matrix_params())

@@ -173,21 +173,30 @@ static unsigned lone_surrogate_value(bp *w)
     return bp_utf16(w, units, 2);
 }
 
+/* The pre-check's verdict on a bplist, then gt_checkin_parse's: the result
+ * and a word of its reason. */
+static void assert_bplist_refused(const char *b, apr_size_t len,
+                                  gt_bounds_result bounds,
+                                  gt_checkin_result result, const char *why_has)
+{
+    gt_checkin msg;
+    const char *why = NULL;
+
+    ck_assert_int_eq(gt_bplist_check(pool, (const unsigned char *)b, len, &limits),
+                     bounds);
+    ck_assert_int_eq(gt_checkin_parse(pool, b, len, &limits, &msg, &why), result);
+    ck_assert_ptr_nonnull(strstr(why, why_has));
+}
+
 /* ---- NULs and what libplist asserts on -------------------------------- */
 
 START_TEST(utf16_nul_key_gettoken_is_invalid_not_an_abort)
 {
     apr_size_t len;
     const char *b = gettoken_with(utf16_nul_key, plain_value, &len);
-    gt_checkin msg;
-    const char *why = NULL;
 
-    ck_assert_int_eq(gt_bplist_check(pool, (const unsigned char *)b, len, &limits),
-                     GT_BOUNDS_NUL);
     /* libplist would abort on this key: the 400 comes from the pre-check */
-    ck_assert_int_eq(gt_checkin_parse(pool, b, len, &limits, &msg, &why),
-                     GT_CHECKIN_INVALID);
-    ck_assert_ptr_nonnull(strstr(why, "NUL"));
+    assert_bplist_refused(b, len, GT_BOUNDS_NUL, GT_CHECKIN_INVALID, "NUL");
 }
 END_TEST
 
@@ -295,19 +304,13 @@ START_TEST(one_string_referenced_4095_times_is_refused)
     bp *w = bp_new(8 + 4095 * 2 + n + 32, 2);
     char *s = apr_palloc(pool, n);
     const char *b;
-    gt_checkin msg;
-    const char *why = NULL;
 
     memset(s, 'A', n);
     bp_container(w, 0xa, NULL, 4095, 1);
     bp_ascii(w, s, n);
     b = bp_finish(w, 0, &len);
     ck_assert_uint_le(len, 65536);
-    ck_assert_int_eq(gt_bplist_check(pool, (const unsigned char *)b, len, &limits),
-                     GT_BOUNDS_TOO_BIG);
-    ck_assert_int_eq(gt_checkin_parse(pool, b, len, &limits, &msg, &why),
-                     GT_CHECKIN_NOT_OURS);
-    ck_assert_ptr_nonnull(strstr(why, "expands"));
+    assert_bplist_refused(b, len, GT_BOUNDS_TOO_BIG, GT_CHECKIN_NOT_OURS, "expands");
 }
 END_TEST
 
@@ -381,6 +384,10 @@ START_TEST(xml_markup_that_could_hide_nesting_is_refused)
         /* libplist skips quoted text: these closers are not closers */
         "<plist><array a=\"</array>\"><array a=\"</array>\"><array/></array></array></plist>",
         "<plist v=\"a>b\"><array/></plist>",
+        "<plist><array a=\"></array>\"><array/></array></plist>",
+        /* a processing instruction ends at "?>" only */
+        "<plist><array><?x > </array> ?><array/></array></plist>",
+        "<?xml v=\"?>\"?><plist/>",
         "<plist><array x='<'/></plist>",
         /* and skips an internal DTD subset whole */
         "<!DOCTYPE plist [ <!ELEMENT a ANY> ]><plist><array/></plist>",
