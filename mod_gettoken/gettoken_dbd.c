@@ -1,14 +1,21 @@
 /*
  * gettoken_dbd.c - mod_dbd as the module's database features use it (the
  * enrollment binding, the watch pairing replay store): its optional
- * functions, statements prepared under labels of our own, and the pooled
- * connection of a request.  As in mod_authn_dbd, a statement is handed to
+ * functions, statements prepared under labels of our own, the pooled
+ * connection of a request, and the one recovery for statements that went
+ * stale on a connection.  As in mod_authn_dbd, a statement is handed to
  * mod_dbd at start-up and prepared by mod_dbd on every pooled connection.
  */
 #include "gettoken_private.h"
 
+#include "apr_dbd.h"
 #include "apr_strings.h"
 #include "mod_dbd.h"
+
+APLOG_USE_MODULE(gettoken);
+
+/* SQLite's result code for a statement prepared before a schema change */
+#define SQLITE_SCHEMA_CODE 17
 
 static APR_OPTIONAL_FN_TYPE(ap_dbd_prepare) *dbd_prepare;
 static APR_OPTIONAL_FN_TYPE(ap_dbd_acquire) *dbd_acquire;
@@ -41,4 +48,125 @@ const char *gettoken_dbd_prepare(server_rec *s, apr_pool_t *p,
 ap_dbd_t *gettoken_dbd_acquire(request_rec *r)
 {
     return dbd_acquire ? dbd_acquire(r) : NULL;
+}
+
+const char *gettoken_dbd_error(apr_pool_t *p, const ap_dbd_t *dbd, int rv)
+{
+    const char *msg = apr_dbd_error(dbd->driver, dbd->handle, rv);
+    char *line, *c;
+    apr_size_t n;
+
+    if (!msg || !*msg)
+        return "no message from the driver";
+    line = apr_pstrdup(p, msg);
+    for (c = line; *c; c++)     /* libpq's messages span lines */
+        if (*c == '\n' || *c == '\r' || *c == '\t')
+            *c = ' ';
+    n = strlen(line);
+    while (n && line[n - 1] == ' ')
+        line[--n] = '\0';
+    return line;
+}
+
+/*
+ * Whether a failure says the statement is stale or gone on this connection
+ * (so preparing it again helps), as opposed to a failure of the query
+ * itself (a duplicate key, a timeout, a missing table), which would only
+ * repeat.  SQLite keeps statements prepared before a schema change; libpq
+ * and MySQL lose them when mod_dbd re-opens a connection in place
+ * (apr_dbd_check_conn), and PostgreSQL on DEALLOCATE.  A PostgreSQL
+ * message of any other severity than ERROR (FATAL, or libpq's own without
+ * one) is the connection's failure: the session ended.
+ */
+static int statement_is_stale(const ap_dbd_t *dbd, int rv, const char *msg)
+{
+    const char *name = apr_dbd_name(dbd->driver);
+
+    if (!name)
+        return 0;
+    if (strncmp(name, "sqlite", 6) == 0)
+        return rv == SQLITE_SCHEMA_CODE || ap_strcasestr(msg, "schema") != NULL;
+    if (strcmp(name, "pgsql") == 0)
+        return (ap_strstr_c(msg, "prepared statement")
+                && ap_strstr_c(msg, "does not exist"))
+               || strncmp(msg, "ERROR:", 6) != 0;
+    if (strcmp(name, "mysql") == 0)
+        return ap_strcasestr(msg, "unknown prepared statement") != NULL
+               || ap_strcasestr(msg, "server has gone away") != NULL
+               || ap_strcasestr(msg, "lost connection") != NULL;
+    return 0;
+}
+
+/* Prepares `sql` on this connection under `label`, in a subpool of the
+ * connection's pool (freed at once if preparing fails).  The statement it
+ * replaces stays allocated with the connection: this happens once per
+ * schema change or re-opening, not per request. */
+static apr_dbd_prepared_t *prepare_again(request_rec *r, ap_dbd_t *dbd,
+                                         const char *label, const char *sql,
+                                         const char **err)
+{
+    apr_pool_t *sub = NULL;
+    apr_dbd_prepared_t *stmt = NULL;
+    int rv;
+
+    if (apr_pool_create(&sub, dbd->pool) != APR_SUCCESS) {
+        *err = "out of memory preparing the statement again";
+        return NULL;
+    }
+    rv = apr_dbd_prepare(dbd->driver, sub, dbd->handle, sql, label, &stmt);
+    if (rv != 0 || !stmt) {
+        *err = apr_pstrcat(r->pool, "preparing it: ",
+                           gettoken_dbd_error(r->pool, dbd, rv), NULL);
+        apr_pool_destroy(sub);
+        return NULL;
+    }
+    /* the label lives in pconf, as long as the connection's hash */
+    apr_hash_set(dbd->prepared, label, APR_HASH_KEY_STRING, stmt);
+    return stmt;
+}
+
+int gettoken_dbd_run(request_rec *r, ap_dbd_t *dbd, const char *label,
+                     const char *sql, gettoken_dbd_query query, void *ctx,
+                     const char **err)
+{
+    apr_dbd_prepared_t *stmt = apr_hash_get(dbd->prepared, label,
+                                            APR_HASH_KEY_STRING);
+    const char *first;
+    int rv;
+
+    if (stmt) {
+        rv = query(r, dbd, stmt, ctx);
+        if (rv == 0)
+            return 0;
+        first = gettoken_dbd_error(r->pool, dbd, rv);
+        if (!statement_is_stale(dbd, rv, first)) {
+            *err = first;
+            return rv;
+        }
+        /* a dropped connection: libpq knows now, and this re-opens it */
+        if (apr_dbd_check_conn(dbd->driver, r->pool, dbd->handle)
+            != APR_SUCCESS) {
+            *err = apr_pstrcat(r->pool, first, "; the connection cannot be "
+                               "re-opened: ",
+                               gettoken_dbd_error(r->pool, dbd, 0), NULL);
+            return rv;
+        }
+    }
+    else
+        first = "it was not prepared on this connection";
+    stmt = prepare_again(r, dbd, label, sql, err);
+    if (!stmt) {
+        *err = apr_pstrcat(r->pool, first, "; ", *err, NULL);
+        return -1;
+    }
+    rv = query(r, dbd, stmt, ctx);
+    if (rv != 0) {
+        *err = apr_pstrcat(r->pool, first, "; prepared again, then: ",
+                           gettoken_dbd_error(r->pool, dbd, rv), NULL);
+        return rv;
+    }
+    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, GT_LOG_PREFIX
+                  "statement %s prepared again on its database connection "
+                  "(%s)", label, first);
+    return 0;
 }

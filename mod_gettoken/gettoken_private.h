@@ -141,6 +141,18 @@ int gettoken_dbd_loaded(void);
 const char *gettoken_dbd_prepare(server_rec *s, apr_pool_t *p,
                                  const char *sql, const char *purpose);
 ap_dbd_t *gettoken_dbd_acquire(request_rec *r);
+/* One query with a prepared statement: the driver's rv (0 = done). */
+typedef int (*gettoken_dbd_query)(request_rec *r, ap_dbd_t *dbd,
+                                  apr_dbd_prepared_t *stmt, void *ctx);
+/* Runs `query` with the statement `label` of this connection; when the
+ * statement is stale or gone on it (schema change, re-opened connection),
+ * prepares `sql` again there and runs `query` once more.  Never closes the
+ * connection.  0, or the driver's rv with *err (one line). */
+int gettoken_dbd_run(request_rec *r, ap_dbd_t *dbd, const char *label,
+                     const char *sql, gettoken_dbd_query query, void *ctx,
+                     const char **err);
+/* The driver's message for rv on one line. */
+const char *gettoken_dbd_error(apr_pool_t *p, const ap_dbd_t *dbd, int rv);
 
 /* gettoken_binding.c: identity certificate <-> enrollment, via mod_dbd. */
 int gettoken_binding_prepare(server_rec *s, gettoken_server_conf *conf,

@@ -103,9 +103,52 @@ static int unavailable(request_rec *r, const char *why, const char *detail)
     return HTTP_SERVICE_UNAVAILABLE;
 }
 
-static apr_dbd_prepared_t *statement(ap_dbd_t *dbd, const char *label)
+/* The parameters and results of the replay store's queries. */
+struct jti_query {
+    const char *jti;
+    const char *expires;        /* unix seconds */
+    const char *now;
+    int nrows;
+    int found;
+};
+
+static int jti_insert(request_rec *r, ap_dbd_t *dbd, apr_dbd_prepared_t *stmt,
+                      void *ctx)
 {
-    return apr_hash_get(dbd->prepared, label, APR_HASH_KEY_STRING);
+    struct jti_query *q = ctx;
+
+    q->nrows = 0;
+    return apr_dbd_pvquery(dbd->driver, r->pool, dbd->handle, &q->nrows, stmt,
+                           q->jti, q->expires, NULL);
+}
+
+/* Random access (synchronous): apr_dbd_pgsql reports errors of a
+ * sequential select as "no more rows". */
+static int jti_seen(request_rec *r, ap_dbd_t *dbd, apr_dbd_prepared_t *stmt,
+                    void *ctx)
+{
+    struct jti_query *q = ctx;
+    apr_dbd_results_t *res = NULL;
+    apr_dbd_row_t *row = NULL;
+    int rv = apr_dbd_pvselect(dbd->driver, r->pool, dbd->handle, &res, stmt, 1,
+                              q->jti, NULL);
+
+    q->found = 0;
+    if (rv != 0)
+        return rv;
+    while ((rv = apr_dbd_get_row(dbd->driver, r->pool, res, &row, -1)) == 0)
+        q->found = 1;
+    return rv == -1 ? 0 : rv;
+}
+
+static int jti_purge(request_rec *r, ap_dbd_t *dbd, apr_dbd_prepared_t *stmt,
+                     void *ctx)
+{
+    struct jti_query *q = ctx;
+
+    q->nrows = 0;
+    return apr_dbd_pvquery(dbd->driver, r->pool, dbd->handle, &q->nrows, stmt,
+                           q->now, NULL);
 }
 
 /* Deletes expired rows, at most once per PURGE_INTERVAL per process. */
@@ -113,67 +156,22 @@ static void purge_maybe(request_rec *r, ap_dbd_t *dbd,
                         struct gettoken_pairing_store *st, apr_int64_t now)
 {
     apr_uint32_t due = apr_atomic_read32(&st->next_purge);
-    apr_dbd_prepared_t *stmt = statement(dbd, st->purge_label);
-    int nrows = 0, rv;
+    struct jti_query q = { NULL, NULL, NULL, 0, 0 };
+    const char *err = NULL;
 
-    if ((apr_uint32_t)now < due || !stmt
+    if ((apr_uint32_t)now < due
         || apr_atomic_cas32(&st->next_purge, (apr_uint32_t)now + PURGE_INTERVAL,
                             due) != due)
         return;     /* not yet, or another thread does it */
-    rv = apr_dbd_pvquery(dbd->driver, r->pool, dbd->handle, &nrows, stmt,
-                         apr_psprintf(r->pool, "%" APR_INT64_T_FMT, now), NULL);
-    if (rv != 0)
+    q.now = apr_psprintf(r->pool, "%" APR_INT64_T_FMT, now);
+    if (gettoken_dbd_run(r, dbd, st->purge_label, SQL_PURGE, jti_purge, &q,
+                         &err) != 0)
         ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, GT_LOG_PREFIX
                       "purging expired rows of gettoken_pairing_jti failed: %s",
-                      apr_dbd_error(dbd->driver, dbd->handle, rv));
-    else if (nrows > 0)
+                      err);
+    else if (q.nrows > 0)
         ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, GT_LOG_PREFIX
-                      "purged %d expired rows of gettoken_pairing_jti", nrows);
-}
-
-/*
- * mod_dbd re-opens a broken connection in place (apr_dbd_check_conn: for
- * pgsql PQreset, for mysql a reconnecting ping) without preparing its
- * statements again, so after a database restart they are gone for good on
- * that connection.  Puts ours back; returns how many were prepared.  Not
- * for SQLite, whose statements live in the client and cannot vanish.  A
- * subpool of the connection's pool holds them, freed at once on failure.
- */
-static int reprepare(request_rec *r, ap_dbd_t *dbd,
-                     const struct gettoken_pairing_store *st)
-{
-    const char *sql[3] = { SQL_INSERT, SQL_SEEN, SQL_PURGE };
-    const char *label[3];
-    const char *name = apr_dbd_name(dbd->driver);
-    apr_pool_t *sub = NULL;
-    int i, done = 0;
-
-    if (!name || strncmp(name, "sqlite", 6) == 0
-        || apr_pool_create(&sub, dbd->pool) != APR_SUCCESS)
-        return 0;
-    label[0] = st->insert_label;
-    label[1] = st->seen_label;
-    label[2] = st->purge_label;
-    for (i = 0; i < 3; i++) {
-        apr_dbd_prepared_t *stmt = NULL;
-        int rv = apr_dbd_prepare(dbd->driver, sub, dbd->handle, sql[i],
-                                 label[i], &stmt);
-        if (rv == 0 && stmt) {
-            apr_hash_set(dbd->prepared, label[i], APR_HASH_KEY_STRING, stmt);
-            done++;
-        }
-        else
-            ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, GT_LOG_PREFIX
-                          "preparing %s again failed: %s", label[i],
-                          apr_dbd_error(dbd->driver, dbd->handle, rv));
-    }
-    if (!done)
-        apr_pool_destroy(sub);
-    else
-        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, GT_LOG_PREFIX
-                      "prepared the replay store's statements again on a "
-                      "re-opened database connection");
-    return done;
+                      "purged %d expired rows of gettoken_pairing_jti", q.nrows);
 }
 
 /* Records the jti: OK the first time, HTTP_FORBIDDEN for a replay,
@@ -182,52 +180,29 @@ static int record_jti(request_rec *r, struct gettoken_pairing_store *st,
                       const gt_pairing_claims *c, apr_int64_t now)
 {
     ap_dbd_t *dbd = gettoken_dbd_acquire(r);
-    const char *expires = apr_psprintf(r->pool, "%" APR_INT64_T_FMT,
-                                       c->exp + GT_PAIRING_SKEW);
-    const char *insert_err = "the statements are not prepared on this "
-                             "connection (is the table gettoken_pairing_jti "
-                             "there? conf/schema/)";
-    int attempt;
+    struct jti_query q = { c->jti, NULL, NULL, 0, 0 };
+    const char *insert_err = NULL, *seen_err = NULL;
 
     if (!dbd)
         return unavailable(r, "no database connection for the replay store "
                            "(mod_dbd: check DBDriver/DBDParams and that the "
                            "database is up)", NULL);
-    for (attempt = 0; attempt < 2; attempt++) {
-        apr_dbd_prepared_t *insert = statement(dbd, st->insert_label);
-        apr_dbd_prepared_t *seen = statement(dbd, st->seen_label);
-        apr_dbd_results_t *res = NULL;
-        apr_dbd_row_t *row = NULL;
-        int nrows = 0, rv, found = 0;
-
-        if (insert && seen) {
-            rv = apr_dbd_pvquery(dbd->driver, r->pool, dbd->handle, &nrows,
-                                 insert, c->jti, expires, NULL);
-            if (rv == 0 && nrows == 1) {
-                purge_maybe(r, dbd, st, now);
-                return OK;
-            }
-            insert_err = rv ? apr_pstrdup(r->pool, apr_dbd_error(dbd->driver,
-                                                                 dbd->handle, rv))
-                            : "no row inserted";
-            /* a unique-key violation, or a real failure?  Ask for the row.
-             * Random access (synchronous): apr_dbd_pgsql reports errors of
-             * a sequential select as "no more rows". */
-            rv = apr_dbd_pvselect(dbd->driver, r->pool, dbd->handle, &res,
-                                  seen, 1, c->jti, NULL);
-            if (rv == 0) {
-                while ((rv = apr_dbd_get_row(dbd->driver, r->pool, res, &row,
-                                             -1)) == 0)
-                    found = 1;
-                if (found)
-                    return refuse(r, "replayed", "the token was used before", c);
-                break;          /* no row: the INSERT failed for real */
-            }
+    q.expires = apr_psprintf(r->pool, "%" APR_INT64_T_FMT,
+                             c->exp + GT_PAIRING_SKEW);
+    if (gettoken_dbd_run(r, dbd, st->insert_label, SQL_INSERT, jti_insert, &q,
+                         &insert_err) == 0) {
+        if (q.nrows == 1) {
+            purge_maybe(r, dbd, st, now);
+            return OK;
         }
-        if (attempt > 0 || !reprepare(r, dbd, st))
-            break;
+        insert_err = "no row inserted";
     }
-    return unavailable(r, "recording the jti failed", insert_err);
+    /* a unique-key violation, or a real failure?  Ask for the row. */
+    if (gettoken_dbd_run(r, dbd, st->seen_label, SQL_SEEN, jti_seen, &q,
+                         &seen_err) == 0 && q.found)
+        return refuse(r, "replayed", "the token was used before", c);
+    return unavailable(r, "recording the jti failed (is the table "
+                       "gettoken_pairing_jti there? conf/schema/)", insert_err);
 }
 
 static int gettoken_watch_verify(request_rec *r, const char *token,
@@ -282,9 +257,6 @@ static int gettoken_watch_verify(request_rec *r, const char *token,
                             security_token, &claims, &why);
     if (pres != GT_PAIRING_OK)
         return refuse(r, gt_pairing_reason(pres), why, &claims);
-    if (strcasecmp(claims.iss, claimed_iss) != 0)   /* the same bytes: never */
-        return refuse(r, "untrusted issuer", "iss changed between reads",
-                      &claims);
     apr_table_setn(r->subprocess_env, "GETTOKEN_SERVICE",
                    GETTOKEN_SERVICE_WATCH_PAIRING);
     apr_table_setn(r->subprocess_env, "GETTOKEN_JTI", claims.jti);

@@ -106,3 +106,20 @@ def test_pin_never_logged_when_start_up_fails(hsm, gt, monkeypatch, case, bad_ur
     logged = out + str(failed.value) + h.read_error_log()
     assert "GetTokenSigningKey" in h.read_error_log()
     assert SECRET not in logged, "a PIN was logged"
+
+
+def test_pin_from_pin_source_file(hsm, gt, client, start_httpd, monkeypatch):
+    """pin-source names a file holding the PIN: the key signs, the file's
+    name is hidden in the log like a PIN."""
+    monkeypatch.setenv("SOFTHSM2_CONF", hsm)
+    pin_file = os.path.join(gt.dir, "softhsm", "pin.txt")
+    with open(pin_file, "w") as f:
+        f.write(PIN + "\n")
+    os.chmod(pin_file, 0o600)
+    u = "pkcs11:token=mdm;object=abm-token;type=private?pin-source=file:%s&module-path=%s" % (
+        pin_file, SOFTHSM_MODULE)
+    v = gt.vhost(signing_key='"%s"' % u)
+    h = start_httpd([v])
+    dev = gt.devices["dev_a"]
+    r = client(h, "dev_a").checkin(gettoken_fields(udid=dev.enrollment_id))
+    verify_maid_token(token_from_response(r), gt.pki.maid_rsa.public_key, v.uuid, time.time())
