@@ -14,6 +14,7 @@
  *                 [-b body-template] [-i identities] [-C ca.pem]
  *                 [-c concurrency] [-n requests] [-t seconds] [-k]
  *                 [-e expected-substring] [-V 1.2|1.3] [-w warmup-requests]
+ *                 [-B raw-body] [-s expected-status]
  *
  *   -i FILE   lines "UDID CERT.pem KEY.pem"; the client presents CERT/KEY.
  *             New-connection mode takes the next identity for every
@@ -24,6 +25,8 @@
  *             Without -k every request opens a new TCP+TLS connection
  *             (full handshake, session resumption disabled).
  *   -e STR    a 200 answer whose body lacks STR is counted as "badbody".
+ *   -B FILE   request body sent byte for byte (binary plists: no @UDID@).
+ *   -s CODE   every answer whose status is not CODE counts as "unexpected".
  *
  * Prints one JSON object on stdout.
  */
@@ -65,6 +68,9 @@ static struct {
     const char *method;
     const char *path;
     char *body_tmpl;
+    char *body_raw;
+    size_t body_raw_len;
+    int want_status;
     const char *expect;
     int conc;
     long total;
@@ -72,7 +78,7 @@ static struct {
     int keepalive;
     int tls_version;
     long warmup;
-} opt = { "127.0.0.1", 0, "GET", "/", NULL, NULL, 8, 1000, 30.0, 0, 0, 0 };
+} opt = { "127.0.0.1", 0, "GET", "/", NULL, NULL, 0, 0, NULL, 8, 1000, 30.0, 0, 0, 0 };
 
 static struct identity *ids;
 static int nids;
@@ -81,7 +87,7 @@ static struct sockaddr_in addr;
 
 static atomic_long next_req;      /* request slots handed out */
 static atomic_long next_id;       /* round robin over identities */
-static atomic_long n_ok, n_non200, n_badbody, n_errors, n_conns, n_done;
+static atomic_long n_ok, n_non200, n_badbody, n_errors, n_conns, n_done, n_unexpected;
 static atomic_long status_hist[6];  /* 1xx..5xx, [0] = other */
 static uint32_t *lat_us;          /* latency of request i (slot index) */
 static atomic_long n_lat;
@@ -140,6 +146,11 @@ static void build_request(struct identity *id)
 {
     size_t blen = 0;
     char *body = opt.body_tmpl ? subst(opt.body_tmpl, id->udid, &blen) : NULL;
+    if (opt.body_raw) {
+        blen = opt.body_raw_len;
+        body = malloc(blen);
+        memcpy(body, opt.body_raw, blen);
+    }
     size_t cap = 512 + strlen(opt.path) + blen;
     id->req = malloc(cap);
     int n = snprintf(id->req, cap,
@@ -392,6 +403,8 @@ static void *worker(void *arg)
             else atomic_fetch_add(&n_non200, 1);
             int h = st / 100;
             atomic_fetch_add(&status_hist[(h >= 1 && h <= 5) ? h : 0], 1);
+            if (opt.want_status && (st != opt.want_status || badbody))
+                atomic_fetch_add(&n_unexpected, 1);
         }
         if (!opt.keepalive || closing) conn_close(c);
     }
@@ -418,13 +431,15 @@ int main(int argc, char **argv)
 {
     const char *idfile = NULL, *bodyfile = NULL, *cafile = NULL;
     int ch;
-    while ((ch = getopt(argc, argv, "H:p:m:u:b:i:C:c:n:t:ke:V:w:")) != -1) {
+    while ((ch = getopt(argc, argv, "H:p:m:u:b:B:i:C:c:n:t:ke:s:V:w:")) != -1) {
         switch (ch) {
         case 'H': opt.host = optarg; break;
         case 'p': opt.port = atoi(optarg); break;
         case 'm': opt.method = optarg; break;
         case 'u': opt.path = optarg; break;
         case 'b': bodyfile = optarg; break;
+        case 'B': opt.body_raw = slurp(optarg, &opt.body_raw_len); break;
+        case 's': opt.want_status = atoi(optarg); break;
         case 'i': idfile = optarg; break;
         case 'C': cafile = optarg; break;
         case 'c': opt.conc = atoi(optarg); break;
@@ -495,7 +510,8 @@ int main(int argc, char **argv)
            "\"errors\": %ld, \"connections\": %ld, \"elapsed_s\": %.3f, \"rps\": %.1f, "
            "\"p50_us\": %u, \"p90_us\": %u, \"p99_us\": %u, \"max_us\": %u, \"mean_us\": %.0f, "
            "\"status\": {\"2xx\": %ld, \"3xx\": %ld, \"4xx\": %ld, \"5xx\": %ld, \"other\": %ld}, "
-           "\"identities\": %d, \"concurrency\": %d, \"keepalive\": %s, \"timed_out\": %s}\n",
+           "\"identities\": %d, \"concurrency\": %d, \"keepalive\": %s, \"timed_out\": %s, "
+           "\"unexpected\": %ld}\n",
            done, atomic_load(&n_ok), atomic_load(&n_non200), atomic_load(&n_badbody),
            atomic_load(&n_errors), atomic_load(&n_conns), elapsed,
            elapsed > 0 ? done / elapsed : 0.0,
@@ -504,6 +520,6 @@ int main(int argc, char **argv)
            status_hist[2], status_hist[3], status_hist[4], status_hist[5],
            status_hist[0] + status_hist[1], nids, opt.conc,
            opt.keepalive ? "true" : "false",
-           now() > t_deadline ? "true" : "false");
+           now() > t_deadline ? "true" : "false", atomic_load(&n_unexpected));
     return 0;
 }

@@ -175,10 +175,13 @@ gt_checkin_result gt_checkin_parse(apr_pool_t *pool, const char *buf,
     bounds = gt_plist_parse_bounded(pool, buf, len, lim, &root);
     if (bounds != GT_BOUNDS_OK) {
         *why = gt_bounds_reason(bounds);
-        /* Unsafe to parse: whether it is a GetToken can only be guessed.
-         * One that says so gets its 400, anything else is the MDM's
-         * business. */
-        return (bounds != GT_BOUNDS_MALFORMED && mentions_gettoken(buf, len))
+        /* Unsafe to parse, so whether it is a GetToken can only be guessed.
+         * A body over the structural bounds (depth, count, expanded size)
+         * is not a GetToken the module answers: the MDM behind gets it.
+         * A NUL or an over-long string, where the body says GetToken, is
+         * the 400 of a malformed GetToken. */
+        return ((bounds == GT_BOUNDS_NUL || bounds == GT_BOUNDS_TOO_LONG)
+                && mentions_gettoken(buf, len))
                ? GT_CHECKIN_INVALID : GT_CHECKIN_NOT_OURS;
     }
     if (!root) {

@@ -20,7 +20,10 @@ from gt_pki import REPO
 
 APACHE = "/usr/sbin/apache2"
 MODDIR = "/usr/lib/apache2/modules"
-GETTOKEN_SO = os.path.join(REPO, "mod_gettoken", ".libs", "mod_gettoken.so")
+# GT_MODULE_SO: test another build of the module (e.g. the sanitizer build of
+# `tests/run --asan`) instead of the in-tree one.
+GETTOKEN_SO = (os.environ.get("GT_MODULE_SO")
+               or os.path.join(REPO, "mod_gettoken", ".libs", "mod_gettoken.so"))
 ECHO_SO = os.path.join(REPO, "tests", "modules", ".libs", "mod_gettoken_echo.so")
 STOCK_MODULES = ["mpm_event", "authz_core", "mime", "ssl", "socache_shmcb", "dbd", "cgid",
                  "alias", "proxy", "proxy_http", "env", "headers"]
@@ -52,6 +55,25 @@ os.rename(os.path.join(d, rid + ".json.tmp"), os.path.join(d, rid + ".json"))
 sys.stdout.buffer.write(b"Status: 200 OK\r\nContent-Type: text/plain\r\nX-Backend: cgi\r\n\r\n"
                         + b"BACKEND-OK " + rid.encode() + b"\n")
 '''
+
+
+def httpd_env():
+    """The environment for every apache2 process the tests run.
+
+    GT_HTTPD_ENV adds space-separated NAME=VALUE pairs for httpd only (not for
+    the test process itself), e.g. the sanitizer runtime in LD_PRELOAD, which an
+    uninstrumented httpd needs before it can load an instrumented module."""
+    env = dict(os.environ)
+    for pair in os.environ.get("GT_HTTPD_ENV", "").split():
+        name, _, value = pair.partition("=")
+        env[name] = value
+    return env
+
+
+def httpd_wrapper():
+    """GT_HTTPD_WRAPPER: a command (e.g. valgrind with its options) that runs
+    httpd as one foreground process (-X) instead of the daemon; [] when unset."""
+    return os.environ.get("GT_HTTPD_WRAPPER", "").split()
 
 
 def free_port():
@@ -195,14 +217,16 @@ class Httpd:
     def configtest(self):
         """Run `apache2 -t`; return (exit code, combined output)."""
         p = subprocess.run([APACHE, "-t", "-f", self.conf], stdout=subprocess.PIPE,
-                           stderr=subprocess.STDOUT, timeout=60)
+                           stderr=subprocess.STDOUT, timeout=60, env=httpd_env())
         return p.returncode, p.stdout.decode(errors="replace")
 
     def start(self, timeout=20):
         """Start apache2; raise RuntimeError (with the log tail) if it does not come up."""
         self.write_config()
+        if httpd_wrapper():
+            return self._start_foreground(timeout)
         p = subprocess.run([APACHE, "-f", self.conf, "-k", "start"], stdout=subprocess.PIPE,
-                           stderr=subprocess.STDOUT, timeout=60)
+                           stderr=subprocess.STDOUT, timeout=60, env=httpd_env())
         out = p.stdout.decode(errors="replace")
         if p.returncode != 0:
             raise RuntimeError("apache2 -k start exited %d:\n%s\n%s" % (p.returncode, out, self.log_tail()))
@@ -222,12 +246,42 @@ class Httpd:
         raise RuntimeError("httpd did not come up on %s:\n%s\n%s" %
                            ([v.port for v in self.vhosts], out, self.log_tail()))
 
+    def _start_foreground(self, timeout):
+        """httpd -X (one process, no fork) under the wrapper; slow to start."""
+        self.proc = subprocess.Popen(httpd_wrapper() + [APACHE, "-X", "-f", self.conf],
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL, env=httpd_env())
+        deadline = time.time() + timeout * 6
+        while time.time() < deadline and self.proc.poll() is None:
+            if all(self._port_open(v.port) for v in self.vhosts):
+                self.pid = self.proc.pid
+                return self
+            time.sleep(0.2)
+        self._stop_foreground()
+        raise RuntimeError("httpd -X did not come up on %s:\n%s" %
+                           ([v.port for v in self.vhosts], self.log_tail()))
+
+    def _stop_foreground(self, timeout=60):
+        """SIGTERM: httpd -X shuts down cleanly (pools freed) and the wrapper reports."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.exit_status = self.proc.returncode
+        self.proc = None
+        self.pid = None
+
     def stop(self, timeout=15):
+        if getattr(self, "proc", None) is not None:
+            return self._stop_foreground()
         pid = self.pid or self._read_pid()
         if not pid:
             return
         subprocess.run([APACHE, "-f", self.conf, "-k", "stop"], stdout=subprocess.DEVNULL,
-                       stderr=subprocess.DEVNULL, timeout=60)
+                       stderr=subprocess.DEVNULL, timeout=60, env=httpd_env())
         deadline = time.time() + timeout
         while time.time() < deadline and self._alive(pid):
             time.sleep(0.1)
@@ -298,7 +352,9 @@ class Httpd:
                 return lines
             time.sleep(0.05)
 
-    def access_lines(self, test_id, timeout=3.0):
+    def access_lines(self, test_id, timeout=10.0):
+        # mod_log_config writes after the answer went out: on a loaded machine
+        # the line can come well after the client read the answer
         deadline = time.time() + timeout
         while True:
             try:
@@ -324,6 +380,10 @@ class Httpd:
             return rec, f.read()
 
 
+# One of the module's own error-log lines (its "gettoken: " prefix), never a
+# line that merely mentions a path such as /tmp/gettoken-test-... .
+GT_LINE_RX = r"(^|\s)gettoken: "
+
 # A compact JWS (a token) anywhere in a log: never allowed.
 JWT_RX = re.compile(r"eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]+")
 
@@ -334,7 +394,7 @@ def assert_refused(h, resp, status, reason_rx, mark):
     token in the log.  Returns that line."""
     assert resp.status == status, (resp.status, resp.body[:300], h.log_tail(3))
     assert h.record(resp.test_id, timeout=0) is None, "a refused GetToken reached the backend"
-    lines = h.wait_log(mark, r"gettoken")
+    lines = h.wait_log(mark, GT_LINE_RX)
     assert len(lines) == 1, "want one gettoken error-log line, got:\n" + "\n".join(lines)
     assert re.search(reason_rx, lines[0], re.I), "reason /%s/ not in: %s" % (reason_rx, lines[0])
     assert not JWT_RX.search(h.log_since(mark))

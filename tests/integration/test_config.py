@@ -8,6 +8,7 @@ import uuid
 
 import pytest
 
+from gt_httpd import httpd_env
 from gt_client import (checkin_body, gettoken_fields, signature_valid, token_from_response,
                        verify_maid_token, decode_unverified)
 
@@ -169,7 +170,7 @@ def test_stop_works_when_the_key_became_unreadable(gt):
     pid = h.pid
     os.remove(key)
     p = subprocess.run(["/usr/sbin/apache2", "-f", h.conf, "-k", "stop"], capture_output=True,
-                       text=True, timeout=60)
+                       text=True, timeout=60, env=httpd_env())
     assert p.returncode == 0, p.stdout + p.stderr
     deadline = time.time() + 10
     while time.time() < deadline and h._alive(pid):

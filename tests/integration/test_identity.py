@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import pkcs7
 
 from gt_client import checkin_body, gettoken_fields, token_from_response, verify_maid_token
-from gt_httpd import assert_refused
+from gt_httpd import GT_LINE_RX, assert_refused
 from gt_pki import Identity
 from gt_sign import (DEVICE_OPTIONS, certs_only, client_cert_haproxy, client_cert_nginx,
                      client_cert_rfc9440, mdm_signature, mdm_signature_der, mdm_signature_openssl)
@@ -305,7 +305,7 @@ def test_proxy_header_repeated_401(ids, gt):
     finally:
         conn.close()
     assert resp.status == 401
-    lines = h.wait_log(mark, r"gettoken")
+    lines = h.wait_log(mark, GT_LINE_RX)
     assert len(lines) == 1 and re.search(r"header Client-Cert.*RFC 9440", lines[0]), lines
 
 

@@ -19,6 +19,7 @@ import pytest
 from gt_client import checkin_body, gettoken_fields, token_from_response, verify_maid_token
 from gt_pg import PgServer
 from gt_sign import mdm_signature
+from gt_httpd import GT_LINE_RX
 
 # nanomdm's own definition (storage/pgsql/schema.sql), not ours
 NANOMDM_TABLE = """
@@ -91,7 +92,7 @@ def assert_503(h, r, mark=None):
     assert ra is not None and re.fullmatch(r"[1-9][0-9]*", ra.strip()), ra
     assert h.record(r.test_id, timeout=0) is None
     if mark is not None:
-        lines = h.wait_log(mark, r"gettoken")
+        lines = h.wait_log(mark, GT_LINE_RX)
         assert len(lines) == 1 and re.search(r"\(503\).*(database|GetTokenEnrollmentSQL)", lines[0]), lines
 
 
@@ -176,7 +177,7 @@ def test_not_bound_403_on_postgresql(nodes, gt):
         mark = h.log_mark()
         r, _ = ask(gt, h, dev, signed_by=signer)
         assert r.status == 403, (r.status, h.log_tail(3))
-        lines = h.wait_log(mark, r"gettoken")
+        lines = h.wait_log(mark, GT_LINE_RX)
         assert len(lines) == 1 and gt.devices[dev].enrollment_id in lines[0], lines
 
 
