@@ -323,3 +323,30 @@ const gt_json_member *gt_json_get(const apr_array_header_t *obj,
     }
     return NULL;
 }
+
+const char *gt_json_string(apr_pool_t *pool, const char *s)
+{
+    apr_size_t n = strlen(s), i;
+    char *out = apr_palloc(pool, n * 6 + 3), *p = out;
+
+    *p++ = '"';
+    for (i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '"' || c == '\\') {
+            *p++ = '\\';
+            *p++ = (char)c;
+        }
+        else if (c < 0x20) {
+            static const char hex[] = "0123456789abcdef";
+            memcpy(p, "\\u00", 4);
+            p[4] = hex[c >> 4];
+            p[5] = hex[c & 0x0f];
+            p += 6;
+        }
+        else
+            *p++ = (char)c;
+    }
+    *p++ = '"';
+    *p = '\0';
+    return out;
+}

@@ -7,7 +7,7 @@
 #include <plist/plist.h>
 
 #include "core/gt_checkin.h"
-#include "core/gt_plist_bounds.h"
+#include "core/gt_plist.h"
 #include "unit.h"
 
 static apr_pool_t *pool;

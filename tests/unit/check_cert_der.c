@@ -12,7 +12,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
-#include "core/gt_cert_der.h"
+#include "core/gt_cert.h"
 #include "core/gt_keys.h"
 #include "unit.h"
 #include "unit_cert.h"

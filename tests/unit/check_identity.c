@@ -13,6 +13,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
+#include "core/gt_cert.h"
 #include "core/gt_identity.h"
 #include "unit.h"
 #include "unit_cert.h"

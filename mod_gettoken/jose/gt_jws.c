@@ -1,113 +1,18 @@
 /*
- * gt_jose.c - base64url, JSON strings, JWS signing and verification, UUIDs.
+ * gt_jws.c - compact JWS signing (RS256, ES256) and strict verification.
  */
-#include "gt_jose.h"
+#include "gt_jws.h"
 
 #include <string.h>
 
-#include "apr_general.h"
 #include "apr_strings.h"
 
+#include "gt_b64url.h"
 #include "gt_json.h"
 
 #include <openssl/core_names.h>
 #include <openssl/err.h>
 #include <openssl/ecdsa.h>
-
-static const char b64url_alphabet[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
-const char *gt_b64url_encode(apr_pool_t *pool, const unsigned char *data,
-                             apr_size_t len)
-{
-    char *out = apr_palloc(pool, (len + 2) / 3 * 4 + 1), *p = out;
-    apr_size_t i;
-
-    for (i = 0; i + 2 < len; i += 3) {
-        *p++ = b64url_alphabet[data[i] >> 2];
-        *p++ = b64url_alphabet[((data[i] & 0x03) << 4) | (data[i + 1] >> 4)];
-        *p++ = b64url_alphabet[((data[i + 1] & 0x0f) << 2) | (data[i + 2] >> 6)];
-        *p++ = b64url_alphabet[data[i + 2] & 0x3f];
-    }
-    if (i < len) {
-        *p++ = b64url_alphabet[data[i] >> 2];
-        if (i + 1 < len) {
-            *p++ = b64url_alphabet[((data[i] & 0x03) << 4) | (data[i + 1] >> 4)];
-            *p++ = b64url_alphabet[(data[i + 1] & 0x0f) << 2];
-        }
-        else
-            *p++ = b64url_alphabet[(data[i] & 0x03) << 4];
-    }
-    *p = '\0';
-    return out;
-}
-
-static int b64url_value(unsigned char c)
-{
-    if (c >= 'A' && c <= 'Z') return c - 'A';
-    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-    if (c >= '0' && c <= '9') return c - '0' + 52;
-    if (c == '-') return 62;
-    if (c == '_') return 63;
-    return -1;
-}
-
-int gt_b64url_decode(apr_pool_t *pool, const char *in, apr_size_t in_len,
-                     unsigned char **out, apr_size_t *out_len)
-{
-    unsigned char *buf, *p;
-    apr_size_t i;
-    unsigned acc = 0;
-    int bits = 0;
-
-    if (in_len % 4 == 1)
-        return -1;
-    buf = p = apr_palloc(pool, in_len * 3 / 4 + 1);
-    for (i = 0; i < in_len; i++) {
-        int v = b64url_value((unsigned char)in[i]);
-        if (v < 0)
-            return -1;
-        acc = (acc << 6) | (unsigned)v;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            *p++ = (unsigned char)(acc >> bits);
-            acc &= (1u << bits) - 1;
-        }
-    }
-    if (acc != 0)           /* leftover bits must be zero: one encoding only */
-        return -1;
-    *out = buf;
-    *out_len = (apr_size_t)(p - buf);
-    return 0;
-}
-
-const char *gt_json_string(apr_pool_t *pool, const char *s)
-{
-    apr_size_t n = strlen(s), i;
-    char *out = apr_palloc(pool, n * 6 + 3), *p = out;
-
-    *p++ = '"';
-    for (i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c == '"' || c == '\\') {
-            *p++ = '\\';
-            *p++ = (char)c;
-        }
-        else if (c < 0x20) {
-            static const char hex[] = "0123456789abcdef";
-            memcpy(p, "\\u00", 4);
-            p[4] = hex[c >> 4];
-            p[5] = hex[c & 0x0f];
-            p += 6;
-        }
-        else
-            *p++ = (char)c;
-    }
-    *p++ = '"';
-    *p = '\0';
-    return out;
-}
 
 const char *gt_jws_alg_for_key(EVP_PKEY *key, const char **why)
 {
@@ -417,39 +322,4 @@ gt_jws_result gt_jws_verify(apr_pool_t *pool, const char *token,
     *why = "no trusted key verifies the signature (untrusted issuer or "
            "altered token)";
     return GT_JWS_BAD_SIGNATURE;
-}
-
-int gt_uuid_v4(char out[37])
-{
-    unsigned char b[16];
-
-    /* the kernel's CSPRNG (getrandom): fork-safe, and a third of the cost
-     * of OpenSSL's per-thread DRBG per call */
-    if (apr_generate_random_bytes(b, sizeof(b)) != APR_SUCCESS)
-        return -1;
-    b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);   /* version 4 */
-    b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);   /* RFC 4122 variant */
-    apr_snprintf(out, 37,
-                 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-"
-                 "%02x%02x%02x%02x%02x%02x",
-                 b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9],
-                 b[10], b[11], b[12], b[13], b[14], b[15]);
-    return 0;
-}
-
-int gt_is_uuid(const char *s)
-{
-    int i;
-
-    for (i = 0; i < 36; i++) {
-        char c = s[i];
-        if (i == 8 || i == 13 || i == 18 || i == 23) {
-            if (c != '-')
-                return 0;
-        }
-        else if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')
-                   || (c >= 'A' && c <= 'F')))
-            return 0;
-    }
-    return s[36] == '\0';
 }
