@@ -42,6 +42,30 @@ static int is_ws(unsigned char c)
     return c == ' ' || c == '\t' || c == '\r' || c == '\n';
 }
 
+/* The bytes the last 0-3 sextets hold, checked against the padding and
+ * for stray bits (one encoding only).  0, or -1. */
+static int b64_finish(unsigned char *buf, apr_size_t *n, apr_size_t sextets,
+                      apr_size_t pad, unsigned long acc)
+{
+    switch (sextets % 4) {
+    case 0:
+        return pad ? -1 : 0;
+    case 1:
+        return -1;                   /* 6 bits cannot end a byte */
+    case 2:
+        if ((pad && pad != 2) || (acc & 0x0f))
+            return -1;
+        buf[(*n)++] = (unsigned char)(acc >> 4);
+        return 0;
+    default:
+        if ((pad && pad != 1) || (acc & 0x03))
+            return -1;
+        buf[(*n)++] = (unsigned char)(acc >> 10);
+        buf[(*n)++] = (unsigned char)(acc >> 2);
+        return 0;
+    }
+}
+
 int gt_base64_decode(apr_pool_t *pool, const char *in, apr_size_t len,
                      int skip_ws, unsigned char **out, apr_size_t *out_len)
 {
@@ -72,25 +96,8 @@ int gt_base64_decode(apr_pool_t *pool, const char *in, apr_size_t len,
             acc = 0;
         }
     }
-    switch (sextets % 4) {
-    case 0:
-        if (pad)
-            return -1;
-        break;
-    case 1:
-        return -1;                   /* 6 bits cannot end a byte */
-    case 2:
-        if ((pad && pad != 2) || (acc & 0x0f))
-            return -1;
-        buf[n++] = (unsigned char)(acc >> 4);
-        break;
-    case 3:
-        if ((pad && pad != 1) || (acc & 0x03))
-            return -1;
-        buf[n++] = (unsigned char)(acc >> 10);
-        buf[n++] = (unsigned char)(acc >> 2);
-        break;
-    }
+    if (b64_finish(buf, &n, sextets, pad, acc) != 0)
+        return -1;
     buf[n] = '\0';
     *out = buf;
     *out_len = n;

@@ -39,8 +39,10 @@ const char *gt_jws_alg_for_key(EVP_PKEY *key, const char **why)
 }
 
 /* ES256 signatures are r||s, 32 bytes each (RFC 7518 §3.4), not DER. */
+#define ES256_SIG_LEN 64
+
 static int ecdsa_der_to_raw(const unsigned char *der, size_t der_len,
-                            unsigned char raw[64])
+                            unsigned char raw[ES256_SIG_LEN])
 {
     const unsigned char *p = der;
     ECDSA_SIG *sig = d2i_ECDSA_SIG(NULL, &p, (long)der_len);
@@ -108,6 +110,43 @@ const char *gt_jws_signer_alg(const gt_jws_signer *signer)
     return signer->alg;
 }
 
+/* The signature over `input` in the form the alg's JWS carries, from
+ * `pool`; NULL with *why. */
+static const unsigned char *sign_input(apr_pool_t *pool,
+                                       const gt_jws_signer *signer,
+                                       EVP_MD_CTX *md, const char *input,
+                                       size_t *sig_len, const char **why)
+{
+    unsigned char *sig, *raw;
+
+    if (EVP_MD_CTX_copy_ex(md, signer->prepared) != 1) {
+        /* a key whose context cannot be copied (an engine without a copy
+         * method): prepare this one afresh */
+        ERR_clear_error();
+        if (EVP_DigestSignInit(md, NULL, signer->sha256, NULL,
+                               signer->key) != 1) {
+            *why = "the signing key refused to sign (EVP_DigestSignInit)";
+            return NULL;
+        }
+    }
+    *sig_len = signer->sig_max;
+    sig = apr_palloc(pool, *sig_len);
+    if (EVP_DigestSign(md, sig, sig_len, (const unsigned char *)input,
+                       strlen(input)) != 1) {
+        *why = "the signature failed (EVP_DigestSign)";
+        return NULL;
+    }
+    if (strcmp(signer->alg, "ES256") != 0)
+        return sig;
+    raw = apr_palloc(pool, ES256_SIG_LEN);
+    if (ecdsa_der_to_raw(sig, *sig_len, raw) != 0) {
+        *why = "the ECDSA signature could not be converted to JWS form";
+        return NULL;
+    }
+    *sig_len = ES256_SIG_LEN;
+    return raw;
+}
+
 const char *gt_jws_sign(apr_pool_t *pool, const gt_jws_signer *signer,
                         const char *claims_json, const char **why)
 {
@@ -116,48 +155,21 @@ const char *gt_jws_sign(apr_pool_t *pool, const gt_jws_signer *signer,
                          strlen(claims_json)),
         NULL);
     EVP_MD_CTX *md = EVP_MD_CTX_new();
-    unsigned char *sig, raw[64];
-    const unsigned char *out_sig;
-    size_t sig_len = signer->sig_max, out_len;
-    const char *token = NULL;
+    const unsigned char *sig;
+    size_t sig_len = 0;
 
     if (!md) {
         *why = "out of memory creating the signing context";
         return NULL;
     }
-    if (EVP_MD_CTX_copy_ex(md, signer->prepared) != 1) {
-        /* a key whose context cannot be copied (an engine without a copy
-         * method): prepare this one afresh */
-        ERR_clear_error();
-        if (EVP_DigestSignInit(md, NULL, signer->sha256, NULL,
-                               signer->key) != 1) {
-            *why = "the signing key refused to sign (EVP_DigestSignInit)";
-            goto done;
-        }
-    }
-    sig = apr_palloc(pool, sig_len);
-    if (EVP_DigestSign(md, sig, &sig_len, (const unsigned char *)input,
-                       strlen(input)) != 1) {
-        *why = "the signature failed (EVP_DigestSign)";
-        goto done;
-    }
-    out_sig = sig;
-    out_len = sig_len;
-    if (strcmp(signer->alg, "ES256") == 0) {
-        if (ecdsa_der_to_raw(sig, sig_len, raw) != 0) {
-            *why = "the ECDSA signature could not be converted to JWS form";
-            goto done;
-        }
-        out_sig = raw;
-        out_len = sizeof(raw);
-    }
-    token = apr_pstrcat(pool, input, ".",
-                        gt_b64url_encode(pool, out_sig, out_len), NULL);
-done:
-    if (!token)
-        ERR_clear_error();
+    sig = sign_input(pool, signer, md, input, &sig_len, why);
     EVP_MD_CTX_free(md);
-    return token;
+    if (!sig) {
+        ERR_clear_error();
+        return NULL;
+    }
+    return apr_pstrcat(pool, input, ".", gt_b64url_encode(pool, sig, sig_len),
+                       NULL);
 }
 
 /* ES256: r||s (32 bytes each) to the DER ECDSA-Sig-Value OpenSSL verifies. */
@@ -199,7 +211,7 @@ static int verify_with_key(apr_pool_t *pool, EVP_PKEY *key, const char *alg,
             return 0;
     }
     else {
-        if (sig_len != 64 || !(vsig = ecdsa_raw_to_der(pool, sig, &vlen)))
+        if (sig_len != ES256_SIG_LEN || !(vsig = ecdsa_raw_to_der(pool, sig, &vlen)))
             return 0;
     }
     md = EVP_MD_CTX_new();
@@ -255,17 +267,19 @@ static gt_jws_result check_header(apr_pool_t *pool, const unsigned char *hdr,
     return GT_JWS_VALID;
 }
 
-gt_jws_result gt_jws_verify(apr_pool_t *pool, const char *token,
-                            apr_size_t len, const apr_array_header_t *keys,
-                            const char **payload, apr_size_t *payload_len,
-                            const char **why)
+/* The three parts of a compact JWS, decoded. */
+typedef struct {
+    unsigned char *header, *payload, *sig;
+    apr_size_t header_len, payload_len, sig_len;
+    apr_size_t signed_len;      /* header.payload, what the signature covers */
+} jws_parts;
+
+static gt_jws_result split_token(apr_pool_t *pool, const char *token,
+                                 apr_size_t len, jws_parts *parts,
+                                 const char **why)
 {
-    const char *dot1, *dot2, *alg = NULL;
-    unsigned char *hdr, *body, *sig;
-    apr_size_t hdr_len, body_len, sig_len;
+    const char *dot1, *dot2;
     apr_size_t h64, p64, s64;
-    gt_jws_result res;
-    int i, tried = 0;
 
     if (len == 0 || len > GT_JWS_MAX_TOKEN) {
         *why = "the token is empty or longer than any pairing token";
@@ -287,16 +301,33 @@ gt_jws_result gt_jws_verify(apr_pool_t *pool, const char *token,
         *why = "a JWS part is empty or too long";
         return GT_JWS_MALFORMED;
     }
-    if (gt_b64url_decode(pool, token, h64, &hdr, &hdr_len) != 0
-        || gt_b64url_decode(pool, dot1 + 1, p64, &body, &body_len) != 0
-        || gt_b64url_decode(pool, dot2 + 1, s64, &sig, &sig_len) != 0) {
+    if (gt_b64url_decode(pool, token, h64, &parts->header,
+                         &parts->header_len) != 0
+        || gt_b64url_decode(pool, dot1 + 1, p64, &parts->payload,
+                            &parts->payload_len) != 0
+        || gt_b64url_decode(pool, dot2 + 1, s64, &parts->sig,
+                            &parts->sig_len) != 0) {
         *why = "a JWS part is not strict base64url";
         return GT_JWS_MALFORMED;
     }
-    res = check_header(pool, hdr, hdr_len, &alg, why);
-    if (res != GT_JWS_VALID)
-        return res;
+    parts->signed_len = (apr_size_t)(dot2 - token);
+    return GT_JWS_VALID;
+}
 
+gt_jws_result gt_jws_verify(apr_pool_t *pool, const char *token,
+                            apr_size_t len, const apr_array_header_t *keys,
+                            const char **payload, apr_size_t *payload_len,
+                            const char **why)
+{
+    const char *alg = NULL;
+    jws_parts parts;
+    gt_jws_result res;
+    int i, tried = 0;
+
+    if ((res = split_token(pool, token, len, &parts, why)) != GT_JWS_VALID
+        || (res = check_header(pool, parts.header, parts.header_len, &alg,
+                               why)) != GT_JWS_VALID)
+        return res;
     for (i = 0; keys && i < keys->nelts; i++) {
         EVP_PKEY *key = APR_ARRAY_IDX(keys, i, EVP_PKEY *);
         const char *key_why = NULL;
@@ -305,12 +336,12 @@ gt_jws_result gt_jws_verify(apr_pool_t *pool, const char *token,
         if (!key_alg || strcmp(key_alg, alg) != 0)
             continue;
         tried++;
-        if (verify_with_key(pool, key, alg, token, (apr_size_t)(dot2 - token),
-                            sig, sig_len)) {
+        if (verify_with_key(pool, key, alg, token, parts.signed_len,
+                            parts.sig, parts.sig_len)) {
             ERR_clear_error();
-            body[body_len] = '\0';      /* the decoder left room for it */
-            *payload = (const char *)body;
-            *payload_len = body_len;
+            parts.payload[parts.payload_len] = '\0'; /* the decoder left room */
+            *payload = (const char *)parts.payload;
+            *payload_len = parts.payload_len;
             return GT_JWS_VALID;
         }
     }
