@@ -211,10 +211,10 @@ START_TEST(bplist_bad_trailers)
 }
 END_TEST
 
-Suite *bounds_suite(void)
+Suite *plist_bounds_suite(void)
 {
-    Suite *s = suite_create("bounds");
-    TCase *tc = tcase_create("bounds");
+    Suite *s = suite_create("plist_bounds");
+    TCase *tc = tcase_create("plist_bounds");
 
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, xml_depth_limit);

@@ -472,10 +472,10 @@ START_TEST(what_passes_the_pre_check_stays_within_bounds)
 }
 END_TEST
 
-Suite *plist_attacks_suite(void)
+Suite *plist_suite(void)
 {
-    Suite *s = suite_create("plist_attacks");
-    TCase *tc = tcase_create("plist_attacks");
+    Suite *s = suite_create("plist");
+    TCase *tc = tcase_create("plist");
 
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, utf16_nul_key_gettoken_is_invalid_not_an_abort);
