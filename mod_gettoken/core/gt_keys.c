@@ -258,26 +258,32 @@ static EVP_PKEY *pkcs11_key_load(apr_pool_t *pool, const char *uri,
     return key;
 }
 
-static EVP_PKEY *file_key_load(const char *path, const char **why)
+/* A private key (is_key) or a certificate from a file, read as PEM, else
+ * as DER.  NULL with *why: `unreadable` or `empty`. */
+static void *file_object_load(const char *path, int is_key,
+                              const char *unreadable, const char *empty,
+                              const char **why)
 {
     BIO *bio = BIO_new_file(path, "rb");
-    EVP_PKEY *key;
+    void *obj;
 
     if (!bio) {
         ERR_clear_error();
-        *why = "the key file cannot be read";
+        *why = unreadable;
         return NULL;
     }
-    key = PEM_read_bio_PrivateKey(bio, NULL, no_passphrase, NULL);
-    if (!key) {
+    obj = is_key ? (void *)PEM_read_bio_PrivateKey(bio, NULL, no_passphrase, NULL)
+                 : (void *)PEM_read_bio_X509(bio, NULL, no_passphrase, NULL);
+    if (!obj) {
         (void)BIO_reset(bio);
-        key = d2i_PrivateKey_bio(bio, NULL);
+        obj = is_key ? (void *)d2i_PrivateKey_bio(bio, NULL)
+                     : (void *)d2i_X509_bio(bio, NULL);
     }
     BIO_free(bio);
     ERR_clear_error();
-    if (!key)
-        *why = "the file holds no unencrypted private key (PEM or DER)";
-    return key;
+    if (!obj)
+        *why = empty;
+    return obj;
 }
 
 EVP_PKEY *gt_private_key_load(apr_pool_t *pool, const char *where,
@@ -285,7 +291,9 @@ EVP_PKEY *gt_private_key_load(apr_pool_t *pool, const char *where,
 {
     EVP_PKEY *key = gt_key_is_pkcs11_uri(where)
                     ? pkcs11_key_load(pool, where, why)
-                    : file_key_load(where, why);
+                    : file_object_load(where, 1, "the key file cannot be read",
+                                       "the file holds no unencrypted "
+                                       "private key (PEM or DER)", why);
     if (key)
         apr_pool_cleanup_register(pool, key, pkey_cleanup,
                                   apr_pool_cleanup_null);
@@ -294,25 +302,12 @@ EVP_PKEY *gt_private_key_load(apr_pool_t *pool, const char *where,
 
 X509 *gt_certificate_load(apr_pool_t *pool, const char *path, const char **why)
 {
-    BIO *bio = BIO_new_file(path, "rb");
-    X509 *cert;
+    X509 *cert = file_object_load(path, 0, "the certificate file cannot be "
+                                  "read", "the file holds no certificate "
+                                  "(PEM or DER)", why);
 
-    if (!bio) {
-        ERR_clear_error();
-        *why = "the certificate file cannot be read";
+    if (!cert)
         return NULL;
-    }
-    cert = PEM_read_bio_X509(bio, NULL, no_passphrase, NULL);
-    if (!cert) {
-        (void)BIO_reset(bio);
-        cert = d2i_X509_bio(bio, NULL);
-    }
-    BIO_free(bio);
-    ERR_clear_error();
-    if (!cert) {
-        *why = "the file holds no certificate (PEM or DER)";
-        return NULL;
-    }
     apr_pool_cleanup_register(pool, cert, x509_cleanup, apr_pool_cleanup_null);
     return cert;
 }

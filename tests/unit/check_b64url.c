@@ -47,12 +47,6 @@ END_TEST
 
 Suite *b64url_suite(void)
 {
-    Suite *s = suite_create("b64url");
-    TCase *tc = tcase_create("b64url");
-
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_add_test(tc, b64url_round_trip);
-    tcase_add_test(tc, b64url_decoder_is_strict);
-    suite_add_tcase(s, tc);
-    return s;
+    UNIT_SUITE("b64url", setup, teardown, 0,
+               b64url_round_trip, b64url_decoder_is_strict);
 }

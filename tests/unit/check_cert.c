@@ -298,17 +298,9 @@ END_TEST
 
 Suite *cert_suite(void)
 {
-    Suite *s = suite_create("cert");
-    TCase *tc = tcase_create("cert");
-
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_add_test(tc, base64_strict);
-    tcase_add_test(tc, pem_to_der_matches_i2d);
-    tcase_add_test(tc, validity_equals_openssl_times);
-    tcase_add_test(tc, validity_other_time_forms);
-    tcase_add_test(tc, validity_refuses_bad_times);
-    tcase_add_test(tc, validity_refuses_broken_der);
-    tcase_add_test(tc, sha256_hex_known_answers);
-    suite_add_tcase(s, tc);
-    return s;
+    UNIT_SUITE("cert", setup, teardown, 0,
+               base64_strict, pem_to_der_matches_i2d,
+               validity_equals_openssl_times, validity_other_time_forms,
+               validity_refuses_bad_times, validity_refuses_broken_der,
+               sha256_hex_known_answers);
 }

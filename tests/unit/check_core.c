@@ -10,6 +10,24 @@ static Suite *(*const suites[])(void) = {
     b64url_suite, json_suite, jws_suite, uuid_suite,
 };
 
+Suite *unit_suite(const char *name, void (*setup)(void),
+                  void (*teardown)(void), int timeout,
+                  const TTest *const tests[], size_t n)
+{
+    Suite *s = suite_create(name);
+    TCase *tc = tcase_create(name);
+    size_t i;
+
+    if (setup || teardown)
+        tcase_add_checked_fixture(tc, setup, teardown);
+    if (timeout > 0)
+        tcase_set_timeout(tc, timeout);
+    for (i = 0; i < n; i++)
+        tcase_add_test(tc, tests[i]);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
 int main(void)
 {
     SRunner *sr;

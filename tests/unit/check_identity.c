@@ -345,18 +345,8 @@ END_TEST
 
 Suite *identity_suite(void)
 {
-    Suite *s = suite_create("identity");
-    TCase *tc = tcase_create("identity");
-
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_set_timeout(tc, 30);
-    tcase_add_test(tc, mdm_signature_ec_and_rsa);
-    tcase_add_test(tc, mdm_signature_other_bytes);
-    tcase_add_test(tc, mdm_signature_garbage);
-    tcase_add_test(tc, mdm_signature_trailing_bytes);
-    tcase_add_test(tc, mdm_signature_shapes);
-    tcase_add_test(tc, proxy_forms);
-    tcase_add_test(tc, proxy_refused);
-    suite_add_tcase(s, tc);
-    return s;
+    UNIT_SUITE("identity", setup, teardown, 30,
+               mdm_signature_ec_and_rsa, mdm_signature_other_bytes,
+               mdm_signature_garbage, mdm_signature_trailing_bytes,
+               mdm_signature_shapes, proxy_forms, proxy_refused);
 }

@@ -78,13 +78,6 @@ END_TEST
 
 Suite *json_suite(void)
 {
-    Suite *s = suite_create("json");
-    TCase *tc = tcase_create("json");
-
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_add_test(tc, json_strings_are_escaped);
-    tcase_add_test(tc, json_flat_object);
-    tcase_add_test(tc, json_refusals);
-    suite_add_tcase(s, tc);
-    return s;
+    UNIT_SUITE("json", setup, teardown, 0,
+               json_strings_are_escaped, json_flat_object, json_refusals);
 }

@@ -268,20 +268,10 @@ END_TEST
 
 Suite *jws_suite(void)
 {
-    Suite *s = suite_create("jws");
-    TCase *tc = tcase_create("jws");
-
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_set_timeout(tc, 60);
-    tcase_add_test(tc, alg_follows_the_key);
-    tcase_add_test(tc, signer_refuses_weak_or_foreign_keys);
-    tcase_add_test(tc, one_signer_serves_many_threads);
-    tcase_add_test(tc, sign_rs256_and_es256);
-    tcase_add_test(tc, jws_round_trip);
-    tcase_add_test(tc, jws_untrusted_and_tampered);
-    tcase_add_test(tc, jws_header_refusals);
-    tcase_add_test(tc, jws_shape_refusals);
-    suite_add_tcase(s, tc);
-    return s;
+    UNIT_SUITE("jws", setup, teardown, 60,
+               alg_follows_the_key, signer_refuses_weak_or_foreign_keys,
+               one_signer_serves_many_threads, sign_rs256_and_es256,
+               jws_round_trip, jws_untrusted_and_tampered,
+               jws_header_refusals, jws_shape_refusals);
 }
 

@@ -31,12 +31,7 @@ END_TEST
 
 Suite *maid_suite(void)
 {
-    Suite *s = suite_create("maid");
-    TCase *tc = tcase_create("maid");
-
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_add_test(tc, maid_token_claims);
-    suite_add_tcase(s, tc);
-    return s;
+    UNIT_SUITE("maid", setup, teardown, 0,
+               maid_token_claims);
 }
 

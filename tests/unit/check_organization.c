@@ -96,13 +96,7 @@ END_TEST
 
 Suite *organization_suite(void)
 {
-    Suite *s = suite_create("organization");
-    TCase *tc = tcase_create("organization");
-
-    tcase_add_test(tc, names_accepted);
-    tcase_add_test(tc, names_refused);
-    tcase_add_test(tc, fingerprint_is_sha256_of_spki);
-    tcase_add_test(tc, fingerprint_same_for_public_half);
-    suite_add_tcase(s, tc);
-    return s;
+    UNIT_SUITE("organization", NULL, NULL, 0,
+               names_accepted, names_refused, fingerprint_is_sha256_of_spki,
+               fingerprint_same_for_public_half);
 }

@@ -271,18 +271,8 @@ END_TEST
 
 Suite *pairing_suite(void)
 {
-    Suite *s = suite_create("pairing");
-    TCase *tc = tcase_create("pairing");
-
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_set_timeout(tc, 60);
-    tcase_add_test(tc, pairing_round_trip);
-    tcase_add_test(tc, pairing_time_and_binding);
-    tcase_add_test(tc, pairing_claim_refusals);
-    tcase_add_test(tc, pairing_ids);
-    tcase_add_test(tc, verify_request_plist);
-    tcase_add_test(tc, verify_response_xml);
-    tcase_add_test(tc, pairing_trust_per_issuer);
-    suite_add_tcase(s, tc);
-    return s;
+    UNIT_SUITE("pairing", setup, teardown, 60,
+               pairing_round_trip, pairing_time_and_binding,
+               pairing_claim_refusals, pairing_ids, verify_request_plist,
+               verify_response_xml, pairing_trust_per_issuer);
 }

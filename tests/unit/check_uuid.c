@@ -30,11 +30,6 @@ END_TEST
 
 Suite *uuid_suite(void)
 {
-    Suite *s = suite_create("uuid");
-    TCase *tc = tcase_create("uuid");
-
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_add_test(tc, uuids_are_random_v4);
-    suite_add_tcase(s, tc);
-    return s;
+    UNIT_SUITE("uuid", setup, teardown, 0,
+               uuids_are_random_v4);
 }

@@ -15,4 +15,15 @@ Suite *b64url_suite(void);
 Suite *json_suite(void);
 Suite *jws_suite(void);
 Suite *uuid_suite(void);
+
+/* A suite of one test case called `name`: each test gets a fresh fixture
+ * (setup and teardown may be NULL); timeout 0 keeps Check's default. */
+Suite *unit_suite(const char *name, void (*setup)(void),
+                  void (*teardown)(void), int timeout,
+                  const TTest *const tests[], size_t n);
+#define UNIT_SUITE(name, setup, teardown, timeout, ...) do { \
+        const TTest *const unit_tests_[] = { __VA_ARGS__ }; \
+        return unit_suite(name, setup, teardown, timeout, unit_tests_, \
+                          sizeof(unit_tests_) / sizeof(unit_tests_[0])); \
+    } while (0)
 #endif
