@@ -212,7 +212,8 @@ static const char *parse_positive(cmd_parms *cmd, const char *arg,
 static const char *set_pairing_lifetime(cmd_parms *cmd, void *dirv, const char *arg)
 {
     gettoken_server_conf *conf = cmd_conf(cmd);
-    const char *err = parse_positive(cmd, arg, 86400, &conf->pairing_lifetime);
+    const char *err = parse_positive(cmd, arg, GT_PAIRING_MAX_LIFETIME,
+                                     &conf->pairing_lifetime);
 
     (void)dirv;
     conf->pairing_lifetime_set = 1;
@@ -256,7 +257,7 @@ const command_rec gettoken_directives[] = {
                   "enrollment, or none"),
     AP_INIT_TAKE1("GetTokenWatchPairingKey", set_pairing_key, NULL, RSRC_CONF,
                   "private key (file or pkcs11: URI) signing "
-                  "com.apple.watch.pairing tokens (default: the signing key)"),
+                  GETTOKEN_SERVICE_WATCH_PAIRING " tokens (default: the signing key)"),
     AP_INIT_TAKE12("GetTokenWatchPairingTrust", add_pairing_trust, NULL,
                    RSRC_CONF, "issuer UUID and the file of certificates or "
                    "public keys that sign its pairing tokens (repeatable)"),

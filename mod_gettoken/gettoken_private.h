@@ -26,7 +26,7 @@
     "SELECT 1 FROM cert_auth_associations WHERE id = %s AND sha256 = %s"
 /* The longest value a GETTOKEN_* environment variable (and so an access-log
  * field) takes from a message: the 1 KiB string bound of a GetToken. */
-#define GT_ENV_VALUE_MAX             1024
+#define GT_ENV_VALUE_MAX             GT_MAX_STRING
 /* Seconds a client is asked to wait when the database is unreachable. */
 #define GT_RETRY_AFTER               "30"
 

@@ -20,6 +20,7 @@
  */
 #include "gettoken_private.h"
 
+#include "core/gt_cert.h"
 #include "core/gt_keys.h"
 
 #include "http_core.h"

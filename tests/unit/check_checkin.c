@@ -193,7 +193,7 @@ START_TEST(strings_up_to_1_kib_are_accepted)
     gt_checkin msg;
     const char *why = NULL;
     plist_t d = base_message(), params = plist_new_dict();
-    const char *kib = string_of(GT_CHECKIN_MAX_STRING);
+    const char *kib = string_of(GT_MAX_STRING);
 
     plist_dict_set_item(d, "UDID", plist_new_string(kib));
     plist_dict_set_item(params, kib, plist_new_string(kib));
@@ -210,7 +210,7 @@ START_TEST(strings_over_1_kib_are_invalid)
 {
     gt_checkin msg;
     const char *why = NULL;
-    const char *long_one = string_of(GT_CHECKIN_MAX_STRING + 1);
+    const char *long_one = string_of(GT_MAX_STRING + 1);
     plist_t d, params, list;
     int where;
 
