@@ -21,6 +21,7 @@ void *gettoken_create_server_conf(apr_pool_t *p, server_rec *s)
     conf->pairing_lifetime = GT_DEFAULT_PAIRING_LIFETIME;
     conf->max_body = GT_DEFAULT_MAX_BODY;
     conf->pairing_trust_files = apr_array_make(p, 2, sizeof(const char *));
+    conf->watch_enrollment = gettoken_watch_enrollment_create(p);
     return conf;
 }
 
@@ -50,6 +51,8 @@ void *gettoken_merge_server_conf(apr_pool_t *p, void *basev, void *addv)
     conf->max_body = add->max_body_set ? add->max_body : base->max_body;
     conf->max_body_set = add->max_body_set || base->max_body_set;
     conf->in_use = add->in_use || base->in_use;
+    conf->watch_enrollment = gettoken_watch_enrollment_merge(
+        p, base->watch_enrollment, add->watch_enrollment);
     return conf;
 }
 
@@ -59,6 +62,7 @@ void *gettoken_create_dir_conf(apr_pool_t *p, char *dir)
 
     (void)dir;
     conf->enabled = -1;
+    conf->watch_enrollment = -1;
     return conf;
 }
 
@@ -67,6 +71,8 @@ void *gettoken_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     gettoken_dir_conf *base = basev, *add = addv;
     gettoken_dir_conf *conf = apr_pcalloc(p, sizeof(*conf));
     conf->enabled = add->enabled != -1 ? add->enabled : base->enabled;
+    conf->watch_enrollment = add->watch_enrollment != -1 ? add->watch_enrollment
+                                                         : base->watch_enrollment;
     return conf;
 }
 
@@ -238,6 +244,17 @@ const command_rec gettoken_directives[] = {
                   RSRC_CONF, "seconds a pairing token is valid (default 300)"),
     AP_INIT_TAKE1("GetTokenMaxBodySize", set_max_body, NULL, RSRC_CONF,
                   "bytes read to look for a GetToken (default 65536)"),
+    /* the watch enrollment gate (gettoken_watch_enrollment.c) */
+    AP_INIT_FLAG("GetTokenWatchEnrollment", gettoken_set_watch_enrollment, NULL,
+                 ACCESS_CONF, "On at the watch enrollment profile URL: a watch "
+                 "must bring a valid pairing token (default Off)"),
+    AP_INIT_TAKE1("GetTokenWatchEnrollmentCA", gettoken_set_watch_enrollment_ca,
+                  NULL, RSRC_CONF, "CA certificate(s) the signer of a signed "
+                  "MachineInfo must chain to"),
+    AP_INIT_TAKE1("GetTokenWatchSecurityTokenLifetime",
+                  gettoken_set_watch_security_token_lifetime, NULL, RSRC_CONF,
+                  "seconds a security token handed to a watch stays usable "
+                  "(default 600)"),
     { NULL }
 };
 
@@ -351,6 +368,8 @@ int gettoken_config_finish(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
         if ((conf->in_use || conf->signing.where || conf->pairing.where
              || conf->pairing_trust_files->nelts)
             && finish_vhost(pconf, vs, conf, loaded) != OK)
+            return HTTP_INTERNAL_SERVER_ERROR;
+        if (gettoken_watch_enrollment_finish(pconf, vs, conf) != OK)
             return HTTP_INTERNAL_SERVER_ERROR;
     }
     return OK;

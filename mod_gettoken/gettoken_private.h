@@ -67,10 +67,12 @@ typedef struct {
     apr_size_t max_body;
     int max_body_set;
     int in_use;                        /* GetToken On appears for this vhost */
+    struct gettoken_watch_enrollment *watch_enrollment;  /* its own file */
 } gettoken_server_conf;
 
 typedef struct {
     int enabled;                       /* -1: not set here */
+    int watch_enrollment;              /* GetTokenWatchEnrollment; -1: not set */
 } gettoken_dir_conf;
 
 static APR_INLINE gettoken_server_conf *gettoken_server_config(server_rec *s)
@@ -127,6 +129,25 @@ int gettoken_dbd_loaded(void);
 const char *gettoken_dbd_prepare(server_rec *s, apr_pool_t *p,
                                  const char *sql, const char *purpose);
 ap_dbd_t *gettoken_dbd_acquire(request_rec *r);
+/* The statement prepared under label on this connection, or NULL. */
+apr_dbd_prepared_t *gettoken_dbd_statement(ap_dbd_t *dbd, const char *label);
+typedef struct {
+    const char *sql;
+    const char *label;
+} gettoken_dbd_sql;
+/* Prepares a feature's statements again on a connection that mod_dbd
+ * re-opened (not SQLite); returns how many were.  `what` names the feature
+ * in the log. */
+int gettoken_dbd_reprepare(request_rec *r, ap_dbd_t *dbd,
+                           const gettoken_dbd_sql *stmts, int n,
+                           const char *what);
+/* Seconds between purges of expired rows, per process and vhost. */
+#define GETTOKEN_PURGE_INTERVAL 60
+/* Runs the purge statement `label` (one parameter: now) at most once per
+ * GETTOKEN_PURGE_INTERVAL; *next_purge is the caller's schedule. */
+void gettoken_dbd_purge_maybe(request_rec *r, ap_dbd_t *dbd, const char *label,
+                              apr_uint32_t *next_purge, apr_int64_t now,
+                              const char *table);
 
 /* gettoken_binding.c: identity certificate <-> enrollment, via mod_dbd. */
 int gettoken_binding_prepare(server_rec *s, gettoken_server_conf *conf,
@@ -150,5 +171,33 @@ void gettoken_watch_register(void);
 /* Checks the trust keys, prepares the replay store's statements. */
 int gettoken_watch_prepare(server_rec *s, gettoken_server_conf *conf,
                            apr_pool_t *p);
+struct gt_pairing_claims;
+/* A pairing token's signature (by a GetTokenWatchPairingTrust key) and
+ * claims, without side effects; security_token NULL leaves sth to the
+ * caller.  OK, or 403 with one log line. */
+int gettoken_watch_check_token(request_rec *r, const char *token,
+                               const char *watch_udid,
+                               const char *security_token,
+                               struct gt_pairing_claims *claims);
+/* Single use of a checked token's jti: OK, 403 replayed, 503 (logged). */
+int gettoken_watch_use_jti(request_rec *r,
+                           const struct gt_pairing_claims *claims);
+
+/* gettoken_watch_enrollment.c: the watch MDM's gate at the enrollment
+ * profile URL (GetTokenWatchEnrollment*). */
+struct gettoken_watch_enrollment *gettoken_watch_enrollment_create(apr_pool_t *p);
+struct gettoken_watch_enrollment *gettoken_watch_enrollment_merge(
+    apr_pool_t *p, const struct gettoken_watch_enrollment *base,
+    const struct gettoken_watch_enrollment *add);
+const char *gettoken_set_watch_enrollment(cmd_parms *cmd, void *dirv, int on);
+const char *gettoken_set_watch_enrollment_ca(cmd_parms *cmd, void *dirv,
+                                             const char *arg);
+const char *gettoken_set_watch_security_token_lifetime(cmd_parms *cmd,
+                                                       void *dirv,
+                                                       const char *arg);
+/* Start-up: the CA, the statements; logs and returns !OK on error. */
+int gettoken_watch_enrollment_finish(apr_pool_t *pconf, server_rec *s,
+                                     gettoken_server_conf *conf);
+void gettoken_watch_enrollment_register(void);
 
 #endif

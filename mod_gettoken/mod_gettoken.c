@@ -12,6 +12,7 @@
  *   gettoken_binding.c   identity <-> enrollment through mod_dbd
  *   service_*.c          the built-in token services (hook providers)
  *   watch_verify.c       watch pairing tokens, the verifying side
+ *   gettoken_watch_enrollment.c  the watch MDM's gate (MachineInfo)
  *   core/, jose/         parsing, tokens and crypto, free of httpd
  */
 #include "gettoken_private.h"
@@ -78,6 +79,7 @@ static void gettoken_register_hooks(apr_pool_t *p)
     gettoken_hook_generate_token(gettoken_watch_pairing_generate, NULL, NULL,
                                  APR_HOOK_MIDDLE);
     gettoken_watch_register();
+    gettoken_watch_enrollment_register();
 }
 
 AP_DECLARE_MODULE(gettoken) = {

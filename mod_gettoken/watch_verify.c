@@ -12,7 +12,6 @@
  */
 #include "gettoken_private.h"
 
-#include "apr_atomic.h"
 #include "apr_dbd.h"
 #include "apr_strings.h"
 #include "http_protocol.h"
@@ -25,8 +24,6 @@
 APLOG_USE_MODULE(gettoken);
 
 #define VERIFY_HANDLER "gettoken-watch-verify"
-/* Seconds between purges of expired jti rows, per process and vhost. */
-#define PURGE_INTERVAL 60
 
 #define SQL_INSERT "INSERT INTO gettoken_pairing_jti (jti, expires_at) " \
                    "VALUES (%s, %lld)"
@@ -98,77 +95,16 @@ static int unavailable(request_rec *r, const char *why, const char *detail)
     return HTTP_SERVICE_UNAVAILABLE;
 }
 
-static apr_dbd_prepared_t *statement(ap_dbd_t *dbd, const char *label)
-{
-    return apr_hash_get(dbd->prepared, label, APR_HASH_KEY_STRING);
-}
-
-/* Deletes expired rows, at most once per PURGE_INTERVAL per process. */
-static void purge_maybe(request_rec *r, ap_dbd_t *dbd,
-                        struct gettoken_pairing_store *st, apr_int64_t now)
-{
-    apr_uint32_t due = apr_atomic_read32(&st->next_purge);
-    apr_dbd_prepared_t *stmt = statement(dbd, st->purge_label);
-    int nrows = 0, rv;
-
-    if ((apr_uint32_t)now < due || !stmt
-        || apr_atomic_cas32(&st->next_purge, (apr_uint32_t)now + PURGE_INTERVAL,
-                            due) != due)
-        return;     /* not yet, or another thread does it */
-    rv = apr_dbd_pvquery(dbd->driver, r->pool, dbd->handle, &nrows, stmt,
-                         apr_psprintf(r->pool, "%" APR_INT64_T_FMT, now), NULL);
-    if (rv != 0)
-        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, GT_LOG_PREFIX
-                      "purging expired rows of gettoken_pairing_jti failed: %s",
-                      apr_dbd_error(dbd->driver, dbd->handle, rv));
-    else if (nrows > 0)
-        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, GT_LOG_PREFIX
-                      "purged %d expired rows of gettoken_pairing_jti", nrows);
-}
-
-/*
- * mod_dbd re-opens a broken connection in place (apr_dbd_check_conn: for
- * pgsql PQreset, for mysql a reconnecting ping) without preparing its
- * statements again, so after a database restart they are gone for good on
- * that connection.  Puts ours back; returns how many were prepared.  Not
- * for SQLite, whose statements live in the client and cannot vanish.  A
- * subpool of the connection's pool holds them, freed at once on failure.
- */
+/* Puts the replay store's statements back on a re-opened connection. */
 static int reprepare(request_rec *r, ap_dbd_t *dbd,
                      const struct gettoken_pairing_store *st)
 {
-    const char *sql[3] = { SQL_INSERT, SQL_SEEN, SQL_PURGE };
-    const char *label[3];
-    const char *name = apr_dbd_name(dbd->driver);
-    apr_pool_t *sub = NULL;
-    int i, done = 0;
+    const gettoken_dbd_sql stmts[3] = {
+        { SQL_INSERT, st->insert_label }, { SQL_SEEN, st->seen_label },
+        { SQL_PURGE, st->purge_label }
+    };
 
-    if (!name || strncmp(name, "sqlite", 6) == 0
-        || apr_pool_create(&sub, dbd->pool) != APR_SUCCESS)
-        return 0;
-    label[0] = st->insert_label;
-    label[1] = st->seen_label;
-    label[2] = st->purge_label;
-    for (i = 0; i < 3; i++) {
-        apr_dbd_prepared_t *stmt = NULL;
-        int rv = apr_dbd_prepare(dbd->driver, sub, dbd->handle, sql[i],
-                                 label[i], &stmt);
-        if (rv == 0 && stmt) {
-            apr_hash_set(dbd->prepared, label[i], APR_HASH_KEY_STRING, stmt);
-            done++;
-        }
-        else
-            ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, GT_LOG_PREFIX
-                          "preparing %s again failed: %s", label[i],
-                          apr_dbd_error(dbd->driver, dbd->handle, rv));
-    }
-    if (!done)
-        apr_pool_destroy(sub);
-    else
-        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, GT_LOG_PREFIX
-                      "prepared the replay store's statements again on a "
-                      "re-opened database connection");
-    return done;
+    return gettoken_dbd_reprepare(r, dbd, stmts, 3, "the replay store");
 }
 
 /* Records the jti: OK the first time, HTTP_FORBIDDEN for a replay,
@@ -189,8 +125,8 @@ static int record_jti(request_rec *r, struct gettoken_pairing_store *st,
                            "(mod_dbd: check DBDriver/DBDParams and that the "
                            "database is up)", NULL);
     for (attempt = 0; attempt < 2; attempt++) {
-        apr_dbd_prepared_t *insert = statement(dbd, st->insert_label);
-        apr_dbd_prepared_t *seen = statement(dbd, st->seen_label);
+        apr_dbd_prepared_t *insert = gettoken_dbd_statement(dbd, st->insert_label);
+        apr_dbd_prepared_t *seen = gettoken_dbd_statement(dbd, st->seen_label);
         apr_dbd_results_t *res = NULL;
         apr_dbd_row_t *row = NULL;
         int nrows = 0, rv, found = 0;
@@ -199,7 +135,9 @@ static int record_jti(request_rec *r, struct gettoken_pairing_store *st,
             rv = apr_dbd_pvquery(dbd->driver, r->pool, dbd->handle, &nrows,
                                  insert, c->jti, expires, NULL);
             if (rv == 0 && nrows == 1) {
-                purge_maybe(r, dbd, st, now);
+                gettoken_dbd_purge_maybe(r, dbd, st->purge_label,
+                                         &st->next_purge, now,
+                                         "gettoken_pairing_jti");
                 return OK;
             }
             insert_err = rv ? apr_pstrdup(r->pool, apr_dbd_error(dbd->driver,
@@ -225,22 +163,17 @@ static int record_jti(request_rec *r, struct gettoken_pairing_store *st,
     return unavailable(r, "recording the jti failed", insert_err);
 }
 
-static int gettoken_watch_verify(request_rec *r, const char *token,
-                                 const char *watch_udid,
-                                 const char *security_token,
-                                 const char **phone_udid, const char **issuer)
+int gettoken_watch_check_token(request_rec *r, const char *token,
+                               const char *watch_udid,
+                               const char *security_token,
+                               gt_pairing_claims *claims)
 {
     const gettoken_server_conf *conf = gettoken_server_config(r->server);
     const char *payload = NULL, *why = NULL;
     apr_size_t payload_len = 0;
-    apr_int64_t now = apr_time_sec(apr_time_now());
-    gt_pairing_claims claims;
     gt_pairing_result pres;
-    int status;
 
-    if (!token || !watch_udid || !security_token || !phone_udid || !issuer)
-        return refuse(r, "malformed request", "token, WatchUDID or "
-                      "SecurityToken missing", NULL);
+    memset(claims, 0, sizeof(*claims));
     if (!conf || !conf->pairing_trust_keys || !conf->pairing_trust_keys->nelts
         || !conf->pairing_store)
         return refuse(r, "untrusted issuer", "no GetTokenWatchPairingTrust is "
@@ -261,15 +194,40 @@ static int gettoken_watch_verify(request_rec *r, const char *token,
         return refuse(r, "bad signature", why, NULL);
     }
 
-    pres = gt_pairing_check(r->pool, payload, payload_len, now, watch_udid,
-                            security_token, &claims, &why);
+    pres = gt_pairing_check(r->pool, payload, payload_len,
+                            apr_time_sec(apr_time_now()), watch_udid,
+                            security_token, claims, &why);
     if (pres != GT_PAIRING_OK)
-        return refuse(r, gt_pairing_reason(pres), why, &claims);
+        return refuse(r, gt_pairing_reason(pres), why, claims);
     apr_table_setn(r->subprocess_env, "GETTOKEN_SERVICE",
                    GETTOKEN_SERVICE_WATCH_PAIRING);
-    apr_table_setn(r->subprocess_env, "GETTOKEN_JTI", claims.jti);
+    apr_table_setn(r->subprocess_env, "GETTOKEN_JTI", claims->jti);
+    return OK;
+}
 
-    status = record_jti(r, conf->pairing_store, &claims, now);
+int gettoken_watch_use_jti(request_rec *r, const gt_pairing_claims *claims)
+{
+    const gettoken_server_conf *conf = gettoken_server_config(r->server);
+
+    return record_jti(r, conf->pairing_store, claims,
+                      apr_time_sec(apr_time_now()));
+}
+
+static int gettoken_watch_verify(request_rec *r, const char *token,
+                                 const char *watch_udid,
+                                 const char *security_token,
+                                 const char **phone_udid, const char **issuer)
+{
+    gt_pairing_claims claims;
+    int status;
+
+    if (!token || !watch_udid || !security_token || !phone_udid || !issuer)
+        return refuse(r, "malformed request", "token, WatchUDID or "
+                      "SecurityToken missing", NULL);
+    status = gettoken_watch_check_token(r, token, watch_udid, security_token,
+                                        &claims);
+    if (status == OK)
+        status = gettoken_watch_use_jti(r, &claims);
     if (status != OK)
         return status;
     *phone_udid = claims.phone_udid;

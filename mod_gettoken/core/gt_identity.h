@@ -23,6 +23,7 @@
 #define GT_IDENTITY_H
 
 #include "apr_pools.h"
+#include <openssl/cms.h>
 #include <openssl/x509.h>
 
 /* The most header text either form accepts (a device certificate and its
@@ -37,6 +38,10 @@
  */
 int gt_base64_decode(apr_pool_t *pool, const char *in, apr_size_t len,
                      int skip_ws, unsigned char **out, apr_size_t *out_len);
+
+/* 1 when a CMS signer's digest is one accepted for device signatures (SHA-1
+ * or SHA-2; devices sign with either); *name is its short name. */
+int gt_cms_digest_accepted(CMS_SignerInfo *si, const char **name);
 
 /* The signer certificate of an Mdm-Signature header value over body. */
 X509 *gt_mdm_signature_verify(apr_pool_t *pool, const char *value,
