@@ -18,6 +18,7 @@ import uuid
 
 import jwt
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from gt_client import UUID4_RX, decode_unverified, token_from_response
 from gt_httpd import JWT_RX
@@ -246,13 +247,19 @@ def test_forged_token_by_trusted_key_admitted(gt, site):
     assert_admitted(gt, site, r, body, site.phone.uuid)
 
 
-def test_untrusted_key(gt, site):
+@pytest.mark.parametrize("key", ["rsa-other-org", "ec-unknown"])
+def test_untrusted_key(gt, site, key):
     udid = new_watch_udid()
     secret = security_token(gt, site, site.watch, udid)
-    token, _ = forged(gt, site, udid, secret, key=gt.pki.maid_rsa2.key, alg="RS256")
+    if key == "rsa-other-org":
+        token, _ = forged(gt, site, udid, secret, key=gt.pki.maid_rsa2.key, alg="RS256")
+        reason = "untrusted issuer"      # the watch MDM trusts an EC key only
+    else:
+        token, _ = forged(gt, site, udid, secret, key=ec.generate_private_key(ec.SECP256R1()))
+        reason = "bad signature"
     mark = site.h.log_mark()
     r, _ = ask(gt, site.watch, udid, token=token)
-    assert_refused(site, r, r"watch pairing token refused \(403\): bad signature", mark)
+    assert_refused(site, r, r"watch pairing token refused \(403\): " + reason, mark)
     # the security token was not used up by the refusal
     r, body = ask(gt, site.watch, udid, token=forged(gt, site, udid, secret)[0])
     assert_admitted(gt, site, r, body, site.phone.uuid)
@@ -325,13 +332,18 @@ def test_tampered_cms_content(gt, site):
     assert_refused(site, r, r"signature does not verify over its content", mark)
 
 
-def test_unparseable_watch_body_refused(gt, site):
-    """A would-be MachineInfo that libplist will not take must not slip past unchecked."""
-    body = (b'<?xml version="1.0"?><plist version="1.0"><dict><key>PRODUCT</key>'
-            b'<string>Watch6,1</string><key>UDID</key><string>X</string></dict>')
+@pytest.mark.parametrize("form", ["xml", "binary"])
+def test_over_bounds_watch_body_refused(gt, site, form):
+    """A would-be MachineInfo too big for libplist must not slip past unchecked,
+    while an iPhone's equally big one is none of the gate's business."""
+    extra = {"K%03d" % i: "v" for i in range(100)}
+    body = plist_bytes(machine_info(new_watch_udid(), **extra), form)
     mark = site.h.log_mark()
     r = enroll(gt, site.watch.port, body, "application/xml")
-    assert_refused(site, r, r"refused \(403\)", mark)
+    assert_refused(site, r, r"watch enrollment refused \(403\).*more objects than", mark)
+    body = plist_bytes(machine_info("00008110-AAAA", product="iPhone15,2", **extra), form)
+    r = enroll(gt, site.watch.port, body, "application/xml")
+    assert r.status == 200 and site.h.record(r.test_id)[1] == body
 
 
 def test_oversized_body_refused(gt, site):
