@@ -7,4 +7,5 @@ Suite *jose_suite(void);
 Suite *pairing_suite(void);
 Suite *cert_der_suite(void);
 Suite *identity_suite(void);
+Suite *machineinfo_suite(void);
 #endif
