@@ -39,90 +39,42 @@ static int unavailable(request_rec *r, const char *why, apr_status_t rv,
     return HTTP_SERVICE_UNAVAILABLE;
 }
 
-/* A driver's error message on one line (libpq's end with a newline). */
-static const char *db_error(request_rec *r, const ap_dbd_t *dbd, int rv)
-{
-    const char *msg = apr_dbd_error(dbd->driver, dbd->handle, rv);
-    char *line, *p;
-    apr_size_t n;
-
-    if (!msg || !*msg)
-        return "no message from the driver";
-    line = apr_pstrdup(r->pool, msg);
-    for (p = line; *p; p++)
-        if (*p == '\n' || *p == '\r' || *p == '\t')
-            *p = ' ';
-    n = strlen(line);
-    while (n && line[n - 1] == ' ')
-        line[--n] = '\0';
-    return line;
-}
+struct binding_query {
+    const gettoken_request *req;
+    int found;
+};
 
 /*
- * Runs GetTokenEnrollmentSQL once.  Returns 0 with *found set, or the
- * driver's error with *err.
- *
- * PostgreSQL gets an unnamed statement, sent with its parameters each time
- * (PQexecParams: one round trip, no state on the server).  mod_dbd's named
- * statement is prepared once per connection, and a pooled connection that
- * apr_dbd_check_conn() re-opened (PQreset, after a server restart) no
- * longer has it: every query on it would fail for as long as it lives.
- * Other drivers use the statement mod_dbd prepared (SQLite keeps per-call
- * statements until the connection closes).
- *
- * The select is synchronous (seek 1): with pgsql's asynchronous mode a
- * failed query looks like an empty result -- a 403 instead of a 503.
+ * GetTokenEnrollmentSQL once, reading every row so the connection is clean
+ * for the next request.  The select is synchronous (seek 1): with pgsql's
+ * asynchronous mode a failed query looks like an empty result -- a 403
+ * instead of a 503.
  */
-static int run_query(request_rec *r, const gettoken_server_conf *conf,
-                     ap_dbd_t *dbd, int pgsql, const gettoken_request *req,
-                     int *found, const char **err)
+static int binding_query(request_rec *r, ap_dbd_t *dbd,
+                         apr_dbd_prepared_t *stmt, void *ctx)
 {
-    apr_dbd_prepared_t *stmt = NULL;
+    struct binding_query *q = ctx;
     apr_dbd_results_t *res = NULL;
     apr_dbd_row_t *row = NULL;
     int rv;
 
-    *found = 0;
-    if (pgsql) {
-        rv = apr_dbd_prepare(dbd->driver, r->pool, dbd->handle,
-                             conf->enrollment_sql, NULL, &stmt);
-        if (rv != 0) {
-            *err = apr_pstrcat(r->pool, "preparing it: ",
-                               db_error(r, dbd, rv), NULL);
-            return rv;
-        }
-    }
-    else {
-        stmt = apr_hash_get(dbd->prepared, conf->enrollment_label,
-                            APR_HASH_KEY_STRING);
-        if (!stmt) {
-            *err = "it is not prepared on this connection";
-            return -1;
-        }
-    }
+    q->found = 0;
     rv = apr_dbd_pvselect(dbd->driver, r->pool, dbd->handle, &res, stmt, 1,
-                          req->enrollment_id, req->identity_sha256, NULL);
-    if (rv != 0) {
-        *err = db_error(r, dbd, rv);
+                          q->req->enrollment_id, q->req->identity_sha256,
+                          NULL);
+    if (rv != 0)
         return rv;
-    }
-    /* read every row so the connection is clean for the next request */
     while ((rv = apr_dbd_get_row(dbd->driver, r->pool, res, &row, -1)) == 0)
-        *found = 1;
-    if (rv != -1) {
-        *err = apr_pstrcat(r->pool, "reading the result: ",
-                           db_error(r, dbd, rv), NULL);
-        return rv;
-    }
-    return 0;
+        q->found = 1;
+    return rv == -1 ? 0 : rv;
 }
 
 int gettoken_binding_check(request_rec *r, const gettoken_server_conf *conf,
                            const gettoken_request *req)
 {
+    struct binding_query q = { req, 0 };
     ap_dbd_t *dbd;
     const char *err = NULL;
-    int rv, found = 0, pgsql;
 
     if (!conf->enrollment_sql)
         return OK;   /* "none": mod_ssl's chain verification stands alone */
@@ -135,35 +87,10 @@ int gettoken_binding_check(request_rec *r, const gettoken_server_conf *conf,
         return unavailable(r, "no database connection (mod_dbd: check "
                            "DBDriver/DBDParams and that the database is up)",
                            0, NULL);
-    pgsql = strcmp(apr_dbd_name(dbd->driver), "pgsql") == 0;
-    rv = run_query(r, conf, dbd, pgsql, req, &found, &err);
-    if (rv != 0 && pgsql && strncmp(err, "ERROR:", 6) != 0) {
-        /* A pooled connection the server dropped (restart, idle timeout,
-         * pg_terminate_backend) fails its first query; libpq then knows,
-         * and apr_dbd_check_conn() re-opens it.  One retry, so a restart
-         * costs no request a 503.  Not after an error of severity ERROR:
-         * the server answered and the session lives on (statement_timeout,
-         * a missing table); the same query would only fail again. */
-        const char *first = err;
-        apr_status_t st = apr_dbd_check_conn(dbd->driver, r->pool,
-                                             dbd->handle);
-        if (st != APR_SUCCESS)
-            return unavailable(r, "GetTokenEnrollmentSQL failed and the "
-                               "database connection cannot be re-opened", 0,
-                               apr_pstrcat(r->pool, first, "; ",
-                                           db_error(r, dbd, 0), NULL));
-        rv = run_query(r, conf, dbd, pgsql, req, &found, &err);
-        if (rv != 0)
-            return unavailable(r, "GetTokenEnrollmentSQL failed (twice)", 0,
-                               apr_pstrcat(r->pool, first, "; then: ", err,
-                                           NULL));
-        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, GT_LOG_PREFIX
-                      "GetTokenEnrollmentSQL failed (%s); the connection "
-                      "was checked and the query retried", first);
-    }
-    if (rv != 0)
+    if (gettoken_dbd_run(r, dbd, conf->enrollment_label, conf->enrollment_sql,
+                         binding_query, &q, &err) != 0)
         return unavailable(r, "GetTokenEnrollmentSQL failed", 0, err);
-    if (!found) {
+    if (!q.found) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, GT_LOG_PREFIX
                       "GetToken refused (403): the identity certificate "
                       "(sha256 %s, from %s) is not bound to enrollment %s",

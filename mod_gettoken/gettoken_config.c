@@ -8,6 +8,7 @@
 #include "http_core.h"
 
 #include "core/gt_keys.h"
+#include "core/gt_pairing.h"
 #include "jose/gt_jose.h"
 
 APLOG_USE_MODULE(gettoken);
@@ -20,7 +21,8 @@ void *gettoken_create_server_conf(apr_pool_t *p, server_rec *s)
     conf->enrollment_sql = GT_DEFAULT_ENROLLMENT_SQL;
     conf->pairing_lifetime = GT_DEFAULT_PAIRING_LIFETIME;
     conf->max_body = GT_DEFAULT_MAX_BODY;
-    conf->pairing_trust_files = apr_array_make(p, 2, sizeof(const char *));
+    conf->pairing_trust_files = apr_array_make(p, 2,
+                                               sizeof(gettoken_trust_file));
     conf->watch_enrollment = gettoken_watch_enrollment_create(p);
     return conf;
 }
@@ -172,11 +174,22 @@ static const char *set_pairing_key(cmd_parms *cmd, void *dirv, const char *arg)
     return NULL;
 }
 
-static const char *add_pairing_trust(cmd_parms *cmd, void *dirv, const char *arg)
+static const char *add_pairing_trust(cmd_parms *cmd, void *dirv,
+                                     const char *issuer, const char *file)
 {
+    gettoken_trust_file *t;
+
     (void)dirv;
-    APR_ARRAY_PUSH(cmd_conf(cmd)->pairing_trust_files, const char *) =
-        ap_server_root_relative(cmd->pool, arg);
+    /* the one-argument form trusted a key for every issuer */
+    if (!file || !gt_is_uuid(issuer))
+        return apr_psprintf(cmd->pool, "GetTokenWatchPairingTrust takes "
+                            "<issuer-uuid> <file>: the server UUID of the "
+                            "phone organisation, then the certificates or "
+                            "public keys that sign its pairing tokens "
+                            "('%s' is not a UUID)", issuer);
+    t = apr_array_push(cmd_conf(cmd)->pairing_trust_files);
+    t->issuer = issuer;
+    t->file = ap_server_root_relative(cmd->pool, file);
     return NULL;
 }
 
@@ -237,9 +250,9 @@ const command_rec gettoken_directives[] = {
     AP_INIT_TAKE1("GetTokenWatchPairingKey", set_pairing_key, NULL, RSRC_CONF,
                   "private key (file or pkcs11: URI) signing "
                   "com.apple.watch.pairing tokens (default: the signing key)"),
-    AP_INIT_ITERATE("GetTokenWatchPairingTrust", add_pairing_trust, NULL, RSRC_CONF,
-                    "file(s) of certificates or public keys whose pairing "
-                    "tokens this server accepts"),
+    AP_INIT_TAKE12("GetTokenWatchPairingTrust", add_pairing_trust, NULL,
+                   RSRC_CONF, "issuer UUID and the file of certificates or "
+                   "public keys that sign its pairing tokens (repeatable)"),
     AP_INIT_TAKE1("GetTokenWatchPairingLifetime", set_pairing_lifetime, NULL,
                   RSRC_CONF, "seconds a pairing token is valid (default 300)"),
     AP_INIT_TAKE1("GetTokenMaxBodySize", set_max_body, NULL, RSRC_CONF,
@@ -295,11 +308,39 @@ static int load_key(apr_pool_t *pconf, server_rec *s, apr_hash_t *loaded,
     return OK;
 }
 
+/* GetTokenWatchPairingTrust: each issuer's keys, from its file(s). */
+static int load_pairing_trust(apr_pool_t *pconf, server_rec *s,
+                              gettoken_server_conf *conf)
+{
+    const char *why = NULL;
+    int i;
+
+    conf->pairing_trust = apr_array_make(pconf, 2, sizeof(gt_pairing_trust));
+    for (i = 0; i < conf->pairing_trust_files->nelts; i++) {
+        const gettoken_trust_file *f = &APR_ARRAY_IDX(conf->pairing_trust_files,
+                                                      i, gettoken_trust_file);
+        apr_array_header_t *keys = (apr_array_header_t *)
+            gt_pairing_trusted_keys(conf->pairing_trust, f->issuer);
+
+        if (!keys) {
+            gt_pairing_trust *t = apr_array_push(conf->pairing_trust);
+            t->issuer = f->issuer;
+            t->keys = keys = apr_array_make(pconf, 2, sizeof(EVP_PKEY *));
+        }
+        if (gt_public_keys_load(pconf, f->file, keys, &why) < 0) {
+            ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, GT_LOG_PREFIX
+                         "GetTokenWatchPairingTrust %s %s in %s: %s",
+                         f->issuer, f->file, gettoken_vhost_name(s, pconf), why);
+            return !OK;
+        }
+    }
+    return OK;
+}
+
 static int finish_vhost(apr_pool_t *pconf, server_rec *s,
                         gettoken_server_conf *conf, apr_hash_t *loaded)
 {
     const char *why = NULL;
-    int i;
 
     if (conf->in_use && !conf->signing.where) {
         ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, GT_LOG_PREFIX
@@ -341,17 +382,9 @@ static int finish_vhost(apr_pool_t *pconf, server_rec *s,
     if (gettoken_identity_check_config(s, conf, pconf) != OK)
         return !OK;
 
-    conf->pairing_trust_keys = apr_array_make(pconf, 2, sizeof(EVP_PKEY *));
-    for (i = 0; i < conf->pairing_trust_files->nelts; i++) {
-        const char *file = APR_ARRAY_IDX(conf->pairing_trust_files, i, const char *);
-        if (gt_public_keys_load(pconf, file, conf->pairing_trust_keys, &why) < 0) {
-            ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, GT_LOG_PREFIX
-                         "GetTokenWatchPairingTrust %s in %s: %s", file,
-                         gettoken_vhost_name(s, pconf), why);
-            return !OK;
-        }
-    }
-    if (conf->pairing_trust_keys->nelts
+    if (load_pairing_trust(pconf, s, conf) != OK)
+        return !OK;
+    if (conf->pairing_trust->nelts
         && gettoken_watch_prepare(s, conf, pconf) != OK)
         return !OK;
     return OK;

@@ -1,17 +1,22 @@
 /*
  * gettoken_dbd.c - mod_dbd as the module's database features use it (the
  * enrollment binding, the watch pairing replay store): its optional
- * functions, statements prepared under labels of our own, and the pooled
- * connection of a request.  As in mod_authn_dbd, a statement is handed to
+ * functions, statements prepared under labels of our own, the pooled
+ * connection of a request, and the one recovery for statements that went
+ * stale on a connection.  As in mod_authn_dbd, a statement is handed to
  * mod_dbd at start-up and prepared by mod_dbd on every pooled connection.
  */
 #include "gettoken_private.h"
 
 #include "apr_atomic.h"
+#include "apr_dbd.h"
 #include "apr_strings.h"
 #include "mod_dbd.h"
 
 APLOG_USE_MODULE(gettoken);
+
+/* SQLite's result code for a statement prepared before a schema change */
+#define SQLITE_SCHEMA_CODE 17
 
 static APR_OPTIONAL_FN_TYPE(ap_dbd_prepare) *dbd_prepare;
 static APR_OPTIONAL_FN_TYPE(ap_dbd_acquire) *dbd_acquire;
@@ -46,74 +51,160 @@ ap_dbd_t *gettoken_dbd_acquire(request_rec *r)
     return dbd_acquire ? dbd_acquire(r) : NULL;
 }
 
-apr_dbd_prepared_t *gettoken_dbd_statement(ap_dbd_t *dbd, const char *label)
+const char *gettoken_dbd_error(apr_pool_t *p, const ap_dbd_t *dbd, int rv)
 {
-    return label ? apr_hash_get(dbd->prepared, label, APR_HASH_KEY_STRING)
-                 : NULL;
+    const char *msg = apr_dbd_error(dbd->driver, dbd->handle, rv);
+    char *line, *c;
+    apr_size_t n;
+
+    if (!msg || !*msg)
+        return "no message from the driver";
+    line = apr_pstrdup(p, msg);
+    for (c = line; *c; c++)     /* libpq's messages span lines */
+        if (*c == '\n' || *c == '\r' || *c == '\t')
+            *c = ' ';
+    n = strlen(line);
+    while (n && line[n - 1] == ' ')
+        line[--n] = '\0';
+    return line;
 }
 
 /*
- * mod_dbd re-opens a broken connection in place (apr_dbd_check_conn: for
- * pgsql PQreset, for mysql a reconnecting ping) without preparing its
- * statements again, so after a database restart they are gone for good on
- * that connection.  Puts them back; returns how many were prepared.  Not
- * for SQLite, whose statements live in the client and cannot vanish.  A
- * subpool of the connection's pool holds them, freed at once on failure.
+ * Whether a failure says the statement is stale or gone on this connection
+ * (so preparing it again helps), as opposed to a failure of the query
+ * itself (a duplicate key, a timeout, a missing table), which would only
+ * repeat.  SQLite keeps statements prepared before a schema change; libpq
+ * and MySQL lose them when mod_dbd re-opens a connection in place
+ * (apr_dbd_check_conn), and PostgreSQL on DEALLOCATE.  A PostgreSQL
+ * message of any other severity than ERROR (FATAL, or libpq's own without
+ * one) is the connection's failure: the session ended.
  */
-int gettoken_dbd_reprepare(request_rec *r, ap_dbd_t *dbd,
-                           const gettoken_dbd_sql *stmts, int n,
-                           const char *what)
+static int statement_is_stale(const ap_dbd_t *dbd, int rv, const char *msg)
 {
     const char *name = apr_dbd_name(dbd->driver);
-    apr_pool_t *sub = NULL;
-    int i, done = 0;
 
-    if (!name || strncmp(name, "sqlite", 6) == 0
-        || apr_pool_create(&sub, dbd->pool) != APR_SUCCESS)
+    if (!name)
         return 0;
-    for (i = 0; i < n; i++) {
-        apr_dbd_prepared_t *stmt = NULL;
-        int rv = apr_dbd_prepare(dbd->driver, sub, dbd->handle, stmts[i].sql,
-                                 stmts[i].label, &stmt);
-        if (rv == 0 && stmt) {
-            apr_hash_set(dbd->prepared, stmts[i].label, APR_HASH_KEY_STRING,
-                         stmt);
-            done++;
-        }
-        else
-            ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, GT_LOG_PREFIX
-                          "preparing %s again failed: %s", stmts[i].label,
-                          apr_dbd_error(dbd->driver, dbd->handle, rv));
+    if (strncmp(name, "sqlite", 6) == 0)
+        return rv == SQLITE_SCHEMA_CODE || ap_strcasestr(msg, "schema") != NULL;
+    if (strcmp(name, "pgsql") == 0)
+        return (ap_strstr_c(msg, "prepared statement")
+                && ap_strstr_c(msg, "does not exist"))
+               || strncmp(msg, "ERROR:", 6) != 0;
+    if (strcmp(name, "mysql") == 0)
+        return ap_strcasestr(msg, "unknown prepared statement") != NULL
+               || ap_strcasestr(msg, "server has gone away") != NULL
+               || ap_strcasestr(msg, "lost connection") != NULL;
+    return 0;
+}
+
+/* Prepares `sql` on this connection under `label`, in a subpool of the
+ * connection's pool (freed at once if preparing fails).  The statement it
+ * replaces stays allocated with the connection: this happens once per
+ * schema change or re-opening, not per request. */
+static apr_dbd_prepared_t *prepare_again(request_rec *r, ap_dbd_t *dbd,
+                                         const char *label, const char *sql,
+                                         const char **err)
+{
+    apr_pool_t *sub = NULL;
+    apr_dbd_prepared_t *stmt = NULL;
+    int rv;
+
+    if (apr_pool_create(&sub, dbd->pool) != APR_SUCCESS) {
+        *err = "out of memory preparing the statement again";
+        return NULL;
     }
-    if (!done)
+    rv = apr_dbd_prepare(dbd->driver, sub, dbd->handle, sql, label, &stmt);
+    if (rv != 0 || !stmt) {
+        *err = apr_pstrcat(r->pool, "preparing it: ",
+                           gettoken_dbd_error(r->pool, dbd, rv), NULL);
         apr_pool_destroy(sub);
+        return NULL;
+    }
+    /* the label lives in pconf, as long as the connection's hash */
+    apr_hash_set(dbd->prepared, label, APR_HASH_KEY_STRING, stmt);
+    return stmt;
+}
+
+int gettoken_dbd_run(request_rec *r, ap_dbd_t *dbd, const char *label,
+                     const char *sql, gettoken_dbd_query query, void *ctx,
+                     const char **err)
+{
+    apr_dbd_prepared_t *stmt = apr_hash_get(dbd->prepared, label,
+                                            APR_HASH_KEY_STRING);
+    const char *first;
+    int rv;
+
+    if (stmt) {
+        rv = query(r, dbd, stmt, ctx);
+        if (rv == 0)
+            return 0;
+        first = gettoken_dbd_error(r->pool, dbd, rv);
+        if (!statement_is_stale(dbd, rv, first)) {
+            *err = first;
+            return rv;
+        }
+        /* a dropped connection: libpq knows now, and this re-opens it */
+        if (apr_dbd_check_conn(dbd->driver, r->pool, dbd->handle)
+            != APR_SUCCESS) {
+            *err = apr_pstrcat(r->pool, first, "; the connection cannot be "
+                               "re-opened: ",
+                               gettoken_dbd_error(r->pool, dbd, 0), NULL);
+            return rv;
+        }
+    }
     else
-        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, GT_LOG_PREFIX
-                      "prepared the statements of %s again on a re-opened "
-                      "database connection", what);
-    return done;
+        first = "it was not prepared on this connection";
+    stmt = prepare_again(r, dbd, label, sql, err);
+    if (!stmt) {
+        *err = apr_pstrcat(r->pool, first, "; ", *err, NULL);
+        return -1;
+    }
+    rv = query(r, dbd, stmt, ctx);
+    if (rv != 0) {
+        *err = apr_pstrcat(r->pool, first, "; prepared again, then: ",
+                           gettoken_dbd_error(r->pool, dbd, rv), NULL);
+        return rv;
+    }
+    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, GT_LOG_PREFIX
+                  "statement %s prepared again on its database connection "
+                  "(%s)", label, first);
+    return 0;
+}
+
+struct purge_query {
+    const char *now;
+    int nrows;
+};
+
+static int purge_query(request_rec *r, ap_dbd_t *dbd, apr_dbd_prepared_t *stmt,
+                       void *ctx)
+{
+    struct purge_query *q = ctx;
+
+    q->nrows = 0;
+    return apr_dbd_pvquery(dbd->driver, r->pool, dbd->handle, &q->nrows, stmt,
+                           q->now, NULL);
 }
 
 void gettoken_dbd_purge_maybe(request_rec *r, ap_dbd_t *dbd, const char *label,
-                              apr_uint32_t *next_purge, apr_int64_t now,
-                              const char *table)
+                              const char *sql, apr_uint32_t *next_purge,
+                              apr_int64_t now, const char *table)
 {
     apr_uint32_t due = apr_atomic_read32(next_purge);
-    apr_dbd_prepared_t *stmt = gettoken_dbd_statement(dbd, label);
-    int nrows = 0, rv;
+    struct purge_query q = { NULL, 0 };
+    const char *err = NULL;
 
-    if ((apr_uint32_t)now < due || !stmt
+    if ((apr_uint32_t)now < due
         || apr_atomic_cas32(next_purge,
                             (apr_uint32_t)now + GETTOKEN_PURGE_INTERVAL,
                             due) != due)
         return;     /* not yet, or another thread does it */
-    rv = apr_dbd_pvquery(dbd->driver, r->pool, dbd->handle, &nrows, stmt,
-                         apr_psprintf(r->pool, "%" APR_INT64_T_FMT, now), NULL);
-    if (rv != 0)
+    q.now = apr_psprintf(r->pool, "%" APR_INT64_T_FMT, now);
+    if (gettoken_dbd_run(r, dbd, label, sql, purge_query, &q, &err) != 0)
         ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, GT_LOG_PREFIX
-                      "purging expired rows of %s failed: %s", table,
-                      apr_dbd_error(dbd->driver, dbd->handle, rv));
-    else if (nrows > 0)
+                      "purging expired rows of %s failed: %s", table, err);
+    else if (q.nrows > 0)
         ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, GT_LOG_PREFIX
-                      "purged %d expired rows of %s", nrows, table);
+                      "purged %d expired rows of %s", q.nrows, table);
 }

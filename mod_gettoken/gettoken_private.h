@@ -48,6 +48,12 @@ typedef struct {
     struct gt_jws_signer *signer;   /* alg + prepared signing context */
 } gettoken_key;
 
+/* GetTokenWatchPairingTrust <issuer-uuid> <file>, as configured. */
+typedef struct {
+    const char *issuer;
+    const char *file;
+} gettoken_trust_file;
+
 /* Per virtual host: each one is its own organisation. */
 typedef struct {
     server_rec *server;
@@ -59,8 +65,8 @@ typedef struct {
     int enrollment_sql_set;
     const char *enrollment_label;      /* mod_dbd label, set at start-up */
     gettoken_key pairing;              /* GetTokenWatchPairingKey */
-    apr_array_header_t *pairing_trust_files;  /* const char * */
-    apr_array_header_t *pairing_trust_keys;   /* EVP_PKEY *, at start-up */
+    apr_array_header_t *pairing_trust_files;  /* gettoken_trust_file */
+    apr_array_header_t *pairing_trust;  /* gt_pairing_trust, at start-up */
     struct gettoken_pairing_store *pairing_store;  /* watch_verify.c */
     apr_int64_t pairing_lifetime;
     int pairing_lifetime_set;
@@ -129,25 +135,26 @@ int gettoken_dbd_loaded(void);
 const char *gettoken_dbd_prepare(server_rec *s, apr_pool_t *p,
                                  const char *sql, const char *purpose);
 ap_dbd_t *gettoken_dbd_acquire(request_rec *r);
-/* The statement prepared under label on this connection, or NULL. */
-apr_dbd_prepared_t *gettoken_dbd_statement(ap_dbd_t *dbd, const char *label);
-typedef struct {
-    const char *sql;
-    const char *label;
-} gettoken_dbd_sql;
-/* Prepares a feature's statements again on a connection that mod_dbd
- * re-opened (not SQLite); returns how many were.  `what` names the feature
- * in the log. */
-int gettoken_dbd_reprepare(request_rec *r, ap_dbd_t *dbd,
-                           const gettoken_dbd_sql *stmts, int n,
-                           const char *what);
+/* One query with a prepared statement: the driver's rv (0 = done). */
+typedef int (*gettoken_dbd_query)(request_rec *r, ap_dbd_t *dbd,
+                                  apr_dbd_prepared_t *stmt, void *ctx);
+/* Runs `query` with the statement `label` of this connection; when the
+ * statement is stale or gone on it (schema change, re-opened connection),
+ * prepares `sql` again there and runs `query` once more.  Never closes the
+ * connection.  0, or the driver's rv with *err (one line). */
+int gettoken_dbd_run(request_rec *r, ap_dbd_t *dbd, const char *label,
+                     const char *sql, gettoken_dbd_query query, void *ctx,
+                     const char **err);
+/* The driver's message for rv on one line. */
+const char *gettoken_dbd_error(apr_pool_t *p, const ap_dbd_t *dbd, int rv);
 /* Seconds between purges of expired rows, per process and vhost. */
 #define GETTOKEN_PURGE_INTERVAL 60
-/* Runs the purge statement `label` (one parameter: now) at most once per
- * GETTOKEN_PURGE_INTERVAL; *next_purge is the caller's schedule. */
+/* Runs the purge statement `label` (`sql`, one parameter: now) at most
+ * once per GETTOKEN_PURGE_INTERVAL; *next_purge is the caller's schedule.
+ * A failure is logged, never the request's. */
 void gettoken_dbd_purge_maybe(request_rec *r, ap_dbd_t *dbd, const char *label,
-                              apr_uint32_t *next_purge, apr_int64_t now,
-                              const char *table);
+                              const char *sql, apr_uint32_t *next_purge,
+                              apr_int64_t now, const char *table);
 
 /* gettoken_binding.c: identity certificate <-> enrollment, via mod_dbd. */
 int gettoken_binding_prepare(server_rec *s, gettoken_server_conf *conf,

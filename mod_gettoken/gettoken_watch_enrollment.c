@@ -39,6 +39,9 @@ APLOG_USE_MODULE(gettoken);
                     " WHERE sth = %s"
 #define SQL_PURGE   "DELETE FROM " TABLE " WHERE expires_at < %lld"
 enum { STMT_ISSUE, STMT_USE, STMT_EXPLAIN, STMT_PURGE, STMT_COUNT };
+static const char *const statement_sql[STMT_COUNT] = {
+    SQL_ISSUE, SQL_USE, SQL_EXPLAIN, SQL_PURGE
+};
 
 struct gettoken_watch_enrollment {
     int in_use;                    /* GetTokenWatchEnrollment On in this vhost */
@@ -46,7 +49,7 @@ struct gettoken_watch_enrollment {
     apr_int64_t lifetime;          /* GetTokenWatchSecurityTokenLifetime */
     int lifetime_set;
     X509_STORE *ca;                /* at start-up */
-    gettoken_dbd_sql stmts[STMT_COUNT];
+    const char *label[STMT_COUNT];  /* mod_dbd labels, at start-up */
     apr_uint32_t next_purge;
 };
 
@@ -113,9 +116,6 @@ const char *gettoken_set_watch_security_token_lifetime(cmd_parms *cmd,
 int gettoken_watch_enrollment_finish(apr_pool_t *pconf, server_rec *s,
                                      gettoken_server_conf *conf)
 {
-    static const char *const sql[STMT_COUNT] = {
-        SQL_ISSUE, SQL_USE, SQL_EXPLAIN, SQL_PURGE
-    };
     static const char *const purpose[STMT_COUNT] = {
         "watch_issue", "watch_use", "watch_explain", "watch_purge"
     };
@@ -140,10 +140,9 @@ int gettoken_watch_enrollment_finish(apr_pool_t *pconf, server_rec *s,
                      gettoken_vhost_name(s, pconf), why);
         return !OK;
     }
-    for (i = 0; i < STMT_COUNT; i++) {
-        we->stmts[i].sql = sql[i];
-        we->stmts[i].label = gettoken_dbd_prepare(s, pconf, sql[i], purpose[i]);
-    }
+    for (i = 0; i < STMT_COUNT; i++)
+        we->label[i] = gettoken_dbd_prepare(s, pconf, statement_sql[i],
+                                            purpose[i]);
     return OK;
 }
 
@@ -157,82 +156,79 @@ static int refuse(request_rec *r, int status, const char *why)
     return status;
 }
 
-static int unavailable(request_rec *r, const char *why, ap_dbd_t *dbd, int rv)
+static int unavailable(request_rec *r, const char *why, const char *err)
 {
     apr_table_setn(r->err_headers_out, "Retry-After", GT_RETRY_AFTER);
     return refuse(r, HTTP_SERVICE_UNAVAILABLE,
-                  apr_pstrcat(r->pool, why, dbd && rv ? ": " : "",
-                              dbd && rv ? apr_dbd_error(dbd->driver,
-                                                        dbd->handle, rv)
-                                        : "", NULL));
+                  apr_pstrcat(r->pool, why, err ? ": " : "", err, NULL));
 }
 
 /* ---- the database --------------------------------------------------------- */
 
-/* Runs statement `which` with the arguments (NULL-terminated), preparing
- * the statements again once on a re-opened connection.  The result code
- * of apr_dbd; *nrows the rows changed. */
-static int run(request_rec *r, ap_dbd_t *dbd,
-               struct gettoken_watch_enrollment *we, int which, int *nrows,
-               const char *a1, const char *a2, const char *a3,
-               const char *a4)
-{
-    int attempt, rv = -1;
+/* The parameters and results of the gate's queries. */
+struct token_query {
+    const char *args[4];        /* in the statement's order; NULL-ended */
+    int nrows;
+    apr_int64_t now;
+    const char *udid;
+    const char *why;            /* explain: what the row says */
+};
 
-    for (attempt = 0; attempt < 2; attempt++) {
-        apr_dbd_prepared_t *stmt = gettoken_dbd_statement(
-            dbd, we->stmts[which].label);
-        if (stmt) {
-            rv = apr_dbd_pvquery(dbd->driver, r->pool, dbd->handle, nrows,
-                                 stmt, a1, a2, a3, a4, NULL);
-            if (rv == 0)
-                return 0;
-        }
-        if (attempt > 0 || !gettoken_dbd_reprepare(r, dbd, we->stmts,
-                                                   STMT_COUNT,
-                                                   "the watch enrollment gate"))
-            break;
-    }
-    return rv ? rv : -1;
+static int change_rows(request_rec *r, ap_dbd_t *dbd, apr_dbd_prepared_t *stmt,
+                       void *ctx)
+{
+    struct token_query *q = ctx;
+
+    q->nrows = 0;
+    return apr_dbd_pvquery(dbd->driver, r->pool, dbd->handle, &q->nrows, stmt,
+                           q->args[0], q->args[1], q->args[2], q->args[3],
+                           NULL);
 }
 
-static const char *now_plus(request_rec *r, apr_int64_t now, apr_int64_t s)
+/* Why no security token could be used up: the row of that sth, if any.
+ * Random access: apr_dbd_pgsql reports errors of a sequential select as
+ * "no more rows". */
+static int explain_row(request_rec *r, ap_dbd_t *dbd, apr_dbd_prepared_t *stmt,
+                       void *ctx)
 {
-    return apr_psprintf(r->pool, "%" APR_INT64_T_FMT, now + s);
-}
-
-/* Why no security token could be used: the row as it is, if any. */
-static const char *explain(request_rec *r, ap_dbd_t *dbd,
-                           struct gettoken_watch_enrollment *we,
-                           const char *sth, const char *udid,
-                           apr_int64_t now)
-{
-    apr_dbd_prepared_t *stmt = gettoken_dbd_statement(
-        dbd, we->stmts[STMT_EXPLAIN].label);
+    struct token_query *q = ctx;
     apr_dbd_results_t *res = NULL;
     apr_dbd_row_t *row = NULL;
-    const char *why = "the pairing token's sth matches no security token "
-                      "issued here";
+    int rv = apr_dbd_pvselect(dbd->driver, r->pool, dbd->handle, &res, stmt, 1,
+                              q->args[0], NULL);
 
-    if (!stmt || apr_dbd_pvselect(dbd->driver, r->pool, dbd->handle, &res,
-                                  stmt, 1, sth, NULL) != 0)
-        return "no unexpired, unused security token of this watch matches "
-               "the pairing token's sth";
-    while (apr_dbd_get_row(dbd->driver, r->pool, res, &row, -1) == 0) {
+    q->why = "the pairing token's sth matches no security token issued here";
+    if (rv != 0)
+        return rv;
+    while ((rv = apr_dbd_get_row(dbd->driver, r->pool, res, &row, -1)) == 0) {
         const char *owner = apr_dbd_get_entry(dbd->driver, row, 0);
         const char *used = apr_dbd_get_entry(dbd->driver, row, 1);
         const char *exp = apr_dbd_get_entry(dbd->driver, row, 2);
 
-        if (owner && strcmp(owner, udid) != 0)
-            why = "the security token was issued to another watch";
+        if (owner && strcmp(owner, q->udid) != 0)
+            q->why = "the security token was issued to another watch";
         else if (used && strcmp(used, "0") != 0)
-            why = "the security token was used before";
-        else if (exp && apr_atoi64(exp) <= now)
-            why = "the security token has expired";
+            q->why = "the security token was used before";
+        else if (exp && apr_atoi64(exp) <= q->now)
+            q->why = "the security token has expired";
         else
-            why = "the security token could not be used up";
+            q->why = "the security token could not be used up";
     }
-    return why;
+    return rv == -1 ? 0 : rv;
+}
+
+static int run(request_rec *r, ap_dbd_t *dbd,
+               const struct gettoken_watch_enrollment *we, int which,
+               gettoken_dbd_query query, struct token_query *q,
+               const char **err)
+{
+    return gettoken_dbd_run(r, dbd, we->label[which], statement_sql[which],
+                            query, q, err);
+}
+
+static const char *seconds(request_rec *r, apr_int64_t t)
+{
+    return apr_psprintf(r->pool, "%" APR_INT64_T_FMT, t);
 }
 
 /* ---- the gate ------------------------------------------------------------- */
@@ -268,20 +264,24 @@ static int issue_security_token(request_rec *r,
     ap_dbd_t *dbd = gettoken_dbd_acquire(r);
     apr_int64_t now = apr_time_sec(apr_time_now());
     char *token = apr_palloc(r->pool, 37);
-    const char *sth;
-    int nrows = 0, rv;
+    struct token_query q;
+    const char *err = NULL;
 
     if (!dbd)
-        return unavailable(r, "no database connection for " TABLE, NULL, 0);
-    if (gt_uuid_v4(token) != 0 || !(sth = gt_pairing_sth(r->pool, token)))
+        return unavailable(r, "no database connection for " TABLE " (mod_dbd: "
+                           "check DBDriver/DBDParams and that the database is "
+                           "up)", NULL);
+    memset(&q, 0, sizeof(q));
+    if (gt_uuid_v4(token) != 0 || !(q.args[1] = gt_pairing_sth(r->pool, token)))
         return refuse(r, HTTP_INTERNAL_SERVER_ERROR,
                       "no random security token could be made");
-    rv = run(r, dbd, we, STMT_ISSUE, &nrows, token, sth, mi->udid,
-             now_plus(r, now, we->lifetime));
-    if (rv != 0 || nrows != 1)
-        return unavailable(r, "recording a security token in " TABLE
-                           " failed", dbd, rv);
-    gettoken_dbd_purge_maybe(r, dbd, we->stmts[STMT_PURGE].label,
+    q.args[0] = token;
+    q.args[2] = mi->udid;
+    q.args[3] = seconds(r, now + we->lifetime);
+    if (run(r, dbd, we, STMT_ISSUE, change_rows, &q, &err) != 0 || q.nrows != 1)
+        return unavailable(r, "recording a security token in " TABLE " failed",
+                           err ? err : "no row inserted");
+    gettoken_dbd_purge_maybe(r, dbd, we->label[STMT_PURGE], SQL_PURGE,
                              &we->next_purge, now, TABLE);
     ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, GT_LOG_PREFIX
                   "watch %s (%s) brought no PAIRING_TOKEN: 403 with a new "
@@ -291,32 +291,53 @@ static int issue_security_token(request_rec *r,
     return send_token_missing(r, token);
 }
 
+/* Uses up the security token whose hash the pairing token carries: OK,
+ * 403 (why, from the row) or 503. */
+static int use_security_token(request_rec *r,
+                              const struct gettoken_watch_enrollment *we,
+                              const gt_machineinfo *mi,
+                              const gt_pairing_claims *claims)
+{
+    ap_dbd_t *dbd = gettoken_dbd_acquire(r);
+    struct token_query q;
+    const char *err = NULL;
+
+    if (!dbd)
+        return unavailable(r, "no database connection for " TABLE " (mod_dbd: "
+                           "check DBDriver/DBDParams and that the database is "
+                           "up)", NULL);
+    memset(&q, 0, sizeof(q));
+    q.now = apr_time_sec(apr_time_now());
+    q.udid = mi->udid;
+    q.args[0] = claims->sth;
+    q.args[1] = mi->udid;
+    q.args[2] = seconds(r, q.now);
+    if (run(r, dbd, we, STMT_USE, change_rows, &q, &err) != 0)
+        return unavailable(r, "using up the security token failed", err);
+    if (q.nrows == 1)
+        return OK;
+    if (run(r, dbd, we, STMT_EXPLAIN, explain_row, &q, &err) != 0)
+        q.why = "no unexpired, unused security token of this watch matches "
+                "the pairing token's sth";
+    return refuse(r, HTTP_FORBIDDEN, apr_psprintf(r->pool, "watch %s, jti %s: "
+                  "%s", ap_escape_logitem(r->pool, mi->udid), claims->jti,
+                  q.why));
+}
+
 /* A watch with PAIRING_TOKEN: OK when it is admitted. */
 static int admit(request_rec *r, struct gettoken_watch_enrollment *we,
                  const gt_machineinfo *mi)
 {
-    apr_int64_t now = apr_time_sec(apr_time_now());
     gt_pairing_claims claims;
-    ap_dbd_t *dbd;
-    int nrows = 0, rv, status;
+    int status;
 
     status = gettoken_watch_check_token(r, mi->pairing_token, mi->udid, NULL,
                                         &claims);
-    if (status != OK)
-        return status;
-    if (!(dbd = gettoken_dbd_acquire(r)))
-        return unavailable(r, "no database connection for " TABLE, NULL, 0);
-    rv = run(r, dbd, we, STMT_USE, &nrows, claims.sth, mi->udid,
-             now_plus(r, now, 0), NULL);
-    if (rv != 0)
-        return unavailable(r, "using up the security token failed", dbd, rv);
-    if (nrows != 1)
-        return refuse(r, HTTP_FORBIDDEN, apr_psprintf(r->pool,
-                      "watch %s, jti %s: %s",
-                      ap_escape_logitem(r->pool, mi->udid), claims.jti,
-                      explain(r, dbd, we, claims.sth, mi->udid, now)));
+    if (status == OK)
+        status = use_security_token(r, we, mi, &claims);
     /* the security token is spent; a replayed jti still ends here */
-    status = gettoken_watch_use_jti(r, &claims);
+    if (status == OK)
+        status = gettoken_watch_use_jti(r, &claims);
     if (status != OK)
         return status;
 

@@ -48,14 +48,19 @@ int gettoken_watch_prepare(server_rec *s, gettoken_server_conf *conf,
     struct gettoken_pairing_store *st;
     int i;
 
-    for (i = 0; i < conf->pairing_trust_keys->nelts; i++) {
-        const char *why = NULL;
-        if (!gt_jws_alg_for_key(APR_ARRAY_IDX(conf->pairing_trust_keys, i,
-                                              EVP_PKEY *), &why)) {
-            ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, GT_LOG_PREFIX
-                         "GetTokenWatchPairingTrust in %s: key %d: %s",
-                         gettoken_vhost_name(s, p), i + 1, why);
-            return !OK;
+    for (i = 0; i < conf->pairing_trust->nelts; i++) {
+        const gt_pairing_trust *t = &APR_ARRAY_IDX(conf->pairing_trust, i,
+                                                   gt_pairing_trust);
+        int k;
+        for (k = 0; k < t->keys->nelts; k++) {
+            const char *why = NULL;
+            if (!gt_jws_alg_for_key(APR_ARRAY_IDX(t->keys, k, EVP_PKEY *),
+                                    &why)) {
+                ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, GT_LOG_PREFIX
+                             "GetTokenWatchPairingTrust %s in %s: key %d: %s",
+                             t->issuer, gettoken_vhost_name(s, p), k + 1, why);
+                return !OK;
+            }
         }
     }
     if (!gettoken_dbd_loaded()) {
@@ -95,16 +100,41 @@ static int unavailable(request_rec *r, const char *why, const char *detail)
     return HTTP_SERVICE_UNAVAILABLE;
 }
 
-/* Puts the replay store's statements back on a re-opened connection. */
-static int reprepare(request_rec *r, ap_dbd_t *dbd,
-                     const struct gettoken_pairing_store *st)
-{
-    const gettoken_dbd_sql stmts[3] = {
-        { SQL_INSERT, st->insert_label }, { SQL_SEEN, st->seen_label },
-        { SQL_PURGE, st->purge_label }
-    };
+/* The parameters and results of the replay store's queries. */
+struct jti_query {
+    const char *jti;
+    const char *expires;        /* unix seconds */
+    int nrows;
+    int found;
+};
 
-    return gettoken_dbd_reprepare(r, dbd, stmts, 3, "the replay store");
+static int jti_insert(request_rec *r, ap_dbd_t *dbd, apr_dbd_prepared_t *stmt,
+                      void *ctx)
+{
+    struct jti_query *q = ctx;
+
+    q->nrows = 0;
+    return apr_dbd_pvquery(dbd->driver, r->pool, dbd->handle, &q->nrows, stmt,
+                           q->jti, q->expires, NULL);
+}
+
+/* Random access (synchronous): apr_dbd_pgsql reports errors of a
+ * sequential select as "no more rows". */
+static int jti_seen(request_rec *r, ap_dbd_t *dbd, apr_dbd_prepared_t *stmt,
+                    void *ctx)
+{
+    struct jti_query *q = ctx;
+    apr_dbd_results_t *res = NULL;
+    apr_dbd_row_t *row = NULL;
+    int rv = apr_dbd_pvselect(dbd->driver, r->pool, dbd->handle, &res, stmt, 1,
+                              q->jti, NULL);
+
+    q->found = 0;
+    if (rv != 0)
+        return rv;
+    while ((rv = apr_dbd_get_row(dbd->driver, r->pool, res, &row, -1)) == 0)
+        q->found = 1;
+    return rv == -1 ? 0 : rv;
 }
 
 /* Records the jti: OK the first time, HTTP_FORBIDDEN for a replay,
@@ -113,54 +143,31 @@ static int record_jti(request_rec *r, struct gettoken_pairing_store *st,
                       const gt_pairing_claims *c, apr_int64_t now)
 {
     ap_dbd_t *dbd = gettoken_dbd_acquire(r);
-    const char *expires = apr_psprintf(r->pool, "%" APR_INT64_T_FMT,
-                                       c->exp + GT_PAIRING_SKEW);
-    const char *insert_err = "the statements are not prepared on this "
-                             "connection (is the table gettoken_pairing_jti "
-                             "there? conf/schema/)";
-    int attempt;
+    struct jti_query q = { c->jti, NULL, 0, 0 };
+    const char *insert_err = NULL, *seen_err = NULL;
 
     if (!dbd)
         return unavailable(r, "no database connection for the replay store "
                            "(mod_dbd: check DBDriver/DBDParams and that the "
                            "database is up)", NULL);
-    for (attempt = 0; attempt < 2; attempt++) {
-        apr_dbd_prepared_t *insert = gettoken_dbd_statement(dbd, st->insert_label);
-        apr_dbd_prepared_t *seen = gettoken_dbd_statement(dbd, st->seen_label);
-        apr_dbd_results_t *res = NULL;
-        apr_dbd_row_t *row = NULL;
-        int nrows = 0, rv, found = 0;
-
-        if (insert && seen) {
-            rv = apr_dbd_pvquery(dbd->driver, r->pool, dbd->handle, &nrows,
-                                 insert, c->jti, expires, NULL);
-            if (rv == 0 && nrows == 1) {
-                gettoken_dbd_purge_maybe(r, dbd, st->purge_label,
-                                         &st->next_purge, now,
-                                         "gettoken_pairing_jti");
-                return OK;
-            }
-            insert_err = rv ? apr_pstrdup(r->pool, apr_dbd_error(dbd->driver,
-                                                                 dbd->handle, rv))
-                            : "no row inserted";
-            /* a unique-key violation, or a real failure?  Ask for the row.
-             * Random access (synchronous): apr_dbd_pgsql reports errors of
-             * a sequential select as "no more rows". */
-            rv = apr_dbd_pvselect(dbd->driver, r->pool, dbd->handle, &res,
-                                  seen, 1, c->jti, NULL);
-            if (rv == 0) {
-                while ((rv = apr_dbd_get_row(dbd->driver, r->pool, res, &row,
-                                             -1)) == 0)
-                    found = 1;
-                if (found)
-                    return refuse(r, "replayed", "the token was used before", c);
-                break;          /* no row: the INSERT failed for real */
-            }
+    q.expires = apr_psprintf(r->pool, "%" APR_INT64_T_FMT,
+                             c->exp + GT_PAIRING_SKEW);
+    if (gettoken_dbd_run(r, dbd, st->insert_label, SQL_INSERT, jti_insert, &q,
+                         &insert_err) == 0) {
+        if (q.nrows == 1) {
+            gettoken_dbd_purge_maybe(r, dbd, st->purge_label, SQL_PURGE,
+                                     &st->next_purge, now,
+                                     "gettoken_pairing_jti");
+            return OK;
         }
-        if (attempt > 0 || !reprepare(r, dbd, st))
-            break;
+        insert_err = "no row inserted";
     }
-    return unavailable(r, "recording the jti failed", insert_err);
+    /* a unique-key violation, or a real failure?  Ask for the row. */
+    if (gettoken_dbd_run(r, dbd, st->seen_label, SQL_SEEN, jti_seen, &q,
+                         &seen_err) == 0 && q.found)
+        return refuse(r, "replayed", "the token was used before", c);
+    return unavailable(r, "recording the jti failed (is the table "
+                       "gettoken_pairing_jti there? conf/schema/)", insert_err);
 }
 
 int gettoken_watch_check_token(request_rec *r, const char *token,
@@ -169,29 +176,40 @@ int gettoken_watch_check_token(request_rec *r, const char *token,
                                gt_pairing_claims *claims)
 {
     const gettoken_server_conf *conf = gettoken_server_config(r->server);
-    const char *payload = NULL, *why = NULL;
+    const char *payload = NULL, *why = NULL, *claimed_iss;
+    const apr_array_header_t *keys;
     apr_size_t payload_len = 0;
     gt_pairing_result pres;
 
     memset(claims, 0, sizeof(*claims));
-    if (!conf || !conf->pairing_trust_keys || !conf->pairing_trust_keys->nelts
+    if (!conf || !conf->pairing_trust || !conf->pairing_trust->nelts
         || !conf->pairing_store)
         return refuse(r, "untrusted issuer", "no GetTokenWatchPairingTrust is "
                       "configured for this virtual host", NULL);
 
-    switch (gt_jws_verify(r->pool, token, strlen(token),
-                          conf->pairing_trust_keys, &payload, &payload_len,
-                          &why)) {
+    /* only the keys listed for the issuer the token names may verify it */
+    claimed_iss = gt_pairing_claimed_issuer(r->pool, token, strlen(token),
+                                            &why);
+    if (!claimed_iss)
+        return refuse(r, "malformed token", why, NULL);
+    keys = gt_pairing_trusted_keys(conf->pairing_trust, claimed_iss);
+    if (!keys)
+        return refuse(r, "untrusted issuer", apr_pstrcat(r->pool, "iss ",
+                      ap_escape_logitem(r->pool, claimed_iss), " is not listed "
+                      "in GetTokenWatchPairingTrust", NULL), NULL);
+
+    /* claims->iss names the issuer whose keys were tried in the log line */
+    claims->iss = claimed_iss;
+    switch (gt_jws_verify(r->pool, token, strlen(token), keys, &payload,
+                          &payload_len, &why)) {
     case GT_JWS_VALID:
         break;
     case GT_JWS_MALFORMED:
         return refuse(r, "malformed token", why, NULL);
     case GT_JWS_ALG_REFUSED:
-        return refuse(r, "bad signature", why, NULL);
     case GT_JWS_NO_KEY:
-        return refuse(r, "untrusted issuer", why, NULL);
     case GT_JWS_BAD_SIGNATURE:
-        return refuse(r, "bad signature", why, NULL);
+        return refuse(r, "bad signature", why, claims);
     }
 
     pres = gt_pairing_check(r->pool, payload, payload_len,
@@ -199,6 +217,9 @@ int gettoken_watch_check_token(request_rec *r, const char *token,
                             security_token, claims, &why);
     if (pres != GT_PAIRING_OK)
         return refuse(r, gt_pairing_reason(pres), why, claims);
+    if (strcasecmp(claims->iss, claimed_iss) != 0)   /* the same bytes: never */
+        return refuse(r, "untrusted issuer", "iss changed between reads",
+                      claims);
     apr_table_setn(r->subprocess_env, "GETTOKEN_SERVICE",
                    GETTOKEN_SERVICE_WATCH_PAIRING);
     apr_table_setn(r->subprocess_env, "GETTOKEN_JTI", claims->jti);

@@ -7,8 +7,10 @@
 
 #include "gt_keys.h"
 
+#include <stdio.h>
 #include <string.h>
 
+#include "apr_lib.h"
 #include "apr_strings.h"
 
 #include <openssl/bio.h>
@@ -47,50 +49,165 @@ int gt_key_is_pkcs11_uri(const char *where)
     return strncasecmp(where, "pkcs11:", 7) == 0;
 }
 
-/*
- * Splits the query attributes libp11 must not see in the URI: RFC 7512's
- * module-path= (libp11 takes it as the engine's MODULE_PATH and refuses
- * URIs carrying it) and pin-value= (handed over as the engine's PIN, so
- * that no message of libp11's, which quote the URI, shows the PIN).
- * Returns the URI without them.
- */
-static const char *pkcs11_split_uri(apr_pool_t *pool, const char *uri,
-                                    const char **module, const char **pin)
+/* Percent-decodes s[0..n) (RFC 3986); `lower` folds ASCII to lowercase.
+ * A '%' not followed by two hex digits is kept as it is. */
+static char *pct_decode(apr_pool_t *pool, const char *s, apr_size_t n,
+                        int lower)
 {
-    const char *q = strchr(uri, '?'), *attr;
-    char *kept;
+    char *out = apr_palloc(pool, n + 1), *o = out;
+    apr_size_t i;
 
-    *module = *pin = NULL;
-    if (!q)
-        return uri;
-    kept = apr_pstrmemdup(pool, uri, (apr_size_t)(q - uri));
-    for (attr = q + 1; *attr; ) {
-        apr_size_t n = strcspn(attr, "&");
-        if (n > 12 && strncmp(attr, "module-path=", 12) == 0)
-            *module = apr_pstrmemdup(pool, attr + 12, n - 12);
-        else if (n > 10 && strncmp(attr, "pin-value=", 10) == 0)
-            *pin = apr_pstrmemdup(pool, attr + 10, n - 10);
-        else if (n > 0)
-            kept = apr_pstrcat(pool, kept, strchr(kept, '?') ? "&" : "?",
-                               apr_pstrmemdup(pool, attr, n), NULL);
-        attr += n;
-        if (*attr == '&')
-            attr++;
+    for (i = 0; i < n; i++) {
+        char c = s[i];
+        if (c == '%' && i + 2 < n && apr_isxdigit(s[i + 1]) && apr_isxdigit(s[i + 2])) {
+            char hex[3] = { s[i + 1], s[i + 2], '\0' };
+            c = (char)strtol(hex, NULL, 16);
+            i += 2;
+        }
+        *o++ = lower ? (char)apr_tolower(c) : c;
     }
+    *o = '\0';
+    return out;
+}
+
+/* 1 for an attribute that carries a PIN or says where one is: pin-value,
+ * pin-source, and any other name with "pin" in it, whatever its case or
+ * percent-encoding. */
+static int is_pin_attribute(const char *name)
+{
+    return strstr(name, "pin") != NULL;
+}
+
+/*
+ * Walks the attributes of a pkcs11: URI, path (';'-separated) and query
+ * ('&'-separated).  For each, `visit` gets its decoded lowercase name, its
+ * raw text and its raw value (NULL without '='), and returns the text to
+ * keep (NULL to drop it).  Returns the URI rebuilt from what was kept.
+ */
+typedef const char *(*pkcs11_visit)(apr_pool_t *pool, void *ctx, int query,
+                                    const char *name, const char *text,
+                                    const char *value);
+
+static const char *pkcs11_rebuild(apr_pool_t *pool, const char *uri,
+                                  pkcs11_visit visit, void *ctx)
+{
+    const char *path = uri + 7, *q = strchr(path, '?');
+    apr_size_t path_len = q ? (apr_size_t)(q - path) : strlen(path);
+    char *out = apr_pstrmemdup(pool, uri, 7);
+    int part;
+
+    for (part = 0; part < 2; part++) {
+        const char *a = part ? (q ? q + 1 : "") : path;
+        const char *stop = part ? a + strlen(a) : path + path_len;
+        char sep = part ? '&' : ';';
+        int kept_any = 0;
+
+        while (a < stop) {
+            const char *end = memchr(a, sep, (apr_size_t)(stop - a));
+            const char *eq, *text, *keep;
+            apr_size_t n;
+
+            if (!end)
+                end = stop;
+            n = (apr_size_t)(end - a);
+            if (n > 0) {
+                eq = memchr(a, '=', n);
+                text = apr_pstrmemdup(pool, a, n);
+                keep = visit(pool, ctx, part,
+                             pct_decode(pool, a, eq ? (apr_size_t)(eq - a) : n, 1),
+                             text, eq ? text + (eq - a) + 1 : NULL);
+                if (keep) {
+                    out = apr_pstrcat(pool, out, kept_any ? (part ? "&" : ";")
+                                      : (part ? "?" : ""), keep, NULL);
+                    kept_any = 1;
+                }
+            }
+            a = end < stop ? end + 1 : stop;
+        }
+    }
+    return out;
+}
+
+struct pkcs11_split {
+    const char *module;
+    const char *pin;
+    const char *pin_source;
+};
+
+/* libp11 must not see module-path= (it takes it as the engine's
+ * MODULE_PATH and refuses URIs carrying it) nor any PIN attribute, in the
+ * path or the query: libp11's messages quote the URI.  The PIN goes to the
+ * engine as its PIN (pin-source= read here); an attribute that only looks
+ * like one ("pin-value%3D...") is dropped, never passed on. */
+static const char *split_visit(apr_pool_t *pool, void *ctx, int query,
+                               const char *name, const char *text,
+                               const char *value)
+{
+    struct pkcs11_split *sp = ctx;
+
+    if (value && query && strcmp(name, "module-path") == 0) {
+        sp->module = pct_decode(pool, value, strlen(value), 0);
+        return NULL;
+    }
+    if (!is_pin_attribute(name))
+        return text;
+    if (value && strcmp(name, "pin-value") == 0)
+        sp->pin = pct_decode(pool, value, strlen(value), 0);
+    else if (value && strcmp(name, "pin-source") == 0)
+        sp->pin_source = pct_decode(pool, value, strlen(value), 0);
+    return NULL;
+}
+
+/* The PIN in a pin-source file ("file:" URI or path): its first line. */
+static const char *read_pin_source(apr_pool_t *pool, const char *source)
+{
+    char buf[256];
+    FILE *f;
+    size_t n;
+
+    if (strncmp(source, "file:", 5) == 0)
+        source += 5;
+    f = fopen(source, "r");
+    if (!f)
+        return NULL;
+    n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    buf[strcspn(buf, "\r\n")] = '\0';
+    return apr_pstrdup(pool, buf);
+}
+
+static const char *pkcs11_split_uri(apr_pool_t *pool, const char *uri,
+                                    const char **module, const char **pin,
+                                    const char **pin_source)
+{
+    struct pkcs11_split sp = { NULL, NULL, NULL };
+    const char *kept = pkcs11_rebuild(pool, uri, split_visit, &sp);
+
+    *module = sp.module;
+    *pin = sp.pin;
+    *pin_source = sp.pin_source;
     return kept;
+}
+
+/* A PIN attribute is logged by its kind only: its raw text could hold the
+ * PIN even in the name (an encoded '=' in "pin-value%3D..."). */
+static const char *log_visit(apr_pool_t *pool, void *ctx, int query,
+                             const char *name, const char *text,
+                             const char *value)
+{
+    (void)pool; (void)ctx; (void)query; (void)value;
+    if (!is_pin_attribute(name))
+        return text;
+    return strcmp(name, "pin-source") == 0 ? "pin-source=(hidden)"
+                                           : "pin-value=(hidden)";
 }
 
 const char *gt_key_location_for_log(apr_pool_t *pool, const char *where)
 {
-    const char *module, *pin;
-    const char *uri;
-
-    if (!gt_key_is_pkcs11_uri(where))
+    if (!where || !gt_key_is_pkcs11_uri(where))
         return where;
-    uri = pkcs11_split_uri(pool, where, &module, &pin);
-    return pin ? apr_pstrcat(pool, uri, strchr(uri, '?') ? "&" : "?",
-                             "pin-value=(hidden)", NULL)
-               : uri;
+    return pkcs11_rebuild(pool, where, log_visit, NULL);
 }
 
 static EVP_PKEY *pkcs11_key_load(apr_pool_t *pool, const char *uri,
@@ -98,9 +215,13 @@ static EVP_PKEY *pkcs11_key_load(apr_pool_t *pool, const char *uri,
 {
     ENGINE *e;
     EVP_PKEY *key;
-    const char *module, *pin;
+    const char *module, *pin, *pin_source;
 
-    uri = pkcs11_split_uri(pool, uri, &module, &pin);
+    uri = pkcs11_split_uri(pool, uri, &module, &pin, &pin_source);
+    if (!pin && pin_source && !(pin = read_pin_source(pool, pin_source))) {
+        *why = "the URI's pin-source cannot be read";
+        return NULL;
+    }
 
     ENGINE_load_builtin_engines();
     e = ENGINE_by_id("pkcs11");

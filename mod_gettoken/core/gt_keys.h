@@ -16,7 +16,9 @@
 
 int gt_key_is_pkcs11_uri(const char *where);
 
-/* `where` fit for a log line: a pkcs11: URI's pin-value is hidden. */
+/* `where` fit for a log line: in a pkcs11: URI every PIN attribute
+ * (pin-value, pin-source; path or query; any case or percent-encoding) is
+ * replaced by its kind and "(hidden)". */
 const char *gt_key_location_for_log(apr_pool_t *pool, const char *where);
 
 /* A private key from a file or pkcs11: URI, or NULL with *why. */

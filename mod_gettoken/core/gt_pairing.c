@@ -6,6 +6,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "apr_strings.h"
 
@@ -64,6 +65,52 @@ const char *gt_pairing_token(apr_pool_t *pool, const gt_jws_signer *signer,
         gt_json_string(pool, phone_udid), gt_json_string(pool, watch_udid),
         sth);
     return gt_jws_sign(pool, signer, claims, why);
+}
+
+const apr_array_header_t *gt_pairing_trusted_keys(
+    const apr_array_header_t *trust, const char *iss)
+{
+    int i;
+
+    if (!trust || !iss)
+        return NULL;
+    for (i = 0; i < trust->nelts; i++) {
+        const gt_pairing_trust *t = &APR_ARRAY_IDX(trust, i, gt_pairing_trust);
+        if (strcasecmp(t->issuer, iss) == 0)
+            return t->keys;
+    }
+    return NULL;
+}
+
+const char *gt_pairing_claimed_issuer(apr_pool_t *pool, const char *token,
+                                      apr_size_t len, const char **why)
+{
+    const char *dot1, *dot2, *end = token + len;
+    unsigned char *payload = NULL;
+    apr_size_t payload_len = 0;
+    apr_array_header_t *obj;
+    const gt_json_member *iss;
+
+    *why = "not a compact JWS (header.payload.signature)";
+    if (len > GT_JWS_MAX_TOKEN
+        || !(dot1 = memchr(token, '.', len))
+        || !(dot2 = memchr(dot1 + 1, '.', (apr_size_t)(end - dot1 - 1))))
+        return NULL;
+    if ((apr_size_t)(dot2 - dot1 - 1) > (GT_JWS_MAX_PAYLOAD / 3 + 1) * 4
+        || gt_b64url_decode(pool, dot1 + 1, (apr_size_t)(dot2 - dot1 - 1),
+                            &payload, &payload_len) != 0)
+        return NULL;
+    obj = gt_json_parse_object(pool, (const char *)payload, payload_len, 32,
+                               why);
+    if (!obj)
+        return NULL;
+    iss = gt_json_get(obj, "iss");
+    if (!iss || iss->type != GT_JSON_STRING || !gt_pairing_id_ok(iss->str)) {
+        *why = "the iss claim is missing, not a string or not a plausible "
+               "value";
+        return NULL;
+    }
+    return iss->str;
 }
 
 /* A required string claim; NULL (and *why) when missing or mistyped. */

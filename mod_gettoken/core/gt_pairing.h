@@ -39,6 +39,26 @@ typedef struct gt_pairing_claims {
     const char *sth;
 } gt_pairing_claims;
 
+/* One GetTokenWatchPairingTrust issuer: the only keys that may sign its
+ * tokens. */
+typedef struct gt_pairing_trust {
+    const char *issuer;         /* a server UUID */
+    apr_array_header_t *keys;   /* EVP_PKEY * */
+} gt_pairing_trust;
+
+/* The keys trusted for `iss` in `trust` (gt_pairing_trust; UUIDs compared
+ * regardless of case), or NULL when the issuer is not listed. */
+const apr_array_header_t *gt_pairing_trusted_keys(
+    const apr_array_header_t *trust, const char *iss);
+
+/*
+ * The iss claim of a compact JWS, read before its signature is checked and
+ * used only to choose the keys that check it (gt_pairing_check reads the
+ * verified claims again).  NULL with *why when there is none to read.
+ */
+const char *gt_pairing_claimed_issuer(apr_pool_t *pool, const char *token,
+                                      apr_size_t len, const char **why);
+
 /* base64url(SHA-256(security_token)), 43 characters; NULL on failure. */
 const char *gt_pairing_sth(apr_pool_t *pool, const char *security_token);
 

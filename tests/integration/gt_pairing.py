@@ -41,9 +41,10 @@ def public_key_pem_file(gt, ident, name):
     return path
 
 
-def watch_vhost(gt, trust_files, db, db_driver="sqlite3"):
-    """A watch MDM's vhost: no GetToken, only the verify location."""
-    trust = "\n".join("GetTokenWatchPairingTrust %s" % t for t in trust_files)
+def watch_vhost(gt, trust, db, db_driver="sqlite3"):
+    """A watch MDM's vhost: no GetToken, only the verify location.  `trust`:
+    (issuer UUID, file of its certificates / public keys) pairs."""
+    trust = "\n".join("GetTokenWatchPairingTrust %s %s" % t for t in trust)
     return gt.vhost(gettoken=False, signing_key=None, uuid=None, db=db, db_driver=db_driver,
                     directives=trust + "\n" + VERIFY_LOCATION)
 
@@ -77,7 +78,8 @@ class Pairing:
     phone: VHost          # pairing key maid_ec (ES256), lifetime 300
     phone_rsa: VHost      # no GetTokenWatchPairingKey: the signing key maid_rsa (RS256)
     phone_short: VHost    # maid_ec, GetTokenWatchPairingLifetime 1
-    watch: VHost          # trusts maid_ec (certificate) and maid_rsa (public key PEM)
+    watch: VHost          # trusts phone and phone_short with maid_ec (certificate),
+                          # phone_rsa with maid_rsa (public key PEM)
     short: tuple          # (token, watch udid, secret) issued at start-up with lifetime 1
 
     def issue(self, gt, vhost=None, device="dev_a", watch=None, secret=None):

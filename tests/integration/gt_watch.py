@@ -69,9 +69,10 @@ def new_watch_udid():
     return "00008301-" + uuid.uuid4().hex[:16].upper()
 
 
-def watch_mdm_vhost(gt, db, trust_files, db_driver="sqlite3", extra="", env_log=None):
-    """The watch MDM's vhost: no GetToken, the gate in front of the recording CGI."""
-    lines = ["GetTokenWatchPairingTrust %s" % t for t in trust_files]
+def watch_mdm_vhost(gt, db, trust, db_driver="sqlite3", extra="", env_log=None):
+    """The watch MDM's vhost: no GetToken, the gate in front of the recording CGI.
+    `trust`: (issuer UUID, file of its certificates / public keys) pairs."""
+    lines = ["GetTokenWatchPairingTrust %s %s" % t for t in trust]
     if env_log:
         lines.append("CustomLog %s %s" % (env_log, ENV_LOG_FORMAT))
     lines.append(extra)

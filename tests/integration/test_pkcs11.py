@@ -78,3 +78,31 @@ def test_bad_pkcs11_uri_stops_configtest(hsm, gt, monkeypatch, case, bad_uri):
     assert rc != 0, out
     assert "GetTokenSigningKey" in out and "pkcs11" in out, out
     assert PIN not in out and "0000" not in out.replace("0000-", ""), "a PIN was logged"
+
+
+SECRET = "SECRET123"
+
+
+@pytest.mark.parametrize("case,bad_uri", [
+    # path attribute, a SoftHSM token that has no such object
+    ("path-pin-softhsm", "pkcs11:token=mdm;object=nothing-here;pin-value=%s?module-path=%s"
+     % (SECRET, SOFTHSM_MODULE)),
+    # path attribute, a token that does not exist at all (default module)
+    ("path-pin-no-token", "pkcs11:token=t;object=k;pin-value=%s" % SECRET),
+    # mixed case, percent-encoded name, pin-source and a query PIN together
+    ("mixed-forms", "pkcs11:token=mdm;object=k;Pin%%2DValue=%s?PIN-Source=/%s&pin-value=%s"
+     "&module-path=%s" % (SECRET, SECRET, SECRET, SOFTHSM_MODULE)),
+])
+def test_pin_never_logged_when_start_up_fails(hsm, gt, monkeypatch, case, bad_uri):
+    """Whatever form the PIN takes in the URI, neither `apachectl -t` nor a
+    failed start-up prints it, even at LogLevel trace8."""
+    monkeypatch.setenv("SOFTHSM2_CONF", hsm)
+    h = gt.httpd([gt.vhost(signing_key='"%s"' % bad_uri)], loglevel="trace8")
+    rc, out = h.configtest()
+    assert rc != 0, out
+    assert "GetTokenSigningKey" in out and "(hidden)" in out, out
+    with pytest.raises(RuntimeError) as failed:
+        h.start()
+    logged = out + str(failed.value) + h.read_error_log()
+    assert "GetTokenSigningKey" in h.read_error_log()
+    assert SECRET not in logged, "a PIN was logged"

@@ -379,3 +379,23 @@ def test_unresponsive_database_is_bounded_by_connect_timeout(gt, start_httpd):
         assert_no_crash(h)
     finally:
         sock.close()
+
+
+def test_schema_change_on_live_database(gt, own_pg):
+    """A migration on the live PostgreSQL database (a new table, a new column
+    in the table the statement reads) costs no request."""
+    h = gt.httpd([pg_vhost(gt, own_pg, "mdm")], loglevel="info").start()
+    try:
+        res = concurrently(8, lambda i: ask(gt, h, ("dev_a", "dev_b")[i % 2])[0])
+        for r in res:
+            assert_token(gt, h, r)
+        own_pg.sql("mdm", "CREATE TABLE gettoken_migration (id int PRIMARY KEY)")
+        own_pg.sql("mdm", "ALTER TABLE cert_auth_associations ADD COLUMN note text")
+        mark = h.log_mark()
+        res = concurrently(8, lambda i: ask(gt, h, ("dev_a", "dev_b")[i % 2])[0])
+        for r in res:
+            assert not isinstance(r, Exception), r
+            assert r.status == 200, (r.status, h.log_since(mark)[-1500:])
+    finally:
+        h.stop()
+    assert_no_crash(h)

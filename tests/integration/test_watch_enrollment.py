@@ -36,10 +36,10 @@ class Site:
     """The phone's MDM vhost and the watch MDM's vhosts of one httpd."""
 
     def __init__(self, gt):
-        trust = [gt.pki.maid_ec.cert_path]
         self.db = gt.make_db("watch-enroll", [])
         self.env_log = os.path.join(gt.dir, "watch-env.log")
         self.phone = gt.vhost(directives="GetTokenWatchPairingKey %s" % gt.pki.maid_ec.key_path)
+        self.trust = trust = [(self.phone.uuid, gt.pki.maid_ec.cert_path)]
         self.watch = watch_mdm_vhost(gt, self.db, trust, env_log=self.env_log)
         self.watch_ca = watch_mdm_vhost(gt, gt.make_db("watch-ca", []), trust,
                                         extra="GetTokenWatchEnrollmentCA %s" % gt.pki.ca_cert_path)
@@ -247,16 +247,18 @@ def test_forged_token_by_trusted_key_admitted(gt, site):
     assert_admitted(gt, site, r, body, site.phone.uuid)
 
 
-@pytest.mark.parametrize("key", ["rsa-other-org", "ec-unknown"])
+@pytest.mark.parametrize("key", ["iss-not-listed", "rsa-other-org", "ec-unknown"])
 def test_untrusted_key(gt, site, key):
     udid = new_watch_udid()
     secret = security_token(gt, site, site.watch, udid)
-    if key == "rsa-other-org":
+    reason = "bad signature"
+    if key == "iss-not-listed":      # a trusted key, but for another issuer
+        token, _ = forged(gt, site, udid, secret, iss=str(uuid.uuid4()))
+        reason = "untrusted issuer"
+    elif key == "rsa-other-org":
         token, _ = forged(gt, site, udid, secret, key=gt.pki.maid_rsa2.key, alg="RS256")
-        reason = "untrusted issuer"      # the watch MDM trusts an EC key only
     else:
         token, _ = forged(gt, site, udid, secret, key=ec.generate_private_key(ec.SECP256R1()))
-        reason = "bad signature"
     mark = site.h.log_mark()
     r, _ = ask(gt, site.watch, udid, token=token)
     assert_refused(site, r, r"watch pairing token refused \(403\): " + reason, mark)
@@ -274,7 +276,7 @@ def test_tampered_token(gt, site, claim):
                      "sth": sth_of(security_token(gt, site, site.watch, udid))}[claim]
     mark = site.h.log_mark()
     r, _ = ask(gt, site.watch, udid, token=resign_parts(token, claims))
-    assert_refused(site, r, r"bad signature", mark)
+    assert_refused(site, r, r"untrusted issuer" if claim == "iss" else r"bad signature", mark)
     r, body = ask(gt, site.watch, udid, token=token)
     assert_admitted(gt, site, r, body, site.phone.uuid)
 
@@ -451,7 +453,7 @@ def test_no_ca_any_signer(gt, site):
 @pytest.mark.parametrize("case", ["no-trust", "bad-ca", "lifetime-0", "in-htaccess-scope"])
 def test_misconfiguration_refused(gt, case):
     db = gt.make_db("watch-conf-" + case, [])
-    trust = [] if case == "no-trust" else [gt.pki.maid_ec.cert_path]
+    trust = [] if case == "no-trust" else [(str(uuid.uuid4()), gt.pki.maid_ec.cert_path)]
     extra = {"bad-ca": "GetTokenWatchEnrollmentCA %s" % gt.pki.path("no-such-ca.pem"),
              "lifetime-0": "GetTokenWatchSecurityTokenLifetime 0",
              "in-htaccess-scope": ""}.get(case, "")
@@ -478,15 +480,14 @@ def pg(gt):
         server.cleanup()
 
 
-def pg_node(gt, pg):
-    v = watch_mdm_vhost(gt, pg.dbd_params("watchmdm"), [gt.pki.maid_ec.cert_path],
-                        db_driver="pgsql")
+def pg_node(gt, pg, site):
+    v = watch_mdm_vhost(gt, pg.dbd_params("watchmdm"), site.trust, db_driver="pgsql")
     return gt.httpd([v], extra_global=NODE_MPM)
 
 
 @pytest.fixture(scope="module")
-def nodes(gt, pg):
-    a, b = pg_node(gt, pg), pg_node(gt, pg)
+def nodes(gt, pg, site):
+    a, b = pg_node(gt, pg, site), pg_node(gt, pg, site)
     try:
         a.start()
         b.start()

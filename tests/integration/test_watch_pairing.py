@@ -32,7 +32,9 @@ def pairing(gt):
     phone_short = gt.vhost(directives="GetTokenWatchPairingKey %s\nGetTokenWatchPairingLifetime 1"
                            % ec_key)
     rsa_pub = public_key_pem_file(gt, gt.pki.maid_rsa, "maid_rsa.pub.pem")
-    watch = watch_vhost(gt, [gt.pki.maid_ec.cert_path, rsa_pub], gt.make_db("watch", []))
+    ec_cert = gt.pki.maid_ec.cert_path
+    watch = watch_vhost(gt, [(phone.uuid, ec_cert), (phone_short.uuid, ec_cert),
+                             (phone_rsa.uuid, rsa_pub)], gt.make_db("watch", []))
     h = gt.httpd([phone, phone_rsa, phone_short, watch])
     h.start()
     try:
@@ -217,8 +219,9 @@ def test_tampered_claim_403(gt, pairing, claim):
     use_watch = a_watch if claim == "watch_udid" else watch
     use_secret = a_secret if claim == "sth" else secret
     mark = pairing.h.log_mark()
+    # a changed iss names an issuer the watch vhost does not list
     assert_refused(pairing, pairing.verify(gt, resign_parts(token, claims), use_watch, use_secret),
-                   "bad signature", mark)
+                   "untrusted issuer" if claim == "iss" else "bad signature", mark)
     # the genuine token is still good, once
     assert pairing.verify(gt, token, watch, secret).status == 200
 
@@ -289,7 +292,7 @@ def forged_claims(gt, pairing, **over):
 
 def test_other_organisation_key_403(gt, pairing):
     """A valid signature by a key the watch vhost does not trust."""
-    claims = forged_claims(gt, pairing)
+    claims = forged_claims(gt, pairing, iss=pairing.phone_rsa.uuid)
     token = jwt.encode(claims, gt.pki.maid_rsa2.key, algorithm="RS256")
     mark = pairing.h.log_mark()
     assert_refused(pairing, pairing.verify(gt, token, claims["watch_udid"], "sec"),
@@ -297,6 +300,41 @@ def test_other_organisation_key_403(gt, pairing):
     # the same claims signed by a trusted key pass: only the key made the difference
     good = jwt.encode(claims, gt.pki.maid_rsa.key, algorithm="RS256")
     assert pairing.verify(gt, good, claims["watch_udid"], "sec").status == 200
+
+
+def test_key_of_another_issuer_403(gt, pairing):
+    """Organisation B's trusted key cannot vouch for organisation A: a token
+    with iss = A signed by B's key is refused, the same claims signed by A's
+    own key pass."""
+    org_a, org_b_key = pairing.phone.uuid, gt.pki.maid_rsa.key   # B = phone_rsa
+    claims = forged_claims(gt, pairing, iss=org_a)
+    token = jwt.encode(claims, org_b_key, algorithm="RS256")
+    mark = pairing.h.log_mark()
+    r = pairing.verify(gt, token, claims["watch_udid"], "sec")
+    assert_refused(pairing, r, "bad signature: .*; iss %s" % org_a, mark)
+    assert b"Issuer" not in r.body
+    # an EC key trusted for B would not do either
+    claims_b = forged_claims(gt, pairing, iss=pairing.phone_rsa.uuid)
+    token_b = jwt.encode(claims_b, gt.pki.maid_ec.key, algorithm="ES256")
+    assert pairing.verify(gt, token_b, claims_b["watch_udid"], "sec").status == 403
+    # right key, right iss
+    good = jwt.encode(claims, gt.pki.maid_ec.key, algorithm="ES256")
+    assert_verified(pairing.verify(gt, good, claims["watch_udid"], "sec"),
+                    claims["phone_udid"], org_a)
+
+
+def test_unlisted_issuer_403(gt, pairing):
+    """A trusted key signing for an issuer nobody listed: refused, one line."""
+    stranger = str(uuid.uuid4())
+    claims = forged_claims(gt, pairing, iss=stranger)
+    token = jwt.encode(claims, gt.pki.maid_ec.key, algorithm="ES256")
+    mark = pairing.h.log_mark()
+    assert_refused(pairing, pairing.verify(gt, token, claims["watch_udid"], "sec"),
+                   "untrusted issuer: iss %s is not listed" % stranger, mark)
+    # the issuer is matched as a UUID, whatever its case
+    claims = forged_claims(gt, pairing, iss=pairing.phone.uuid.upper())
+    token = jwt.encode(claims, gt.pki.maid_ec.key, algorithm="ES256")
+    assert pairing.verify(gt, token, claims["watch_udid"], "sec").status == 200
 
 
 def test_untrusted_ec_key_403(gt, pairing):
@@ -319,8 +357,8 @@ def test_trusted_signature_bad_claims_403(gt, pairing, case):
     if case == "no-jti":
         del claims["jti"]
     if case == "maid-token":
-        # a com.apple.maid token of the phone's vhost (signed by trusted maid_rsa)
-        with gt.client(pairing.phone.port, "dev_a") as c:
+        # a com.apple.maid token of phone_rsa (signed by maid_rsa, trusted for its iss)
+        with gt.client(pairing.phone_rsa.port, "dev_a") as c:
             token = token_from_response(c.checkin(gettoken_fields(
                 udid=gt.devices["dev_a"].enrollment_id)))
     else:
@@ -395,12 +433,24 @@ def test_trust_misconfiguration_refused(gt, case):
     if case == "no-mod-dbd":
         extra["omit_modules"] = ("dbd",)
         db = ""
-    h = gt.httpd([watch_vhost(gt, [trust], db)], **extra)
+    h = gt.httpd([watch_vhost(gt, [(str(uuid.uuid4()), trust)], db)], **extra)
     rc, out = h.configtest()
     assert rc != 0
     assert "GetTokenWatchPairingTrust" in out, out
     lines = [l for l in out.splitlines() if "GetTokenWatchPairingTrust" in l]
     assert len(lines) == 1 and "mdm-" in lines[0], out
+
+
+@pytest.mark.parametrize("args", ["%(cert)s", "%(cert)s %(cert)s", "not-a-uuid %(cert)s"])
+def test_trust_needs_issuer_and_file(gt, args):
+    """The one-argument form (any trusted key for any issuer) stops start-up
+    with a line saying the new form."""
+    directive = "GetTokenWatchPairingTrust " + args % {"cert": gt.pki.maid_ec.cert_path}
+    h = gt.httpd([gt.vhost(gettoken=False, signing_key=None, uuid=None, db=gt.db,
+                           directives=directive)])
+    rc, out = h.configtest()
+    assert rc != 0, out
+    assert "GetTokenWatchPairingTrust takes <issuer-uuid> <file>" in out, out
 
 
 def test_lifetime_directive_checked(gt):
@@ -425,14 +475,14 @@ def pg(gt):
 NODE_MPM = "StartServers 2\nThreadsPerChild 16\nMaxRequestWorkers 32"
 
 
-def pg_node(gt, pg):
-    return gt.httpd([watch_vhost(gt, [gt.pki.maid_ec.cert_path], pg.dbd_params("watchjti"),
+def pg_node(gt, pg, issuer):
+    return gt.httpd([watch_vhost(gt, [(issuer, gt.pki.maid_ec.cert_path)], pg.dbd_params("watchjti"),
                                  db_driver="pgsql")], extra_global=NODE_MPM)
 
 
 @pytest.fixture(scope="module")
-def nodes(gt, pg):
-    a, b = pg_node(gt, pg), pg_node(gt, pg)
+def nodes(gt, pg, pairing):
+    a, b = pg_node(gt, pg, pairing.phone.uuid), pg_node(gt, pg, pairing.phone.uuid)
     try:
         a.start()
         b.start()
@@ -525,7 +575,7 @@ def test_expired_rows_purged(gt, pairing, pg):
     stale, live = str(uuid.uuid4()), str(uuid.uuid4())
     pg.sql("watchjti", "INSERT INTO gettoken_pairing_jti (jti, expires_at) VALUES "
                        "('%s', %d), ('%s', %d)" % (stale, now - 10, live, now + 3600))
-    node = pg_node(gt, pg)
+    node = pg_node(gt, pg, pairing.phone.uuid)
     node.start()       # a fresh node purges on its first verification
     try:
         token, watch, secret = pairing.issue(gt)
@@ -564,7 +614,8 @@ def test_database_down_503_then_recovers(gt, pairing, pg, nodes):
 
 def test_missing_jti_table_503(gt, pairing, pg):
     pg.create_db("nojti", schema=None)
-    node = gt.httpd([watch_vhost(gt, [gt.pki.maid_ec.cert_path], pg.dbd_params("nojti"),
+    node = gt.httpd([watch_vhost(gt, [(pairing.phone.uuid, gt.pki.maid_ec.cert_path)],
+                                 pg.dbd_params("nojti"),
                                  db_driver="pgsql")])
     node.start()
     try:

@@ -17,6 +17,7 @@ int main(void)
     srunner_add_suite(sr, cert_der_suite());
     srunner_add_suite(sr, identity_suite());
     srunner_add_suite(sr, machineinfo_suite());
+    srunner_add_suite(sr, keys_suite());
     srunner_run_all(sr, CK_NORMAL);
     failed = srunner_ntests_failed(sr);
     srunner_free(sr);

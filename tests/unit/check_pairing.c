@@ -471,6 +471,40 @@ START_TEST(verify_response_xml)
 }
 END_TEST
 
+/* Each issuer has its own keys; the iss is read before the signature only
+ * to choose them. */
+START_TEST(pairing_trust_per_issuer)
+{
+    const char *why = NULL, *tok;
+    apr_array_header_t *trust = apr_array_make(pool, 2, sizeof(gt_pairing_trust));
+    gt_pairing_trust *a = apr_array_push(trust), *b = apr_array_push(trust);
+    gt_jws_signer *signer = gt_jws_signer_create(pool, ec_key, &why);
+    char jti[37];
+
+    a->issuer = ISS;
+    a->keys = keys(ec_key, NULL);
+    b->issuer = "0b0b0b0b-1111-4222-8333-444455556666";
+    b->keys = keys(rsa_key, NULL);
+    ck_assert_ptr_eq(gt_pairing_trusted_keys(trust, ISS), a->keys);
+    ck_assert_ptr_eq(gt_pairing_trusted_keys(trust,
+                     "3F2B8C1E-1111-4222-8333-444455556666"), a->keys);
+    ck_assert_ptr_eq(gt_pairing_trusted_keys(trust, b->issuer), b->keys);
+    ck_assert_ptr_null(gt_pairing_trusted_keys(trust,
+                       "3f2b8c1e-1111-4222-8333-444455556667"));
+
+    ck_assert_ptr_nonnull(signer);
+    tok = gt_pairing_token(pool, signer, ISS, NOW, 300, PHONE, WATCH, SECRET,
+                           jti, &why);
+    ck_assert_ptr_nonnull(tok);
+    ck_assert_str_eq(gt_pairing_claimed_issuer(pool, tok, strlen(tok), &why), ISS);
+    ck_assert_ptr_null(gt_pairing_claimed_issuer(pool, "abc", 3, &why));
+    ck_assert_ptr_null(gt_pairing_claimed_issuer(pool, "a.!!.c", 6, &why));
+    /* {"iss":5} and {} */
+    ck_assert_ptr_null(gt_pairing_claimed_issuer(pool, "e30.eyJpc3MiOjV9.x", 18, &why));
+    ck_assert_ptr_null(gt_pairing_claimed_issuer(pool, "e30.e30.x", 9, &why));
+}
+END_TEST
+
 Suite *pairing_suite(void)
 {
     Suite *s = suite_create("pairing");
@@ -491,6 +525,7 @@ Suite *pairing_suite(void)
     tcase_add_test(tc, pairing_ids);
     tcase_add_test(tc, verify_request_plist);
     tcase_add_test(tc, verify_response_xml);
+    tcase_add_test(tc, pairing_trust_per_issuer);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -8,4 +8,5 @@ Suite *pairing_suite(void);
 Suite *cert_der_suite(void);
 Suite *identity_suite(void);
 Suite *machineinfo_suite(void);
+Suite *keys_suite(void);
 #endif
