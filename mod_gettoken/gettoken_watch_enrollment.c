@@ -165,6 +165,13 @@ static int unavailable(request_rec *r, const char *why, const char *err)
 
 /* ---- the database --------------------------------------------------------- */
 
+static int no_connection(request_rec *r)
+{
+    return unavailable(r, "no database connection for " TABLE " (mod_dbd: "
+                       "check DBDriver/DBDParams and that the database is up)",
+                       NULL);
+}
+
 /* The parameters and results of the gate's queries. */
 struct token_query {
     const char *args[4];        /* in the statement's order; NULL-ended */
@@ -268,9 +275,7 @@ static int issue_security_token(request_rec *r,
     const char *err = NULL;
 
     if (!dbd)
-        return unavailable(r, "no database connection for " TABLE " (mod_dbd: "
-                           "check DBDriver/DBDParams and that the database is "
-                           "up)", NULL);
+        return no_connection(r);
     memset(&q, 0, sizeof(q));
     if (gt_uuid_v4(token) != 0 || !(q.args[1] = gt_pairing_sth(r->pool, token)))
         return refuse(r, HTTP_INTERNAL_SERVER_ERROR,
@@ -303,9 +308,7 @@ static int use_security_token(request_rec *r,
     const char *err = NULL;
 
     if (!dbd)
-        return unavailable(r, "no database connection for " TABLE " (mod_dbd: "
-                           "check DBDriver/DBDParams and that the database is "
-                           "up)", NULL);
+        return no_connection(r);
     memset(&q, 0, sizeof(q));
     q.now = apr_time_sec(apr_time_now());
     q.udid = mi->udid;

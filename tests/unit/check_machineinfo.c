@@ -21,16 +21,15 @@
 #include "unit_cert.h"
 
 static apr_pool_t *pool;
+/* two signers: EC P-256 and RSA-2048, self-signed */
 static EVP_PKEY *key_a, *key_b;
 static X509 *cert_a, *cert_b;
 
 static void setup(void)
 {
     ck_assert_int_eq(apr_pool_create(&pool, NULL), APR_SUCCESS);
-    key_a = EVP_EC_gen("P-256");
-    key_b = EVP_RSA_gen(2048);
-    ck_assert_ptr_nonnull(key_a);
-    ck_assert_ptr_nonnull(key_b);
+    ck_assert_ptr_nonnull(key_a = EVP_EC_gen("P-256"));
+    ck_assert_ptr_nonnull(key_b = EVP_RSA_gen(2048));
     cert_a = unit_cert(key_a, "watch a", NULL, NULL, 0);
     cert_b = unit_cert(key_b, "watch b", NULL, NULL, 0);
 }
@@ -66,23 +65,9 @@ static plist_t mi_dict(const char *product, const char *udid,
     return d;
 }
 
-/* The dict as XML or binary bytes (from the pool); frees the dict. */
 static const char *to_bytes(plist_t d, int binary, apr_size_t *len)
 {
-    char *out = NULL;
-    uint32_t n = 0;
-    const char *copy;
-
-    if (binary)
-        plist_to_bin(d, &out, &n);
-    else
-        plist_to_xml(d, &out, &n);
-    plist_free(d);
-    ck_assert_ptr_nonnull(out);
-    copy = apr_pmemdup(pool, out, n);
-    free(out);
-    *len = n;
-    return copy;
+    return unit_plist_bytes(pool, d, binary, len);
 }
 
 /* DER CMS SignedData over content: attached unless detached. */
