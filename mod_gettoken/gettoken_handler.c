@@ -26,7 +26,7 @@ APR_IMPLEMENT_EXTERNAL_HOOK_RUN_FIRST(gettoken, GETTOKEN, int, generate_token,
                                       (req, tok), DECLINED)
 
 static const gt_plist_limits checkin_limits = {
-    GT_PLIST_MAX_DEPTH, GT_PLIST_MAX_OBJECTS
+    GT_PLIST_MAX_DEPTH, GT_PLIST_MAX_OBJECTS, GT_PLIST_MAX_EXPANDED
 };
 
 static int is_checkin_method(const request_rec *r)

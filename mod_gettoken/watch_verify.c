@@ -40,7 +40,7 @@ struct gettoken_pairing_store {
 
 static APR_OPTIONAL_FN_TYPE(gettoken_watch_verify) *verify_fn;
 
-static const gt_plist_limits verify_limits = { 8, 256 };
+static const gt_plist_limits verify_limits = { 8, 256, GT_PLIST_MAX_EXPANDED };
 
 int gettoken_watch_prepare(server_rec *s, gettoken_server_conf *conf,
                            apr_pool_t *p)

@@ -62,6 +62,8 @@ static gt_checkin_result read_token_parameters(apr_pool_t *pool, plist_t dict,
     char *key = NULL;
 
     msg->token_parameters = apr_table_make(pool, 4);
+    /* plist_dict_next_item asserts on a key holding a NUL: every key here
+     * passed gt_plist_tree_check, after the pre-check refused NULs. */
     plist_dict_new_iter(dict, &it);
     if (!it) {
         *why = "TokenParameters could not be read";
@@ -92,10 +94,12 @@ static gt_checkin_result read_token_parameters(apr_pool_t *pool, plist_t dict,
 }
 
 static gt_checkin_result validate(apr_pool_t *pool, plist_t root,
+                                  const gt_plist_limits *lim,
                                   gt_checkin *msg, const char **why)
 {
     plist_t node;
     const char *message_type;
+    gt_bounds_result bounds;
     apr_size_t i;
 
     if (plist_get_node_type(root) != PLIST_DICT) {
@@ -106,6 +110,14 @@ static gt_checkin_result validate(apr_pool_t *pool, plist_t root,
     if (!message_type || strcmp(message_type, "GetToken") != 0) {
         *why = "MessageType is not GetToken";
         return GT_CHECKIN_NOT_OURS;
+    }
+    /* Before any key is read: every string and key of a GetToken is short
+     * and NUL-free. */
+    bounds = gt_plist_tree_check(pool, root, lim, GT_CHECKIN_MAX_STRING);
+    if (bounds != GT_BOUNDS_OK) {
+        *why = bounds == GT_BOUNDS_TOO_LONG
+               ? "a key or string is over 1 KiB" : gt_bounds_reason(bounds);
+        return GT_CHECKIN_INVALID;
     }
 
     node = plist_dict_get_item(root, "TokenServiceType");
@@ -147,12 +159,6 @@ static gt_checkin_result validate(apr_pool_t *pool, plist_t root,
     return GT_CHECKIN_GETTOKEN;
 }
 
-static apr_status_t plist_cleanup(void *data)
-{
-    plist_free((plist_t)data);
-    return APR_SUCCESS;
-}
-
 static int mentions_gettoken(const char *buf, apr_size_t len)
 {
     return len >= 8 && memmem(buf, len, "GetToken", 8) != NULL;
@@ -164,41 +170,22 @@ gt_checkin_result gt_checkin_parse(apr_pool_t *pool, const char *buf,
 {
     plist_t root = NULL;
     gt_bounds_result bounds;
-    int binary;
 
     memset(msg, 0, sizeof(*msg));
-    if (len < 8 || len > UINT32_MAX) {
-        *why = "body is not a plist";
-        return GT_CHECKIN_NOT_OURS;
-    }
-    binary = plist_is_binary(buf, (uint32_t)len);
-    if (binary)
-        bounds = gt_bplist_check(pool, (const unsigned char *)buf, len, lim);
-    else if (memchr(buf, '<', len < 512 ? len : 512))
-        bounds = gt_xmlplist_check(buf, len, lim);
-    else {
-        *why = "body is not a plist";
-        return GT_CHECKIN_NOT_OURS;
-    }
+    bounds = gt_plist_parse_bounded(pool, buf, len, lim, &root);
     if (bounds != GT_BOUNDS_OK) {
         *why = gt_bounds_reason(bounds);
-        /* Too big to parse safely: whether it is a GetToken can only be
-         * guessed.  One that says so gets its 400, anything else is the
-         * MDM's business. */
+        /* Unsafe to parse: whether it is a GetToken can only be guessed.
+         * One that says so gets its 400, anything else is the MDM's
+         * business. */
         return (bounds != GT_BOUNDS_MALFORMED && mentions_gettoken(buf, len))
                ? GT_CHECKIN_INVALID : GT_CHECKIN_NOT_OURS;
     }
-
-    if (binary)
-        plist_from_bin(buf, (uint32_t)len, &root);
-    else
-        plist_from_xml(buf, (uint32_t)len, &root);
     if (!root) {
         *why = "body is not a well-formed plist";
         return GT_CHECKIN_NOT_OURS;
     }
-    apr_pool_cleanup_register(pool, root, plist_cleanup, apr_pool_cleanup_null);
-    return validate(pool, root, msg, why);
+    return validate(pool, root, lim, msg, why);
 }
 
 const char *gt_checkin_enrollment(const gt_checkin *msg)

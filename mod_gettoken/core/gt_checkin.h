@@ -18,10 +18,15 @@
  * a NUL byte (which no identifier may).  Shared by every plist reader. */
 const char *gt_plist_string(apr_pool_t *pool, plist_t node);
 
+/* The longest string or key a GetToken may hold, in bytes. */
+#define GT_CHECKIN_MAX_STRING 1024
+
 typedef enum {
     GT_CHECKIN_GETTOKEN = 0, /* a valid GetToken: *msg is filled in */
     GT_CHECKIN_NOT_OURS,     /* not a plist dict, or another MessageType */
-    GT_CHECKIN_INVALID       /* a GetToken with missing or mistyped keys */
+    GT_CHECKIN_INVALID       /* a GetToken with missing or mistyped keys,
+                              * a string or key over GT_CHECKIN_MAX_STRING
+                              * bytes, or a NUL in one */
 } gt_checkin_result;
 
 typedef struct gt_checkin {
@@ -39,10 +44,11 @@ typedef struct gt_checkin {
 } gt_checkin;
 
 /*
- * Parses `len` bytes (XML or binary plist).  Structural limits are checked
- * before libplist runs; a document over them is answered as INVALID when
- * it names GetToken anywhere, else NOT_OURS.  *why (static text) explains
- * NOT_OURS and INVALID results; it never contains message values.
+ * Parses `len` bytes (XML or binary plist).  Structural limits and NULs
+ * are checked before libplist runs (gt_plist_parse_bounded); a document
+ * over the limits or holding a NUL is answered as INVALID when it names
+ * GetToken anywhere, else NOT_OURS.  *why (static text) explains NOT_OURS
+ * and INVALID results; it never contains message values.
  */
 gt_checkin_result gt_checkin_parse(apr_pool_t *pool, const char *buf,
                                    apr_size_t len, const gt_plist_limits *lim,

@@ -227,12 +227,6 @@ const char *gt_pairing_reason(gt_pairing_result res)
 
 /* ---- the verify endpoint's request and answer ---------------------------- */
 
-static apr_status_t plist_cleanup(void *data)
-{
-    plist_free((plist_t)data);
-    return APR_SUCCESS;
-}
-
 /* TokenData: <data> (the token's UTF-8 bytes, as GetToken answers it) or
  * <string>. */
 static const char *plist_token(apr_pool_t *pool, plist_t node)
@@ -259,28 +253,16 @@ int gt_pairing_parse_verify_request(apr_pool_t *pool, const char *buf,
 {
     plist_t root = NULL;
     gt_bounds_result bounds;
-    int binary;
 
-    if (len < 8 || len > UINT32_MAX) {
-        *why = "the body is not a plist";
-        return -1;
-    }
-    binary = plist_is_binary(buf, (uint32_t)len);
-    bounds = binary ? gt_bplist_check(pool, (const unsigned char *)buf, len, lim)
-                    : gt_xmlplist_check(buf, len, lim);
+    bounds = gt_plist_parse_bounded(pool, buf, len, lim, &root);
     if (bounds != GT_BOUNDS_OK) {
         *why = gt_bounds_reason(bounds);
         return -1;
     }
-    if (binary)
-        plist_from_bin(buf, (uint32_t)len, &root);
-    else
-        plist_from_xml(buf, (uint32_t)len, &root);
     if (!root) {
         *why = "the body is not a well-formed plist";
         return -1;
     }
-    apr_pool_cleanup_register(pool, root, plist_cleanup, apr_pool_cleanup_null);
     if (plist_get_node_type(root) != PLIST_DICT) {
         *why = "the body is not a plist dict";
         return -1;

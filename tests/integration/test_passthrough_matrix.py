@@ -362,9 +362,16 @@ def test_other_methods_pass_untouched(stack, client, gt, backend, method):
 
 # --- bodies over GetTokenMaxBodySize ----------------------------------------------
 def padded(fields, size, fmt="xml"):
-    f = dict(fields, Padding="")
-    f["Padding"] = "p" * (size - len(plist(f, fmt)))
-    body = plist(f, fmt)
+    """fields plus Padding keys, to exactly size bytes; no padding string is
+    over 1 KiB, which a GetToken's strings may not be."""
+    def build(full, last):
+        f = dict(fields)
+        for i in range(full):
+            f["Padding%05d" % i] = "p" * 900
+        f["Padding%05d" % full] = "p" * last
+        return plist(f, fmt)
+    full = (size - len(build(0, 0))) // (len(build(1, 0)) - len(build(0, 0)))
+    body = build(full, size - len(build(full, 0)))
     assert len(body) == size
     return body
 

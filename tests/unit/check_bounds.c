@@ -11,7 +11,9 @@
 #include "unit.h"
 
 static apr_pool_t *pool;
-static const gt_plist_limits limits = { GT_PLIST_MAX_DEPTH, GT_PLIST_MAX_OBJECTS };
+static const gt_plist_limits limits = {
+    GT_PLIST_MAX_DEPTH, GT_PLIST_MAX_OBJECTS, GT_PLIST_MAX_EXPANDED
+};
 
 static void setup(void) { ck_assert_int_eq(apr_pool_create(&pool, NULL), APR_SUCCESS); }
 static void teardown(void) { apr_pool_destroy(pool); }

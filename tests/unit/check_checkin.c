@@ -11,7 +11,9 @@
 #include "unit_cert.h"
 
 static apr_pool_t *pool;
-static const gt_plist_limits limits = { GT_PLIST_MAX_DEPTH, GT_PLIST_MAX_OBJECTS };
+static const gt_plist_limits limits = {
+    GT_PLIST_MAX_DEPTH, GT_PLIST_MAX_OBJECTS, GT_PLIST_MAX_EXPANDED
+};
 
 static void setup(void) { ck_assert_int_eq(apr_pool_create(&pool, NULL), APR_SUCCESS); }
 static void teardown(void) { apr_pool_destroy(pool); }
@@ -165,6 +167,73 @@ START_TEST(invalid_messages)
 }
 END_TEST
 
+/* A string of n 'a's, from the pool. */
+static char *string_of(apr_size_t n)
+{
+    char *s = apr_palloc(pool, n + 1);
+    memset(s, 'a', n);
+    s[n] = '\0';
+    return s;
+}
+
+START_TEST(strings_up_to_1_kib_are_accepted)
+{
+    gt_checkin msg;
+    const char *why = NULL;
+    plist_t d = base_message(), params = plist_new_dict();
+    const char *kib = string_of(GT_CHECKIN_MAX_STRING);
+
+    plist_dict_set_item(d, "UDID", plist_new_string(kib));
+    plist_dict_set_item(params, kib, plist_new_string(kib));
+    plist_dict_set_item(d, "TokenParameters", params);
+    ck_assert_int_eq(parse(d, _i, &msg, &why), GT_CHECKIN_GETTOKEN);
+    ck_assert_str_eq(msg.udid, kib);
+    ck_assert_str_eq(apr_table_get(msg.token_parameters, kib), kib);
+}
+END_TEST
+
+/* 1 KiB + 1 anywhere in a GetToken: a value, a TokenParameters key or
+ * value, a string nested deeper, a key of the message itself -> 400. */
+START_TEST(strings_over_1_kib_are_invalid)
+{
+    gt_checkin msg;
+    const char *why = NULL;
+    const char *long_one = string_of(GT_CHECKIN_MAX_STRING + 1);
+    plist_t d, params, list;
+    int where;
+
+    for (where = 0; where < 5; where++) {
+        d = base_message();
+        params = plist_new_dict();
+        list = plist_new_array();
+        plist_array_append_item(list, plist_new_string(where == 3 ? long_one : "x"));
+        plist_dict_set_item(params, "List", list);
+        plist_dict_set_item(params, where == 1 ? long_one : "k",
+                            plist_new_string(where == 2 ? long_one : "v"));
+        plist_dict_set_item(d, "TokenParameters", params);
+        if (where == 0)
+            plist_dict_set_item(d, "UDID", plist_new_string(long_one));
+        if (where == 4)
+            plist_dict_set_item(d, long_one, plist_new_bool(1));
+        ck_assert_int_eq(parse(d, _i, &msg, &why), GT_CHECKIN_INVALID);
+        ck_assert_ptr_nonnull(strstr(why, "1 KiB"));
+    }
+}
+END_TEST
+
+/* The 1 KiB rule is the GetToken's: other messages still pass on. */
+START_TEST(long_strings_in_other_messages_are_not_ours)
+{
+    gt_checkin msg;
+    const char *why = NULL;
+    plist_t d = base_message();
+    plist_dict_set_item(d, "MessageType", plist_new_string("Authenticate"));
+    plist_dict_set_item(d, "Topic", plist_new_string(string_of(20000)));
+    ck_assert_int_eq(parse(d, _i, &msg, &why), GT_CHECKIN_NOT_OURS);
+    ck_assert_str_eq(why, "MessageType is not GetToken");
+}
+END_TEST
+
 START_TEST(response_is_a_tokendata_plist)
 {
     apr_size_t len = 0;
@@ -202,6 +271,9 @@ Suite *checkin_suite(void)
     tcase_add_loop_test(tc, other_message_types_are_not_ours, 0, 2);
     tcase_add_test(tc, non_plists_are_not_ours);
     tcase_add_loop_test(tc, invalid_messages, 0, 2);
+    tcase_add_loop_test(tc, strings_up_to_1_kib_are_accepted, 0, 2);
+    tcase_add_loop_test(tc, strings_over_1_kib_are_invalid, 0, 2);
+    tcase_add_loop_test(tc, long_strings_in_other_messages_are_not_ours, 0, 2);
     tcase_add_test(tc, response_is_a_tokendata_plist);
     suite_add_tcase(s, tc);
     return s;

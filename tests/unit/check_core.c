@@ -12,6 +12,7 @@ int main(void)
         return EXIT_FAILURE;
     sr = srunner_create(checkin_suite());
     srunner_add_suite(sr, bounds_suite());
+    srunner_add_suite(sr, plist_attacks_suite());
     srunner_add_suite(sr, jose_suite());
     srunner_add_suite(sr, pairing_suite());
     srunner_add_suite(sr, cert_der_suite());

@@ -419,7 +419,7 @@ END_TEST
 static int parse_req(const char *body, const char **tok)
 {
     const char *w = NULL, *s = NULL, *why = NULL;
-    gt_plist_limits lim = { 8, 256 };
+    gt_plist_limits lim = { 8, 256, GT_PLIST_MAX_EXPANDED };
     int rc = gt_pairing_parse_verify_request(pool, body, strlen(body), &lim,
                                              tok, &w, &s, &why);
     if (rc == 0) {

@@ -3,6 +3,7 @@
 #include <check.h>
 Suite *checkin_suite(void);
 Suite *bounds_suite(void);
+Suite *plist_attacks_suite(void);
 Suite *jose_suite(void);
 Suite *pairing_suite(void);
 Suite *cert_der_suite(void);
