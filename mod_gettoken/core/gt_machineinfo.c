@@ -20,7 +20,9 @@
 
 #include "../jose/gt_jose.h"
 
-static const gt_plist_limits mi_limits = { GT_MI_MAX_DEPTH, GT_MI_MAX_OBJECTS };
+static const gt_plist_limits mi_limits = {
+    GT_MI_MAX_DEPTH, GT_MI_MAX_OBJECTS, GT_MI_MAX_EXPANDED
+};
 
 /* ---- helpers ------------------------------------------------------------ */
 
@@ -57,38 +59,16 @@ static gt_machineinfo_result unreadable(const char *buf, apr_size_t len,
     return mentions_watch(buf, len) ? GT_MI_REFUSED : GT_MI_NOT_WATCH;
 }
 
-static apr_status_t free_plist(void *data)
-{
-    plist_free((plist_t)data);
-    return APR_SUCCESS;
-}
-
-/* The plist in buf within mi_limits; NULL with *why. */
+/* The plist dict in buf within mi_limits; NULL with *why. */
 static plist_t read_plist(apr_pool_t *pool, const char *buf, apr_size_t len,
                           const char **why)
 {
     plist_t root = NULL;
-    gt_bounds_result bounds;
+    gt_bounds_result bounds = gt_plist_parse_bounded(pool, buf, len,
+                                                     &mi_limits, &root);
 
-    if (len < 8 || len > UINT32_MAX) {
-        *why = "not a plist";
-        return NULL;
-    }
-    if (plist_is_binary(buf, (uint32_t)len)) {
-        bounds = gt_bplist_check(pool, (const unsigned char *)buf, len,
-                                 &mi_limits);
-        if (bounds == GT_BOUNDS_OK)
-            plist_from_bin(buf, (uint32_t)len, &root);
-    }
-    else if (memchr(buf, '<', len < 512 ? len : 512)) {
-        bounds = gt_xmlplist_check(buf, len, &mi_limits);
-        if (bounds == GT_BOUNDS_OK)
-            plist_from_xml(buf, (uint32_t)len, &root);
-    }
-    else {
-        *why = "not a plist";
-        return NULL;
-    }
+    if (bounds == GT_BOUNDS_OK && root)
+        bounds = gt_plist_tree_check(pool, root, &mi_limits, 0);
     if (bounds != GT_BOUNDS_OK) {
         *why = gt_bounds_reason(bounds);
         return NULL;
@@ -97,7 +77,6 @@ static plist_t read_plist(apr_pool_t *pool, const char *buf, apr_size_t len,
         *why = "not a well-formed plist";
         return NULL;
     }
-    apr_pool_cleanup_register(pool, root, free_plist, apr_pool_cleanup_null);
     if (plist_get_node_type(root) != PLIST_DICT) {
         *why = "a plist but not a dict";
         return NULL;

@@ -19,6 +19,8 @@
 /* Structural limits of a MachineInfo plist (it holds about ten keys). */
 #define GT_MI_MAX_DEPTH    4
 #define GT_MI_MAX_OBJECTS  128
+/* What libplist may build from it (see gt_plist_bounds.h): 256 KiB. */
+#define GT_MI_MAX_EXPANDED (256 * 1024)
 /* Longest PAIRING_TOKEN accepted (a pairing token is under 1 KiB). */
 #define GT_MI_MAX_TOKEN    4096
 
