@@ -321,6 +321,17 @@ class Httpd:
             return rec, f.read()
 
 
+def running(*servers):
+    """Starts the servers; a generator for a fixture: yields them, then stops them."""
+    try:
+        for h in servers:
+            h.start()
+        yield servers
+    finally:
+        for h in servers:
+            h.stop()
+
+
 # A compact JWS (a token) anywhere in a log: never allowed.
 JWT_RX = re.compile(r"eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]+")
 

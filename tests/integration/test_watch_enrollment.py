@@ -21,7 +21,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from gt_client import UUID4_RX, decode_unverified, token_from_response
-from gt_httpd import JWT_RX
+from gt_httpd import JWT_RX, running
 from gt_pairing import issue_request, resign_parts, sth_of
 from gt_pg import PgServer
 from gt_watch import (ISSUER_HEADER, MISSING_CODE, PHONE_HEADER, PKCS7_CT, encode, enroll,
@@ -487,14 +487,7 @@ def pg_node(gt, pg, site):
 
 @pytest.fixture(scope="module")
 def nodes(gt, pg, site):
-    a, b = pg_node(gt, pg, site), pg_node(gt, pg, site)
-    try:
-        a.start()
-        b.start()
-        yield a, b
-    finally:
-        a.stop()
-        b.stop()
+    yield from running(pg_node(gt, pg, site), pg_node(gt, pg, site))
 
 
 def test_pg_two_nodes_share_security_tokens(gt, site, pg, nodes):

@@ -27,19 +27,21 @@ static X509 *cert_a, *cert_b;
 
 static void setup(void)
 {
+    unit_signers sg;
+
     ck_assert_int_eq(apr_pool_create(&pool, NULL), APR_SUCCESS);
-    ck_assert_ptr_nonnull(key_a = EVP_EC_gen("P-256"));
-    ck_assert_ptr_nonnull(key_b = EVP_RSA_gen(2048));
-    cert_a = unit_cert(key_a, "watch a", NULL, NULL, 0);
-    cert_b = unit_cert(key_b, "watch b", NULL, NULL, 0);
+    unit_signers_make(&sg, "watch a", "watch b");
+    key_a = sg.key_a;
+    key_b = sg.key_b;
+    cert_a = sg.cert_a;
+    cert_b = sg.cert_b;
 }
 
 static void teardown(void)
 {
-    X509_free(cert_a);
-    X509_free(cert_b);
-    EVP_PKEY_free(key_a);
-    EVP_PKEY_free(key_b);
+    unit_signers sg = { key_a, key_b, cert_a, cert_b };
+
+    unit_signers_free(&sg);
     apr_pool_destroy(pool);
 }
 

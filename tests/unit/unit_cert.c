@@ -53,3 +53,21 @@ const char *unit_plist_bytes(apr_pool_t *pool, plist_t d, int binary,
     *len = n;
     return copy;
 }
+
+void unit_signers_make(unit_signers *s, const char *cn_a, const char *cn_b)
+{
+    s->key_a = EVP_EC_gen("P-256");
+    s->key_b = EVP_RSA_gen(2048);
+    ck_assert_ptr_nonnull(s->key_a);
+    ck_assert_ptr_nonnull(s->key_b);
+    s->cert_a = unit_cert(s->key_a, cn_a, NULL, NULL, 0);
+    s->cert_b = unit_cert(s->key_b, cn_b, NULL, NULL, 0);
+}
+
+void unit_signers_free(unit_signers *s)
+{
+    X509_free(s->cert_a);
+    X509_free(s->cert_b);
+    EVP_PKEY_free(s->key_a);
+    EVP_PKEY_free(s->key_b);
+}

@@ -15,6 +15,16 @@
 X509 *unit_cert(EVP_PKEY *key, const char *cn, const ASN1_TIME *not_before,
                 const ASN1_TIME *not_after, int v1);
 
+/* Two test signers: an EC P-256 key (a) and an RSA-2048 key (b), each
+ * with a self-signed certificate named cn_a / cn_b; unit_signers_free
+ * releases them.  Fails the running test on any error. */
+typedef struct {
+    EVP_PKEY *key_a, *key_b;
+    X509 *cert_a, *cert_b;
+} unit_signers;
+void unit_signers_make(unit_signers *s, const char *cn_a, const char *cn_b);
+void unit_signers_free(unit_signers *s);
+
 /* The plist d as XML or binary bytes copied into pool (*len set); frees d.
  * Fails the running test on any error. */
 #include "apr_pools.h"
