@@ -90,7 +90,7 @@ static X509 *cert_from_der(apr_pool_t *pool, const unsigned char *buf,
 
 /* ---- Mdm-Signature ------------------------------------------------------ */
 
-static int digest_accepted(CMS_SignerInfo *si, const char **name)
+int gt_cms_digest_accepted(CMS_SignerInfo *si, const char **name)
 {
     X509_ALGOR *dig = NULL;
     const ASN1_OBJECT *obj = NULL;
@@ -126,7 +126,7 @@ static const char *cms_shape(apr_pool_t *pool, CMS_ContentInfo *cms)
     if (CMS_is_detached(cms) != 1)
         return "the signature is not detached (it carries content of its "
                "own, not the body's)";
-    if (!digest_accepted(sk_CMS_SignerInfo_value(sis, 0), &digest))
+    if (!gt_cms_digest_accepted(sk_CMS_SignerInfo_value(sis, 0), &digest))
         return apr_psprintf(pool, "the signature's digest algorithm %s is "
                             "not accepted (SHA-1 or SHA-2)", digest);
     return NULL;

@@ -23,11 +23,16 @@
 #define GT_IDENTITY_H
 
 #include "apr_pools.h"
+#include <openssl/cms.h>
 #include <openssl/x509.h>
 
 /* The most header text either form accepts (a device certificate and its
  * CMS wrapping are 1-4 KiB; httpd's default LimitRequestFieldSize is 8190). */
 #define GT_IDENTITY_HEADER_MAX  (32 * 1024)
+
+/* 1 when a CMS signer's digest is one accepted for device signatures (SHA-1
+ * or SHA-2; devices sign with either); *name is its short name. */
+int gt_cms_digest_accepted(CMS_SignerInfo *si, const char **name);
 
 /* The signer certificate of an Mdm-Signature header value over body. */
 X509 *gt_mdm_signature_verify(apr_pool_t *pool, const char *value,

@@ -93,6 +93,8 @@ typedef enum {
  * Checks the verified payload of a pairing token at `now` against the
  * WatchUDID and SecurityToken the watch presented.  Fills *out as far as
  * it got (for logging) and sets *why (no secret or token in it).
+ * With security_token NULL, sth is left to the caller (the watch
+ * enrollment gate finds the security token by it).
  */
 gt_pairing_result gt_pairing_check(apr_pool_t *pool, const char *payload,
                                    apr_size_t len, apr_int64_t now,

@@ -8,6 +8,7 @@
 
 #include "core/gt_checkin.h"
 #include "unit.h"
+#include "unit_cert.h"
 
 static apr_pool_t *pool;
 static const gt_plist_limits limits = {
@@ -29,20 +30,7 @@ static plist_t base_message(void)
 /* Serialises and frees d; both formats are exercised by every test. */
 static const char *serialise(plist_t d, int binary, apr_size_t *len)
 {
-    char *out = NULL;
-    uint32_t n = 0;
-    const char *copy;
-
-    if (binary)
-        plist_to_bin(d, &out, &n);
-    else
-        plist_to_xml(d, &out, &n);
-    ck_assert_ptr_nonnull(out);
-    copy = apr_pmemdup(pool, out, n);
-    free(out);
-    plist_free(d);
-    *len = n;
-    return copy;
+    return unit_plist_bytes(pool, d, binary, len);
 }
 
 static gt_checkin_result parse(plist_t d, int binary, gt_checkin *msg, const char **why)

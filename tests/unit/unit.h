@@ -6,6 +6,7 @@ Suite *plist_bounds_suite(void);
 Suite *plist_suite(void);
 Suite *cert_suite(void);
 Suite *identity_suite(void);
+Suite *machineinfo_suite(void);
 Suite *keys_suite(void);
 Suite *checkin_suite(void);
 Suite *maid_suite(void);
