@@ -44,6 +44,7 @@ void *gettoken_merge_server_conf(apr_pool_t *p, void *basev, void *addv)
     MERGE_PTR(trusted_proxies);
     MERGE_PTR(pairing.where);
     MERGE_PTR(audit_sql);
+    MERGE_PTR(watch_pairing_sql);
     conf->enrollment_sql = add->enrollment_sql_set ? add->enrollment_sql
                                                    : base->enrollment_sql;
     conf->enrollment_sql_set = add->enrollment_sql_set || base->enrollment_sql_set;
@@ -270,6 +271,9 @@ const command_rec gettoken_directives[] = {
     AP_INIT_TAKE12("GetTokenWatchPairingTrust", add_pairing_trust, NULL,
                    RSRC_CONF, "issuer UUID and the file of certificates or "
                    "public keys that sign its pairing tokens (repeatable)"),
+    AP_INIT_TAKE1("GetTokenWatchPairingSQL", gettoken_set_watch_pairing_sql,
+                  NULL, RSRC_CONF, "SQL saying whether an enrollment may "
+                  "vouch for watches (phone UDID, identity sha256)"),
     AP_INIT_TAKE1("GetTokenWatchPairingLifetime", set_pairing_lifetime, NULL,
                   RSRC_CONF, "seconds a pairing token is valid (default 300)"),
     AP_INIT_TAKE1("GetTokenMaxBodySize", set_max_body, NULL, RSRC_CONF,
@@ -425,6 +429,9 @@ static int finish_vhost(apr_pool_t *pconf, server_rec *s,
         return !OK;
     if (conf->in_use && conf->audit_sql
         && gettoken_audit_prepare(s, conf, pconf) != OK)
+        return !OK;
+    if (conf->in_use && conf->watch_pairing_sql
+        && gettoken_pairing_eligibility_prepare(s, conf, pconf) != OK)
         return !OK;
     if (gettoken_identity_check_config(s, conf, pconf) != OK)
         return !OK;

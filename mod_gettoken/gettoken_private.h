@@ -89,6 +89,8 @@ typedef struct {
     const struct gettoken_organization *default_organization;  /* or NULL */
 
     struct gettoken_watch_enrollment *watch_enrollment;  /* its own file */
+    const char *watch_pairing_sql;     /* GetTokenWatchPairingSQL, or NULL */
+    const char *watch_pairing_label;   /* its mod_dbd label, at start-up */
 } gettoken_server_conf;
 
 typedef struct {
@@ -226,6 +228,16 @@ const char *gettoken_set_watch_security_token_lifetime(cmd_parms *cmd,
 int gettoken_watch_enrollment_finish(apr_pool_t *pconf, server_rec *s,
                                      gettoken_server_conf *conf);
 void gettoken_watch_enrollment_register(void);
+
+/* gettoken_pairing_eligibility.c: GetTokenWatchPairingSQL, whether the
+ * MDM's database lets a phone vouch for watches. */
+const char *gettoken_set_watch_pairing_sql(cmd_parms *cmd, void *dirv,
+                                           const char *arg);
+int gettoken_pairing_eligibility_prepare(server_rec *s,
+                                         gettoken_server_conf *conf,
+                                         apr_pool_t *p);
+/* OK (also without the directive), or 403/503 (logged). */
+int gettoken_pairing_eligibility_check(const gettoken_request *req);
 
 /* gettoken_organization.c: the ABM/ASM organisations of a vhost (its
  * default, GetTokenServerUUID + GetTokenSigningKey, and each

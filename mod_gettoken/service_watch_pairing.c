@@ -49,6 +49,7 @@ int gettoken_watch_pairing_generate(const gettoken_request *req,
     const char *security_token = NULL, *phone = NULL, *watch = NULL;
     const char *token, *why = NULL;
     char *jti;
+    int status;
 
     if (strcmp(req->service_type, GETTOKEN_SERVICE_WATCH_PAIRING) != 0)
         return DECLINED;
@@ -81,6 +82,9 @@ int gettoken_watch_pairing_generate(const gettoken_request *req,
                       "authenticated enrollment %s",
                       ap_escape_logitem(r->pool, phone),
                       ap_escape_logitem(r->pool, req->enrollment_id)));
+    status = gettoken_pairing_eligibility_check(req);
+    if (status != OK)
+        return status;
     /* the device's organisation signs (GetTokenWatchPairingKey replaces
      * the default organisation's key only) */
     org = gettoken_organization_of(req);
