@@ -30,17 +30,17 @@ int gettoken_pairing_eligibility_prepare(server_rec *s,
                                          gettoken_server_conf *conf,
                                          apr_pool_t *p)
 {
-    if (!gettoken_dbd_loaded()) {
-        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, GT_LOG_PREFIX
-                     "GetTokenWatchPairingSQL in %s needs mod_dbd: load it "
-                     "(LoadModule dbd_module) and set DBDriver/DBDParams",
-                     gettoken_vhost_name(s, p));
-        return !OK;
-    }
+    /* no label without mod_dbd: the statement could never run */
     conf->watch_pairing_label = gettoken_dbd_prepare(s, p,
                                                      conf->watch_pairing_sql,
                                                      "watch_pairing");
-    return OK;
+    if (conf->watch_pairing_label)
+        return OK;
+    ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, GT_LOG_PREFIX
+                 "GetTokenWatchPairingSQL in %s needs mod_dbd: load it "
+                 "(LoadModule dbd_module) and set DBDriver/DBDParams",
+                 gettoken_vhost_name(s, p));
+    return !OK;
 }
 
 struct eligibility_query {
