@@ -237,6 +237,11 @@ int gettoken_body_read(request_rec *r, apr_size_t max_body,
     return OK;
 }
 
+int gettoken_body_was_read(request_rec *r)
+{
+    return request_ctx(r) != NULL;
+}
+
 void gettoken_body_replay(request_rec *r)
 {
     replay_ctx *ctx = request_ctx(r);

@@ -17,6 +17,26 @@
 
 APLOG_USE_MODULE(gettoken);
 
+void gettoken_pairing_merge(gettoken_pairing_conf *conf,
+                            const gettoken_pairing_conf *base,
+                            const gettoken_pairing_conf *add)
+{
+    conf->lifetime = add->lifetime_set ? add->lifetime : base->lifetime;
+    conf->lifetime_set = add->lifetime_set || base->lifetime_set;
+}
+
+const char *gettoken_set_pairing_lifetime(cmd_parms *cmd, void *dirv,
+                                          const char *arg)
+{
+    gettoken_pairing_conf *conf = &gettoken_server_config(cmd->server)->pairing;
+    const char *err = gettoken_parse_number(cmd, arg, GT_PAIRING_MAX_LIFETIME,
+                                            &conf->lifetime);
+
+    (void)dirv;
+    conf->lifetime_set = 1;
+    return err;
+}
+
 static int refuse(request_rec *r, int status, const char *why)
 {
     gettoken_log_refusal(r, status, GETTOKEN_SERVICE_WATCH_PAIRING ": %s",
@@ -91,7 +111,7 @@ int gettoken_watch_pairing_generate(const gettoken_request *req,
     jti = apr_palloc(r->pool, GT_UUID_SIZE);
     token = gt_pairing_token(r->pool, org->pairing.signer,
                              org->server_uuid, apr_time_sec(apr_time_now()),
-                             conf->pairing_lifetime, phone, watch,
+                             conf->pairing.lifetime, phone, watch,
                              security_token, jti, &why);
     if (!token) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, GT_LOG_PREFIX
