@@ -18,8 +18,7 @@ void gettoken_binding_merge(gettoken_binding_conf *conf,
                             const gettoken_binding_conf *add)
 {
     /* "none" is a setting of its own: NULL may override a statement */
-    conf->sql = add->sql_set ? add->sql : base->sql;
-    conf->sql_set = add->sql_set || base->sql_set;
+    GETTOKEN_MERGE_FLAGGED(conf, base, add, sql, sql_set);
     conf->label = NULL;         /* prepared at start-up, per vhost */
 }
 

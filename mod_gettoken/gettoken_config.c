@@ -30,8 +30,7 @@ void *gettoken_merge_server_conf(apr_pool_t *p, void *basev, void *addv)
     conf->server = add->server;
     conf->in_use = add->in_use || base->in_use;
     conf->ready = 0;            /* decided at start-up, per vhost */
-    conf->max_body = add->max_body_set ? add->max_body : base->max_body;
-    conf->max_body_set = add->max_body_set || base->max_body_set;
+    GETTOKEN_MERGE_FLAGGED(conf, base, add, max_body, max_body_set);
     gettoken_keys_merge(&conf->keys, &base->keys, &add->keys);
     gettoken_identity_merge(&conf->identity, &base->identity, &add->identity);
     gettoken_binding_merge(&conf->binding, &base->binding, &add->binding);

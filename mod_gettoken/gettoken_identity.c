@@ -58,6 +58,8 @@ typedef struct {
 struct gettoken_identity_kind {
     const char *name;
     const char *arg_hint;       /* NULL: takes no argument */
+    int (*arg_ok)(const char *arg);     /* NULL: any argument */
+    const char *arg_is;         /* what arg_ok wants, for the log */
     /* Start-up: NULL, or why the vhost cannot use this source. */
     const char *(*check)(apr_pool_t *p, const gettoken_server_conf *conf,
                          const char *arg);
@@ -299,11 +301,8 @@ static const char *check_bound(apr_pool_t *p, const gettoken_server_conf *conf,
 static const char *check_header(apr_pool_t *p, const gettoken_server_conf *conf,
                                 const char *arg)
 {
-    const char *why;
+    const char *why = check_bound(p, conf, arg);
 
-    if (!is_header_name(arg))
-        return "not a header name";
-    why = check_bound(p, conf, arg);
     if (why)
         return why;
     if (conf->in_use && !conf->identity.trusted_proxies)
@@ -314,10 +313,10 @@ static const char *check_header(apr_pool_t *p, const gettoken_server_conf *conf,
 
 /* The sources GetTokenIdentity knows: a new one is a row and a function. */
 static const struct gettoken_identity_kind identity_kinds[] = {
-    { "ssl", NULL, NULL, from_ssl },
-    { "mdm-signature", NULL, check_bound, from_mdm_signature },
-    { "header", "the header's name, e.g. header Client-Cert", check_header,
-      from_header },
+    { "ssl", NULL, NULL, NULL, NULL, from_ssl },
+    { "mdm-signature", NULL, NULL, NULL, check_bound, from_mdm_signature },
+    { "header", "the header's name, e.g. header Client-Cert", is_header_name,
+      "a header name", check_header, from_header },
 };
 #define IDENTITY_KINDS (sizeof(identity_kinds) / sizeof(identity_kinds[0]))
 #define IDENTITY_WORDS "ssl, mdm-signature, header NAME"
@@ -381,11 +380,20 @@ int gettoken_identity_startup(const gettoken_startup *st, server_rec *s,
         return OK;
     src = (const gettoken_identity_source *)conf->identity.sources->elts;
     for (i = 0; i < conf->identity.sources->nelts; i++) {
-        const char *why = src[i].kind->check ? src[i].kind->check(p, conf, src[i].arg)
+        const struct gettoken_identity_kind *kind = src[i].kind;
+        const char *why;
+
+        if (kind->arg_ok && !kind->arg_ok(src[i].arg)) {
+            ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, GT_LOG_PREFIX
+                         "GetTokenIdentity %s '%s' in %s: not %s", kind->name,
+                         src[i].arg, gettoken_vhost_name(s, p), kind->arg_is);
+            return !OK;
+        }
+        why = src[i].kind->check ? src[i].kind->check(p, conf, src[i].arg)
                                  : NULL;
         if (why) {
             ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, GT_LOG_PREFIX
-                         "GetTokenIdentity %s in %s: %s",
+                         "GetTokenIdentity %s in %s %s",
                          source_name(p, &src[i]), gettoken_vhost_name(s, p),
                          why);
             return !OK;

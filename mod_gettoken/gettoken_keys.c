@@ -49,11 +49,13 @@ const char *gettoken_set_server_uuid(cmd_parms *cmd, void *dirv,
     return NULL;
 }
 
-const char *gettoken_set_signing_key(cmd_parms *cmd, void *dirv,
-                                     const char *arg)
+GETTOKEN_TAKE1(gettoken_set_key)
 {
+    gettoken_key *k = (gettoken_key *)((char *)cmd_keys(cmd)
+                                       + (apr_size_t)cmd->info);
+
     (void)dirv;
-    cmd_keys(cmd)->signing.where = gettoken_key_location(cmd->pool, arg);
+    k->where = gettoken_key_location(cmd->pool, arg);
     return NULL;
 }
 
@@ -62,14 +64,6 @@ const char *gettoken_set_signing_cert(cmd_parms *cmd, void *dirv,
 {
     (void)dirv;
     cmd_keys(cmd)->signing_cert = ap_server_root_relative(cmd->pool, arg);
-    return NULL;
-}
-
-const char *gettoken_set_pairing_key(cmd_parms *cmd, void *dirv,
-                                     const char *arg)
-{
-    (void)dirv;
-    cmd_keys(cmd)->pairing.where = gettoken_key_location(cmd->pool, arg);
     return NULL;
 }
 

@@ -139,6 +139,30 @@ typedef struct {
     apr_hash_t *loaded_keys;    /* location -> gettoken_key, across vhosts */
 } gettoken_startup;
 
+/* The shapes of what a part offers. */
+/* Start-up, per vhost: checks and loads what the part's directives said;
+ * logs and returns !OK on error. */
+#define GETTOKEN_STARTUP_STEP(name) \
+    int name(const gettoken_startup *st, server_rec *s, \
+             gettoken_server_conf *conf)
+/* Once every vhost started: a notice for the operator. */
+#define GETTOKEN_NOTICE(name) \
+    void name(apr_pool_t *p, server_rec *s, const gettoken_server_conf *conf)
+/* Merges the part's sub-struct of a vhost over the main server's. */
+#define GETTOKEN_MERGE(name, type) \
+    void name(type *conf, const type *base, const type *add)
+/* A setting with its own "was set" flag (0 and NULL may be set values). */
+#define GETTOKEN_MERGE_FLAGGED(conf, base, add, field, flag) \
+    do { \
+        (conf)->field = (add)->flag ? (add)->field : (base)->field; \
+        (conf)->flag = (add)->flag || (base)->flag; \
+    } while (0)
+/* Directive setters. */
+#define GETTOKEN_TAKE1(name) \
+    const char *name(cmd_parms *cmd, void *dirv, const char *arg)
+#define GETTOKEN_TAKE_ARGV(name) \
+    const char *name(cmd_parms *cmd, void *dirv, int argc, char *const argv[])
+
 /* ==== shared helpers ==================================================== */
 
 /* gettoken_util.c */
@@ -253,27 +277,25 @@ int gettoken_status_first_child(void);
 /* ==== the parts ========================================================= */
 
 /* gettoken_keys.c */
-void gettoken_keys_merge(gettoken_keys_conf *conf, const gettoken_keys_conf *base,
-                         const gettoken_keys_conf *add);
-const char *gettoken_set_server_uuid(cmd_parms *cmd, void *dirv,
-                                     const char *arg);
-const char *gettoken_set_signing_key(cmd_parms *cmd, void *dirv,
-                                     const char *arg);
-const char *gettoken_set_signing_cert(cmd_parms *cmd, void *dirv,
-                                      const char *arg);
-const char *gettoken_set_pairing_key(cmd_parms *cmd, void *dirv,
-                                     const char *arg);
+GETTOKEN_MERGE(gettoken_keys_merge, gettoken_keys_conf);
+GETTOKEN_TAKE1(gettoken_set_server_uuid);
+GETTOKEN_TAKE1(gettoken_set_signing_cert);
+/* GetTokenSigningKey, GetTokenWatchPairingKey: cmd->info is the offset of
+ * the key in gettoken_keys_conf. */
+GETTOKEN_TAKE1(gettoken_set_key);
 #define GETTOKEN_KEYS_DIRECTIVES \
     AP_INIT_TAKE1("GetTokenServerUUID", gettoken_set_server_uuid, NULL, \
                   RSRC_CONF, "server_uuid from AccountDetail: the iss of " \
                   "com.apple.maid tokens"), \
-    AP_INIT_TAKE1("GetTokenSigningKey", gettoken_set_signing_key, NULL, \
+    AP_INIT_TAKE1("GetTokenSigningKey", gettoken_set_key, \
+                  (void *)APR_OFFSETOF(gettoken_keys_conf, signing), \
                   RSRC_CONF, "private key (file or pkcs11: URI) signing " \
                   "com.apple.maid tokens"), \
     AP_INIT_TAKE1("GetTokenSigningCertificate", gettoken_set_signing_cert, \
                   NULL, RSRC_CONF, "certificate registered with Apple " \
                   "Business/School Manager; must match GetTokenSigningKey"), \
-    AP_INIT_TAKE1("GetTokenWatchPairingKey", gettoken_set_pairing_key, NULL, \
+    AP_INIT_TAKE1("GetTokenWatchPairingKey", gettoken_set_key, \
+                  (void *)APR_OFFSETOF(gettoken_keys_conf, pairing), \
                   RSRC_CONF, "private key (file or pkcs11: URI) signing " \
                   GETTOKEN_SERVICE_WATCH_PAIRING " tokens (default: the " \
                   "signing key)")
@@ -288,8 +310,7 @@ int gettoken_key_load(const gettoken_startup *st, server_rec *s,
 int gettoken_certificate_check(apr_pool_t *pconf, server_rec *s,
                                const char *directive, const char *cert_path,
                                EVP_PKEY *key);
-int gettoken_keys_startup(const gettoken_startup *st, server_rec *s,
-                          gettoken_server_conf *conf);
+GETTOKEN_STARTUP_STEP(gettoken_keys_startup);
 
 /* gettoken_organization.c: the ABM/ASM organisations of a vhost (its
  * default, GetTokenServerUUID + GetTokenSigningKey, and each
@@ -303,13 +324,9 @@ typedef struct gettoken_organization {
 } gettoken_organization;
 void gettoken_organizations_init(apr_pool_t *p,
                                  gettoken_organizations_conf *conf);
-void gettoken_organizations_merge(gettoken_organizations_conf *conf,
-                                  const gettoken_organizations_conf *base,
-                                  const gettoken_organizations_conf *add);
-const char *gettoken_cmd_organization(cmd_parms *cmd, void *dirv, int argc,
-                                      char *const argv[]);
-const char *gettoken_cmd_organization_sql(cmd_parms *cmd, void *dirv,
-                                          const char *arg);
+GETTOKEN_MERGE(gettoken_organizations_merge, gettoken_organizations_conf);
+GETTOKEN_TAKE_ARGV(gettoken_cmd_organization);
+GETTOKEN_TAKE1(gettoken_cmd_organization_sql);
 #define GETTOKEN_ORGANIZATION_DIRECTIVES \
     AP_INIT_TAKE_ARGV("GetTokenOrganization", gettoken_cmd_organization, \
                       NULL, RSRC_CONF, "<name> <server-uuid> <key> " \
@@ -320,11 +337,9 @@ const char *gettoken_cmd_organization_sql(cmd_parms *cmd, void *dirv,
                   "enrollment id (first column of the first row)")
 /* After the vhost's own keys are loaded: loads each organisation's key,
  * checks certificates, prepares the SQL.  Logs and returns !OK on error. */
-int gettoken_organizations_startup(const gettoken_startup *st, server_rec *s,
-                                   gettoken_server_conf *conf);
+GETTOKEN_STARTUP_STEP(gettoken_organizations_startup);
 /* One notice line per organisation of a vhost answering GetToken. */
-void gettoken_organizations_announce(apr_pool_t *p, server_rec *s,
-                                     const gettoken_server_conf *conf);
+GETTOKEN_NOTICE(gettoken_organizations_announce);
 /* Sets req->organization*, GETTOKEN_ORGANIZATION; OK, or 403/500/503
  * (logged). */
 int gettoken_organization_choose(request_rec *r,
@@ -335,13 +350,9 @@ const gettoken_organization *gettoken_organization_of(
     const gettoken_request *req);
 
 /* gettoken_identity.c: the device identity certificate. */
-void gettoken_identity_merge(gettoken_identity_conf *conf,
-                             const gettoken_identity_conf *base,
-                             const gettoken_identity_conf *add);
-const char *gettoken_set_identity(cmd_parms *cmd, void *dirv, int argc,
-                                  char *const argv[]);
-const char *gettoken_add_trusted_proxy(cmd_parms *cmd, void *dirv,
-                                       const char *arg);
+GETTOKEN_MERGE(gettoken_identity_merge, gettoken_identity_conf);
+GETTOKEN_TAKE_ARGV(gettoken_set_identity);
+GETTOKEN_TAKE1(gettoken_add_trusted_proxy);
 #define GETTOKEN_IDENTITY_DIRECTIVES \
     AP_INIT_TAKE_ARGV("GetTokenIdentity", gettoken_set_identity, NULL, \
                       RSRC_CONF, "device identity sources, tried in order: " \
@@ -351,8 +362,7 @@ const char *gettoken_add_trusted_proxy(cmd_parms *cmd, void *dirv,
                     "of the TLS-terminating proxies whose header identity " \
                     "is believed")
 /* Start-up checks of GetTokenIdentity; logs and returns !OK on error. */
-int gettoken_identity_startup(const gettoken_startup *st, server_rec *s,
-                              gettoken_server_conf *conf);
+GETTOKEN_STARTUP_STEP(gettoken_identity_startup);
 /* 1 when the vhost may take its identity from mod_ssl's certificate. */
 int gettoken_identity_uses_ssl(const gettoken_server_conf *conf);
 /* Fills req->identity_*; returns OK or HTTP_UNAUTHORIZED (logged). */
@@ -361,28 +371,22 @@ int gettoken_identity_find(request_rec *r, const gettoken_server_conf *conf,
                            gettoken_request *req);
 
 /* gettoken_binding.c: identity certificate <-> enrollment, via mod_dbd. */
-void gettoken_binding_merge(gettoken_binding_conf *conf,
-                            const gettoken_binding_conf *base,
-                            const gettoken_binding_conf *add);
-const char *gettoken_set_enrollment_sql(cmd_parms *cmd, void *dirv,
-                                        const char *arg);
+GETTOKEN_MERGE(gettoken_binding_merge, gettoken_binding_conf);
+GETTOKEN_TAKE1(gettoken_set_enrollment_sql);
 #define GETTOKEN_BINDING_DIRECTIVES \
     AP_INIT_TAKE1("GetTokenEnrollmentSQL", gettoken_set_enrollment_sql, \
                   NULL, RSRC_CONF, "SQL binding (enrollment id, certificate " \
                   "sha256) to an enrollment, or none")
-int gettoken_binding_startup(const gettoken_startup *st, server_rec *s,
-                             gettoken_server_conf *conf);
+GETTOKEN_STARTUP_STEP(gettoken_binding_startup);
 /* The warning of a vhost whose identities are not bound. */
-void gettoken_binding_warn(apr_pool_t *p, server_rec *s,
-                           const gettoken_server_conf *conf);
+GETTOKEN_NOTICE(gettoken_binding_warn);
 /* OK, HTTP_FORBIDDEN or HTTP_SERVICE_UNAVAILABLE (each logged). */
 int gettoken_binding_check(request_rec *r, const gettoken_server_conf *conf,
                            const gettoken_request *req);
 
 /* gettoken_handler.c: GetToken On, the request flow, the public hook. */
 const char *gettoken_set_enabled(cmd_parms *cmd, void *dirv, int on);
-const char *gettoken_set_max_body(cmd_parms *cmd, void *dirv,
-                                  const char *arg);
+GETTOKEN_TAKE1(gettoken_set_max_body);
 /* ACCESS_CONF only: never .htaccess, which is read per request, after
  * the start-up checks that load keys and prepare statements */
 #define GETTOKEN_HANDLER_DIRECTIVES \
@@ -395,8 +399,7 @@ const char *gettoken_set_max_body(cmd_parms *cmd, void *dirv,
 int gettoken_handler(request_rec *r);
 
 /* gettoken_services.c: GetTokenServices (directory scope). */
-const char *gettoken_cmd_services(cmd_parms *cmd, void *dirv, int argc,
-                                  char *const argv[]);
+GETTOKEN_TAKE_ARGV(gettoken_cmd_services);
 #define GETTOKEN_SERVICES_DIRECTIVES \
     AP_INIT_TAKE_ARGV("GetTokenServices", gettoken_cmd_services, NULL, \
                       ACCESS_CONF, "TokenServiceTypes answered here; other " \
@@ -409,11 +412,8 @@ int gettoken_service_answered_here(const gettoken_dir_conf *dir,
 int gettoken_maid_generate(const gettoken_request *req, gettoken_token *tok);
 
 /* service_watch_pairing.c: com.apple.watch.pairing, the phone's side. */
-void gettoken_pairing_merge(gettoken_pairing_conf *conf,
-                            const gettoken_pairing_conf *base,
-                            const gettoken_pairing_conf *add);
-const char *gettoken_set_pairing_lifetime(cmd_parms *cmd, void *dirv,
-                                          const char *arg);
+GETTOKEN_MERGE(gettoken_pairing_merge, gettoken_pairing_conf);
+GETTOKEN_TAKE1(gettoken_set_pairing_lifetime);
 #define GETTOKEN_PAIRING_DIRECTIVES \
     AP_INIT_TAKE1("GetTokenWatchPairingLifetime", \
                   gettoken_set_pairing_lifetime, NULL, RSRC_CONF, \
@@ -439,8 +439,7 @@ int gettoken_watch_trust_configured(const gettoken_server_conf *conf);
 /* 1 once the vhost's replay store is prepared (pairing tokens verify). */
 int gettoken_watch_verify_ready(const gettoken_server_conf *conf);
 /* Loads the trust keys, prepares the replay store's statements. */
-int gettoken_watch_verify_startup(const gettoken_startup *st, server_rec *s,
-                                  gettoken_server_conf *conf);
+GETTOKEN_STARTUP_STEP(gettoken_watch_verify_startup);
 struct gt_pairing_claims;
 /* A pairing token's signature (by a GetTokenWatchPairingTrust key) and
  * claims, without side effects; security_token NULL leaves sth to the
@@ -460,11 +459,8 @@ struct gettoken_watch_enrollment *gettoken_watch_enrollment_merge(
     apr_pool_t *p, const struct gettoken_watch_enrollment *base,
     const struct gettoken_watch_enrollment *add);
 const char *gettoken_set_watch_enrollment(cmd_parms *cmd, void *dirv, int on);
-const char *gettoken_set_watch_enrollment_ca(cmd_parms *cmd, void *dirv,
-                                             const char *arg);
-const char *gettoken_set_watch_security_token_lifetime(cmd_parms *cmd,
-                                                       void *dirv,
-                                                       const char *arg);
+GETTOKEN_TAKE1(gettoken_set_watch_enrollment_ca);
+GETTOKEN_TAKE1(gettoken_set_watch_security_token_lifetime);
 #define GETTOKEN_WATCH_ENROLLMENT_DIRECTIVES \
     AP_INIT_FLAG("GetTokenWatchEnrollment", gettoken_set_watch_enrollment, \
                  NULL, ACCESS_CONF, "On at the watch enrollment profile " \
@@ -479,24 +475,18 @@ const char *gettoken_set_watch_security_token_lifetime(cmd_parms *cmd,
                   RSRC_CONF, "seconds a security token handed to a watch " \
                   "stays usable (default 600)")
 /* Start-up: the CA, the statements; logs and returns !OK on error. */
-int gettoken_watch_enrollment_startup(const gettoken_startup *st,
-                                      server_rec *s,
-                                      gettoken_server_conf *conf);
+GETTOKEN_STARTUP_STEP(gettoken_watch_enrollment_startup);
 void gettoken_watch_enrollment_register(void);
 
 /* gettoken_audit.c: GetTokenAuditSQL, and what follows every answer. */
-void gettoken_audit_merge(gettoken_audit_conf *conf,
-                          const gettoken_audit_conf *base,
-                          const gettoken_audit_conf *add);
-const char *gettoken_set_audit_sql(cmd_parms *cmd, void *dirv,
-                                   const char *arg);
+GETTOKEN_MERGE(gettoken_audit_merge, gettoken_audit_conf);
+GETTOKEN_TAKE1(gettoken_set_audit_sql);
 #define GETTOKEN_AUDIT_DIRECTIVES \
     AP_INIT_TAKE1("GetTokenAuditSQL", gettoken_set_audit_sql, NULL, \
                   RSRC_CONF, "SQL run after every answered GetToken " \
                   "(enrollment id, organisation, service type, jti, " \
                   "status, identity sha256)")
-int gettoken_audit_startup(const gettoken_startup *st, server_rec *s,
-                           gettoken_server_conf *conf);
+GETTOKEN_STARTUP_STEP(gettoken_audit_startup);
 /* After a parsed GetToken was answered with status (OK for a token):
  * counts it and runs the audit statement; never changes the answer. */
 void gettoken_answered(request_rec *r, const gettoken_server_conf *conf,

@@ -71,8 +71,7 @@ struct gettoken_watch_enrollment *gettoken_watch_enrollment_merge(
 
     we->in_use = add->in_use || base->in_use;
     we->ca_file = add->ca_file ? add->ca_file : base->ca_file;
-    we->lifetime = add->lifetime_set ? add->lifetime : base->lifetime;
-    we->lifetime_set = add->lifetime_set || base->lifetime_set;
+    GETTOKEN_MERGE_FLAGGED(we, base, add, lifetime, lifetime_set);
     /* loaded and prepared at start-up, per vhost */
     we->ca = NULL;
     memset(we->label, 0, sizeof(we->label));

@@ -21,8 +21,7 @@ void gettoken_pairing_merge(gettoken_pairing_conf *conf,
                             const gettoken_pairing_conf *base,
                             const gettoken_pairing_conf *add)
 {
-    conf->lifetime = add->lifetime_set ? add->lifetime : base->lifetime;
-    conf->lifetime_set = add->lifetime_set || base->lifetime_set;
+    GETTOKEN_MERGE_FLAGGED(conf, base, add, lifetime, lifetime_set);
 }
 
 const char *gettoken_set_pairing_lifetime(cmd_parms *cmd, void *dirv,
@@ -60,32 +59,28 @@ static const char *not_a_phone(const gettoken_request *req)
     return NULL;
 }
 
-int gettoken_watch_pairing_generate(const gettoken_request *req,
-                                    gettoken_token *tok)
+/* TokenParameters and the message: may this phone ask, for this watch?
+ * OK with the three values, or the refusal (logged). */
+static int check_parameters(const gettoken_request *req,
+                            const char **security_token, const char **phone,
+                            const char **watch)
 {
     request_rec *r = req->r;
-    const gettoken_server_conf *conf;
-    const gettoken_organization *org;
-    const char *security_token = NULL, *phone = NULL, *watch = NULL;
-    const char *token, *why = NULL;
-    char *jti;
+    const char *why;
 
-    if (strcmp(req->service_type, GETTOKEN_SERVICE_WATCH_PAIRING) != 0)
-        return DECLINED;
-    conf = gettoken_server_config(r->server);
-
+    *security_token = *phone = *watch = NULL;
     if (req->token_parameters) {
-        security_token = apr_table_get(req->token_parameters, "SecurityToken");
-        phone = apr_table_get(req->token_parameters, "PhoneUDID");
-        watch = apr_table_get(req->token_parameters, "WatchUDID");
+        *security_token = apr_table_get(req->token_parameters, "SecurityToken");
+        *phone = apr_table_get(req->token_parameters, "PhoneUDID");
+        *watch = apr_table_get(req->token_parameters, "WatchUDID");
     }
-    if (!security_token || !*security_token || !phone || !*phone
-        || !watch || !*watch)
+    if (!*security_token || !**security_token || !*phone || !**phone
+        || !*watch || !**watch)
         return refuse(r, HTTP_BAD_REQUEST, "TokenParameters must hold "
                       "SecurityToken, PhoneUDID and WatchUDID");
-    if (strlen(security_token) > GT_PAIRING_MAX_SECRET)
+    if (strlen(*security_token) > GT_PAIRING_MAX_SECRET)
         return refuse(r, HTTP_BAD_REQUEST, "SecurityToken is too long");
-    if (!gt_pairing_id_ok(phone) || !gt_pairing_id_ok(watch))
+    if (!gt_pairing_id_ok(*phone) || !gt_pairing_id_ok(*watch))
         return refuse(r, HTTP_BAD_REQUEST, "PhoneUDID or WatchUDID is not a "
                       "plausible device identifier");
     why = not_a_phone(req);
@@ -95,12 +90,32 @@ int gettoken_watch_pairing_generate(const gettoken_request *req,
                       "%s)", why, ap_escape_logitem(r->pool,
                                                      req->enrollment_id)));
     /* the phone vouches only for itself: the authenticated enrollment */
-    if (strcmp(phone, req->udid) != 0)
+    if (strcmp(*phone, req->udid) != 0)
         return refuse(r, HTTP_FORBIDDEN, apr_psprintf(r->pool,
                       "UDID mismatch: PhoneUDID %s is not the UDID of the "
                       "authenticated enrollment %s",
-                      ap_escape_logitem(r->pool, phone),
+                      ap_escape_logitem(r->pool, *phone),
                       ap_escape_logitem(r->pool, req->enrollment_id)));
+    return OK;
+}
+
+int gettoken_watch_pairing_generate(const gettoken_request *req,
+                                    gettoken_token *tok)
+{
+    request_rec *r = req->r;
+    const gettoken_server_conf *conf;
+    const gettoken_organization *org;
+    const char *security_token = NULL, *phone = NULL, *watch = NULL;
+    const char *token, *why = NULL;
+    char *jti;
+    int status;
+
+    if (strcmp(req->service_type, GETTOKEN_SERVICE_WATCH_PAIRING) != 0)
+        return DECLINED;
+    conf = gettoken_server_config(r->server);
+    status = check_parameters(req, &security_token, &phone, &watch);
+    if (status != OK)
+        return status;
     /* the device's organisation signs (GetTokenWatchPairingKey replaces
      * the default organisation's key only) */
     org = gettoken_organization_of(req);
