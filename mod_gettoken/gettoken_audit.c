@@ -16,26 +16,32 @@
 
 APLOG_USE_MODULE(gettoken);
 
+void gettoken_audit_merge(gettoken_audit_conf *conf,
+                          const gettoken_audit_conf *base,
+                          const gettoken_audit_conf *add)
+{
+    conf->sql = add->sql ? add->sql : base->sql;
+    conf->label = NULL;         /* prepared at start-up, per vhost */
+}
+
 const char *gettoken_set_audit_sql(cmd_parms *cmd, void *dirv, const char *arg)
 {
     (void)dirv;
     if (!*arg)
         return "GetTokenAuditSQL needs an SQL statement";
-    gettoken_server_config(cmd->server)->audit_sql = arg;
+    gettoken_server_config(cmd->server)->audit.sql = arg;
     return NULL;
 }
 
-int gettoken_audit_prepare(server_rec *s, gettoken_server_conf *conf,
-                           apr_pool_t *p)
+int gettoken_audit_startup(const gettoken_startup *st, server_rec *s,
+                           gettoken_server_conf *conf)
 {
-    if (!gettoken_dbd_loaded()) {
-        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, GT_LOG_PREFIX
-                     "GetTokenAuditSQL in %s needs mod_dbd: load it "
-                     "(LoadModule dbd_module) and set DBDriver/DBDParams",
-                     gettoken_vhost_name(s, p));
+    if (!conf->in_use || !conf->audit.sql)
+        return OK;
+    if (gettoken_dbd_require(s, st->pconf, "GetTokenAuditSQL", "", "") != OK)
         return !OK;
-    }
-    conf->audit_label = gettoken_dbd_prepare(s, p, conf->audit_sql, "audit");
+    conf->audit.label = gettoken_dbd_prepare(s, st->pconf, conf->audit.sql,
+                                             "audit");
     return OK;
 }
 
@@ -62,46 +68,41 @@ static void audit_failed(request_rec *r, const char *why, const char *detail)
                   detail ? ": " : "", detail ? detail : "");
 }
 
+struct audit_row {
+    const char *args[6];
+    int nrows;
+};
+
+static int audit_query(request_rec *r, ap_dbd_t *dbd, apr_dbd_prepared_t *stmt,
+                       void *ctx)
+{
+    struct audit_row *q = ctx;
+
+    return gettoken_dbd_change(r, dbd, stmt, 6, q->args, &q->nrows);
+}
+
 static void run_audit(request_rec *r, const gettoken_server_conf *conf,
                       const gt_checkin *msg, int status)
 {
     const char *jti = apr_table_get(r->subprocess_env, "GETTOKEN_JTI");
     const char *identity = apr_table_get(r->notes, GT_NOTE_IDENTITY);
-    const char *http_status = apr_itoa(r->pool, status == OK ? HTTP_OK : status);
-    apr_dbd_prepared_t *stmt = NULL;
     ap_dbd_t *dbd = gettoken_dbd_acquire(r);
-    int nrows = 0, rv;
+    struct audit_row q;
+    const char *err = NULL;
 
     if (!dbd) {
-        audit_failed(r, "no database connection", NULL);
+        audit_failed(r, GETTOKEN_DBD_NO_CONNECTION, NULL);
         return;
     }
-    if (strcmp(apr_dbd_name(dbd->driver), "pgsql") == 0) {
-        /* unnamed, sent with its parameters: a connection that mod_dbd
-         * re-opened in place has lost its named statements */
-        rv = apr_dbd_prepare(dbd->driver, r->pool, dbd->handle,
-                             conf->audit_sql, NULL, &stmt);
-        if (rv != 0) {
-            audit_failed(r, "preparing it failed",
-                         apr_dbd_error(dbd->driver, dbd->handle, rv));
-            return;
-        }
-    }
-    else
-        stmt = apr_hash_get(dbd->prepared, conf->audit_label,
-                            APR_HASH_KEY_STRING);
-    if (!stmt) {
-        audit_failed(r, "it is not prepared on this connection", NULL);
-        return;
-    }
-    rv = apr_dbd_pvquery(dbd->driver, r->pool, dbd->handle, &nrows, stmt,
-                         gt_checkin_enrollment(msg),
-                         audit_organisation(r, status),
-                         msg->service_type, jti ? jti : "", http_status,
-                         identity ? identity : "", NULL);
-    if (rv != 0)
-        audit_failed(r, "the statement failed",
-                     apr_dbd_error(dbd->driver, dbd->handle, rv));
+    q.args[0] = gt_checkin_enrollment(msg);
+    q.args[1] = audit_organisation(r, status);
+    q.args[2] = msg->service_type;
+    q.args[3] = jti ? jti : "";
+    q.args[4] = apr_itoa(r->pool, status == OK ? HTTP_OK : status);
+    q.args[5] = identity ? identity : "";
+    if (gettoken_dbd_run(r, dbd, conf->audit.label, conf->audit.sql,
+                         audit_query, &q, &err) != 0)
+        audit_failed(r, "the statement failed", err);
 }
 
 void gettoken_answered(request_rec *r, const gettoken_server_conf *conf,
@@ -119,7 +120,7 @@ void gettoken_answered(request_rec *r, const gettoken_server_conf *conf,
     else
         gettoken_status_count(GT_STAT_REFUSED, NULL, status);
     /* a 503 is a database that could not be reached: it was logged */
-    if (conf->audit_sql && conf->audit_label
+    if (conf->audit.sql && conf->audit.label
         && status != HTTP_SERVICE_UNAVAILABLE)
         run_audit(r, conf, msg, status);
 }

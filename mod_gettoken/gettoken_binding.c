@@ -13,84 +13,77 @@
 
 APLOG_USE_MODULE(gettoken);
 
-int gettoken_binding_prepare(server_rec *s, gettoken_server_conf *conf,
-                             apr_pool_t *p)
+void gettoken_binding_merge(gettoken_binding_conf *conf,
+                            const gettoken_binding_conf *base,
+                            const gettoken_binding_conf *add)
 {
-    if (!gettoken_dbd_loaded()) {
-        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, GT_LOG_PREFIX
-                     "GetTokenEnrollmentSQL in %s needs mod_dbd: load it "
-                     "(LoadModule dbd_module) and set DBDriver/DBDParams, or "
-                     "set GetTokenEnrollmentSQL none", gettoken_vhost_name(s, p));
+    /* "none" is a setting of its own: NULL may override a statement */
+    GETTOKEN_MERGE_FLAGGED(conf, base, add, sql, sql_set);
+    conf->label = NULL;         /* prepared at start-up, per vhost */
+}
+
+const char *gettoken_set_enrollment_sql(cmd_parms *cmd, void *dirv,
+                                        const char *arg)
+{
+    gettoken_binding_conf *conf = &gettoken_server_config(cmd->server)->binding;
+
+    (void)dirv;
+    conf->sql = strcasecmp(arg, "none") ? arg : NULL;
+    conf->sql_set = 1;
+    return NULL;
+}
+
+int gettoken_binding_startup(const gettoken_startup *st, server_rec *s,
+                             gettoken_server_conf *conf)
+{
+    if (!conf->in_use || !conf->binding.sql)
+        return OK;
+    if (gettoken_dbd_require(s, st->pconf, "GetTokenEnrollmentSQL", "",
+                             ", or set GetTokenEnrollmentSQL none") != OK)
         return !OK;
-    }
     /* one label per vhost: vhosts may use different SQL or databases */
-    conf->enrollment_label = gettoken_dbd_prepare(s, p, conf->enrollment_sql,
-                                                  "enrollment");
+    conf->binding.label = gettoken_dbd_prepare(s, st->pconf, conf->binding.sql,
+                                               "enrollment");
     return OK;
 }
 
-static int unavailable(request_rec *r, const char *why, apr_status_t rv,
-                       const char *detail)
+void gettoken_binding_warn(apr_pool_t *p, server_rec *s,
+                           const gettoken_server_conf *conf)
 {
-    apr_table_setn(r->err_headers_out, "Retry-After", GT_RETRY_AFTER);
-    (void)rv;
-    gettoken_log_refusal(r, HTTP_SERVICE_UNAVAILABLE, "%s%s%s", why,
-                         detail ? ": " : "", detail ? detail : "");
-    return HTTP_SERVICE_UNAVAILABLE;
+    if (conf->in_use && !conf->binding.sql)
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, GT_LOG_PREFIX
+                     "GetTokenEnrollmentSQL none in %s: identities are not "
+                     "bound to enrollments; only client certificates that "
+                     "mod_ssl verified against SSLCACertificateFile count",
+                     gettoken_vhost_name(s, p));
 }
 
-struct binding_query {
-    const gettoken_request *req;
-    int found;
-};
-
-/*
- * GetTokenEnrollmentSQL once, reading every row so the connection is clean
- * for the next request.  The select is synchronous (seek 1): with pgsql's
- * asynchronous mode a failed query looks like an empty result -- a 403
- * instead of a 503.
- */
-static int binding_query(request_rec *r, ap_dbd_t *dbd,
-                         apr_dbd_prepared_t *stmt, void *ctx)
+static int unavailable(request_rec *r, const char *why, const char *detail)
 {
-    struct binding_query *q = ctx;
-    apr_dbd_results_t *res = NULL;
-    apr_dbd_row_t *row = NULL;
-    int rv;
-
-    q->found = 0;
-    rv = apr_dbd_pvselect(dbd->driver, r->pool, dbd->handle, &res, stmt, 1,
-                          q->req->enrollment_id, q->req->identity_sha256,
-                          NULL);
-    if (rv != 0)
-        return rv;
-    while ((rv = apr_dbd_get_row(dbd->driver, r->pool, res, &row, -1)) == 0)
-        q->found = 1;
-    return rv == -1 ? 0 : rv;
+    gettoken_log_refusal(r, HTTP_SERVICE_UNAVAILABLE, "%s%s%s", why,
+                         detail ? ": " : "", detail ? detail : "");
+    return gettoken_retry_later(r);
 }
 
 int gettoken_binding_check(request_rec *r, const gettoken_server_conf *conf,
                            const gettoken_request *req)
 {
-    struct binding_query q = { req, 0 };
-    ap_dbd_t *dbd;
+    const char *args[2];
     const char *err = NULL;
+    int found = 0;
 
-    if (!conf->enrollment_sql)
+    if (!conf->binding.sql)
         return OK;   /* "none": mod_ssl's chain verification stands alone */
 
-    /* mod_dbd blocks here while the pool (DBDMax) is exhausted, until a
-     * request gives a connection back; a database that is down fails at
-     * once (or after connect_timeout in DBDParams) */
-    dbd = gettoken_dbd_acquire(r);
-    if (!dbd)
-        return unavailable(r, "no database connection (mod_dbd: check "
-                           "DBDriver/DBDParams and that the database is up)",
-                           0, NULL);
-    if (gettoken_dbd_run(r, dbd, conf->enrollment_label, conf->enrollment_sql,
-                         binding_query, &q, &err) != 0)
-        return unavailable(r, "GetTokenEnrollmentSQL failed", 0, err);
-    if (!q.found) {
+    /* mod_dbd blocks while the pool (DBDMax) is exhausted, until a request
+     * gives a connection back; a database that is down fails at once (or
+     * after connect_timeout in DBDParams) */
+    args[0] = req->enrollment_id;
+    args[1] = req->identity_sha256;
+    if (gettoken_dbd_exists(r, conf->binding.label, conf->binding.sql, 2, args,
+                            &found, &err) != 0)
+        return unavailable(r, "GetTokenEnrollmentSQL failed", err);
+    if (!found) {
         gettoken_log_refusal(r, HTTP_FORBIDDEN, "the identity certificate "
                              "(sha256 %s, from %s) is not bound to the "
                              "enrollment", req->identity_sha256,

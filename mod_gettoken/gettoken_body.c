@@ -103,7 +103,7 @@ void gettoken_body_register(void)
      * would be inserted after (below) the filters of that type already
      * there, which would then filter the kept bytes a second time, behind the
      * output they still buffer from the first pass
-     * (test_input_filter_applies_once).  Filters added after the decline
+     * (a Sed filter's output would then come twice).  Filters added after the decline
      * (by the handler that serves the location) go below it, as they should:
      * they have not seen any of the body. */
     replay_filter_handle = ap_register_input_filter(REPLAY_FILTER_NAME,
@@ -118,7 +118,7 @@ void gettoken_body_register(void)
  * Why not keep the buckets HTTP_IN hands out: each one costs a bucket and a
  * separate allocation whatever its size, and a chunked body sent in 1-byte
  * chunks gives one bucket per byte: ~500 bytes of memory per body byte, i.e.
- * tens of MB held for a 64 KB cap (test_tiny_chunks_memory_bounded).  One
+ * tens of MB held for a 64 KB cap.  One
  * buffer costs at most twice the bytes read, however they were framed, and
  * a complete body is parsed in place (no second, flattened copy).
  *
@@ -167,20 +167,13 @@ static apr_status_t read_buf_append(read_buf *b, const char *data, apr_size_t n,
     return APR_SUCCESS;
 }
 
-int gettoken_body_read(request_rec *r, apr_size_t max_body,
-                       gettoken_body_state *state, const char **buf,
-                       apr_size_t *len)
+/* Reads into rb until the body ends or `limit` bytes are in: OK or an
+ * HTTP status. */
+static int read_into(request_rec *r, replay_ctx *ctx, read_buf *rb,
+                     apr_size_t limit)
 {
-    replay_ctx *ctx = apr_pcalloc(r->pool, sizeof(*ctx));
     apr_bucket_brigade *bb = apr_brigade_create(r->pool, r->connection->bucket_alloc);
-    read_buf *rb = apr_pcalloc(r->pool, sizeof(*rb));
-    apr_size_t limit = max_body + 1;    /* one byte more tells "too large" */
     apr_status_t rv;
-
-    ctx->kept = apr_brigade_create(r->pool, r->connection->bucket_alloc);
-    ap_set_module_config(r->request_config, &gettoken_module, ctx);
-    apr_pool_cleanup_register(r->pool, rb, read_buf_cleanup,
-                              apr_pool_cleanup_null);
 
     while (!ctx->complete && rb->len < limit) {
         apr_bucket *e;
@@ -218,7 +211,25 @@ int gettoken_body_read(request_rec *r, apr_size_t max_body,
         apr_brigade_cleanup(bb);
     }
     apr_brigade_destroy(bb);
+    return OK;
+}
 
+int gettoken_body_read(request_rec *r, apr_size_t max_body,
+                       gettoken_body_state *state, const char **buf,
+                       apr_size_t *len)
+{
+    replay_ctx *ctx = apr_pcalloc(r->pool, sizeof(*ctx));
+    read_buf *rb = apr_pcalloc(r->pool, sizeof(*rb));
+    apr_size_t limit = max_body + 1;    /* one byte more tells "too large" */
+    int status;
+
+    ctx->kept = apr_brigade_create(r->pool, r->connection->bucket_alloc);
+    ap_set_module_config(r->request_config, &gettoken_module, ctx);
+    apr_pool_cleanup_register(r->pool, rb, read_buf_cleanup,
+                              apr_pool_cleanup_null);
+    status = read_into(r, ctx, rb, limit);
+    if (status != OK)
+        return status;
     if (rb->len) {
         /* the heap bucket owns the buffer from now on */
         APR_BRIGADE_INSERT_TAIL(ctx->kept,
@@ -237,6 +248,11 @@ int gettoken_body_read(request_rec *r, apr_size_t max_body,
     return OK;
 }
 
+int gettoken_body_was_read(request_rec *r)
+{
+    return request_ctx(r) != NULL;
+}
+
 void gettoken_body_replay(request_rec *r)
 {
     replay_ctx *ctx = request_ctx(r);
@@ -252,7 +268,7 @@ void gettoken_body_replay(request_rec *r)
  * Action, as in PHP-CGI set-ups, or any handler's ap_internal_redirect*) starts
  * the new request with the protocol input filters only, leaving the replay
  * filter behind on the old request: the handler that finally reads the body
- * would miss the bytes kept here (test_checkin_matrix[...action-cgi...]).  So
+ * would miss the bytes kept here.  So
  * the new request takes the replay over (the same context: both requests live
  * in the same pool), and is marked as looked at so that a GetToken On at the
  * new location does not try to read the body again.

@@ -1,10 +1,10 @@
 /*
- * gettoken_dbd.c - mod_dbd as the module's database features use it (the
- * enrollment binding, the watch pairing replay store): its optional
- * functions, statements prepared under labels of our own, the pooled
- * connection of a request, and the one recovery for statements that went
- * stale on a connection.  As in mod_authn_dbd, a statement is handed to
- * mod_dbd at start-up and prepared by mod_dbd on every pooled connection.
+ * gettoken_dbd.c - mod_dbd as every database feature of the module uses
+ * it: its optional functions, statements prepared under labels of our
+ * own, the pooled connection of a request, the one recovery for
+ * statements that went stale on a connection, and the one way rows are
+ * read.  As in mod_authn_dbd, a statement is handed to mod_dbd at
+ * start-up and prepared by mod_dbd on every pooled connection.
  */
 #include "gettoken_private.h"
 
@@ -44,6 +44,18 @@ const char *gettoken_dbd_prepare(server_rec *s, apr_pool_t *p,
     label = apr_psprintf(p, "gettoken_%s_%u", purpose, label_num++);
     dbd_prepare(s, sql, label);
     return label;
+}
+
+int gettoken_dbd_require(server_rec *s, apr_pool_t *p, const char *directive,
+                         const char *why, const char *otherwise)
+{
+    if (gettoken_dbd_loaded())
+        return OK;
+    ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, GT_LOG_PREFIX
+                 "%s in %s needs mod_dbd%s: load it (LoadModule dbd_module) "
+                 "and set DBDriver/DBDParams%s", directive,
+                 gettoken_vhost_name(s, p), why, otherwise);
+    return !OK;
 }
 
 ap_dbd_t *gettoken_dbd_acquire(request_rec *r)
@@ -175,6 +187,75 @@ int gettoken_dbd_run(request_rec *r, ap_dbd_t *dbd, const char *label,
     return 0;
 }
 
+int gettoken_dbd_select(request_rec *r, ap_dbd_t *dbd,
+                        apr_dbd_prepared_t *stmt, int nargs,
+                        const char **args, gettoken_dbd_row_fn row, void *ctx)
+{
+    apr_dbd_results_t *res = NULL;
+    apr_dbd_row_t *got = NULL;
+    int rv = apr_dbd_pselect(dbd->driver, r->pool, dbd->handle, &res, stmt, 1,
+                             nargs, args);
+
+    if (rv != 0)
+        return rv;
+    while ((rv = apr_dbd_get_row(dbd->driver, r->pool, res, &got, -1)) == 0)
+        if (row)
+            row(r, dbd, got, ctx);
+    return rv == -1 ? 0 : rv;
+}
+
+struct exists_query {
+    int nargs;
+    const char **args;
+    int found;
+};
+
+static void note_row(request_rec *r, const ap_dbd_t *dbd, apr_dbd_row_t *row,
+                     void *found)
+{
+    (void)r;
+    (void)dbd;
+    (void)row;
+    *(int *)found = 1;
+}
+
+static int exists_query(request_rec *r, ap_dbd_t *dbd,
+                        apr_dbd_prepared_t *stmt, void *ctx)
+{
+    struct exists_query *q = ctx;
+
+    q->found = 0;
+    return gettoken_dbd_select(r, dbd, stmt, q->nargs, q->args, note_row,
+                               &q->found);
+}
+
+int gettoken_dbd_exists(request_rec *r, const char *label, const char *sql,
+                        int nargs, const char **args, int *found,
+                        const char **err)
+{
+    struct exists_query q = { nargs, args, 0 };
+    ap_dbd_t *dbd = gettoken_dbd_acquire(r);
+    int rv;
+
+    *found = 0;
+    if (!dbd) {
+        *err = GETTOKEN_DBD_NO_CONNECTION " " GETTOKEN_DBD_CHECK_SETUP;
+        return -1;
+    }
+    rv = gettoken_dbd_run(r, dbd, label, sql, exists_query, &q, err);
+    *found = q.found;
+    return rv;
+}
+
+int gettoken_dbd_change(request_rec *r, ap_dbd_t *dbd,
+                        apr_dbd_prepared_t *stmt, int nargs,
+                        const char **args, int *nrows)
+{
+    *nrows = 0;
+    return apr_dbd_pquery(dbd->driver, r->pool, dbd->handle, nrows, stmt,
+                          nargs, args);
+}
+
 struct purge_query {
     const char *now;
     int nrows;
@@ -185,9 +266,7 @@ static int purge_query(request_rec *r, ap_dbd_t *dbd, apr_dbd_prepared_t *stmt,
 {
     struct purge_query *q = ctx;
 
-    q->nrows = 0;
-    return apr_dbd_pvquery(dbd->driver, r->pool, dbd->handle, &q->nrows, stmt,
-                           q->now, NULL);
+    return gettoken_dbd_change(r, dbd, stmt, 1, &q->now, &q->nrows);
 }
 
 void gettoken_dbd_purge_maybe(request_rec *r, ap_dbd_t *dbd, const char *label,

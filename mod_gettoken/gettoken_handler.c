@@ -9,7 +9,6 @@
  */
 #include "gettoken_private.h"
 
-#include "apr_buckets.h"
 #include "apr_strings.h"
 #include "http_protocol.h"
 #include "http_request.h"
@@ -28,6 +27,29 @@ APR_IMPLEMENT_EXTERNAL_HOOK_RUN_FIRST(gettoken, GETTOKEN, int, generate_token,
 static const gt_plist_limits checkin_limits = {
     GT_PLIST_MAX_DEPTH, GT_PLIST_MAX_OBJECTS, GT_PLIST_MAX_EXPANDED
 };
+
+const char *gettoken_set_enabled(cmd_parms *cmd, void *dirv, int on)
+{
+    gettoken_dir_conf *dir = dirv;
+
+    dir->enabled = on;
+    if (on)
+        gettoken_server_config(cmd->server)->in_use = 1;
+    return NULL;
+}
+
+const char *gettoken_set_max_body(cmd_parms *cmd, void *dirv, const char *arg)
+{
+    gettoken_server_conf *conf = gettoken_server_config(cmd->server);
+    apr_int64_t v = 0;
+    /* libplist takes 32-bit lengths; a check-in is a few kilobytes */
+    const char *err = gettoken_parse_number(cmd, arg, 16 * 1024 * 1024, &v);
+
+    (void)dirv;
+    conf->max_body = (apr_size_t)v;
+    conf->max_body_set = 1;
+    return err;
+}
 
 static int is_checkin_method(const request_rec *r)
 {
@@ -51,16 +73,8 @@ static int send_token(request_rec *r, const gettoken_token *tok)
 {
     apr_size_t len;
     const char *xml = gt_checkin_response_xml(r->pool, tok->data, tok->len, &len);
-    apr_bucket_brigade *bb = apr_brigade_create(r->pool, r->connection->bucket_alloc);
 
-    ap_set_content_type(r, "application/xml");
-    ap_set_content_length(r, (apr_off_t)len);
-    APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_immortal_create(xml, len,
-                                                           bb->bucket_alloc));
-    APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_eos_create(bb->bucket_alloc));
-    if (ap_pass_brigade(r->output_filters, bb) != APR_SUCCESS)
-        r->connection->aborted = 1;   /* the client went away; nothing to add */
-    return OK;
+    return gettoken_send_answer(r, "application/xml", xml, len);
 }
 
 static void fill_request(request_rec *r, const gt_checkin *msg,
@@ -149,24 +163,27 @@ static int answer_gettoken(request_rec *r, const gettoken_server_conf *conf,
     return send_token(r, &tok);
 }
 
-int gettoken_handler(request_rec *r)
+/* A check-in this handler will not answer goes on to the location. */
+static int pass_on(request_rec *r, int replay)
 {
-    const gettoken_dir_conf *dir;
+    if (replay)
+        gettoken_body_replay(r);
+    gettoken_status_count(GT_STAT_PASSED_THROUGH, NULL, 0);
+    return DECLINED;
+}
+
+/* The vhost's configuration when this request is one to look at, or
+ * NULL to decline. */
+static const gettoken_server_conf *conf_to_answer(request_rec *r,
+                                                  const gettoken_dir_conf **dir)
+{
     const gettoken_server_conf *conf;
-    gettoken_body_state state;
-    const char *body = NULL, *why = NULL;
-    apr_size_t len = 0;
-    apr_off_t announced;
-    gt_checkin msg;
-    int status;
 
     if (r->main || !is_checkin_method(r))
-        return DECLINED;
-    dir = ap_get_module_config(r->per_dir_config, &gettoken_module);
-    if (!dir || dir->enabled != 1)
-        return DECLINED;
-    if (ap_get_module_config(r->request_config, &gettoken_module))
-        return DECLINED;    /* looked at already (body kept for replay) */
+        return NULL;
+    *dir = ap_get_module_config(r->per_dir_config, &gettoken_module);
+    if (!*dir || (*dir)->enabled != 1 || gettoken_body_was_read(r))
+        return NULL;
     conf = gettoken_server_config(r->server);
     if (!conf || !conf->ready) {
         /* GetToken On reached a vhost whose keys and statements were
@@ -175,19 +192,32 @@ int gettoken_handler(request_rec *r)
                       "GetToken On in %s, which did not pass the start-up "
                       "checks: request passed on",
                       gettoken_vhost_name(r->server, r->pool));
-        return DECLINED;
+        return NULL;
     }
+    return conf;
+}
 
+int gettoken_handler(request_rec *r)
+{
+    const gettoken_dir_conf *dir = NULL;
+    const gettoken_server_conf *conf = conf_to_answer(r, &dir);
+    gettoken_body_state state;
+    const char *body = NULL, *why = NULL;
+    apr_size_t len = 0;
+    apr_off_t announced;
+    gt_checkin msg;
+    int status;
+
+    if (!conf)
+        return DECLINED;
     announced = announced_length(r);
     if (announced > (apr_off_t)conf->max_body) {
         ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, GT_LOG_PREFIX
                       "Content-Length %" APR_OFF_T_FMT " is over "
                       "GetTokenMaxBodySize: not a GetToken, passed on unread",
                       announced);
-        gettoken_status_count(GT_STAT_PASSED_THROUGH, NULL, 0);
-        return DECLINED;
+        return pass_on(r, 0);
     }
-
     status = gettoken_body_read(r, conf->max_body, &state, &body, &len);
     if (status != OK)
         return status;
@@ -195,18 +225,14 @@ int gettoken_handler(request_rec *r)
         ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, GT_LOG_PREFIX
                       "body is over GetTokenMaxBodySize: not a GetToken, "
                       "passed on whole");
-        gettoken_body_replay(r);
-        gettoken_status_count(GT_STAT_PASSED_THROUGH, NULL, 0);
-        return DECLINED;
+        return pass_on(r, 1);
     }
 
     switch (gt_checkin_parse(r->pool, body, len, &checkin_limits, &msg, &why)) {
     case GT_CHECKIN_NOT_OURS:
         ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, r, GT_LOG_PREFIX
                       "not a GetToken (%s): passed on", why);
-        gettoken_body_replay(r);
-        gettoken_status_count(GT_STAT_PASSED_THROUGH, NULL, 0);
-        return DECLINED;
+        return pass_on(r, 1);
     case GT_CHECKIN_INVALID:
         gettoken_log_refusal(r, HTTP_BAD_REQUEST, "%s", why);
         gettoken_status_count(GT_STAT_REFUSED, NULL, HTTP_BAD_REQUEST);
@@ -216,9 +242,7 @@ int gettoken_handler(request_rec *r)
             break;
         ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, r, GT_LOG_PREFIX
                       "GetToken of a type not in GetTokenServices: passed on");
-        gettoken_body_replay(r);
-        gettoken_status_count(GT_STAT_PASSED_THROUGH, NULL, 0);
-        return DECLINED;
+        return pass_on(r, 1);
     }
     status = answer_gettoken(r, conf, &msg, body, len);
     gettoken_answered(r, conf, &msg, status);

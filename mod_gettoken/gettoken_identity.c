@@ -44,9 +44,34 @@ typedef enum {
     SOURCE_REFUSED     /* this source presented something invalid: 401 */
 } source_result;
 
-static source_result from_ssl(request_rec *r, const gettoken_server_conf *conf,
-                              gettoken_request *req, const char **why)
+/* What a source needs to look: the request, its body, the source's
+ * argument. */
+typedef struct {
+    request_rec *r;
+    const gettoken_server_conf *conf;
+    const char *body;
+    apr_size_t body_len;
+    const char *arg;
+} source_input;
+
+/* One kind of identity source (one word of GetTokenIdentity). */
+struct gettoken_identity_kind {
+    const char *name;
+    const char *arg_hint;       /* NULL: takes no argument */
+    int (*arg_ok)(const char *arg);     /* NULL: any argument */
+    const char *arg_is;         /* what arg_ok wants, for the log */
+    /* Start-up: NULL, or why the vhost cannot use this source. */
+    const char *(*check)(apr_pool_t *p, const gettoken_server_conf *conf,
+                         const char *arg);
+    source_result (*find)(const source_input *in, gettoken_request *req,
+                          const char **why);
+};
+
+static source_result from_ssl(const source_input *in, gettoken_request *req,
+                              const char **why)
 {
+    request_rec *r = in->r;
+    const gettoken_server_conf *conf = in->conf;
     const char *pem;
 
     if (!ap_ssl_conn_is_ssl(r->connection)) {
@@ -59,7 +84,7 @@ static source_result from_ssl(request_rec *r, const gettoken_server_conf *conf,
         *why = "no TLS client certificate was presented";
         return SOURCE_ABSENT;
     }
-    if (!conf->enrollment_sql) {
+    if (!conf->binding.sql) {
         /* Without the enrollment binding only a chain that mod_ssl
          * verified against the configured CA proves anything. */
         const char *verify = ap_ssl_var_lookup(r->pool, r->server,
@@ -92,12 +117,11 @@ static const char *header_value(request_rec *r, const char *name)
 }
 
 /* Mdm-Signature: a CMS detached signature of the exact body bytes. */
-static source_result from_mdm_signature(request_rec *r,
-                                        const gettoken_server_conf *conf,
-                                        const char *body, apr_size_t body_len,
+static source_result from_mdm_signature(const source_input *in,
                                         gettoken_request *req,
                                         const char **why)
 {
+    request_rec *r = in->r;
     const char *value = header_value(r, "Mdm-Signature");
     X509 *cert;
 
@@ -105,13 +129,13 @@ static source_result from_mdm_signature(request_rec *r,
         *why = "no Mdm-Signature header";
         return SOURCE_ABSENT;
     }
-    if (!conf->enrollment_sql) {
+    if (!in->conf->binding.sql) {
         /* a self-signed certificate would do: only the binding counts */
         *why = "GetTokenEnrollmentSQL is none, so a signer certificate "
                "proves nothing";
         return SOURCE_REFUSED;
     }
-    cert = gt_mdm_signature_verify(r->pool, value, body, body_len,
+    cert = gt_mdm_signature_verify(r->pool, value, in->body, in->body_len,
                                    &req->identity_der, &req->identity_der_len,
                                    why);
     if (!cert)
@@ -123,7 +147,7 @@ static source_result from_mdm_signature(request_rec *r,
 const char *gettoken_add_trusted_proxy(cmd_parms *cmd, void *dirv,
                                        const char *arg)
 {
-    gettoken_server_conf *conf = gettoken_server_config(cmd->server);
+    gettoken_identity_conf *conf = &gettoken_server_config(cmd->server)->identity;
     char *addr = apr_pstrdup(cmd->pool, arg);
     char *bits = strchr(addr, '/');
     apr_ipsubnet_t *net = NULL;
@@ -170,10 +194,10 @@ static int peer_is_trusted(request_rec *r, const gettoken_server_conf *conf,
         return 0;
     if (apr_sockaddr_ip_get(&ip, sa) == APR_SUCCESS && ip)
         *peer = ip;
-    if (!conf->trusted_proxies)
+    if (!conf->identity.trusted_proxies)
         return 0;
-    for (i = 0; i < conf->trusted_proxies->nelts; i++)
-        if (apr_ipsubnet_test(APR_ARRAY_IDX(conf->trusted_proxies, i,
+    for (i = 0; i < conf->identity.trusted_proxies->nelts; i++)
+        if (apr_ipsubnet_test(APR_ARRAY_IDX(conf->identity.trusted_proxies, i,
                                             apr_ipsubnet_t *), sa))
             return 1;
     return 0;
@@ -181,11 +205,12 @@ static int peer_is_trusted(request_rec *r, const gettoken_server_conf *conf,
 
 /* A header set by a trusted TLS-terminating proxy (RFC 9440 Client-Cert,
  * nginx's $ssl_client_escaped_cert, HAProxy). */
-static source_result from_header(request_rec *r,
-                                 const gettoken_server_conf *conf,
-                                 const char *header, gettoken_request *req,
-                                 const char **why)
+static source_result from_header(const source_input *in,
+                                 gettoken_request *req, const char **why)
 {
+    request_rec *r = in->r;
+    const gettoken_server_conf *conf = in->conf;
+    const char *header = in->arg;
     const char *value = header_value(r, header);
     const char *peer;
     X509 *cert;
@@ -200,7 +225,7 @@ static source_result from_header(request_rec *r,
                             "is not a GetTokenTrustedProxy", header, peer);
         return SOURCE_ABSENT;
     }
-    if (!conf->enrollment_sql) {
+    if (!conf->binding.sql) {
         *why = "GetTokenEnrollmentSQL is none, so a forwarded certificate "
                "proves nothing";
         return SOURCE_REFUSED;
@@ -246,13 +271,8 @@ static int accept_der(request_rec *r, gettoken_request *req, const char **why)
 static const char *source_name(apr_pool_t *p,
                                const gettoken_identity_source *src)
 {
-    switch (src->type) {
-    case GT_IDENTITY_SSL:           return "ssl";
-    case GT_IDENTITY_MDM_SIGNATURE: return "mdm-signature";
-    case GT_IDENTITY_HEADER:        return apr_pstrcat(p, "header ",
-                                                       src->header, NULL);
-    }
-    return "?";
+    return src->arg ? apr_pstrcat(p, src->kind->name, " ", src->arg, NULL)
+                    : src->kind->name;
 }
 
 /* RFC 9110 token characters: what a header name may be made of. */
@@ -266,73 +286,161 @@ static int is_header_name(const char *s)
     return 1;
 }
 
-int gettoken_identity_check_config(server_rec *s,
-                                   const gettoken_server_conf *conf,
-                                   apr_pool_t *p)
+/* Anyone can make a certificate and sign with it: without the binding
+ * only a chain mod_ssl verified means anything. */
+static const char *check_bound(apr_pool_t *p, const gettoken_server_conf *conf,
+                               const char *arg)
 {
-    const gettoken_identity_source *src;
+    (void)p;
+    (void)arg;
+    if (conf->in_use && !conf->binding.sql)
+        return "needs the enrollment binding, but GetTokenEnrollmentSQL is none";
+    return NULL;
+}
+
+static const char *check_header(apr_pool_t *p, const gettoken_server_conf *conf,
+                                const char *arg)
+{
+    const char *why = check_bound(p, conf, arg);
+
+    if (why)
+        return why;
+    if (conf->in_use && !conf->identity.trusted_proxies)
+        return "needs GetTokenTrustedProxy (the addresses of the "
+               "TLS-terminating proxies that set the header)";
+    return NULL;
+}
+
+/* The sources GetTokenIdentity knows: a new one is a row and a function. */
+static const struct gettoken_identity_kind identity_kinds[] = {
+    { "ssl", NULL, NULL, NULL, NULL, from_ssl },
+    { "mdm-signature", NULL, NULL, NULL, check_bound, from_mdm_signature },
+    { "header", "the header's name, e.g. header Client-Cert", is_header_name,
+      "a header name", check_header, from_header },
+};
+#define IDENTITY_KINDS (sizeof(identity_kinds) / sizeof(identity_kinds[0]))
+#define IDENTITY_WORDS "ssl, mdm-signature, header NAME"
+
+static const struct gettoken_identity_kind *kind_named(const char *name)
+{
+    apr_size_t i;
+
+    for (i = 0; i < IDENTITY_KINDS; i++)
+        if (!strcasecmp(name, identity_kinds[i].name))
+            return &identity_kinds[i];
+    return NULL;
+}
+
+void gettoken_identity_merge(gettoken_identity_conf *conf,
+                             const gettoken_identity_conf *base,
+                             const gettoken_identity_conf *add)
+{
+    conf->sources = add->sources ? add->sources : base->sources;
+    conf->trusted_proxies = add->trusted_proxies ? add->trusted_proxies
+                                                 : base->trusted_proxies;
+}
+
+const char *gettoken_set_identity(cmd_parms *cmd, void *dirv, int argc,
+                                  char *const argv[])
+{
+    gettoken_identity_conf *conf = &gettoken_server_config(cmd->server)->identity;
     int i;
 
-    if (!conf->identity)
+    (void)dirv;
+    if (argc == 0)
+        return "GetTokenIdentity needs one or more of: " IDENTITY_WORDS;
+    conf->sources = apr_array_make(cmd->pool, argc,
+                                   sizeof(gettoken_identity_source));
+    for (i = 0; i < argc; i++) {
+        gettoken_identity_source *src = apr_array_push(conf->sources);
+
+        src->kind = kind_named(argv[i]);
+        src->arg = NULL;
+        if (!src->kind)
+            return apr_psprintf(cmd->pool, "GetTokenIdentity: unknown source "
+                                "'%s' (" IDENTITY_WORDS ")", argv[i]);
+        if (!src->kind->arg_hint)
+            continue;
+        if (i + 1 >= argc)
+            return apr_psprintf(cmd->pool, "GetTokenIdentity: '%s' needs %s",
+                                src->kind->name, src->kind->arg_hint);
+        src->arg = argv[++i];
+    }
+    return NULL;
+}
+
+int gettoken_identity_startup(const gettoken_startup *st, server_rec *s,
+                              gettoken_server_conf *conf)
+{
+    const gettoken_identity_source *src;
+    apr_pool_t *p = st->pconf;
+    int i;
+
+    if (!conf->identity.sources)
         return OK;
-    src = (const gettoken_identity_source *)conf->identity->elts;
-    for (i = 0; i < conf->identity->nelts; i++) {
-        if (src[i].type == GT_IDENTITY_HEADER && !is_header_name(src[i].header)) {
+    src = (const gettoken_identity_source *)conf->identity.sources->elts;
+    for (i = 0; i < conf->identity.sources->nelts; i++) {
+        const struct gettoken_identity_kind *kind = src[i].kind;
+        const char *why;
+
+        if (kind->arg_ok && !kind->arg_ok(src[i].arg)) {
             ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, GT_LOG_PREFIX
-                         "GetTokenIdentity header '%s' in %s: not a header "
-                         "name", src[i].header, gettoken_vhost_name(s, p));
+                         "GetTokenIdentity %s '%s' in %s: not %s", kind->name,
+                         src[i].arg, gettoken_vhost_name(s, p), kind->arg_is);
             return !OK;
         }
-        if (src[i].type != GT_IDENTITY_SSL && conf->in_use
-            && !conf->enrollment_sql) {
-            /* anyone can make a certificate and sign with it: without the
-             * binding only a chain mod_ssl verified means anything */
+        why = src[i].kind->check ? src[i].kind->check(p, conf, src[i].arg)
+                                 : NULL;
+        if (why) {
             ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, GT_LOG_PREFIX
-                         "GetTokenIdentity %s in %s needs the enrollment "
-                         "binding, but GetTokenEnrollmentSQL is none",
-                         source_name(p, &src[i]), gettoken_vhost_name(s, p));
-            return !OK;
-        }
-        if (src[i].type == GT_IDENTITY_HEADER && conf->in_use
-            && !conf->trusted_proxies) {
-            ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, GT_LOG_PREFIX
-                         "GetTokenIdentity %s in %s needs GetTokenTrustedProxy "
-                         "(the addresses of the TLS-terminating proxies that "
-                         "set the header)", source_name(p, &src[i]),
-                         gettoken_vhost_name(s, p));
+                         "GetTokenIdentity %s in %s %s",
+                         source_name(p, &src[i]), gettoken_vhost_name(s, p),
+                         why);
             return !OK;
         }
     }
     return OK;
 }
 
+/* The one source of a vhost without GetTokenIdentity. */
+static const gettoken_identity_source default_source = { &identity_kinds[0],
+                                                         NULL };
+
+int gettoken_identity_uses_ssl(const gettoken_server_conf *conf)
+{
+    int i;
+
+    if (!conf->identity.sources)
+        return 1;
+    for (i = 0; i < conf->identity.sources->nelts; i++)
+        if (APR_ARRAY_IDX(conf->identity.sources, i,
+                          gettoken_identity_source).kind == default_source.kind)
+            return 1;
+    return 0;
+}
+
 int gettoken_identity_find(request_rec *r, const gettoken_server_conf *conf,
                            const char *body, apr_size_t body_len,
                            gettoken_request *req)
 {
-    static const gettoken_identity_source ssl_only = { GT_IDENTITY_SSL, NULL };
-    const gettoken_identity_source *sources = &ssl_only;
+    const gettoken_identity_source *sources = &default_source;
     int count = 1, i;
     const char *why = "no identity source is configured";
+    source_input in;
 
-    if (conf->identity) {
-        sources = (const gettoken_identity_source *)conf->identity->elts;
-        count = conf->identity->nelts;
+    if (conf->identity.sources) {
+        sources = (const gettoken_identity_source *)conf->identity.sources->elts;
+        count = conf->identity.sources->nelts;
     }
+    in.r = r;
+    in.conf = conf;
+    in.body = body;
+    in.body_len = body_len;
     for (i = 0; i < count; i++) {
         source_result res;
 
-        switch (sources[i].type) {
-        case GT_IDENTITY_SSL:
-            res = from_ssl(r, conf, req, &why);
-            break;
-        case GT_IDENTITY_MDM_SIGNATURE:
-            res = from_mdm_signature(r, conf, body, body_len, req, &why);
-            break;
-        default:
-            res = from_header(r, conf, sources[i].header, req, &why);
-            break;
-        }
+        in.arg = sources[i].arg;
+        res = sources[i].kind->find(&in, req, &why);
         if (res == SOURCE_ABSENT)
             continue;
         if (res == SOURCE_FOUND && accept_der(r, req, &why) == 0) {

@@ -22,7 +22,27 @@
 
 APLOG_USE_MODULE(gettoken);
 
-/* ---- directives ------------------------------------------------------ */
+/* ---- configuration ---------------------------------------------------- */
+
+void gettoken_organizations_init(apr_pool_t *p,
+                                 gettoken_organizations_conf *conf)
+{
+    conf->configured = apr_array_make(p, 2, sizeof(gettoken_organization));
+}
+
+void gettoken_organizations_merge(gettoken_organizations_conf *conf,
+                                  const gettoken_organizations_conf *base,
+                                  const gettoken_organizations_conf *add)
+{
+    /* a vhost's organisations replace the main server's, never add to them */
+    conf->configured = add->configured->nelts ? add->configured
+                                              : base->configured;
+    conf->sql = add->sql ? add->sql : base->sql;
+    /* made at start-up, per vhost */
+    conf->label = NULL;
+    conf->by_name = NULL;
+    conf->fallback = NULL;
+}
 
 const char *gettoken_cmd_organization(cmd_parms *cmd, void *dirv, int argc,
                                       char *const argv[])
@@ -43,8 +63,8 @@ const char *gettoken_cmd_organization(cmd_parms *cmd, void *dirv, int argc,
         return "GetTokenOrganization: the name '" GT_ORGANIZATION_DEFAULT "' "
                "is the vhost's own GetTokenServerUUID / GetTokenSigningKey; "
                "choose another";
-    for (i = 0; i < conf->organizations->nelts; i++)
-        if (!strcmp(APR_ARRAY_IDX(conf->organizations, i,
+    for (i = 0; i < conf->orgs.configured->nelts; i++)
+        if (!strcmp(APR_ARRAY_IDX(conf->orgs.configured, i,
                                   gettoken_organization).name, argv[0]))
             return apr_psprintf(cmd->pool, "GetTokenOrganization: '%s' is "
                                 "defined twice in this virtual host", argv[0]);
@@ -53,12 +73,11 @@ const char *gettoken_cmd_organization(cmd_parms *cmd, void *dirv, int argc,
                             "a UUID (the server_uuid of AccountDetail, "
                             "8-4-4-4-12 hex digits)", argv[0], argv[1]);
 
-    org = apr_array_push(conf->organizations);
+    org = apr_array_push(conf->orgs.configured);
     memset(org, 0, sizeof(*org));
     org->name = argv[0];
     org->server_uuid = argv[1];
-    org->signing.where = gt_key_is_pkcs11_uri(argv[2])
-                         ? argv[2] : ap_server_root_relative(cmd->pool, argv[2]);
+    org->signing.where = gettoken_key_location(cmd->pool, argv[2]);
     if (argc == 4)
         org->cert = ap_server_root_relative(cmd->pool, argv[3]);
     return NULL;
@@ -70,7 +89,7 @@ const char *gettoken_cmd_organization_sql(cmd_parms *cmd, void *dirv,
     (void)dirv;
     if (!*arg)
         return "GetTokenOrganizationSQL needs a statement";
-    gettoken_server_config(cmd->server)->organization_sql = arg;
+    gettoken_server_config(cmd->server)->orgs.sql = arg;
     return NULL;
 }
 
@@ -88,74 +107,75 @@ static int refuse_startup(apr_pool_t *p, server_rec *s, const char *what)
 static int check_combination(apr_pool_t *p, server_rec *s,
                              const gettoken_server_conf *conf)
 {
-    int has_orgs = conf->organizations->nelts > 0;
+    int has_orgs = conf->orgs.configured->nelts > 0;
 
     if (!conf->in_use)
         return OK;
-    if (has_orgs && !conf->server_uuid != !conf->signing.where)
-        return refuse_startup(p, s, conf->server_uuid
+    if (has_orgs && !conf->keys.server_uuid != !conf->keys.signing.where)
+        return refuse_startup(p, s, conf->keys.server_uuid
             ? "GetTokenServerUUID without GetTokenSigningKey (the default "
               "organisation needs both, or neither)"
             : "GetTokenSigningKey without GetTokenServerUUID (the default "
               "organisation needs both, or neither)");
-    if (has_orgs && !conf->organization_sql)
+    if (has_orgs && !conf->orgs.sql)
         return refuse_startup(p, s, "GetTokenOrganization needs "
                               "GetTokenOrganizationSQL (nothing would ever "
                               "choose the organisation)");
-    if (conf->organization_sql && !has_orgs)
+    if (conf->orgs.sql && !has_orgs)
         return refuse_startup(p, s, "GetTokenOrganizationSQL without any "
                               "GetTokenOrganization (every name it returns "
                               "would be undefined)");
-    if (conf->organization_sql && !gettoken_dbd_loaded())
-        return refuse_startup(p, s, "GetTokenOrganizationSQL needs mod_dbd: "
-                              "load it (LoadModule dbd_module) and set "
-                              "DBDriver/DBDParams");
+    if (conf->orgs.sql)
+        return gettoken_dbd_require(s, p, "GetTokenOrganizationSQL", "", "");
     return OK;
 }
 
-int gettoken_organizations_prepare(apr_pool_t *pconf, server_rec *s,
-                                   gettoken_server_conf *conf,
-                                   apr_hash_t *loaded)
+/* The default organisation: the vhost's own server UUID and keys. */
+static void add_default(apr_pool_t *pconf, gettoken_server_conf *conf)
 {
-    gettoken_organization *def;
+    gettoken_organization *def = apr_pcalloc(pconf, sizeof(*def));
+
+    def->name = GT_ORGANIZATION_DEFAULT;
+    def->server_uuid = conf->keys.server_uuid;
+    def->signing = conf->keys.signing;
+    def->cert = conf->keys.signing_cert;
+    def->pairing = conf->keys.pairing;  /* GetTokenWatchPairingKey, or signing */
+    conf->orgs.fallback = def;
+    apr_hash_set(conf->orgs.by_name, def->name, APR_HASH_KEY_STRING, def);
+}
+
+int gettoken_organizations_startup(const gettoken_startup *st, server_rec *s,
+                                   gettoken_server_conf *conf)
+{
+    apr_pool_t *pconf = st->pconf;
     int i;
 
     if (check_combination(pconf, s, conf) != OK)
         return !OK;
-    conf->organization_by_name = apr_hash_make(pconf);
-    conf->default_organization = NULL;
-    if (conf->server_uuid && conf->signing.signer) {
-        def = apr_pcalloc(pconf, sizeof(*def));
-        def->name = GT_ORGANIZATION_DEFAULT;
-        def->server_uuid = conf->server_uuid;
-        def->signing = conf->signing;
-        def->cert = conf->signing_cert;
-        def->pairing = conf->pairing;   /* GetTokenWatchPairingKey, or signing */
-        conf->default_organization = def;
-        apr_hash_set(conf->organization_by_name, def->name,
-                     APR_HASH_KEY_STRING, def);
-    }
+    conf->orgs.by_name = apr_hash_make(pconf);
+    conf->orgs.fallback = NULL;
+    if (conf->keys.server_uuid && conf->keys.signing.signer)
+        add_default(pconf, conf);
     /* a copy per vhost: vhosts that inherit the main server's organisations
-     * load them into their own records (keys shared through `loaded`) */
-    for (i = 0; i < conf->organizations->nelts; i++) {
+     * load them into their own records (keys shared across vhosts) */
+    for (i = 0; i < conf->orgs.configured->nelts; i++) {
         gettoken_organization *org = apr_pmemdup(pconf,
-            &APR_ARRAY_IDX(conf->organizations, i, gettoken_organization),
+            &APR_ARRAY_IDX(conf->orgs.configured, i, gettoken_organization),
             sizeof(*org));
         const char *directive = apr_pstrcat(pconf, "GetTokenOrganization ",
                                             org->name, NULL);
-        if (gettoken_key_load(pconf, s, loaded, directive, &org->signing) != OK)
+        if (gettoken_key_load(st, s, directive, &org->signing) != OK)
             return !OK;
         if (org->cert && gettoken_certificate_check(pconf, s, directive,
                                                     org->cert,
                                                     org->signing.key) != OK)
             return !OK;
         org->pairing = org->signing;
-        apr_hash_set(conf->organization_by_name, org->name,
-                     APR_HASH_KEY_STRING, org);
+        apr_hash_set(conf->orgs.by_name, org->name, APR_HASH_KEY_STRING, org);
     }
-    if (conf->in_use && conf->organization_sql)
-        conf->organization_label = gettoken_dbd_prepare(
-            s, pconf, conf->organization_sql, "organization");
+    if (conf->in_use && conf->orgs.sql)
+        conf->orgs.label = gettoken_dbd_prepare(s, pconf, conf->orgs.sql,
+                                                "organization");
     return OK;
 }
 
@@ -171,42 +191,33 @@ static void announce(apr_pool_t *p, server_rec *s,
                  fp ? fp : "(cannot be encoded)");
 }
 
-void gettoken_organizations_announce(apr_pool_t *pconf, server_rec *s)
+void gettoken_organizations_announce(apr_pool_t *p, server_rec *s,
+                                     const gettoken_server_conf *conf)
 {
-    server_rec *vs;
-    apr_pool_t *p;
+    int i;
 
     /* the first of httpd's two start-up passes only checks: announce once */
     if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG)
         return;
-    if (apr_pool_create(&p, pconf) != APR_SUCCESS)
+    if (!conf->in_use || !conf->orgs.by_name)
         return;
-    for (vs = s; vs; vs = vs->next) {
-        const gettoken_server_conf *conf = gettoken_server_config(vs);
-        int i;
-
-        if (!conf->in_use || !conf->organization_by_name)
-            continue;
-        if (conf->default_organization)
-            announce(p, vs, conf->default_organization);
-        for (i = 0; i < conf->organizations->nelts; i++) {
-            const char *name = APR_ARRAY_IDX(conf->organizations, i,
-                                             gettoken_organization).name;
-            announce(p, vs, apr_hash_get(conf->organization_by_name, name,
-                                         APR_HASH_KEY_STRING));
-        }
+    if (conf->orgs.fallback)
+        announce(p, s, conf->orgs.fallback);
+    for (i = 0; i < conf->orgs.configured->nelts; i++) {
+        const char *name = APR_ARRAY_IDX(conf->orgs.configured, i,
+                                         gettoken_organization).name;
+        announce(p, s, apr_hash_get(conf->orgs.by_name, name,
+                                    APR_HASH_KEY_STRING));
     }
-    apr_pool_destroy(p);
 }
 
 /* ---- per request ----------------------------------------------------- */
 
 static int unavailable(request_rec *r, const char *why)
 {
-    apr_table_setn(r->err_headers_out, "Retry-After", GT_RETRY_AFTER);
     gettoken_log_refusal(r, HTTP_SERVICE_UNAVAILABLE,
                          "GetTokenOrganizationSQL failed: %s", why);
-    return HTTP_SERVICE_UNAVAILABLE;
+    return gettoken_retry_later(r);
 }
 
 struct organization_query {
@@ -214,29 +225,25 @@ struct organization_query {
     const char *name;        /* NULL: no row, or a NULL / empty column */
 };
 
-/* GetTokenOrganizationSQL once: the first column of the first row, every
- * row read so the connection is clean for the next request (synchronous,
- * seek 1: pgsql's asynchronous mode would make a failure look like no
- * row). */
+/* The first column of the first row that has one. */
+static void first_name(request_rec *r, const ap_dbd_t *dbd, apr_dbd_row_t *row,
+                       void *ctx)
+{
+    struct organization_query *q = ctx;
+    const char *v = q->name ? NULL : apr_dbd_get_entry(dbd->driver, row, 0);
+
+    if (v && *v)
+        q->name = apr_pstrdup(r->pool, v);
+}
+
 static int organization_query(request_rec *r, ap_dbd_t *dbd,
                               apr_dbd_prepared_t *stmt, void *ctx)
 {
     struct organization_query *q = ctx;
-    apr_dbd_results_t *res = NULL;
-    apr_dbd_row_t *row = NULL;
-    int rv;
 
     q->name = NULL;
-    rv = apr_dbd_pvselect(dbd->driver, r->pool, dbd->handle, &res, stmt, 1,
-                          q->enrollment_id, NULL);
-    if (rv != 0)
-        return rv;
-    while ((rv = apr_dbd_get_row(dbd->driver, r->pool, res, &row, -1)) == 0) {
-        const char *v = q->name ? NULL : apr_dbd_get_entry(dbd->driver, row, 0);
-        if (v && *v)
-            q->name = apr_pstrdup(r->pool, v);
-    }
-    return rv == -1 ? 0 : rv;
+    return gettoken_dbd_select(r, dbd, stmt, 1, &q->enrollment_id, first_name,
+                               q);
 }
 
 /* The organisation name for the enrollment (NULL: none), or 503. */
@@ -248,10 +255,10 @@ static int query_name(request_rec *r, const gettoken_server_conf *conf,
     const char *err = NULL;
 
     if (!dbd)
-        return unavailable(r, "no database connection (mod_dbd: check "
-                           "DBDriver/DBDParams and that the database is up)");
-    if (gettoken_dbd_run(r, dbd, conf->organization_label,
-                         conf->organization_sql, organization_query, &q,
+        return unavailable(r, GETTOKEN_DBD_NO_CONNECTION " "
+                           GETTOKEN_DBD_CHECK_SETUP);
+    if (gettoken_dbd_run(r, dbd, conf->orgs.label,
+                         conf->orgs.sql, organization_query, &q,
                          &err) != 0)
         return unavailable(r, err);
     *name = q.name;
@@ -262,18 +269,18 @@ int gettoken_organization_choose(request_rec *r,
                                  const gettoken_server_conf *conf,
                                  gettoken_request *req)
 {
-    const gettoken_organization *org = conf->default_organization;
+    const gettoken_organization *org = conf->orgs.fallback;
     const char *name = NULL;
     int status;
 
-    if (conf->organization_sql) {
+    if (conf->orgs.sql) {
         status = query_name(r, conf, req->enrollment_id, &name);
         if (status != OK)
             return status;
     }
     if (name) {
-        org = conf->organization_by_name
-              ? apr_hash_get(conf->organization_by_name, name,
+        org = conf->orgs.by_name
+              ? apr_hash_get(conf->orgs.by_name, name,
                              APR_HASH_KEY_STRING)
               : NULL;
         if (!org) {
@@ -307,8 +314,8 @@ const gettoken_organization *gettoken_organization_of(
 {
     const gettoken_server_conf *conf = gettoken_server_config(req->r->server);
 
-    if (!req->organization || !conf->organization_by_name)
+    if (!req->organization || !conf->orgs.by_name)
         return NULL;
-    return apr_hash_get(conf->organization_by_name, req->organization,
+    return apr_hash_get(conf->orgs.by_name, req->organization,
                         APR_HASH_KEY_STRING);
 }

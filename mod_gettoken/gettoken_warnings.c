@@ -85,25 +85,12 @@ static const char *directive_in_scope(server_rec *s, const char *name,
     return ap_getword_conf(p, &args);
 }
 
-static int uses_ssl_identity(const gettoken_server_conf *conf)
-{
-    int i;
-
-    if (!conf->identity)
-        return 1;       /* the default */
-    for (i = 0; i < conf->identity->nelts; i++)
-        if (APR_ARRAY_IDX(conf->identity, i, gettoken_identity_source).type
-            == GT_IDENTITY_SSL)
-            return 1;
-    return 0;
-}
-
 static void warn_ssl_identity(server_rec *s, const gettoken_server_conf *conf,
                               apr_pool_t *p)
 {
     const char *verify;
 
-    if (!uses_ssl_identity(conf))
+    if (!gettoken_identity_uses_ssl(conf))
         return;
     verify = directive_in_scope(s, "SSLVerifyClient", p);
     if (verify && strcasecmp(verify, "none"))
@@ -120,11 +107,11 @@ static void warn_ssl_identity(server_rec *s, const gettoken_server_conf *conf,
 /* The directive that makes the vhost use the database, or NULL. */
 static const char *database_user(const gettoken_server_conf *conf)
 {
-    if (conf->in_use && conf->enrollment_sql)
+    if (conf->in_use && conf->binding.sql)
         return "GetTokenEnrollmentSQL";
-    if (conf->in_use && conf->audit_sql)
+    if (conf->in_use && conf->audit.sql)
         return "GetTokenAuditSQL";
-    if (conf->pairing_store)
+    if (gettoken_watch_verify_ready(conf))
         return "GetTokenWatchPairingTrust";
     return NULL;
 }
@@ -132,11 +119,11 @@ static const char *database_user(const gettoken_server_conf *conf)
 /* The tables the httpd user writes in this vhost, or NULL. */
 static const char *tables_written(const gettoken_server_conf *conf)
 {
-    int audit = conf->in_use && conf->audit_sql;
+    int audit = conf->in_use && conf->audit.sql;
 
-    if (conf->pairing_store && audit)
+    if (gettoken_watch_verify_ready(conf) && audit)
         return "gettoken_pairing_jti and the GetTokenAuditSQL table";
-    if (conf->pairing_store)
+    if (gettoken_watch_verify_ready(conf))
         return "gettoken_pairing_jti";
     if (audit)
         return "the GetTokenAuditSQL table";
@@ -274,14 +261,14 @@ void gettoken_warnings_log(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
     for (vs = s; vs; vs = vs->next) {
         gettoken_server_conf *conf = gettoken_server_config(vs);
 
-        if (conf->pairing_store && !conf->in_use)
+        if (gettoken_watch_verify_ready(conf) && !conf->in_use)
             warn_database(vs, conf, ptemp);   /* a watch MDM's verify vhost */
         if (!conf->in_use)
             continue;
-        warn_uuid(vs, "GetTokenServerUUID", conf->server_uuid, ptemp);
-        warn_key_file(vs, "GetTokenSigningKey", conf->signing.where,
+        warn_uuid(vs, "GetTokenServerUUID", conf->keys.server_uuid, ptemp);
+        warn_key_file(vs, "GetTokenSigningKey", conf->keys.signing.where,
                       seen_keys, ptemp);
-        warn_key_file(vs, "GetTokenWatchPairingKey", conf->pairing.where,
+        warn_key_file(vs, "GetTokenWatchPairingKey", conf->keys.pairing.where,
                       seen_keys, ptemp);
         warn_ssl_identity(vs, conf, ptemp);
         warn_database(vs, conf, ptemp);
@@ -334,13 +321,13 @@ static void check_writes(server_rec *s, const gettoken_server_conf *conf,
 {
     apr_dbd_prepared_t *stmt = NULL;
 
-    if (conf->pairing_store)
+    if (gettoken_watch_verify_ready(conf))
         try_write(s, dbd, p, "GetTokenWatchPairingTrust",
                   "gettoken_pairing_jti",
                   "INSERT INTO gettoken_pairing_jti (jti, expires_at) "
                   "VALUES ('gettoken-start-up-check', 0)", NULL);
-    if (conf->in_use && conf->audit_sql
-        && apr_dbd_prepare(dbd->driver, p, dbd->handle, conf->audit_sql, NULL,
+    if (conf->in_use && conf->audit.sql
+        && apr_dbd_prepare(dbd->driver, p, dbd->handle, conf->audit.sql, NULL,
                            &stmt) == 0 && stmt)
         try_write(s, dbd, p, "GetTokenAuditSQL", "its table", NULL, stmt);
 }

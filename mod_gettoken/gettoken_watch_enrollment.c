@@ -71,8 +71,11 @@ struct gettoken_watch_enrollment *gettoken_watch_enrollment_merge(
 
     we->in_use = add->in_use || base->in_use;
     we->ca_file = add->ca_file ? add->ca_file : base->ca_file;
-    we->lifetime = add->lifetime_set ? add->lifetime : base->lifetime;
-    we->lifetime_set = add->lifetime_set || base->lifetime_set;
+    GETTOKEN_MERGE_FLAGGED(we, base, add, lifetime, lifetime_set);
+    /* loaded and prepared at start-up, per vhost */
+    we->ca = NULL;
+    memset(we->label, 0, sizeof(we->label));
+    we->next_purge = 0;
     return we;
 }
 
@@ -101,31 +104,29 @@ const char *gettoken_set_watch_security_token_lifetime(cmd_parms *cmd,
 {
     struct gettoken_watch_enrollment *we =
         gettoken_server_config(cmd->server)->watch_enrollment;
-    char *end = NULL;
-    apr_int64_t v = apr_strtoi64(arg, &end, 10);
+    /* a day: a watch being set up asks again within minutes */
+    const char *err = gettoken_parse_number(cmd, arg, 86400, &we->lifetime);
 
     (void)dirv;
-    if (!end || *end || end == arg || v <= 0 || v > 86400)
-        return apr_psprintf(cmd->pool, "GetTokenWatchSecurityTokenLifetime: "
-                            "'%s' is not a whole number from 1 to 86400", arg);
-    we->lifetime = v;
     we->lifetime_set = 1;
-    return NULL;
+    return err;
 }
 
-int gettoken_watch_enrollment_finish(apr_pool_t *pconf, server_rec *s,
-                                     gettoken_server_conf *conf)
+int gettoken_watch_enrollment_startup(const gettoken_startup *st,
+                                      server_rec *s,
+                                      gettoken_server_conf *conf)
 {
     static const char *const purpose[STMT_COUNT] = {
         "watch_issue", "watch_use", "watch_explain", "watch_purge"
     };
     struct gettoken_watch_enrollment *we = conf->watch_enrollment;
+    apr_pool_t *pconf = st->pconf;
     const char *why = NULL;
     int i;
 
     if (!we->in_use)
         return OK;
-    if (!conf->pairing_store) {
+    if (!gettoken_watch_verify_ready(conf)) {
         ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, GT_LOG_PREFIX
                      "GetTokenWatchEnrollment On in %s needs "
                      "GetTokenWatchPairingTrust (whose pairing tokens admit "
@@ -158,18 +159,17 @@ static int refuse(request_rec *r, int status, const char *why)
 
 static int unavailable(request_rec *r, const char *why, const char *err)
 {
-    apr_table_setn(r->err_headers_out, "Retry-After", GT_RETRY_AFTER);
-    return refuse(r, HTTP_SERVICE_UNAVAILABLE,
-                  apr_pstrcat(r->pool, why, err ? ": " : "", err, NULL));
+    refuse(r, HTTP_SERVICE_UNAVAILABLE,
+           apr_pstrcat(r->pool, why, err ? ": " : "", err, NULL));
+    return gettoken_retry_later(r);
 }
 
 /* ---- the database --------------------------------------------------------- */
 
 static int no_connection(request_rec *r)
 {
-    return unavailable(r, "no database connection for " TABLE " (mod_dbd: "
-                       "check DBDriver/DBDParams and that the database is up)",
-                       NULL);
+    return unavailable(r, GETTOKEN_DBD_NO_CONNECTION " for " TABLE " "
+                       GETTOKEN_DBD_CHECK_SETUP, NULL);
 }
 
 /* The parameters and results of the gate's queries. */
@@ -185,43 +185,40 @@ static int change_rows(request_rec *r, ap_dbd_t *dbd, apr_dbd_prepared_t *stmt,
                        void *ctx)
 {
     struct token_query *q = ctx;
+    int nargs = 0;
 
-    q->nrows = 0;
-    return apr_dbd_pvquery(dbd->driver, r->pool, dbd->handle, &q->nrows, stmt,
-                           q->args[0], q->args[1], q->args[2], q->args[3],
-                           NULL);
+    while (nargs < 4 && q->args[nargs])
+        nargs++;
+    return gettoken_dbd_change(r, dbd, stmt, nargs, q->args, &q->nrows);
 }
 
-/* Why no security token could be used up: the row of that sth, if any.
- * Random access: apr_dbd_pgsql reports errors of a sequential select as
- * "no more rows". */
+/* Why no security token could be used up, from the row of that sth. */
+static void explain(request_rec *r, const ap_dbd_t *dbd, apr_dbd_row_t *row,
+                    void *ctx)
+{
+    struct token_query *q = ctx;
+    const char *owner = apr_dbd_get_entry(dbd->driver, row, 0);
+    const char *used = apr_dbd_get_entry(dbd->driver, row, 1);
+    const char *exp = apr_dbd_get_entry(dbd->driver, row, 2);
+
+    (void)r;
+    if (owner && strcmp(owner, q->udid) != 0)
+        q->why = "the security token was issued to another watch";
+    else if (used && strcmp(used, "0") != 0)
+        q->why = "the security token was used before";
+    else if (exp && apr_atoi64(exp) <= q->now)
+        q->why = "the security token has expired";
+    else
+        q->why = "the security token could not be used up";
+}
+
 static int explain_row(request_rec *r, ap_dbd_t *dbd, apr_dbd_prepared_t *stmt,
                        void *ctx)
 {
     struct token_query *q = ctx;
-    apr_dbd_results_t *res = NULL;
-    apr_dbd_row_t *row = NULL;
-    int rv = apr_dbd_pvselect(dbd->driver, r->pool, dbd->handle, &res, stmt, 1,
-                              q->args[0], NULL);
 
     q->why = "the pairing token's sth matches no security token issued here";
-    if (rv != 0)
-        return rv;
-    while ((rv = apr_dbd_get_row(dbd->driver, r->pool, res, &row, -1)) == 0) {
-        const char *owner = apr_dbd_get_entry(dbd->driver, row, 0);
-        const char *used = apr_dbd_get_entry(dbd->driver, row, 1);
-        const char *exp = apr_dbd_get_entry(dbd->driver, row, 2);
-
-        if (owner && strcmp(owner, q->udid) != 0)
-            q->why = "the security token was issued to another watch";
-        else if (used && strcmp(used, "0") != 0)
-            q->why = "the security token was used before";
-        else if (exp && apr_atoi64(exp) <= q->now)
-            q->why = "the security token has expired";
-        else
-            q->why = "the security token could not be used up";
-    }
-    return rv == -1 ? 0 : rv;
+    return gettoken_dbd_select(r, dbd, stmt, 1, q->args, explain, q);
 }
 
 static int run(request_rec *r, ap_dbd_t *dbd,
@@ -247,20 +244,11 @@ static int send_token_missing(request_rec *r, const char *security_token)
     apr_size_t len;
     const char *doc = gt_machineinfo_token_missing(r->pool, security_token,
                                                    as_plist, &len);
-    apr_bucket_brigade *bb = apr_brigade_create(r->pool,
-                                                r->connection->bucket_alloc);
 
     r->status = HTTP_FORBIDDEN;
-    ap_set_content_type(r, as_plist ? "application/x-apple-plist"
-                                    : "application/json");
     apr_table_setn(r->headers_out, "Cache-Control", "no-store");
-    ap_set_content_length(r, (apr_off_t)len);
-    APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_immortal_create(doc, len,
-                                                           bb->bucket_alloc));
-    APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_eos_create(bb->bucket_alloc));
-    if (ap_pass_brigade(r->output_filters, bb) != APR_SUCCESS)
-        r->connection->aborted = 1;
-    return OK;
+    return gettoken_send_answer(r, as_plist ? "application/x-apple-plist"
+                                            : "application/json", doc, len);
 }
 
 /* A watch without PAIRING_TOKEN: a fresh security token, recorded. */
@@ -270,7 +258,7 @@ static int issue_security_token(request_rec *r,
 {
     ap_dbd_t *dbd = gettoken_dbd_acquire(r);
     apr_int64_t now = apr_time_sec(apr_time_now());
-    char *token = apr_palloc(r->pool, 37);
+    char *token = apr_palloc(r->pool, GT_UUID_SIZE);
     struct token_query q;
     const char *err = NULL;
 

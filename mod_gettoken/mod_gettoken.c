@@ -1,33 +1,104 @@
 /*
- * mod_gettoken.c - the module record and its hooks.
+ * mod_gettoken.c - the module record, its hooks, and the start-up driver.
  *
  * mod_gettoken answers the MDM check-in message GetToken (com.apple.maid,
  * com.apple.watch.pairing and any service another module adds through the
  * gettoken_generate_token hook) in front of whatever already serves the
- * check-in location.  The parts:
- *   gettoken_config.c    directives, merging, start-up checks
- *   gettoken_handler.c   the request flow and the public hook
- *   gettoken_body.c      reading the body once, replaying it intact
- *   gettoken_identity.c  the device identity certificate
- *   gettoken_binding.c   identity <-> enrollment through mod_dbd
- *   service_*.c          the built-in token services (hook providers)
- *   watch_verify.c       watch pairing tokens, the verifying side
- *   gettoken_status.c    server-status counters (shared memory)
- *   gettoken_audit.c     after an answer: counters, GetTokenAuditSQL
- *   gettoken_refusal.c   refusal log lines, repeats grouped
- *   gettoken_warnings.c  start-up warnings the config test cannot give
- *   gettoken_watch_enrollment.c  the watch MDM's gate (MachineInfo)
- *   core/, jose/         parsing, tokens and crypto, free of httpd
+ * check-in location.  README's "Layout of the source tree" lists the
+ * files.  Start-up runs each part's step for each vhost, in the order of
+ * the table below; the parts never call back here.
  */
 #include "gettoken_private.h"
 
 #include "core/gt_cert.h"
-#include "core/gt_keys.h"
 
 #include "http_core.h"
 #include "http_main.h"
 #include "http_request.h"
 
+typedef int (*part_startup)(const gettoken_startup *st, server_rec *s,
+                            gettoken_server_conf *conf);
+typedef void (*part_notice)(apr_pool_t *p, server_rec *s,
+                            const gettoken_server_conf *conf);
+
+typedef struct {
+    part_startup startup;
+    int every_vhost;    /* 0: only where GetToken's keys or trust are set */
+} startup_step;
+
+/* Order matters: organisations copy the default organisation's loaded
+ * keys; the identity check reads the binding's setting. */
+static const startup_step startup_steps[] = {
+    { gettoken_keys_startup, 0 },
+    { gettoken_organizations_startup, 0 },
+    { gettoken_binding_startup, 0 },
+    { gettoken_audit_startup, 0 },
+    { gettoken_pairing_eligibility_startup, 0 },
+    { gettoken_identity_startup, 0 },
+    { gettoken_watch_verify_startup, 0 },
+    { gettoken_watch_enrollment_startup, 1 },
+};
+
+/* Notices once every vhost started, each part over every vhost. */
+static const part_notice notices[] = {
+    gettoken_binding_warn,
+    gettoken_organizations_announce,
+};
+
+/* Whether the vhost has anything of GetToken's (a vhost that has not is
+ * left alone, whatever it inherited). */
+static int gettoken_configured(const gettoken_server_conf *conf)
+{
+    return conf->in_use || conf->keys.signing.where || conf->keys.pairing.where
+           || gettoken_watch_trust_configured(conf)
+           || conf->orgs.configured->nelts;
+}
+
+static int start_vhost(const gettoken_startup *st, server_rec *s,
+                       gettoken_server_conf *conf)
+{
+    int configured = gettoken_configured(conf);
+    apr_size_t i;
+
+    conf->server = s;
+    for (i = 0; i < sizeof(startup_steps) / sizeof(startup_steps[0]); i++)
+        if ((configured || startup_steps[i].every_vhost)
+            && startup_steps[i].startup(st, s, conf) != OK)
+            return !OK;
+    /* requests here may now use the keys and statements (the handler
+     * declines on a vhost that never got this far) */
+    conf->ready = conf->in_use;
+    return OK;
+}
+
+/* Loads keys and prepares statements; logs and returns !OK on error. */
+static int start_vhosts(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
+{
+    gettoken_startup st;
+    server_rec *vs;
+
+    st.pconf = pconf;
+    st.ptemp = ptemp;
+    st.loaded_keys = apr_hash_make(ptemp);
+    for (vs = s; vs; vs = vs->next)
+        if (start_vhost(&st, vs, gettoken_server_config(vs)) != OK)
+            return HTTP_INTERNAL_SERVER_ERROR;
+    return OK;
+}
+
+static void log_notices(apr_pool_t *pconf, server_rec *s)
+{
+    apr_pool_t *p;
+    apr_size_t i;
+    server_rec *vs;
+
+    if (apr_pool_create(&p, pconf) != APR_SUCCESS)
+        return;
+    for (i = 0; i < sizeof(notices) / sizeof(notices[0]); i++)
+        for (vs = s; vs; vs = vs->next)
+            notices[i](p, vs, gettoken_server_config(vs));
+    apr_pool_destroy(p);
+}
 
 /*
  * Keys are loaded and statements prepared in post_config, like mod_ssl's
@@ -44,7 +115,7 @@ static int gettoken_check_config(apr_pool_t *pconf, apr_pool_t *plog,
     if (ap_state_query(AP_SQ_RUN_MODE) != AP_SQ_RM_CONFIG_TEST)
         return OK;
     gettoken_dbd_retrieve_fns();
-    return gettoken_config_finish(pconf, ptemp, s);
+    return start_vhosts(pconf, ptemp, s);
 }
 
 static int gettoken_post_config(apr_pool_t *pconf, apr_pool_t *plog,
@@ -57,10 +128,9 @@ static int gettoken_post_config(apr_pool_t *pconf, apr_pool_t *plog,
                      "OpenSSL has no SHA-256 implementation available");
         return HTTP_INTERNAL_SERVER_ERROR;
     }
-    if (gettoken_config_finish(pconf, ptemp, s) != OK)
+    if (start_vhosts(pconf, ptemp, s) != OK)
         return HTTP_INTERNAL_SERVER_ERROR;
-    gettoken_config_warn(pconf, s);
-    gettoken_organizations_announce(pconf, s);
+    log_notices(pconf, s);
     gettoken_warnings_log(pconf, ptemp, s);
     return gettoken_status_init(pconf, s);
 }

@@ -112,7 +112,7 @@ APR_DECLARE_EXTERNAL_HOOK(gettoken, GETTOKEN, int, generate_token,
                           (const gettoken_request *req, gettoken_token *tok))
 
 /*
- * Watch-pairing verification, the watch MDM server's side (CONTRACT §5).
+ * Watch-pairing verification, the watch MDM server's side.
  * Checks a com.apple.watch.pairing token against the trust of r->server:
  * signature by a GetTokenWatchPairingTrust key, service_type, iat/exp,
  * watch_udid, sth (SHA-256 of security_token) and single use of the jti.

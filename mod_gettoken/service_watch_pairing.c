@@ -17,6 +17,28 @@
 
 APLOG_USE_MODULE(gettoken);
 
+void gettoken_pairing_merge(gettoken_pairing_conf *conf,
+                            const gettoken_pairing_conf *base,
+                            const gettoken_pairing_conf *add)
+{
+    GETTOKEN_MERGE_FLAGGED(conf, base, add, lifetime, lifetime_set);
+    conf->eligibility_sql = add->eligibility_sql ? add->eligibility_sql
+                                                 : base->eligibility_sql;
+    conf->eligibility_label = NULL;     /* prepared at start-up, per vhost */
+}
+
+const char *gettoken_set_pairing_lifetime(cmd_parms *cmd, void *dirv,
+                                          const char *arg)
+{
+    gettoken_pairing_conf *conf = &gettoken_server_config(cmd->server)->pairing;
+    const char *err = gettoken_parse_number(cmd, arg, GT_PAIRING_MAX_LIFETIME,
+                                            &conf->lifetime);
+
+    (void)dirv;
+    conf->lifetime_set = 1;
+    return err;
+}
+
 static int refuse(request_rec *r, int status, const char *why)
 {
     gettoken_log_refusal(r, status, GETTOKEN_SERVICE_WATCH_PAIRING ": %s",
@@ -40,6 +62,46 @@ static const char *not_a_phone(const gettoken_request *req)
     return NULL;
 }
 
+/* TokenParameters and the message: may this phone ask, for this watch?
+ * OK with the three values, or the refusal (logged). */
+static int check_parameters(const gettoken_request *req,
+                            const char **security_token, const char **phone,
+                            const char **watch)
+{
+    request_rec *r = req->r;
+    const char *why;
+
+    *security_token = *phone = *watch = NULL;
+    if (req->token_parameters) {
+        *security_token = apr_table_get(req->token_parameters, "SecurityToken");
+        *phone = apr_table_get(req->token_parameters, "PhoneUDID");
+        *watch = apr_table_get(req->token_parameters, "WatchUDID");
+    }
+    if (!*security_token || !**security_token || !*phone || !**phone
+        || !*watch || !**watch)
+        return refuse(r, HTTP_BAD_REQUEST, "TokenParameters must hold "
+                      "SecurityToken, PhoneUDID and WatchUDID");
+    if (strlen(*security_token) > GT_PAIRING_MAX_SECRET)
+        return refuse(r, HTTP_BAD_REQUEST, "SecurityToken is too long");
+    if (!gt_pairing_id_ok(*phone) || !gt_pairing_id_ok(*watch))
+        return refuse(r, HTTP_BAD_REQUEST, "PhoneUDID or WatchUDID is not a "
+                      "plausible device identifier");
+    why = not_a_phone(req);
+    if (why)
+        return refuse(r, HTTP_FORBIDDEN, apr_psprintf(r->pool,
+                      "only a phone's device channel may ask: %s (enrollment "
+                      "%s)", why, ap_escape_logitem(r->pool,
+                                                     req->enrollment_id)));
+    /* the phone vouches only for itself: the authenticated enrollment */
+    if (strcmp(*phone, req->udid) != 0)
+        return refuse(r, HTTP_FORBIDDEN, apr_psprintf(r->pool,
+                      "UDID mismatch: PhoneUDID %s is not the UDID of the "
+                      "authenticated enrollment %s",
+                      ap_escape_logitem(r->pool, *phone),
+                      ap_escape_logitem(r->pool, req->enrollment_id)));
+    return OK;
+}
+
 int gettoken_watch_pairing_generate(const gettoken_request *req,
                                     gettoken_token *tok)
 {
@@ -54,35 +116,9 @@ int gettoken_watch_pairing_generate(const gettoken_request *req,
     if (strcmp(req->service_type, GETTOKEN_SERVICE_WATCH_PAIRING) != 0)
         return DECLINED;
     conf = gettoken_server_config(r->server);
-
-    if (req->token_parameters) {
-        security_token = apr_table_get(req->token_parameters, "SecurityToken");
-        phone = apr_table_get(req->token_parameters, "PhoneUDID");
-        watch = apr_table_get(req->token_parameters, "WatchUDID");
-    }
-    if (!security_token || !*security_token || !phone || !*phone
-        || !watch || !*watch)
-        return refuse(r, HTTP_BAD_REQUEST, "TokenParameters must hold "
-                      "SecurityToken, PhoneUDID and WatchUDID");
-    if (strlen(security_token) > GT_PAIRING_MAX_SECRET)
-        return refuse(r, HTTP_BAD_REQUEST, "SecurityToken is too long");
-    if (!gt_pairing_id_ok(phone) || !gt_pairing_id_ok(watch))
-        return refuse(r, HTTP_BAD_REQUEST, "PhoneUDID or WatchUDID is not a "
-                      "plausible device identifier");
-    why = not_a_phone(req);
-    if (why)
-        return refuse(r, HTTP_FORBIDDEN, apr_psprintf(r->pool,
-                      "only a phone's device channel may ask: %s (enrollment "
-                      "%s)", why, ap_escape_logitem(r->pool,
-                                                     req->enrollment_id)));
-    /* the phone vouches only for itself: the authenticated enrollment */
-    if (strcmp(phone, req->udid) != 0)
-        return refuse(r, HTTP_FORBIDDEN, apr_psprintf(r->pool,
-                      "UDID mismatch: PhoneUDID %s is not the UDID of the "
-                      "authenticated enrollment %s",
-                      ap_escape_logitem(r->pool, phone),
-                      ap_escape_logitem(r->pool, req->enrollment_id)));
-    status = gettoken_pairing_eligibility_check(req);
+    status = check_parameters(req, &security_token, &phone, &watch);
+    if (status == OK)
+        status = gettoken_pairing_eligibility_check(req);
     if (status != OK)
         return status;
     /* the device's organisation signs (GetTokenWatchPairingKey replaces
@@ -95,7 +131,7 @@ int gettoken_watch_pairing_generate(const gettoken_request *req,
     jti = apr_palloc(r->pool, GT_UUID_SIZE);
     token = gt_pairing_token(r->pool, org->pairing.signer,
                              org->server_uuid, apr_time_sec(apr_time_now()),
-                             conf->pairing_lifetime, phone, watch,
+                             conf->pairing.lifetime, phone, watch,
                              security_token, jti, &why);
     if (!token) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, GT_LOG_PREFIX

@@ -18,6 +18,7 @@
 #include "http_request.h"
 #include "mod_dbd.h"
 
+#include "core/gt_keys.h"
 #include "core/gt_pairing.h"
 #include "jose/gt_jose.h"
 
@@ -30,28 +31,119 @@ APLOG_USE_MODULE(gettoken);
 #define SQL_SEEN   "SELECT 1 FROM gettoken_pairing_jti WHERE jti = %s"
 #define SQL_PURGE  "DELETE FROM gettoken_pairing_jti WHERE expires_at < %lld"
 
+/* GetTokenWatchPairingTrust <issuer-uuid> <file>, as configured. */
+typedef struct {
+    const char *issuer;
+    const char *file;
+} trust_file;
+
 /* The replay store of one vhost: mod_dbd labels of its statements. */
-struct gettoken_pairing_store {
+struct pairing_store {
     const char *insert_label;
     const char *seen_label;
     const char *purge_label;
     apr_uint32_t next_purge;    /* unix seconds (low 32 bits) */
 };
 
+/* The verifying side's part of a vhost's configuration. */
+struct gettoken_watch_verify {
+    apr_array_header_t *trust_files;    /* trust_file */
+    apr_array_header_t *trust;          /* gt_pairing_trust, at start-up */
+    struct pairing_store *store;        /* at start-up; NULL: not verifying */
+};
+
 static APR_OPTIONAL_FN_TYPE(gettoken_watch_verify) *verify_fn;
 
 static const gt_plist_limits verify_limits = { 8, 256, GT_PLIST_MAX_EXPANDED };
 
-int gettoken_watch_prepare(server_rec *s, gettoken_server_conf *conf,
-                           apr_pool_t *p)
+struct gettoken_watch_verify *gettoken_watch_verify_create(apr_pool_t *p)
 {
-    struct gettoken_pairing_store *st;
+    struct gettoken_watch_verify *wv = apr_pcalloc(p, sizeof(*wv));
+
+    wv->trust_files = apr_array_make(p, 2, sizeof(trust_file));
+    return wv;
+}
+
+struct gettoken_watch_verify *gettoken_watch_verify_merge(
+    apr_pool_t *p, const struct gettoken_watch_verify *base,
+    const struct gettoken_watch_verify *add)
+{
+    struct gettoken_watch_verify *wv = apr_pcalloc(p, sizeof(*wv));
+
+    wv->trust_files = add->trust_files->nelts ? add->trust_files
+                                              : base->trust_files;
+    /* loaded and prepared at start-up, per vhost */
+    wv->trust = NULL;
+    wv->store = NULL;
+    return wv;
+}
+
+const char *gettoken_add_pairing_trust(cmd_parms *cmd, void *dirv,
+                                       const char *issuer, const char *file)
+{
+    trust_file *t;
+
+    (void)dirv;
+    /* the one-argument form trusted a key for every issuer */
+    if (!file || !gt_is_uuid(issuer))
+        return apr_psprintf(cmd->pool, "GetTokenWatchPairingTrust takes "
+                            "<issuer-uuid> <file>: the server UUID of the "
+                            "phone organisation, then the certificates or "
+                            "public keys that sign its pairing tokens "
+                            "('%s' is not a UUID)", issuer);
+    t = apr_array_push(gettoken_server_config(cmd->server)->watch_verify
+                       ->trust_files);
+    t->issuer = issuer;
+    t->file = ap_server_root_relative(cmd->pool, file);
+    return NULL;
+}
+
+int gettoken_watch_trust_configured(const gettoken_server_conf *conf)
+{
+    return conf->watch_verify->trust_files->nelts > 0;
+}
+
+int gettoken_watch_verify_ready(const gettoken_server_conf *conf)
+{
+    return conf->watch_verify->store != NULL;
+}
+
+/* Each issuer's keys, from its file(s). */
+static int load_trust(apr_pool_t *pconf, server_rec *s,
+                      struct gettoken_watch_verify *wv)
+{
+    const char *why = NULL;
     int i;
 
-    for (i = 0; i < conf->pairing_trust->nelts; i++) {
-        const gt_pairing_trust *t = &APR_ARRAY_IDX(conf->pairing_trust, i,
-                                                   gt_pairing_trust);
-        int k;
+    wv->trust = apr_array_make(pconf, 2, sizeof(gt_pairing_trust));
+    for (i = 0; i < wv->trust_files->nelts; i++) {
+        const trust_file *f = &APR_ARRAY_IDX(wv->trust_files, i, trust_file);
+        apr_array_header_t *keys = (apr_array_header_t *)
+            gt_pairing_trusted_keys(wv->trust, f->issuer);
+
+        if (!keys) {
+            gt_pairing_trust *t = apr_array_push(wv->trust);
+            t->issuer = f->issuer;
+            t->keys = keys = apr_array_make(pconf, 2, sizeof(EVP_PKEY *));
+        }
+        if (gt_public_keys_load(pconf, f->file, keys, &why) < 0) {
+            ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, GT_LOG_PREFIX
+                         "GetTokenWatchPairingTrust %s %s in %s: %s",
+                         f->issuer, f->file, gettoken_vhost_name(s, pconf), why);
+            return !OK;
+        }
+    }
+    return OK;
+}
+
+/* Every trusted key is of a kind a pairing token may be signed with. */
+static int check_trust_algs(apr_pool_t *p, server_rec *s,
+                            const apr_array_header_t *trust)
+{
+    int i, k;
+
+    for (i = 0; i < trust->nelts; i++) {
+        const gt_pairing_trust *t = &APR_ARRAY_IDX(trust, i, gt_pairing_trust);
         for (k = 0; k < t->keys->nelts; k++) {
             const char *why = NULL;
             if (!gt_jws_alg_for_key(APR_ARRAY_IDX(t->keys, k, EVP_PKEY *),
@@ -63,18 +155,30 @@ int gettoken_watch_prepare(server_rec *s, gettoken_server_conf *conf,
             }
         }
     }
-    if (!gettoken_dbd_loaded()) {
-        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, GT_LOG_PREFIX
-                     "GetTokenWatchPairingTrust in %s needs mod_dbd to record "
-                     "used pairing tokens: load it (LoadModule dbd_module) and "
-                     "set DBDriver/DBDParams", gettoken_vhost_name(s, p));
+    return OK;
+}
+
+int gettoken_watch_verify_startup(const gettoken_startup *st, server_rec *s,
+                                  gettoken_server_conf *conf)
+{
+    struct gettoken_watch_verify *wv = conf->watch_verify;
+    apr_pool_t *p = st->pconf;
+    struct pairing_store *store;
+
+    if (load_trust(p, s, wv) != OK)
         return !OK;
-    }
-    st = apr_pcalloc(p, sizeof(*st));
-    st->insert_label = gettoken_dbd_prepare(s, p, SQL_INSERT, "pairing_insert");
-    st->seen_label = gettoken_dbd_prepare(s, p, SQL_SEEN, "pairing_seen");
-    st->purge_label = gettoken_dbd_prepare(s, p, SQL_PURGE, "pairing_purge");
-    conf->pairing_store = st;
+    if (!wv->trust->nelts)
+        return OK;
+    if (check_trust_algs(p, s, wv->trust) != OK
+        || gettoken_dbd_require(s, p, "GetTokenWatchPairingTrust",
+                                " to record used pairing tokens", "") != OK)
+        return !OK;
+    store = apr_pcalloc(p, sizeof(*store));
+    store->insert_label = gettoken_dbd_prepare(s, p, SQL_INSERT,
+                                               "pairing_insert");
+    store->seen_label = gettoken_dbd_prepare(s, p, SQL_SEEN, "pairing_seen");
+    store->purge_label = gettoken_dbd_prepare(s, p, SQL_PURGE, "pairing_purge");
+    wv->store = store;
     return OK;
 }
 
@@ -94,12 +198,11 @@ static int refuse(request_rec *r, const char *reason, const char *detail,
 
 static int unavailable(request_rec *r, const char *why, const char *detail)
 {
-    apr_table_setn(r->err_headers_out, "Retry-After", GT_RETRY_AFTER);
     ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, GT_LOG_PREFIX
                   "watch pairing verification failed (503): %s%s%s; vhost %s",
                   why, detail ? ": " : "", detail ? detail : "",
                   gettoken_vhost_name(r->server, r->pool));
-    return HTTP_SERVICE_UNAVAILABLE;
+    return gettoken_retry_later(r);
 }
 
 /* The parameters and results of the replay store's queries. */
@@ -114,34 +217,34 @@ static int jti_insert(request_rec *r, ap_dbd_t *dbd, apr_dbd_prepared_t *stmt,
                       void *ctx)
 {
     struct jti_query *q = ctx;
+    const char *args[2];
 
-    q->nrows = 0;
-    return apr_dbd_pvquery(dbd->driver, r->pool, dbd->handle, &q->nrows, stmt,
-                           q->jti, q->expires, NULL);
+    args[0] = q->jti;
+    args[1] = q->expires;
+    return gettoken_dbd_change(r, dbd, stmt, 2, args, &q->nrows);
 }
 
-/* Random access (synchronous): apr_dbd_pgsql reports errors of a
- * sequential select as "no more rows". */
+static void note_found(request_rec *r, const ap_dbd_t *dbd, apr_dbd_row_t *row,
+                       void *found)
+{
+    (void)r;
+    (void)dbd;
+    (void)row;
+    *(int *)found = 1;
+}
+
 static int jti_seen(request_rec *r, ap_dbd_t *dbd, apr_dbd_prepared_t *stmt,
                     void *ctx)
 {
     struct jti_query *q = ctx;
-    apr_dbd_results_t *res = NULL;
-    apr_dbd_row_t *row = NULL;
-    int rv = apr_dbd_pvselect(dbd->driver, r->pool, dbd->handle, &res, stmt, 1,
-                              q->jti, NULL);
 
     q->found = 0;
-    if (rv != 0)
-        return rv;
-    while ((rv = apr_dbd_get_row(dbd->driver, r->pool, res, &row, -1)) == 0)
-        q->found = 1;
-    return rv == -1 ? 0 : rv;
+    return gettoken_dbd_select(r, dbd, stmt, 1, &q->jti, note_found, &q->found);
 }
 
 /* Records the jti: OK the first time, HTTP_FORBIDDEN for a replay,
  * HTTP_SERVICE_UNAVAILABLE when the database cannot say. */
-static int record_jti(request_rec *r, struct gettoken_pairing_store *st,
+static int record_jti(request_rec *r, struct pairing_store *st,
                       const gt_pairing_claims *c, apr_int64_t now)
 {
     ap_dbd_t *dbd = gettoken_dbd_acquire(r);
@@ -149,9 +252,8 @@ static int record_jti(request_rec *r, struct gettoken_pairing_store *st,
     const char *insert_err = NULL, *seen_err = NULL;
 
     if (!dbd)
-        return unavailable(r, "no database connection for the replay store "
-                           "(mod_dbd: check DBDriver/DBDParams and that the "
-                           "database is up)", NULL);
+        return unavailable(r, GETTOKEN_DBD_NO_CONNECTION " for the replay "
+                           "store " GETTOKEN_DBD_CHECK_SETUP, NULL);
     q.expires = apr_psprintf(r->pool, "%" APR_INT64_T_FMT,
                              c->exp + GT_PAIRING_SKEW);
     if (gettoken_dbd_run(r, dbd, st->insert_label, SQL_INSERT, jti_insert, &q,
@@ -184,8 +286,8 @@ int gettoken_watch_check_token(request_rec *r, const char *token,
     gt_pairing_result pres;
 
     memset(claims, 0, sizeof(*claims));
-    if (!conf || !conf->pairing_trust || !conf->pairing_trust->nelts
-        || !conf->pairing_store)
+    if (!conf || !conf->watch_verify->trust
+        || !conf->watch_verify->trust->nelts || !conf->watch_verify->store)
         return refuse(r, "untrusted issuer", "no GetTokenWatchPairingTrust is "
                       "configured for this virtual host", NULL);
 
@@ -194,7 +296,7 @@ int gettoken_watch_check_token(request_rec *r, const char *token,
                                             &why);
     if (!claimed_iss)
         return refuse(r, "malformed token", why, NULL);
-    keys = gt_pairing_trusted_keys(conf->pairing_trust, claimed_iss);
+    keys = gt_pairing_trusted_keys(conf->watch_verify->trust, claimed_iss);
     if (!keys)
         return refuse(r, "untrusted issuer", apr_pstrcat(r->pool, "iss ",
                       ap_escape_logitem(r->pool, claimed_iss), " is not listed "
@@ -229,7 +331,7 @@ int gettoken_watch_use_jti(request_rec *r, const gt_pairing_claims *claims)
 {
     const gettoken_server_conf *conf = gettoken_server_config(r->server);
 
-    return record_jti(r, conf->pairing_store, claims,
+    return record_jti(r, conf->watch_verify->store, claims,
                       apr_time_sec(apr_time_now()));
 }
 
@@ -262,46 +364,21 @@ static int gettoken_watch_verify(request_rec *r, const char *token,
 
 /* ---- SetHandler gettoken-watch-verify ------------------------------------ */
 
-/* Reads the body, at most `cap` bytes: OK, or an HTTP status. */
-static int read_body(request_rec *r, apr_size_t cap, char **buf,
+/* The whole body, at most `cap` bytes: OK, or an HTTP status. */
+static int read_body(request_rec *r, apr_size_t cap, const char **buf,
                      apr_size_t *len)
 {
-    apr_size_t used = 0, size = 8192;
-    char *b = apr_palloc(r->pool, size);
-    int status = ap_setup_client_block(r, REQUEST_CHUNKED_DECHUNK);
+    gettoken_body_state state;
+    int status = gettoken_body_read(r, cap, &state, buf, len);
 
     if (status != OK)
         return status;
-    if (ap_should_client_block(r)) {
-        for (;;) {
-            long n;
-            if (used == size) {
-                char *nb;
-                if (size > cap)
-                    break;
-                nb = apr_palloc(r->pool, size * 2);
-                memcpy(nb, b, used);
-                b = nb;
-                size *= 2;
-            }
-            n = ap_get_client_block(r, b + used, size - used);
-            if (n < 0)
-                return HTTP_BAD_REQUEST;
-            if (n == 0)
-                break;
-            used += (apr_size_t)n;
-            if (used > cap)
-                break;
-        }
-    }
-    if (used > cap) {
+    if (state == GT_BODY_TOO_LARGE) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, GT_LOG_PREFIX
                       "watch pairing verify refused (413): the body is over "
                       "%" APR_SIZE_T_FMT " bytes (GetTokenMaxBodySize)", cap);
         return HTTP_REQUEST_ENTITY_TOO_LARGE;
     }
-    *buf = b;
-    *len = used;
     return OK;
 }
 
@@ -309,10 +386,8 @@ static int watch_verify_handler(request_rec *r)
 {
     const gettoken_server_conf *conf;
     const char *token, *watch, *secret, *phone = NULL, *issuer = NULL;
-    const char *why = NULL, *xml;
-    char *body = NULL;
+    const char *why = NULL, *xml, *body = NULL;
     apr_size_t len = 0, xml_len;
-    apr_bucket_brigade *bb;
     int status;
 
     if (!r->handler || strcmp(r->handler, VERIFY_HANDLER) != 0)
@@ -344,15 +419,7 @@ static int watch_verify_handler(request_rec *r)
         return status;      /* logged by the verifier */
 
     xml = gt_pairing_verify_response_xml(r->pool, phone, issuer, &xml_len);
-    ap_set_content_type(r, "application/xml");
-    ap_set_content_length(r, (apr_off_t)xml_len);
-    bb = apr_brigade_create(r->pool, r->connection->bucket_alloc);
-    APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_immortal_create(xml, xml_len,
-                                                           bb->bucket_alloc));
-    APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_eos_create(bb->bucket_alloc));
-    if (ap_pass_brigade(r->output_filters, bb) != APR_SUCCESS)
-        r->connection->aborted = 1;
-    return OK;
+    return gettoken_send_answer(r, "application/xml", xml, xml_len);
 }
 
 static void retrieve_verify_fn(void)

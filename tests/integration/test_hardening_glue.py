@@ -23,7 +23,10 @@ from gt_pki import REPO
 from gt_sign import client_cert_rfc9440
 
 PAIRING = "com.apple.watch.pairing"
-CONFIG_C = os.path.join(REPO, "mod_gettoken", "gettoken_config.c")
+# every part declares its directives next to its functions
+DIRECTIVE_SOURCES = [os.path.join(REPO, "mod_gettoken", f)
+                     for f in sorted(os.listdir(os.path.join(REPO, "mod_gettoken")))
+                     if f.endswith((".c", ".h"))]
 REFERENCE_CONF = os.path.join(REPO, "conf", "examples", "gettoken-vhost.conf")
 CRASH_RX = r"exit signal|segmentation fault|AH00052|AH00051"
 
@@ -53,8 +56,10 @@ def directory_scope_directives():
     """{name: example arguments}: every directive of the module's table that is
     allowed anywhere but at server / virtual host level, with the arguments
     the reference configuration shows it with."""
-    with open(CONFIG_C) as f:
-        table = f.read()
+    table = ""
+    for path in DIRECTIVE_SOURCES:
+        with open(path) as f:
+            table += f.read().replace("\\\n", "\n")
     with open(REFERENCE_CONF) as f:
         reference = f.read()
     found = {}

@@ -12,12 +12,17 @@ from gt_pki import REPO
 CONF = os.path.join(REPO, "conf", "examples", "gettoken-vhost.conf")
 ENABLED_CONF = os.path.join(REPO, "conf", "gettoken.conf")
 LOAD = os.path.join(REPO, "conf", "gettoken.load")
-TABLE = os.path.join(REPO, "mod_gettoken", "gettoken_config.c")
+# every part declares its directives next to its functions
+SOURCES = os.path.join(REPO, "mod_gettoken")
 
 
 def table_directives():
-    with open(TABLE) as f:
-        return set(re.findall(r'AP_INIT_\w+\(\s*"(\w+)"', f.read()))
+    found = set()
+    for name in os.listdir(SOURCES):
+        if name.endswith((".c", ".h")):
+            with open(os.path.join(SOURCES, name)) as f:
+                found |= set(re.findall(r'AP_INIT_\w+\(\s*"(\w+)"', f.read()))
+    return found
 
 
 def documented_directives(text):

@@ -1,0 +1,195 @@
+"""The shape of the module's source, kept true by tests:
+
+  - every member of a configuration struct has a rule in its merge function
+    (a member without one would silently stop inheriting);
+  - README's "Layout of the source tree" lists every source file, and every
+    file it lists exists;
+  - the httpd glue depends one way: no file of mod_gettoken/ calls a
+    function of a file that calls back into it (read from the built
+    objects' symbol tables), and core/ and jose/ call nothing of the glue.
+"""
+import glob
+import os
+import re
+import subprocess
+
+from gt_pki import REPO
+
+SRC = os.path.join(REPO, "mod_gettoken")
+
+# struct -> the function that merges it
+MERGES = {
+    "gettoken_server_conf": "gettoken_merge_server_conf",
+    "gettoken_dir_conf": "gettoken_merge_dir_conf",
+    "gettoken_keys_conf": "gettoken_keys_merge",
+    "gettoken_identity_conf": "gettoken_identity_merge",
+    "gettoken_binding_conf": "gettoken_binding_merge",
+    "gettoken_organizations_conf": "gettoken_organizations_merge",
+    "gettoken_pairing_conf": "gettoken_pairing_merge",
+    "gettoken_audit_conf": "gettoken_audit_merge",
+    "gettoken_watch_verify": "gettoken_watch_verify_merge",
+    "gettoken_watch_enrollment": "gettoken_watch_enrollment_merge",
+}
+
+
+def strip_comments(text):
+    return re.sub(r"/\*.*?\*/", " ", text, flags=re.S)
+
+
+def glue_text():
+    text = ""
+    for path in sorted(glob.glob(os.path.join(SRC, "*.[ch]"))):
+        with open(path) as f:
+            text += strip_comments(f.read()) + "\n"
+    return text
+
+
+def struct_members(text, name):
+    """The member names of `typedef struct {...} name;` or `struct name {...};`."""
+    m = (re.search(r"typedef\s+struct\s*\w*\s*\{([^{}]*)\}\s*%s\s*;" % name, text)
+         or re.search(r"struct\s+%s\s*\{([^{}]*)\}\s*;" % name, text))
+    assert m, "struct %s not found" % name
+    members = []
+    for decl in m.group(1).split(";"):
+        decl = re.sub(r"\[[^\]]*\]", "", decl).strip()
+        if decl:
+            members.append(re.findall(r"\w+", decl)[-1])
+    return members
+
+
+def function_body(text, name):
+    """The body of the function `name` (its definition, not a declaration)."""
+    for m in re.finditer(r"\b%s\b\s*[(,]" % name, text):
+        rest = text[m.end():]
+        brace, semi = rest.find("{"), rest.find(";")
+        if brace < 0 or (0 <= semi < brace):
+            continue
+        depth, i = 0, brace
+        while True:
+            depth += {"{": 1, "}": -1}.get(rest[i], 0)
+            if depth == 0:
+                return rest[brace:i + 1]
+            i += 1
+    raise AssertionError("no definition of %s" % name)
+
+
+def unmerged(text, struct, merge):
+    body = function_body(text, merge)
+    return [m for m in struct_members(text, struct)
+            if not re.search(r"(->|\.)%s\b" % m, body)
+            and not re.search(r"GETTOKEN_MERGE_FLAGGED\([^)]*\b%s\b" % m, body)]
+
+
+def test_merge_check_finds_a_missing_rule():
+    # guards the parsing below: a member left out is reported
+    text = """typedef struct { int a; const char *b[3]; apr_int64_t c; int c_set; } t_conf;
+    static void t_merge(t_conf *conf, const t_conf *base, const t_conf *add)
+    { conf->a = add->a; GETTOKEN_MERGE_FLAGGED(conf, base, add, c, c_set); }"""
+    assert unmerged(text, "t_conf", "t_merge") == ["b"]
+
+
+def test_every_config_member_has_a_merge_rule():
+    text = glue_text()
+    for struct, merge in MERGES.items():
+        assert unmerged(text, struct, merge) == [], struct
+
+
+def test_every_config_sub_struct_has_a_merge_function():
+    text = glue_text()
+    typed = re.findall(r"\}\s*(gettoken_\w+_conf)\s*;", text)
+    assert len(typed) >= 8
+    assert set(typed) <= set(MERGES), set(typed) - set(MERGES)
+    # the parts' own structs, held by pointer in the server configuration
+    for member in re.findall(r"struct\s+(gettoken_\w+)\s*\*\s*\w+\s*;",
+                             re.search(r"typedef struct \{([^{}]*)\}\s*gettoken_server_conf",
+                                       text).group(1)):
+        assert member in MERGES, member
+
+
+# --- README's layout table ----------------------------------------------------
+def layout_paths():
+    with open(os.path.join(REPO, "README.md")) as f:
+        readme = f.read()
+    section = readme.split("## Layout of the source tree", 1)[1].split("\n## ", 1)[0]
+    paths = []
+    for line in section.splitlines():
+        if line.startswith("| `"):
+            paths += re.findall(r"`([^`]+)`", line.split("|")[1])
+    return paths
+
+
+def test_layout_table_lists_every_source_file():
+    listed = set(layout_paths())
+    assert "mod_gettoken/mod_gettoken.c" in listed
+    sources = [os.path.relpath(p, REPO)
+               for pattern in ("*.[ch]", "core/*.[ch]", "jose/*.[ch]")
+               for p in glob.glob(os.path.join(SRC, pattern))]
+    assert len(sources) > 30
+    missing = sorted(set(sources) - listed)
+    assert missing == [], "not in README's layout table: %s" % missing
+
+
+def test_layout_table_lists_only_what_exists():
+    for path in layout_paths():
+        assert os.path.exists(os.path.join(REPO, path)), path
+
+
+# --- one-way calls --------------------------------------------------------------
+def symbols(obj):
+    """(functions defined, symbols used) of an object file."""
+    out = subprocess.run(["nm", obj], stdout=subprocess.PIPE, check=True,
+                         universal_newlines=True).stdout
+    defined, used = set(), set()
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[0] == "U":
+            used.add(parts[1])
+        elif len(parts) == 3 and parts[1] == "T":
+            defined.add(parts[2])
+    return defined, used
+
+
+def call_graph(objs):
+    syms = {os.path.basename(o)[:-2]: symbols(o) for o in objs}
+    owner = {f: name for name, (defined, _) in syms.items() for f in defined}
+    return {name: {owner[s] for s in used if s in owner and owner[s] != name}
+            for name, (_, used) in syms.items()}
+
+
+def cycles(graph):
+    """Pairs (a, b) where a reaches b and b reaches a."""
+    def reach(start):
+        seen, todo = set(), [start]
+        while todo:
+            for nxt in graph.get(todo.pop(), ()):
+                if nxt not in seen:
+                    seen.add(nxt)
+                    todo.append(nxt)
+        return seen
+    reached = {n: reach(n) for n in graph}
+    return sorted((a, b) for a in graph for b in reached[a] if a < b and a in reached[b])
+
+
+def test_cycle_check_finds_a_cycle():
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [
+        ("a", "b"), ("a", "c"), ("b", "c")]
+
+
+def test_glue_calls_run_one_way():
+    objs = glob.glob(os.path.join(SRC, ".libs", "*.o"))
+    assert len(objs) >= 15, "build the module first (make)"
+    graph = call_graph(objs)
+    assert "mod_gettoken" in graph and graph["mod_gettoken"], graph
+    assert cycles(graph) == []
+
+
+def test_core_calls_nothing_of_the_glue():
+    glue = glob.glob(os.path.join(SRC, ".libs", "*.o"))
+    core = (glob.glob(os.path.join(SRC, "core", ".libs", "*.o"))
+            + glob.glob(os.path.join(SRC, "jose", ".libs", "*.o")))
+    assert core, "build the module first (make)"
+    graph = call_graph(glue + core)
+    core_names = {os.path.basename(o)[:-2] for o in core}
+    glue_names = {os.path.basename(o)[:-2] for o in glue}
+    for name in core_names:
+        assert not graph[name] & glue_names, (name, graph[name] & glue_names)
