@@ -2,7 +2,7 @@
 mod_gettoken on https://127.0.0.1:<port>/mdm/checkin, one GetToken, and the
 decoded token. Uses the same helpers as the integration tests.
 
-usage: gt_demo.py [--once] [--port 8443] [--dir DIR]
+usage: tests/harness/gt_demo.py [--once] [--port 8443] [--dir DIR]
 """
 import argparse
 import json
