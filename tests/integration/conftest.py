@@ -29,12 +29,7 @@ def gt():
 
 @pytest.fixture(scope="module")
 def server(gt):
-    h = gt.httpd()
-    try:
-        h.start()
-        yield h
-    finally:
-        h.stop()
+    yield from gt.served()
 
 
 @pytest.fixture

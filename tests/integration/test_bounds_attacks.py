@@ -1,4 +1,4 @@
-"""Bodies that made libplist abort a child or balloon it (CONTRACT §4 bounds).
+"""Bodies that made libplist abort a child or balloon it.
 
 Each is sent without a client certificate, as any attacker could; the child
 must answer with the contract's status, stay alive and small, and answer a

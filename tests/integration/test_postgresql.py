@@ -1,6 +1,6 @@
 """The enrollment binding on PostgreSQL (DBDriver pgsql): nanomdm's
 cert_auth_associations table with the default GetTokenEnrollmentSQL, several
-httpd nodes on one database, and database faults (CONTRACT §4, §6): a
+httpd nodes on one database, and database faults: a
 database that is down, restarted, missing its table, slow, or short of pooled
 connections gives 503 + Retry-After or a success -- never a crash, never a
 wait without end -- and service comes back by itself.

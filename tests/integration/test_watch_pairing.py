@@ -1,9 +1,11 @@
-"""com.apple.watch.pairing: CONTRACT §3 (GetTokenWatchPairing*), §4 (400/403 of
-the issuing side), §5 (token claims, gettoken-watch-verify) and §6 (jti table).
+"""com.apple.watch.pairing: the GetTokenWatchPairing* directives, the 400/403
+answers of the issuing side, the token claims, gettoken-watch-verify and its
+jti table, which makes a token usable once.
 
 One httpd holds the phone organisation's vhosts (they issue) and a watch MDM
 vhost (it verifies, trusting the phone organisation's keys); tamper tests forge
-tokens with the test PKI's keys.  Two-node replay tests: test_watch_pairing_pg.py.
+tokens with the test PKI's keys.  Replay across two nodes needs one shared
+database, so it is tested with PostgreSQL.
 """
 import base64
 import hashlib
