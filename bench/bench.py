@@ -30,7 +30,8 @@ import time
 from dataclasses import dataclass
 
 from bench_common import BENCH, CLK_TCK, log, run
-from bench_httpd import APACHE, bench_httpd, start
+from bench_httpd import bench_httpd, start
+from gt_httpd import APACHE
 from bench_measure import Runner, busy_ticks, combine, join_halves, median, sanity_check, sign_us
 from bench_report import report
 from bench_setup import ensure_loadgen, ensure_module, make_db, make_pki

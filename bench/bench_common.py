@@ -10,8 +10,11 @@ import time
 BENCH = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(BENCH), "tests", "harness"))
 
-from gt_httpd import GETTOKEN_SO as MODULE  # noqa: E402,F401
-from gt_pki import REPO  # noqa: E402,F401
+from gt_httpd import GETTOKEN_SO as MODULE  # noqa: E402
+from gt_pki import REPO  # noqa: E402
+
+__all__ = ["BENCH", "REPO", "MODULE", "LOADGEN_SRC", "LOADGEN", "CLK_TCK", "GETTOKEN_BODY",
+           "log", "run"]
 
 LOADGEN_SRC = os.path.join(BENCH, "loadgen.c")
 LOADGEN = os.path.join(BENCH, "loadgen")

@@ -7,7 +7,8 @@ import plistlib
 import time
 import uuid
 
-from gt_httpd import APACHE, MODDIR, Httpd, VHost  # noqa: F401 (APACHE, MODDIR: for bench.py, soak)
+import bench_common  # noqa: F401 (puts the harness on sys.path)
+from gt_httpd import Httpd, VHost
 
 STATIC_PATH = "/static/ok.plist"
 # what the benchmark's server loads: no CGI, proxy or header modules
