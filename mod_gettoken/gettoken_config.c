@@ -24,6 +24,8 @@ void *gettoken_create_server_conf(apr_pool_t *p, server_rec *s)
     conf->pairing_trust_files = apr_array_make(p, 2,
                                                sizeof(gettoken_trust_file));
     conf->organizations = apr_array_make(p, 2, sizeof(gettoken_organization));
+
+    conf->watch_enrollment = gettoken_watch_enrollment_create(p);
     return conf;
 }
 
@@ -59,6 +61,9 @@ void *gettoken_merge_server_conf(apr_pool_t *p, void *basev, void *addv)
     conf->organizations = add->organizations->nelts ? add->organizations
                                                     : base->organizations;
     MERGE_PTR(organization_sql);
+
+    conf->watch_enrollment = gettoken_watch_enrollment_merge(
+        p, base->watch_enrollment, add->watch_enrollment);
     return conf;
 }
 
@@ -68,6 +73,7 @@ void *gettoken_create_dir_conf(apr_pool_t *p, char *dir)
 
     (void)dir;
     conf->enabled = -1;
+    conf->watch_enrollment = -1;
     return conf;
 }
 
@@ -77,6 +83,9 @@ void *gettoken_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     gettoken_dir_conf *conf = apr_pcalloc(p, sizeof(*conf));
     conf->enabled = add->enabled != -1 ? add->enabled : base->enabled;
     conf->services = add->services ? add->services : base->services;
+
+    conf->watch_enrollment = add->watch_enrollment != -1 ? add->watch_enrollment
+                                                         : base->watch_enrollment;
     return conf;
 }
 
@@ -212,7 +221,8 @@ static const char *parse_positive(cmd_parms *cmd, const char *arg,
 static const char *set_pairing_lifetime(cmd_parms *cmd, void *dirv, const char *arg)
 {
     gettoken_server_conf *conf = cmd_conf(cmd);
-    const char *err = parse_positive(cmd, arg, 86400, &conf->pairing_lifetime);
+    const char *err = parse_positive(cmd, arg, GT_PAIRING_MAX_LIFETIME,
+                                     &conf->pairing_lifetime);
 
     (void)dirv;
     conf->pairing_lifetime_set = 1;
@@ -256,7 +266,7 @@ const command_rec gettoken_directives[] = {
                   "enrollment, or none"),
     AP_INIT_TAKE1("GetTokenWatchPairingKey", set_pairing_key, NULL, RSRC_CONF,
                   "private key (file or pkcs11: URI) signing "
-                  "com.apple.watch.pairing tokens (default: the signing key)"),
+                  GETTOKEN_SERVICE_WATCH_PAIRING " tokens (default: the signing key)"),
     AP_INIT_TAKE12("GetTokenWatchPairingTrust", add_pairing_trust, NULL,
                    RSRC_CONF, "issuer UUID and the file of certificates or "
                    "public keys that sign its pairing tokens (repeatable)"),
@@ -276,6 +286,18 @@ const command_rec gettoken_directives[] = {
     AP_INIT_TAKE1("GetTokenAuditSQL", gettoken_set_audit_sql, NULL, RSRC_CONF,
                   "SQL run after every answered GetToken (enrollment id, "
                   "organisation, service type, jti, status, identity sha256)"),
+
+    /* the watch enrollment gate (gettoken_watch_enrollment.c) */
+    AP_INIT_FLAG("GetTokenWatchEnrollment", gettoken_set_watch_enrollment, NULL,
+                 ACCESS_CONF, "On at the watch enrollment profile URL: a watch "
+                 "must bring a valid pairing token (default Off)"),
+    AP_INIT_TAKE1("GetTokenWatchEnrollmentCA", gettoken_set_watch_enrollment_ca,
+                  NULL, RSRC_CONF, "CA certificate(s) the signer of a signed "
+                  "MachineInfo must chain to"),
+    AP_INIT_TAKE1("GetTokenWatchSecurityTokenLifetime",
+                  gettoken_set_watch_security_token_lifetime, NULL, RSRC_CONF,
+                  "seconds a security token handed to a watch stays usable "
+                  "(default 600)"),
     { NULL }
 };
 
@@ -430,6 +452,8 @@ int gettoken_config_finish(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
              || conf->pairing_trust_files->nelts
              || conf->organizations->nelts)
             && finish_vhost(pconf, vs, conf, loaded) != OK)
+            return HTTP_INTERNAL_SERVER_ERROR;
+        if (gettoken_watch_enrollment_finish(pconf, vs, conf) != OK)
             return HTTP_INTERNAL_SERVER_ERROR;
     }
     return OK;

@@ -8,6 +8,7 @@
  */
 #include "gettoken_private.h"
 
+#include "apr_atomic.h"
 #include "apr_dbd.h"
 #include "apr_strings.h"
 #include "mod_dbd.h"
@@ -172,4 +173,41 @@ int gettoken_dbd_run(request_rec *r, ap_dbd_t *dbd, const char *label,
                   "statement %s prepared again on its database connection "
                   "(%s)", label, first);
     return 0;
+}
+
+struct purge_query {
+    const char *now;
+    int nrows;
+};
+
+static int purge_query(request_rec *r, ap_dbd_t *dbd, apr_dbd_prepared_t *stmt,
+                       void *ctx)
+{
+    struct purge_query *q = ctx;
+
+    q->nrows = 0;
+    return apr_dbd_pvquery(dbd->driver, r->pool, dbd->handle, &q->nrows, stmt,
+                           q->now, NULL);
+}
+
+void gettoken_dbd_purge_maybe(request_rec *r, ap_dbd_t *dbd, const char *label,
+                              const char *sql, apr_uint32_t *next_purge,
+                              apr_int64_t now, const char *table)
+{
+    apr_uint32_t due = apr_atomic_read32(next_purge);
+    struct purge_query q = { NULL, 0 };
+    const char *err = NULL;
+
+    if ((apr_uint32_t)now < due
+        || apr_atomic_cas32(next_purge,
+                            (apr_uint32_t)now + GETTOKEN_PURGE_INTERVAL,
+                            due) != due)
+        return;     /* not yet, or another thread does it */
+    q.now = apr_psprintf(r->pool, "%" APR_INT64_T_FMT, now);
+    if (gettoken_dbd_run(r, dbd, label, sql, purge_query, &q, &err) != 0)
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, GT_LOG_PREFIX
+                      "purging expired rows of %s failed: %s", table, err);
+    else if (q.nrows > 0)
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, GT_LOG_PREFIX
+                      "purged %d expired rows of %s", q.nrows, table);
 }

@@ -32,7 +32,7 @@
 
 #include <openssl/x509.h>
 
-#include "core/gt_cert_der.h"
+#include "core/gt_cert.h"
 #include "core/gt_identity.h"
 #include "core/gt_keys.h"
 

@@ -26,7 +26,7 @@
     "SELECT 1 FROM cert_auth_associations WHERE id = %s AND sha256 = %s"
 /* The longest value a GETTOKEN_* environment variable (and so an access-log
  * field) takes from a message: the 1 KiB string bound of a GetToken. */
-#define GT_ENV_VALUE_MAX             1024
+#define GT_ENV_VALUE_MAX             GT_MAX_STRING
 /* Seconds a client is asked to wait when the database is unreachable. */
 #define GT_RETRY_AFTER               "30"
 
@@ -87,11 +87,15 @@ typedef struct {
     apr_hash_t *organization_by_name;      /* name -> gettoken_organization *,
                                               the default one included */
     const struct gettoken_organization *default_organization;  /* or NULL */
+
+    struct gettoken_watch_enrollment *watch_enrollment;  /* its own file */
 } gettoken_server_conf;
 
 typedef struct {
     int enabled;                       /* -1: not set here */
     apr_array_header_t *services;      /* GetTokenServices; NULL: every type */
+
+    int watch_enrollment;              /* GetTokenWatchEnrollment; -1: not set */
 } gettoken_dir_conf;
 
 static APR_INLINE gettoken_server_conf *gettoken_server_config(server_rec *s)
@@ -163,6 +167,14 @@ int gettoken_dbd_run(request_rec *r, ap_dbd_t *dbd, const char *label,
                      const char **err);
 /* The driver's message for rv on one line. */
 const char *gettoken_dbd_error(apr_pool_t *p, const ap_dbd_t *dbd, int rv);
+/* Seconds between purges of expired rows, per process and vhost. */
+#define GETTOKEN_PURGE_INTERVAL 60
+/* Runs the purge statement `label` (`sql`, one parameter: now) at most
+ * once per GETTOKEN_PURGE_INTERVAL; *next_purge is the caller's schedule.
+ * A failure is logged, never the request's. */
+void gettoken_dbd_purge_maybe(request_rec *r, ap_dbd_t *dbd, const char *label,
+                              const char *sql, apr_uint32_t *next_purge,
+                              apr_int64_t now, const char *table);
 
 /* gettoken_binding.c: identity certificate <-> enrollment, via mod_dbd. */
 int gettoken_binding_prepare(server_rec *s, gettoken_server_conf *conf,
@@ -186,6 +198,34 @@ void gettoken_watch_register(void);
 /* Checks the trust keys, prepares the replay store's statements. */
 int gettoken_watch_prepare(server_rec *s, gettoken_server_conf *conf,
                            apr_pool_t *p);
+struct gt_pairing_claims;
+/* A pairing token's signature (by a GetTokenWatchPairingTrust key) and
+ * claims, without side effects; security_token NULL leaves sth to the
+ * caller.  OK, or 403 with one log line. */
+int gettoken_watch_check_token(request_rec *r, const char *token,
+                               const char *watch_udid,
+                               const char *security_token,
+                               struct gt_pairing_claims *claims);
+/* Single use of a checked token's jti: OK, 403 replayed, 503 (logged). */
+int gettoken_watch_use_jti(request_rec *r,
+                           const struct gt_pairing_claims *claims);
+
+/* gettoken_watch_enrollment.c: the watch MDM's gate at the enrollment
+ * profile URL (GetTokenWatchEnrollment*). */
+struct gettoken_watch_enrollment *gettoken_watch_enrollment_create(apr_pool_t *p);
+struct gettoken_watch_enrollment *gettoken_watch_enrollment_merge(
+    apr_pool_t *p, const struct gettoken_watch_enrollment *base,
+    const struct gettoken_watch_enrollment *add);
+const char *gettoken_set_watch_enrollment(cmd_parms *cmd, void *dirv, int on);
+const char *gettoken_set_watch_enrollment_ca(cmd_parms *cmd, void *dirv,
+                                             const char *arg);
+const char *gettoken_set_watch_security_token_lifetime(cmd_parms *cmd,
+                                                       void *dirv,
+                                                       const char *arg);
+/* Start-up: the CA, the statements; logs and returns !OK on error. */
+int gettoken_watch_enrollment_finish(apr_pool_t *pconf, server_rec *s,
+                                     gettoken_server_conf *conf);
+void gettoken_watch_enrollment_register(void);
 
 /* gettoken_organization.c: the ABM/ASM organisations of a vhost (its
  * default, GetTokenServerUUID + GetTokenSigningKey, and each

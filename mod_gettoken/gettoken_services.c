@@ -19,8 +19,9 @@ const char *gettoken_cmd_services(cmd_parms *cmd, void *dirv, int argc,
                GETTOKEN_SERVICE_WATCH_PAIRING;
     dir->services = apr_array_make(cmd->pool, argc, sizeof(const char *));
     for (i = 0; i < argc; i++) {
-        if (!*argv[i] || strlen(argv[i]) > 1024)
-            return "GetTokenServices: a TokenServiceType is 1 to 1024 bytes";
+        if (!*argv[i] || strlen(argv[i]) > GT_MAX_STRING)
+            return "GetTokenServices: a TokenServiceType is 1 to "
+                   APR_STRINGIFY(GT_MAX_STRING) " bytes";
         APR_ARRAY_PUSH(dir->services, const char *) = argv[i];
     }
     return NULL;

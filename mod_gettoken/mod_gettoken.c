@@ -16,10 +16,12 @@
  *   gettoken_audit.c     after an answer: counters, GetTokenAuditSQL
  *   gettoken_refusal.c   refusal log lines, repeats grouped
  *   gettoken_warnings.c  start-up warnings the config test cannot give
+ *   gettoken_watch_enrollment.c  the watch MDM's gate (MachineInfo)
  *   core/, jose/         parsing, tokens and crypto, free of httpd
  */
 #include "gettoken_private.h"
 
+#include "core/gt_cert.h"
 #include "core/gt_keys.h"
 
 #include "http_core.h"
@@ -91,6 +93,7 @@ static void gettoken_register_hooks(apr_pool_t *p)
                        APR_HOOK_MIDDLE);
     ap_hook_child_init(gettoken_warnings_child_init, after_dbd, NULL,
                        APR_HOOK_MIDDLE);
+    gettoken_watch_enrollment_register();
 }
 
 AP_DECLARE_MODULE(gettoken) = {

@@ -32,7 +32,7 @@ int gettoken_maid_generate(const gettoken_request *req, gettoken_token *tok)
                       "GetToken failed (500): no organisation was chosen");
         return HTTP_INTERNAL_SERVER_ERROR;
     }
-    jti = apr_palloc(r->pool, 37);
+    jti = apr_palloc(r->pool, GT_UUID_SIZE);
     token = gt_maid_token(r->pool, org->signing.signer,
                           org->server_uuid, apr_time_sec(apr_time_now()),
                           jti, &why);

@@ -88,7 +88,7 @@ int gettoken_watch_pairing_generate(const gettoken_request *req,
         return refuse(r, HTTP_INTERNAL_SERVER_ERROR, "no pairing key for "
                       "the device's organisation");
 
-    jti = apr_palloc(r->pool, 37);
+    jti = apr_palloc(r->pool, GT_UUID_SIZE);
     token = gt_pairing_token(r->pool, org->pairing.signer,
                              org->server_uuid, apr_time_sec(apr_time_now()),
                              conf->pairing_lifetime, phone, watch,

@@ -12,7 +12,6 @@
  */
 #include "gettoken_private.h"
 
-#include "apr_atomic.h"
 #include "apr_dbd.h"
 #include "apr_strings.h"
 #include "http_protocol.h"
@@ -25,8 +24,6 @@
 APLOG_USE_MODULE(gettoken);
 
 #define VERIFY_HANDLER "gettoken-watch-verify"
-/* Seconds between purges of expired jti rows, per process and vhost. */
-#define PURGE_INTERVAL 60
 
 #define SQL_INSERT "INSERT INTO gettoken_pairing_jti (jti, expires_at) " \
                    "VALUES (%s, %lld)"
@@ -109,7 +106,6 @@ static int unavailable(request_rec *r, const char *why, const char *detail)
 struct jti_query {
     const char *jti;
     const char *expires;        /* unix seconds */
-    const char *now;
     int nrows;
     int found;
 };
@@ -143,46 +139,13 @@ static int jti_seen(request_rec *r, ap_dbd_t *dbd, apr_dbd_prepared_t *stmt,
     return rv == -1 ? 0 : rv;
 }
 
-static int jti_purge(request_rec *r, ap_dbd_t *dbd, apr_dbd_prepared_t *stmt,
-                     void *ctx)
-{
-    struct jti_query *q = ctx;
-
-    q->nrows = 0;
-    return apr_dbd_pvquery(dbd->driver, r->pool, dbd->handle, &q->nrows, stmt,
-                           q->now, NULL);
-}
-
-/* Deletes expired rows, at most once per PURGE_INTERVAL per process. */
-static void purge_maybe(request_rec *r, ap_dbd_t *dbd,
-                        struct gettoken_pairing_store *st, apr_int64_t now)
-{
-    apr_uint32_t due = apr_atomic_read32(&st->next_purge);
-    struct jti_query q = { NULL, NULL, NULL, 0, 0 };
-    const char *err = NULL;
-
-    if ((apr_uint32_t)now < due
-        || apr_atomic_cas32(&st->next_purge, (apr_uint32_t)now + PURGE_INTERVAL,
-                            due) != due)
-        return;     /* not yet, or another thread does it */
-    q.now = apr_psprintf(r->pool, "%" APR_INT64_T_FMT, now);
-    if (gettoken_dbd_run(r, dbd, st->purge_label, SQL_PURGE, jti_purge, &q,
-                         &err) != 0)
-        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, GT_LOG_PREFIX
-                      "purging expired rows of gettoken_pairing_jti failed: %s",
-                      err);
-    else if (q.nrows > 0)
-        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, GT_LOG_PREFIX
-                      "purged %d expired rows of gettoken_pairing_jti", q.nrows);
-}
-
 /* Records the jti: OK the first time, HTTP_FORBIDDEN for a replay,
  * HTTP_SERVICE_UNAVAILABLE when the database cannot say. */
 static int record_jti(request_rec *r, struct gettoken_pairing_store *st,
                       const gt_pairing_claims *c, apr_int64_t now)
 {
     ap_dbd_t *dbd = gettoken_dbd_acquire(r);
-    struct jti_query q = { c->jti, NULL, NULL, 0, 0 };
+    struct jti_query q = { c->jti, NULL, 0, 0 };
     const char *insert_err = NULL, *seen_err = NULL;
 
     if (!dbd)
@@ -194,7 +157,9 @@ static int record_jti(request_rec *r, struct gettoken_pairing_store *st,
     if (gettoken_dbd_run(r, dbd, st->insert_label, SQL_INSERT, jti_insert, &q,
                          &insert_err) == 0) {
         if (q.nrows == 1) {
-            purge_maybe(r, dbd, st, now);
+            gettoken_dbd_purge_maybe(r, dbd, st->purge_label, SQL_PURGE,
+                                     &st->next_purge, now,
+                                     "gettoken_pairing_jti");
             return OK;
         }
         insert_err = "no row inserted";
@@ -207,23 +172,18 @@ static int record_jti(request_rec *r, struct gettoken_pairing_store *st,
                        "gettoken_pairing_jti there? conf/schema/)", insert_err);
 }
 
-static int gettoken_watch_verify(request_rec *r, const char *token,
-                                 const char *watch_udid,
-                                 const char *security_token,
-                                 const char **phone_udid, const char **issuer)
+int gettoken_watch_check_token(request_rec *r, const char *token,
+                               const char *watch_udid,
+                               const char *security_token,
+                               gt_pairing_claims *claims)
 {
     const gettoken_server_conf *conf = gettoken_server_config(r->server);
     const char *payload = NULL, *why = NULL, *claimed_iss;
     const apr_array_header_t *keys;
     apr_size_t payload_len = 0;
-    apr_int64_t now = apr_time_sec(apr_time_now());
-    gt_pairing_claims claims;
     gt_pairing_result pres;
-    int status;
 
-    if (!token || !watch_udid || !security_token || !phone_udid || !issuer)
-        return refuse(r, "malformed request", "token, WatchUDID or "
-                      "SecurityToken missing", NULL);
+    memset(claims, 0, sizeof(*claims));
     if (!conf || !conf->pairing_trust || !conf->pairing_trust->nelts
         || !conf->pairing_store)
         return refuse(r, "untrusted issuer", "no GetTokenWatchPairingTrust is "
@@ -240,9 +200,8 @@ static int gettoken_watch_verify(request_rec *r, const char *token,
                       ap_escape_logitem(r->pool, claimed_iss), " is not listed "
                       "in GetTokenWatchPairingTrust", NULL), NULL);
 
-    /* claims.iss names the issuer whose keys were tried in the log line */
-    memset(&claims, 0, sizeof(claims));
-    claims.iss = claimed_iss;
+    /* claims->iss names the issuer whose keys were tried in the log line */
+    claims->iss = claimed_iss;
     switch (gt_jws_verify(r->pool, token, strlen(token), keys, &payload,
                           &payload_len, &why)) {
     case GT_JWS_VALID:
@@ -252,18 +211,43 @@ static int gettoken_watch_verify(request_rec *r, const char *token,
     case GT_JWS_ALG_REFUSED:
     case GT_JWS_NO_KEY:
     case GT_JWS_BAD_SIGNATURE:
-        return refuse(r, "bad signature", why, &claims);
+        return refuse(r, "bad signature", why, claims);
     }
 
-    pres = gt_pairing_check(r->pool, payload, payload_len, now, watch_udid,
-                            security_token, &claims, &why);
+    pres = gt_pairing_check(r->pool, payload, payload_len,
+                            apr_time_sec(apr_time_now()), watch_udid,
+                            security_token, claims, &why);
     if (pres != GT_PAIRING_OK)
-        return refuse(r, gt_pairing_reason(pres), why, &claims);
+        return refuse(r, gt_pairing_reason(pres), why, claims);
     apr_table_setn(r->subprocess_env, "GETTOKEN_SERVICE",
                    GETTOKEN_SERVICE_WATCH_PAIRING);
-    apr_table_setn(r->subprocess_env, "GETTOKEN_JTI", claims.jti);
+    apr_table_setn(r->subprocess_env, "GETTOKEN_JTI", claims->jti);
+    return OK;
+}
 
-    status = record_jti(r, conf->pairing_store, &claims, now);
+int gettoken_watch_use_jti(request_rec *r, const gt_pairing_claims *claims)
+{
+    const gettoken_server_conf *conf = gettoken_server_config(r->server);
+
+    return record_jti(r, conf->pairing_store, claims,
+                      apr_time_sec(apr_time_now()));
+}
+
+static int gettoken_watch_verify(request_rec *r, const char *token,
+                                 const char *watch_udid,
+                                 const char *security_token,
+                                 const char **phone_udid, const char **issuer)
+{
+    gt_pairing_claims claims;
+    int status;
+
+    if (!token || !watch_udid || !security_token || !phone_udid || !issuer)
+        return refuse(r, "malformed request", "token, WatchUDID or "
+                      "SecurityToken missing", NULL);
+    status = gettoken_watch_check_token(r, token, watch_udid, security_token,
+                                        &claims);
+    if (status == OK)
+        status = gettoken_watch_use_jti(r, &claims);
     if (status != OK)
         return status;
     *phone_udid = claims.phone_udid;

@@ -24,6 +24,11 @@
 --   CREATE TABLE IF NOT EXISTS gettoken_pairing_jti (
 --       jti CHAR(36) NOT NULL PRIMARY KEY, expires_at BIGINT NOT NULL,
 --       INDEX gettoken_pairing_jti_expires (expires_at));
+--   CREATE TABLE IF NOT EXISTS gettoken_watch_security_token (
+--       security_token CHAR(36) NOT NULL PRIMARY KEY,
+--       sth CHAR(43) NOT NULL UNIQUE, watch_udid VARCHAR(128) NOT NULL,
+--       expires_at BIGINT NOT NULL, used SMALLINT NOT NULL DEFAULT 0,
+--       INDEX gettoken_watch_security_token_expires (expires_at));
 
 -- Which identity certificate belongs to which enrollment (nanomdm's table:
 -- a nanomdm database already has it and needs nothing from this file).
@@ -74,7 +79,27 @@ CREATE INDEX IF NOT EXISTS gettoken_audit_enrollment
     ON gettoken_audit (enrollment_id);
 
 -- The httpd user reads enrollments and writes only the jti table, e.g.:
+
+-- Security tokens handed to Apple Watches by the watch enrollment gate
+-- (GetTokenWatchEnrollment).  A pairing token carries sth, the base64url
+-- SHA-256 of one; a single UPDATE ... WHERE used = 0 uses it up, so that
+-- two nodes sharing this database admit it once.  Rows past expires_at
+-- (unix seconds) are purged by the module.
+CREATE TABLE IF NOT EXISTS gettoken_watch_security_token (
+    security_token VARCHAR(64)  NOT NULL PRIMARY KEY,
+    sth            VARCHAR(64)  NOT NULL UNIQUE,
+    watch_udid     VARCHAR(128) NOT NULL,
+    expires_at     BIGINT       NOT NULL,
+    used           SMALLINT     NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS gettoken_watch_security_token_expires
+    ON gettoken_watch_security_token (expires_at);
+
+-- The httpd user reads enrollments and writes only the jti and security
+-- token tables, e.g.:
 --   GRANT SELECT ON cert_auth_associations TO mdm_httpd;
 --   GRANT SELECT ON gettoken_device_organization TO mdm_httpd;
 --   GRANT SELECT, INSERT, DELETE ON gettoken_pairing_jti TO mdm_httpd;
 --   GRANT INSERT ON gettoken_audit TO mdm_httpd;   -- with GetTokenAuditSQL
+
+--   GRANT SELECT, INSERT, UPDATE, DELETE ON gettoken_watch_security_token TO mdm_httpd;

@@ -53,3 +53,19 @@ CREATE TABLE IF NOT EXISTS gettoken_audit (
 );
 CREATE INDEX IF NOT EXISTS gettoken_audit_enrollment
     ON gettoken_audit (enrollment_id);
+
+-- Security tokens handed to Apple Watches by the watch enrollment gate
+-- (GetTokenWatchEnrollment): the watch's pairing token carries sth, the
+-- base64url SHA-256 of one of them.  One UPDATE ... WHERE used = 0 uses a
+-- token up, atomically for every node sharing the database.  Rows past
+-- expires_at (unix seconds) are purged by the module.  The httpd user
+-- needs write access to this table.
+CREATE TABLE IF NOT EXISTS gettoken_watch_security_token (
+    security_token TEXT    NOT NULL PRIMARY KEY,
+    sth            TEXT    NOT NULL UNIQUE,
+    watch_udid     TEXT    NOT NULL,
+    expires_at     INTEGER NOT NULL,
+    used           INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS gettoken_watch_security_token_expires
+    ON gettoken_watch_security_token (expires_at);

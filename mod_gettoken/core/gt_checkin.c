@@ -6,7 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "apr_base64.h"
 #include "apr_strings.h"
 
 #include <plist/plist.h>
@@ -30,19 +29,6 @@ static const string_key optional_strings[] = {
 static const char *const string_parameters[] = {
     "SecurityToken", "PhoneUDID", "WatchUDID",
 };
-
-const char *gt_plist_string(apr_pool_t *pool, plist_t node)
-{
-    const char *s;
-    uint64_t n = 0;
-
-    if (!node || plist_get_node_type(node) != PLIST_STRING)
-        return NULL;
-    s = plist_get_string_ptr(node, &n);
-    if (!s || memchr(s, '\0', (size_t)n))
-        return NULL;
-    return apr_pstrmemdup(pool, s, (apr_size_t)n);
-}
 
 static int is_token_parameter_string_key(const char *key)
 {
@@ -93,34 +79,28 @@ static gt_checkin_result read_token_parameters(apr_pool_t *pool, plist_t dict,
     return GT_CHECKIN_GETTOKEN;
 }
 
-static gt_checkin_result validate(apr_pool_t *pool, plist_t root,
-                                  const gt_plist_limits *lim,
-                                  gt_checkin *msg, const char **why)
+/* Every string and key of a GetToken is short and NUL-free: checked
+ * before any key is read. */
+static gt_checkin_result check_tree(apr_pool_t *pool, plist_t root,
+                                    const gt_plist_limits *lim,
+                                    const char **why)
 {
-    plist_t node;
-    const char *message_type;
-    gt_bounds_result bounds;
+    gt_bounds_result bounds = gt_plist_tree_check(pool, root, lim,
+                                                  GT_MAX_STRING);
+
+    if (bounds == GT_BOUNDS_OK)
+        return GT_CHECKIN_GETTOKEN;
+    *why = bounds == GT_BOUNDS_TOO_LONG
+           ? "a key or string is over 1 KiB" : gt_bounds_reason(bounds);
+    return GT_CHECKIN_INVALID;
+}
+
+static gt_checkin_result read_strings(apr_pool_t *pool, plist_t root,
+                                      gt_checkin *msg, const char **why)
+{
+    plist_t node = plist_dict_get_item(root, "TokenServiceType");
     apr_size_t i;
 
-    if (plist_get_node_type(root) != PLIST_DICT) {
-        *why = "body is a plist but not a dict";
-        return GT_CHECKIN_NOT_OURS;
-    }
-    message_type = gt_plist_string(pool, plist_dict_get_item(root, "MessageType"));
-    if (!message_type || strcmp(message_type, "GetToken") != 0) {
-        *why = "MessageType is not GetToken";
-        return GT_CHECKIN_NOT_OURS;
-    }
-    /* Before any key is read: every string and key of a GetToken is short
-     * and NUL-free. */
-    bounds = gt_plist_tree_check(pool, root, lim, GT_CHECKIN_MAX_STRING);
-    if (bounds != GT_BOUNDS_OK) {
-        *why = bounds == GT_BOUNDS_TOO_LONG
-               ? "a key or string is over 1 KiB" : gt_bounds_reason(bounds);
-        return GT_CHECKIN_INVALID;
-    }
-
-    node = plist_dict_get_item(root, "TokenServiceType");
     if (!node) {
         *why = "required key TokenServiceType is missing";
         return GT_CHECKIN_INVALID;
@@ -130,7 +110,6 @@ static gt_checkin_result validate(apr_pool_t *pool, plist_t root,
         *why = "TokenServiceType is not a non-empty string";
         return GT_CHECKIN_INVALID;
     }
-
     for (i = 0; i < sizeof(optional_strings) / sizeof(optional_strings[0]); i++) {
         const char **slot = (const char **)((char *)msg + optional_strings[i].offset);
         node = plist_dict_get_item(root, optional_strings[i].key);
@@ -147,21 +126,40 @@ static gt_checkin_result validate(apr_pool_t *pool, plist_t root,
         *why = "neither UDID nor EnrollmentID is present";
         return GT_CHECKIN_INVALID;
     }
-
-    node = plist_dict_get_item(root, "TokenParameters");
-    if (node) {
-        if (plist_get_node_type(node) != PLIST_DICT) {
-            *why = "TokenParameters is not a dict";
-            return GT_CHECKIN_INVALID;
-        }
-        return read_token_parameters(pool, node, msg, why);
-    }
     return GT_CHECKIN_GETTOKEN;
+}
+
+static gt_checkin_result validate(apr_pool_t *pool, plist_t root,
+                                  const gt_plist_limits *lim,
+                                  gt_checkin *msg, const char **why)
+{
+    const char *message_type = gt_plist_string(pool,
+        plist_dict_get_item(root, "MessageType"));
+    plist_t node;
+    gt_checkin_result res;
+
+    if (!message_type || strcmp(message_type, GT_MESSAGE_GETTOKEN) != 0) {
+        *why = "MessageType is not " GT_MESSAGE_GETTOKEN;
+        return GT_CHECKIN_NOT_OURS;
+    }
+    if ((res = check_tree(pool, root, lim, why)) != GT_CHECKIN_GETTOKEN
+        || (res = read_strings(pool, root, msg, why)) != GT_CHECKIN_GETTOKEN)
+        return res;
+    node = plist_dict_get_item(root, "TokenParameters");
+    if (!node)
+        return GT_CHECKIN_GETTOKEN;
+    if (plist_get_node_type(node) != PLIST_DICT) {
+        *why = "TokenParameters is not a dict";
+        return GT_CHECKIN_INVALID;
+    }
+    return read_token_parameters(pool, node, msg, why);
 }
 
 static int mentions_gettoken(const char *buf, apr_size_t len)
 {
-    return len >= 8 && memmem(buf, len, "GetToken", 8) != NULL;
+    static const apr_size_t n = sizeof(GT_MESSAGE_GETTOKEN) - 1;
+
+    return len >= n && memmem(buf, len, GT_MESSAGE_GETTOKEN, n) != NULL;
 }
 
 gt_checkin_result gt_checkin_parse(apr_pool_t *pool, const char *buf,
@@ -172,23 +170,17 @@ gt_checkin_result gt_checkin_parse(apr_pool_t *pool, const char *buf,
     gt_bounds_result bounds;
 
     memset(msg, 0, sizeof(*msg));
-    bounds = gt_plist_parse_bounded(pool, buf, len, lim, &root);
-    if (bounds != GT_BOUNDS_OK) {
-        *why = gt_bounds_reason(bounds);
-        /* Unsafe to parse, so whether it is a GetToken can only be guessed.
-         * A body over the structural bounds (depth, count, expanded size)
-         * is not a GetToken the module answers: the MDM behind gets it.
-         * A NUL or an over-long string, where the body says GetToken, is
-         * the 400 of a malformed GetToken. */
-        return ((bounds == GT_BOUNDS_NUL || bounds == GT_BOUNDS_TOO_LONG)
-                && mentions_gettoken(buf, len))
-               ? GT_CHECKIN_INVALID : GT_CHECKIN_NOT_OURS;
-    }
-    if (!root) {
-        *why = "body is not a well-formed plist";
-        return GT_CHECKIN_NOT_OURS;
-    }
-    return validate(pool, root, lim, msg, why);
+    bounds = gt_plist_parse_dict(pool, buf, len, lim, &root, why);
+    if (bounds == GT_BOUNDS_OK)
+        return validate(pool, root, lim, msg, why);
+    /* Unsafe to parse, so whether it is a GetToken can only be guessed.  A
+     * body over the structural bounds (depth, count, expanded size) is not a
+     * GetToken the module answers: the MDM behind gets it.  A NUL or an
+     * over-long string, where the body says GetToken, is the 400 of a
+     * malformed GetToken. */
+    return ((bounds == GT_BOUNDS_NUL || bounds == GT_BOUNDS_TOO_LONG)
+            && mentions_gettoken(buf, len))
+           ? GT_CHECKIN_INVALID : GT_CHECKIN_NOT_OURS;
 }
 
 const char *gt_checkin_enrollment(const gt_checkin *msg)
@@ -196,28 +188,10 @@ const char *gt_checkin_enrollment(const gt_checkin *msg)
     return msg->udid ? msg->udid : msg->enrollment_id;
 }
 
-#define RESPONSE_HEAD \
-    "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n" \
-    "<!DOCTYPE plist PUBLIC \"-//Apple//DTD PLIST 1.0//EN\" " \
-    "\"http://www.apple.com/DTDs/PropertyList-1.0.dtd\">\n" \
-    "<plist version=\"1.0\">\n<dict>\n\t<key>TokenData</key>\n\t<data>"
-#define RESPONSE_TAIL "</data>\n</dict>\n</plist>\n"
-
 const char *gt_checkin_response_xml(apr_pool_t *pool, const char *data,
                                     apr_size_t len, apr_size_t *out_len)
 {
-    apr_size_t head = sizeof(RESPONSE_HEAD) - 1, tail = sizeof(RESPONSE_TAIL) - 1;
-    /* apr_base64_encode_len counts the terminating NUL */
-    apr_size_t b64 = (apr_size_t)apr_base64_encode_len((int)len);
-    char *out = apr_palloc(pool, head + b64 + tail);
-    apr_size_t n;
+    gt_plist_xml_entry token = { "TokenData", NULL, data, len };
 
-    memcpy(out, RESPONSE_HEAD, head);
-    n = (apr_size_t)apr_base64_encode(out + head, data, (int)len);
-    /* apr_base64_encode returns the length including the NUL */
-    if (n > 0 && out[head + n - 1] == '\0')
-        n--;
-    memcpy(out + head + n, RESPONSE_TAIL, tail + 1);
-    *out_len = head + n + tail;
-    return out;
+    return gt_plist_xml_dict(pool, &token, 1, out_len);
 }

@@ -10,22 +10,16 @@
 #include "apr_pools.h"
 #include "apr_tables.h"
 
-#include "gt_plist_bounds.h"
+#include "gt_limits.h"
+#include "gt_plist.h"
 
 #include <plist/plist.h>
-
-/* Copies a string node into the pool; NULL when it is not a string or holds
- * a NUL byte (which no identifier may).  Shared by every plist reader. */
-const char *gt_plist_string(apr_pool_t *pool, plist_t node);
-
-/* The longest string or key a GetToken may hold, in bytes. */
-#define GT_CHECKIN_MAX_STRING 1024
 
 typedef enum {
     GT_CHECKIN_GETTOKEN = 0, /* a valid GetToken: *msg is filled in */
     GT_CHECKIN_NOT_OURS,     /* not a plist dict, or another MessageType */
     GT_CHECKIN_INVALID       /* a GetToken with missing or mistyped keys,
-                              * a string or key over GT_CHECKIN_MAX_STRING
+                              * a string or key over GT_MAX_STRING
                               * bytes, or a NUL in one */
 } gt_checkin_result;
 

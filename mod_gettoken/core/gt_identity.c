@@ -3,6 +3,7 @@
  * client certificates, decoded with OpenSSL.  See gt_identity.h.
  */
 #include "gt_identity.h"
+#include "gt_cert.h"
 
 #include <limits.h>
 #include <string.h>
@@ -13,89 +14,6 @@
 #include <openssl/cms.h>
 #include <openssl/err.h>
 #include <openssl/objects.h>
-
-/* ---- base64 ------------------------------------------------------------ */
-
-/* Value + 1 of each base64 character; 0 for everything else.  A table:
- * certificates are decoded on every request. */
-static const unsigned char b64_plus1[256] = {
-    ['A'] = 1, ['B'] = 2, ['C'] = 3, ['D'] = 4, ['E'] = 5, ['F'] = 6,
-    ['G'] = 7, ['H'] = 8, ['I'] = 9, ['J'] = 10, ['K'] = 11, ['L'] = 12,
-    ['M'] = 13, ['N'] = 14, ['O'] = 15, ['P'] = 16, ['Q'] = 17, ['R'] = 18,
-    ['S'] = 19, ['T'] = 20, ['U'] = 21, ['V'] = 22, ['W'] = 23, ['X'] = 24,
-    ['Y'] = 25, ['Z'] = 26, ['a'] = 27, ['b'] = 28, ['c'] = 29, ['d'] = 30,
-    ['e'] = 31, ['f'] = 32, ['g'] = 33, ['h'] = 34, ['i'] = 35, ['j'] = 36,
-    ['k'] = 37, ['l'] = 38, ['m'] = 39, ['n'] = 40, ['o'] = 41, ['p'] = 42,
-    ['q'] = 43, ['r'] = 44, ['s'] = 45, ['t'] = 46, ['u'] = 47, ['v'] = 48,
-    ['w'] = 49, ['x'] = 50, ['y'] = 51, ['z'] = 52, ['0'] = 53, ['1'] = 54,
-    ['2'] = 55, ['3'] = 56, ['4'] = 57, ['5'] = 58, ['6'] = 59, ['7'] = 60,
-    ['8'] = 61, ['9'] = 62, ['+'] = 63, ['/'] = 64
-};
-
-static int b64_value(unsigned char c)
-{
-    return (int)b64_plus1[c] - 1;
-}
-
-static int is_ws(unsigned char c)
-{
-    return c == ' ' || c == '\t' || c == '\r' || c == '\n';
-}
-
-int gt_base64_decode(apr_pool_t *pool, const char *in, apr_size_t len,
-                     int skip_ws, unsigned char **out, apr_size_t *out_len)
-{
-    unsigned char *buf = apr_palloc(pool, len / 4 * 3 + 4);
-    apr_size_t n = 0, i, sextets = 0, pad = 0;
-    unsigned long acc = 0;
-
-    for (i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)in[i];
-        int v;
-
-        if (skip_ws && is_ws(c))
-            continue;
-        if (c == '=') {
-            pad++;
-            continue;
-        }
-        if (pad)
-            return -1;               /* data after padding */
-        v = b64_value(c);
-        if (v < 0)
-            return -1;
-        acc = (acc << 6) | (unsigned long)v;
-        if (++sextets % 4 == 0) {
-            buf[n++] = (unsigned char)(acc >> 16);
-            buf[n++] = (unsigned char)(acc >> 8);
-            buf[n++] = (unsigned char)acc;
-            acc = 0;
-        }
-    }
-    switch (sextets % 4) {
-    case 0:
-        if (pad)
-            return -1;
-        break;
-    case 1:
-        return -1;                   /* 6 bits cannot end a byte */
-    case 2:
-        if ((pad && pad != 2) || (acc & 0x0f))
-            return -1;
-        buf[n++] = (unsigned char)(acc >> 4);
-        break;
-    case 3:
-        if ((pad && pad != 1) || (acc & 0x03))
-            return -1;
-        buf[n++] = (unsigned char)(acc >> 10);
-        buf[n++] = (unsigned char)(acc >> 2);
-        break;
-    }
-    buf[n] = '\0';
-    *out = buf;
-    *out_len = n;
-    return 0;
-}
 
 /* ---- helpers ------------------------------------------------------------ */
 
@@ -172,7 +90,7 @@ static X509 *cert_from_der(apr_pool_t *pool, const unsigned char *buf,
 
 /* ---- Mdm-Signature ------------------------------------------------------ */
 
-static int digest_accepted(CMS_SignerInfo *si, const char **name)
+int gt_cms_digest_accepted(CMS_SignerInfo *si, const char **name)
 {
     X509_ALGOR *dig = NULL;
     const ASN1_OBJECT *obj = NULL;
@@ -208,7 +126,7 @@ static const char *cms_shape(apr_pool_t *pool, CMS_ContentInfo *cms)
     if (CMS_is_detached(cms) != 1)
         return "the signature is not detached (it carries content of its "
                "own, not the body's)";
-    if (!digest_accepted(sk_CMS_SignerInfo_value(sis, 0), &digest))
+    if (!gt_cms_digest_accepted(sk_CMS_SignerInfo_value(sis, 0), &digest))
         return apr_psprintf(pool, "the signature's digest algorithm %s is "
                             "not accepted (SHA-1 or SHA-2)", digest);
     return NULL;
@@ -232,18 +150,15 @@ static BIO *body_bio(const char *body, apr_size_t body_len)
     return BIO_push(buffered, mem);
 }
 
-X509 *gt_mdm_signature_verify(apr_pool_t *pool, const char *value,
-                              const void *body, apr_size_t body_len,
-                              const unsigned char **der, apr_size_t *der_len,
-                              const char **why)
+/* The CMS structure in an Mdm-Signature header value: base64 of exactly
+ * one DER ContentInfo.  NULL with *why. */
+static CMS_ContentInfo *cms_from_header(apr_pool_t *pool, const char *value,
+                                        const char **why)
 {
     unsigned char *raw = NULL;
     const unsigned char *p;
     apr_size_t len = 0, raw_len = 0;
     CMS_ContentInfo *cms;
-    STACK_OF(X509) *signers;
-    BIO *content;
-    X509 *cert = NULL;
 
     value = trim(value, &len);
     if (len > GT_IDENTITY_HEADER_MAX) {
@@ -257,10 +172,6 @@ X509 *gt_mdm_signature_verify(apr_pool_t *pool, const char *value,
         *why = "the Mdm-Signature header is not base64";
         return NULL;
     }
-    if (body_len > INT_MAX) {
-        *why = "the body is too large to verify";
-        return NULL;
-    }
     p = raw;
     cms = d2i_CMS_ContentInfo(NULL, &p, (long)raw_len);
     if (!cms) {
@@ -269,50 +180,81 @@ X509 *gt_mdm_signature_verify(apr_pool_t *pool, const char *value,
         return NULL;
     }
     if (p != raw + raw_len) {
+        CMS_ContentInfo_free(cms);
         *why = "bytes follow the CMS structure in the Mdm-Signature header";
-        goto out;
+        return NULL;
     }
-    if ((*why = cms_shape(pool, cms)) != NULL)
-        goto out;
+    return cms;
+}
 
-    content = body_bio(body, body_len);
-    if (!content) {
-        *why = "out of memory";
-        goto out;
-    }
-    /* CMS_BINARY: the digest is over the exact body bytes (no MIME
-     * canonicalisation).  CMS_NO_SIGNER_CERT_VERIFY: the device certificate
-     * chains to the MDM's CA, unknown here; the enrollment binding is what
-     * authenticates it.  The signature itself is verified. */
-    if (CMS_verify(cms, NULL, NULL, content, NULL,
-                   CMS_BINARY | CMS_NO_SIGNER_CERT_VERIFY) != 1) {
-        BIO_free_all(content);
-        *why = apr_psprintf(pool, "the Mdm-Signature does not verify over "
-                            "the body (%s)", openssl_reason());
-        goto out;
-    }
+/* The signature over the body.  CMS_BINARY: the digest is over the exact
+ * body bytes (no MIME canonicalisation).  CMS_NO_SIGNER_CERT_VERIFY: the
+ * device certificate chains to the MDM's CA, unknown here; the enrollment
+ * binding is what authenticates it.  The signature itself is verified.
+ * NULL when it verifies, else why not. */
+static const char *cms_verify_body(apr_pool_t *pool, CMS_ContentInfo *cms,
+                                   const void *body, apr_size_t body_len)
+{
+    BIO *content = body_bio(body, body_len);
+    int ok;
+
+    if (!content)
+        return "out of memory";
+    ok = CMS_verify(cms, NULL, NULL, content, NULL,
+                    CMS_BINARY | CMS_NO_SIGNER_CERT_VERIFY) == 1;
     BIO_free_all(content);
+    if (!ok)
+        return apr_psprintf(pool, "the Mdm-Signature does not verify over "
+                            "the body (%s)", openssl_reason());
+    return NULL;
+}
 
-    signers = CMS_get0_signers(cms);
+/* The one signer's certificate, with a reference of its own and its DER.
+ * NULL with *why. */
+static X509 *cms_signer_cert(apr_pool_t *pool, CMS_ContentInfo *cms,
+                             const unsigned char **der, apr_size_t *der_len,
+                             const char **why)
+{
+    STACK_OF(X509) *signers = CMS_get0_signers(cms);
+    X509 *cert;
+
     if (!signers || sk_X509_num(signers) != 1) {
         sk_X509_free(signers);
-        ERR_clear_error();
         *why = "the Mdm-Signature signer certificate is missing";
-        goto out;
+        return NULL;
     }
     cert = sk_X509_value(signers, 0);
     sk_X509_free(signers);
     if (!cert || X509_up_ref(cert) != 1) {
-        cert = NULL;
         *why = "the Mdm-Signature signer certificate could not be kept";
-        goto out;
+        return NULL;
     }
     if (cert_der(pool, cert, der, der_len) != 0) {
         X509_free(cert);
-        cert = NULL;
         *why = "the Mdm-Signature signer certificate could not be encoded";
+        return NULL;
     }
-out:
+    return cert;
+}
+
+X509 *gt_mdm_signature_verify(apr_pool_t *pool, const char *value,
+                              const void *body, apr_size_t body_len,
+                              const unsigned char **der, apr_size_t *der_len,
+                              const char **why)
+{
+    CMS_ContentInfo *cms;
+    X509 *cert = NULL;
+
+    if (body_len > INT_MAX) {
+        *why = "the body is too large to verify";
+        return NULL;
+    }
+    cms = cms_from_header(pool, value, why);
+    if (!cms)
+        return NULL;
+    if ((*why = cms_shape(pool, cms)) == NULL
+        && (*why = cms_verify_body(pool, cms, body, body_len)) == NULL)
+        cert = cms_signer_cert(pool, cms, der, der_len, why);
     CMS_ContentInfo_free(cms);
     ERR_clear_error();
     return cert;
@@ -355,45 +297,43 @@ static char *url_unescape(apr_pool_t *pool, const char *in, apr_size_t len,
     return out;
 }
 
-static const char PEM_BEGIN[] = "-----BEGIN CERTIFICATE-----";
-static const char PEM_END[] = "-----END CERTIFICATE-----";
-
 static int only_ws(const char *s, const char *end)
 {
     for (; s < end; s++)
-        if (!is_ws((unsigned char)*s))
+        if (*s != ' ' && *s != '\t' && *s != '\r' && *s != '\n')
             return 0;
     return 1;
 }
 
 /* One PEM certificate, tolerant of how proxies fold it: newlines kept,
- * turned into spaces or tabs, or removed. */
+ * turned into spaces or tabs, or removed; nothing else around it. */
 static X509 *cert_from_pem(apr_pool_t *pool, const char *pem, apr_size_t len,
                            const unsigned char **der, apr_size_t *der_len,
                            const char **why)
 {
-    const char *end = pem + len, *begin, *b64, *stop;
+    const char *end = pem + len;
     unsigned char *raw = NULL;
     apr_size_t raw_len = 0;
+    gt_pem_block block;
 
-    begin = strstr(pem, PEM_BEGIN);
-    if (!begin || begin >= end || !only_ws(pem, begin)) {
+    if ((gt_pem_cert_find(pem, len, &block) != 0 && !block.begin)
+        || !only_ws(pem, block.begin)) {
         *why = "the PEM text does not start with -----BEGIN CERTIFICATE-----";
         return NULL;
     }
-    b64 = begin + sizeof(PEM_BEGIN) - 1;
-    stop = strstr(b64, PEM_END);
-    if (!stop || stop >= end) {
+    if (!block.body_end) {
         *why = "the PEM certificate has no END line";
         return NULL;
     }
-    if (!only_ws(stop + sizeof(PEM_END) - 1, end)) {
-        *why = strstr(stop, PEM_BEGIN)
+    if (!only_ws(block.after, end)) {
+        *why = memmem(block.body_end, (apr_size_t)(end - block.body_end),
+                      GT_PEM_CERT_BEGIN, sizeof(GT_PEM_CERT_BEGIN) - 1)
                ? "the header holds more than one certificate"
                : "text follows the PEM certificate";
         return NULL;
     }
-    if (gt_base64_decode(pool, b64, (apr_size_t)(stop - b64), 1, &raw,
+    if (gt_base64_decode(pool, block.body,
+                         (apr_size_t)(block.body_end - block.body), 1, &raw,
                          &raw_len) != 0) {
         *why = "the PEM certificate's body is not base64";
         return NULL;

@@ -23,20 +23,16 @@
 #define GT_IDENTITY_H
 
 #include "apr_pools.h"
+#include <openssl/cms.h>
 #include <openssl/x509.h>
 
 /* The most header text either form accepts (a device certificate and its
  * CMS wrapping are 1-4 KiB; httpd's default LimitRequestFieldSize is 8190). */
 #define GT_IDENTITY_HEADER_MAX  (32 * 1024)
 
-/*
- * Strict base64 (RFC 4648 section 4 alphabet).  '=' padding is optional
- * but, when present, must be correct; with skip_ws, spaces, tabs, CR and
- * LF are ignored (PEM bodies); any other character fails.  Returns 0 and
- * *out (from pool, NUL-terminated for convenience) / *out_len, or -1.
- */
-int gt_base64_decode(apr_pool_t *pool, const char *in, apr_size_t len,
-                     int skip_ws, unsigned char **out, apr_size_t *out_len);
+/* 1 when a CMS signer's digest is one accepted for device signatures (SHA-1
+ * or SHA-2; devices sign with either); *name is its short name. */
+int gt_cms_digest_accepted(CMS_SignerInfo *si, const char **name);
 
 /* The signer certificate of an Mdm-Signature header value over body. */
 X509 *gt_mdm_signature_verify(apr_pool_t *pool, const char *value,

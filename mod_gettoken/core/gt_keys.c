@@ -258,26 +258,32 @@ static EVP_PKEY *pkcs11_key_load(apr_pool_t *pool, const char *uri,
     return key;
 }
 
-static EVP_PKEY *file_key_load(const char *path, const char **why)
+/* A private key (is_key) or a certificate from a file, read as PEM, else
+ * as DER.  NULL with *why: `unreadable` or `empty`. */
+static void *file_object_load(const char *path, int is_key,
+                              const char *unreadable, const char *empty,
+                              const char **why)
 {
     BIO *bio = BIO_new_file(path, "rb");
-    EVP_PKEY *key;
+    void *obj;
 
     if (!bio) {
         ERR_clear_error();
-        *why = "the key file cannot be read";
+        *why = unreadable;
         return NULL;
     }
-    key = PEM_read_bio_PrivateKey(bio, NULL, no_passphrase, NULL);
-    if (!key) {
+    obj = is_key ? (void *)PEM_read_bio_PrivateKey(bio, NULL, no_passphrase, NULL)
+                 : (void *)PEM_read_bio_X509(bio, NULL, no_passphrase, NULL);
+    if (!obj) {
         (void)BIO_reset(bio);
-        key = d2i_PrivateKey_bio(bio, NULL);
+        obj = is_key ? (void *)d2i_PrivateKey_bio(bio, NULL)
+                     : (void *)d2i_X509_bio(bio, NULL);
     }
     BIO_free(bio);
     ERR_clear_error();
-    if (!key)
-        *why = "the file holds no unencrypted private key (PEM or DER)";
-    return key;
+    if (!obj)
+        *why = empty;
+    return obj;
 }
 
 EVP_PKEY *gt_private_key_load(apr_pool_t *pool, const char *where,
@@ -285,7 +291,9 @@ EVP_PKEY *gt_private_key_load(apr_pool_t *pool, const char *where,
 {
     EVP_PKEY *key = gt_key_is_pkcs11_uri(where)
                     ? pkcs11_key_load(pool, where, why)
-                    : file_key_load(where, why);
+                    : file_object_load(where, 1, "the key file cannot be read",
+                                       "the file holds no unencrypted "
+                                       "private key (PEM or DER)", why);
     if (key)
         apr_pool_cleanup_register(pool, key, pkey_cleanup,
                                   apr_pool_cleanup_null);
@@ -294,25 +302,12 @@ EVP_PKEY *gt_private_key_load(apr_pool_t *pool, const char *where,
 
 X509 *gt_certificate_load(apr_pool_t *pool, const char *path, const char **why)
 {
-    BIO *bio = BIO_new_file(path, "rb");
-    X509 *cert;
+    X509 *cert = file_object_load(path, 0, "the certificate file cannot be "
+                                  "read", "the file holds no certificate "
+                                  "(PEM or DER)", why);
 
-    if (!bio) {
-        ERR_clear_error();
-        *why = "the certificate file cannot be read";
+    if (!cert)
         return NULL;
-    }
-    cert = PEM_read_bio_X509(bio, NULL, no_passphrase, NULL);
-    if (!cert) {
-        (void)BIO_reset(bio);
-        cert = d2i_X509_bio(bio, NULL);
-    }
-    BIO_free(bio);
-    ERR_clear_error();
-    if (!cert) {
-        *why = "the file holds no certificate (PEM or DER)";
-        return NULL;
-    }
     apr_pool_cleanup_register(pool, cert, x509_cleanup, apr_pool_cleanup_null);
     return cert;
 }
@@ -369,48 +364,4 @@ int gt_public_keys_load(apr_pool_t *pool, const char *path,
         return -1;
     }
     return added;
-}
-
-/* SHA-256 fetched once (gt_digests_init); EVP_sha256() makes OpenSSL 3
- * look the implementation up again on every call, under a lock. */
-static EVP_MD *sha256_fetched;
-
-static apr_status_t digests_cleanup(void *unused)
-{
-    (void)unused;
-    EVP_MD_free(sha256_fetched);
-    sha256_fetched = NULL;
-    return APR_SUCCESS;
-}
-
-int gt_digests_init(apr_pool_t *pool)
-{
-    if (sha256_fetched)
-        return 0;
-    sha256_fetched = EVP_MD_fetch(NULL, "SHA256", NULL);
-    if (!sha256_fetched)
-        return -1;
-    apr_pool_cleanup_register(pool, NULL, digests_cleanup,
-                              apr_pool_cleanup_null);
-    return 0;
-}
-
-const char *gt_sha256_hex(apr_pool_t *pool, const unsigned char *data,
-                          apr_size_t len)
-{
-    static const char hex[] = "0123456789abcdef";
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int md_len = 0, i;
-    char *out;
-
-    if (EVP_Digest(data, len, md, &md_len,
-                   sha256_fetched ? sha256_fetched : EVP_sha256(), NULL) != 1)
-        return NULL;
-    out = apr_palloc(pool, md_len * 2 + 1);
-    for (i = 0; i < md_len; i++) {
-        out[2 * i] = hex[md[i] >> 4];
-        out[2 * i + 1] = hex[md[i] & 0x0f];
-    }
-    out[2 * md_len] = '\0';
-    return out;
 }

@@ -39,12 +39,4 @@ int gt_certificate_matches_key(X509 *cert, EVP_PKEY *key);
 int gt_public_keys_load(apr_pool_t *pool, const char *path,
                         apr_array_header_t *keys, const char **why);
 
-/* Fetches the digest gt_sha256_hex uses once, for the life of `pool`
- * (call it before any thread hashes: at start-up).  0, or -1. */
-int gt_digests_init(apr_pool_t *pool);
-
-/* Lowercase hex SHA-256 of `len` bytes, from `pool`; NULL on failure. */
-const char *gt_sha256_hex(apr_pool_t *pool, const unsigned char *data,
-                          apr_size_t len);
-
 #endif

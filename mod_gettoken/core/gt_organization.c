@@ -2,6 +2,7 @@
  * gt_organization.c - organisation names and public-key fingerprints.
  */
 #include "gt_organization.h"
+#include "gt_cert.h"
 
 #include <string.h>
 
@@ -26,10 +27,9 @@ int gt_organization_name_ok(const char *name)
 
 const char *gt_public_key_fingerprint(apr_pool_t *pool, EVP_PKEY *key)
 {
-    static const char hex[] = "0123456789abcdef";
     unsigned char *der = NULL, md[EVP_MAX_MD_SIZE];
-    unsigned int md_len = 0, i;
-    char *out = NULL;
+    unsigned int md_len = 0;
+    const char *out = NULL;
     int der_len;
 
     if (!key)
@@ -37,14 +37,8 @@ const char *gt_public_key_fingerprint(apr_pool_t *pool, EVP_PKEY *key)
     der_len = i2d_PUBKEY(key, &der);
     if (der_len <= 0)
         return NULL;
-    if (EVP_Digest(der, (size_t)der_len, md, &md_len, EVP_sha256(), NULL) == 1) {
-        out = apr_palloc(pool, md_len * 2 + 1);
-        for (i = 0; i < md_len; i++) {
-            out[2 * i] = hex[md[i] >> 4];
-            out[2 * i + 1] = hex[md[i] & 0x0f];
-        }
-        out[2 * md_len] = '\0';
-    }
+    if (EVP_Digest(der, (size_t)der_len, md, &md_len, EVP_sha256(), NULL) == 1)
+        out = gt_hex(pool, md, md_len);
     OPENSSL_free(der);
     return out;
 }

@@ -2,9 +2,7 @@
  * gt_pairing.c - com.apple.watch.pairing claims (see gt_pairing.h).
  */
 #include "gt_pairing.h"
-#include "gt_checkin.h"
 
-#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -14,7 +12,6 @@
 #include <plist/plist.h>
 
 #include "../jose/gt_jose.h"
-#include "../jose/gt_json.h"
 
 const char *gt_pairing_sth(apr_pool_t *pool, const char *security_token)
 {
@@ -44,7 +41,7 @@ const char *gt_pairing_token(apr_pool_t *pool, const gt_jws_signer *signer,
                              const char *iss, apr_int64_t now,
                              apr_int64_t lifetime, const char *phone_udid,
                              const char *watch_udid,
-                             const char *security_token, char jti_out[37],
+                             const char *security_token, char jti_out[GT_UUID_SIZE],
                              const char **why)
 {
     const char *sth = gt_pairing_sth(pool, security_token), *claims;
@@ -59,7 +56,7 @@ const char *gt_pairing_token(apr_pool_t *pool, const gt_jws_signer *signer,
     }
     claims = apr_psprintf(pool,
         "{\"iss\":%s,\"iat\":%" APR_INT64_T_FMT ",\"exp\":%" APR_INT64_T_FMT
-        ",\"jti\":\"%s\",\"service_type\":\"" GT_PAIRING_SERVICE "\","
+        ",\"jti\":\"%s\",\"service_type\":\"" GT_SERVICE_WATCH_PAIRING "\","
         "\"phone_udid\":%s,\"watch_udid\":%s,\"sth\":\"%s\"}",
         gt_json_string(pool, iss), now, now + lifetime, jti_out,
         gt_json_string(pool, phone_udid), gt_json_string(pool, watch_udid),
@@ -100,8 +97,8 @@ const char *gt_pairing_claimed_issuer(apr_pool_t *pool, const char *token,
         || gt_b64url_decode(pool, dot1 + 1, (apr_size_t)(dot2 - dot1 - 1),
                             &payload, &payload_len) != 0)
         return NULL;
-    obj = gt_json_parse_object(pool, (const char *)payload, payload_len, 32,
-                               why);
+    obj = gt_json_parse_object(pool, (const char *)payload, payload_len,
+                               GT_PAIRING_MAX_CLAIMS, why);
     if (!obj)
         return NULL;
     iss = gt_json_get(obj, "iss");
@@ -148,20 +145,18 @@ static int same_string(const char *a, const char *b)
     return n == strlen(b) && CRYPTO_memcmp(a, b, n) == 0;
 }
 
-gt_pairing_result gt_pairing_check(apr_pool_t *pool, const char *payload,
-                                   apr_size_t len, apr_int64_t now,
-                                   const char *watch_udid,
-                                   const char *security_token,
-                                   gt_pairing_claims *out, const char **why)
+/* The claims every pairing token carries, strictly typed; unknown claims
+ * are ignored (RFC 7519 §4). */
+static gt_pairing_result read_claims(apr_pool_t *pool, const char *payload,
+                                     apr_size_t len, gt_pairing_claims *out,
+                                     const char **why)
 {
     apr_array_header_t *obj;
-    const char *service, *sth;
+    const char *service;
 
-    memset(out, 0, sizeof(*out));
-    obj = gt_json_parse_object(pool, payload, len, 32, why);
+    obj = gt_json_parse_object(pool, payload, len, GT_PAIRING_MAX_CLAIMS, why);
     if (!obj)
         return GT_PAIRING_MALFORMED;
-    /* unknown claims are ignored (RFC 7519 §4); the known ones are strict */
     if (!(out->iss = claim_string(obj, "iss", why))
         || !(out->jti = claim_string(obj, "jti", why))
         || !(service = claim_string(obj, "service_type", why))
@@ -175,30 +170,56 @@ gt_pairing_result gt_pairing_check(apr_pool_t *pool, const char *payload,
         *why = "jti is not a UUID";
         return GT_PAIRING_MALFORMED;
     }
-    if (strcmp(service, GT_PAIRING_SERVICE) != 0) {
-        *why = "service_type is not " GT_PAIRING_SERVICE;
+    if (strcmp(service, GT_SERVICE_WATCH_PAIRING) != 0) {
+        *why = "service_type is not " GT_SERVICE_WATCH_PAIRING;
         return GT_PAIRING_WRONG_SERVICE;
     }
-    if (out->exp <= out->iat || out->exp - out->iat > GT_PAIRING_MAX_LIFETIME) {
+    return GT_PAIRING_OK;
+}
+
+/* iat and exp against `now`, with the clock skew tolerated. */
+static gt_pairing_result check_times(apr_pool_t *pool,
+                                     const gt_pairing_claims *c,
+                                     apr_int64_t now, const char **why)
+{
+    if (c->exp <= c->iat || c->exp - c->iat > GT_PAIRING_MAX_LIFETIME) {
         *why = apr_psprintf(pool, "exp - iat is %" APR_INT64_T_FMT " s, not "
-                            "within 1..%d", out->exp - out->iat,
+                            "within 1..%d", c->exp - c->iat,
                             GT_PAIRING_MAX_LIFETIME);
         return GT_PAIRING_BAD_LIFETIME;
     }
-    if (out->iat > now + GT_PAIRING_SKEW) {
+    if (c->iat > now + GT_PAIRING_SKEW) {
         *why = apr_psprintf(pool, "issued %" APR_INT64_T_FMT " s in the "
-                            "future", out->iat - now);
+                            "future", c->iat - now);
         return GT_PAIRING_NOT_YET_VALID;
     }
-    if (now > out->exp + GT_PAIRING_SKEW) {
+    if (now > c->exp + GT_PAIRING_SKEW) {
         *why = apr_psprintf(pool, "expired %" APR_INT64_T_FMT " s ago",
-                            now - out->exp);
+                            now - c->exp);
         return GT_PAIRING_EXPIRED;
     }
+    return GT_PAIRING_OK;
+}
+
+gt_pairing_result gt_pairing_check(apr_pool_t *pool, const char *payload,
+                                   apr_size_t len, apr_int64_t now,
+                                   const char *watch_udid,
+                                   const char *security_token,
+                                   gt_pairing_claims *out, const char **why)
+{
+    gt_pairing_result res;
+    const char *sth;
+
+    memset(out, 0, sizeof(*out));
+    if ((res = read_claims(pool, payload, len, out, why)) != GT_PAIRING_OK
+        || (res = check_times(pool, out, now, why)) != GT_PAIRING_OK)
+        return res;
     if (!same_string(out->watch_udid, watch_udid)) {
         *why = "the token's watch_udid is not the WatchUDID presented";
         return GT_PAIRING_WATCH_MISMATCH;
     }
+    if (!security_token)
+        return GT_PAIRING_OK;   /* the caller looks sth up itself */
     sth = gt_pairing_sth(pool, security_token);
     if (!sth || !same_string(out->sth, sth)) {
         *why = "the token's sth is not the SHA-256 of the SecurityToken "
@@ -225,22 +246,6 @@ const char *gt_pairing_reason(gt_pairing_result res)
 
 /* ---- the verify endpoint's request and answer ---------------------------- */
 
-/* TokenData: <data> (the token's UTF-8 bytes, as GetToken answers it) or
- * <string>. */
-static const char *plist_token(apr_pool_t *pool, plist_t node)
-{
-    const char *d;
-    uint64_t n = 0;
-
-    if (node && plist_get_node_type(node) == PLIST_DATA) {
-        d = plist_get_data_ptr(node, &n);
-        if (!d || n == 0 || n > GT_JWS_MAX_TOKEN || memchr(d, '\0', (size_t)n))
-            return NULL;
-        return apr_pstrmemdup(pool, d, (apr_size_t)n);
-    }
-    return gt_plist_string(pool, node);
-}
-
 int gt_pairing_parse_verify_request(apr_pool_t *pool, const char *buf,
                                     apr_size_t len,
                                     const gt_plist_limits *lim,
@@ -250,22 +255,11 @@ int gt_pairing_parse_verify_request(apr_pool_t *pool, const char *buf,
                                     const char **why)
 {
     plist_t root = NULL;
-    gt_bounds_result bounds;
 
-    bounds = gt_plist_parse_bounded(pool, buf, len, lim, &root);
-    if (bounds != GT_BOUNDS_OK) {
-        *why = gt_bounds_reason(bounds);
+    if (gt_plist_parse_dict(pool, buf, len, lim, &root, why) != GT_BOUNDS_OK)
         return -1;
-    }
-    if (!root) {
-        *why = "the body is not a well-formed plist";
-        return -1;
-    }
-    if (plist_get_node_type(root) != PLIST_DICT) {
-        *why = "the body is not a plist dict";
-        return -1;
-    }
-    *token = plist_token(pool, plist_dict_get_item(root, "TokenData"));
+    *token = gt_plist_text(pool, plist_dict_get_item(root, "TokenData"),
+                           GT_JWS_MAX_TOKEN);
     *watch_udid = gt_plist_string(pool, plist_dict_get_item(root, "WatchUDID"));
     *security_token = gt_plist_string(pool, plist_dict_get_item(root,
                                                              "SecurityToken"));
@@ -278,37 +272,15 @@ int gt_pairing_parse_verify_request(apr_pool_t *pool, const char *buf,
     return 0;
 }
 
-static const char *xml_escape(apr_pool_t *pool, const char *s)
-{
-    apr_size_t n = 0, i;
-    char *out, *o;
-
-    for (i = 0; s[i]; i++)
-        n += s[i] == '&' ? 5 : (s[i] == '<' || s[i] == '>') ? 4 : 1;
-    out = o = apr_palloc(pool, n + 1);
-    for (i = 0; s[i]; i++) {
-        if (s[i] == '&') { memcpy(o, "&amp;", 5); o += 5; }
-        else if (s[i] == '<') { memcpy(o, "&lt;", 4); o += 4; }
-        else if (s[i] == '>') { memcpy(o, "&gt;", 4); o += 4; }
-        else *o++ = s[i];
-    }
-    *o = '\0';
-    return out;
-}
-
 const char *gt_pairing_verify_response_xml(apr_pool_t *pool,
                                            const char *phone_udid,
                                            const char *issuer,
                                            apr_size_t *out_len)
 {
-    const char *xml = apr_pstrcat(pool,
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
-        "<!DOCTYPE plist PUBLIC \"-//Apple//DTD PLIST 1.0//EN\" "
-        "\"http://www.apple.com/DTDs/PropertyList-1.0.dtd\">\n"
-        "<plist version=\"1.0\">\n<dict>\n"
-        "\t<key>PhoneUDID</key>\n\t<string>", xml_escape(pool, phone_udid),
-        "</string>\n\t<key>Issuer</key>\n\t<string>", xml_escape(pool, issuer),
-        "</string>\n</dict>\n</plist>\n", NULL);
-    *out_len = strlen(xml);
-    return xml;
+    const gt_plist_xml_entry answer[] = {
+        { "PhoneUDID", phone_udid, NULL, 0 },
+        { "Issuer", issuer, NULL, 0 },
+    };
+
+    return gt_plist_xml_dict(pool, answer, 2, out_len);
 }

@@ -1,5 +1,5 @@
 /*
- * gt_pairing.h - the com.apple.watch.pairing token (CONTRACT §5), free of
+ * gt_pairing.h - the com.apple.watch.pairing token, free of
  * httpd: building and signing the claims on the phone MDM's side; on the
  * watch MDM's side, checking the claims of a token whose signature
  * gt_jws_verify accepted, and the verify endpoint's request and answer.
@@ -17,13 +17,14 @@
 
 #include "../jose/gt_jose.h"
 
-#include "gt_plist_bounds.h"
+#include "gt_limits.h"
+#include "gt_plist.h"
 
-#define GT_PAIRING_SERVICE      "com.apple.watch.pairing"
 /* Clock difference tolerated between the phone's and the watch's MDM. */
 #define GT_PAIRING_SKEW         60
-/* exp - iat above this is refused (GetTokenWatchPairingLifetime's max). */
-#define GT_PAIRING_MAX_LIFETIME 86400
+/* Members a claim set may hold: the eight claims and room to ignore some
+ * unknown ones, while the parse stays bounded. */
+#define GT_PAIRING_MAX_CLAIMS   32
 /* Longest PhoneUDID / WatchUDID / iss accepted (real UDIDs have 25-40). */
 #define GT_PAIRING_MAX_ID       128
 /* Longest SecurityToken accepted. */
@@ -74,7 +75,7 @@ const char *gt_pairing_token(apr_pool_t *pool, const gt_jws_signer *signer,
                              const char *iss, apr_int64_t now,
                              apr_int64_t lifetime, const char *phone_udid,
                              const char *watch_udid,
-                             const char *security_token, char jti_out[37],
+                             const char *security_token, char jti_out[GT_UUID_SIZE],
                              const char **why);
 
 typedef enum {
@@ -92,6 +93,8 @@ typedef enum {
  * Checks the verified payload of a pairing token at `now` against the
  * WatchUDID and SecurityToken the watch presented.  Fills *out as far as
  * it got (for logging) and sets *why (no secret or token in it).
+ * With security_token NULL, sth is left to the caller (the watch
+ * enrollment gate finds the security token by it).
  */
 gt_pairing_result gt_pairing_check(apr_pool_t *pool, const char *payload,
                                    apr_size_t len, apr_int64_t now,

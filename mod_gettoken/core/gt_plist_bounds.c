@@ -9,7 +9,7 @@
  * and fill objects, empty UTF-16 strings, integers over 16 bytes, reals
  * other than 4 or 8 bytes and dates other than 8.
  */
-#include "gt_plist_bounds.h"
+#include "gt_plist.h"
 
 #include <stdint.h>
 #include <stdlib.h>

@@ -84,74 +84,93 @@ static apr_size_t utf8_len(const unsigned char *p, const unsigned char *end)
     return n;
 }
 
+/* The code point of a \u escape at c->p, joining a surrogate pair; NUL and
+ * lone surrogates refused.  0, or -1 with *why. */
+static int parse_code_point(cursor *c, unsigned *cp, const char **why)
+{
+    unsigned lo;
+
+    if (c->end - c->p < 6 || hex4(c->p + 2, cp) != 0) {
+        *why = "invalid \\u escape in a JSON string";
+        return -1;
+    }
+    c->p += 6;
+    if (*cp >= 0xd800 && *cp <= 0xdbff) {
+        if (c->end - c->p < 6 || c->p[0] != '\\' || c->p[1] != 'u'
+            || hex4(c->p + 2, &lo) != 0 || lo < 0xdc00 || lo > 0xdfff) {
+            *why = "lone surrogate in a JSON string";
+            return -1;
+        }
+        c->p += 6;
+        *cp = 0x10000 + ((*cp - 0xd800) << 10) + (lo - 0xdc00);
+    }
+    else if (*cp >= 0xdc00 && *cp <= 0xdfff) {
+        *why = "lone surrogate in a JSON string";
+        return -1;
+    }
+    if (*cp == 0) {
+        *why = "NUL character in a JSON string";
+        return -1;
+    }
+    return 0;
+}
+
+/* The escape at c->p (a backslash), written unescaped at *o.  0, or -1. */
+static int parse_escape(cursor *c, char **o, const char **why)
+{
+    static const char named[] = "\"\\/bfnrt", value[] = "\"\\/\b\f\n\r\t";
+    const char *hit;
+    unsigned cp;
+
+    if (c->end - c->p < 2) {
+        *why = "unterminated JSON string";
+        return -1;
+    }
+    if (c->p[1] != 'u') {
+        hit = c->p[1] ? strchr(named, c->p[1]) : NULL;
+        if (!hit) {
+            *why = "invalid escape in a JSON string";
+            return -1;
+        }
+        *(*o)++ = value[hit - named];
+        c->p += 2;
+        return 0;
+    }
+    if (parse_code_point(c, &cp, why) != 0)
+        return -1;
+    *o = put_utf8(*o, cp);
+    return 0;
+}
+
 /* A string starting at the opening quote. */
 static int parse_string(apr_pool_t *pool, cursor *c, const char **out,
                         apr_size_t *out_len, const char **why)
 {
-    const unsigned char *start;
     char *buf, *o;
 
     c->p++;   /* the opening quote */
-    start = c->p;
     /* unescaped output is never longer than the input */
-    buf = o = apr_palloc(pool, (apr_size_t)(c->end - start) + 1);
+    buf = o = apr_palloc(pool, (apr_size_t)(c->end - c->p) + 1);
     while (c->p < c->end && *c->p != '"') {
-        unsigned char ch = *c->p;
-        if (ch < 0x20) {
+        apr_size_t n;
+
+        if (*c->p < 0x20) {
             *why = "control character in a JSON string";
             return -1;
         }
-        if (ch == '\\') {
-            unsigned cp, lo;
-            if (c->end - c->p < 2) break;
-            switch (c->p[1]) {
-            case '"': *o++ = '"'; c->p += 2; continue;
-            case '\\': *o++ = '\\'; c->p += 2; continue;
-            case '/': *o++ = '/'; c->p += 2; continue;
-            case 'b': *o++ = '\b'; c->p += 2; continue;
-            case 'f': *o++ = '\f'; c->p += 2; continue;
-            case 'n': *o++ = '\n'; c->p += 2; continue;
-            case 'r': *o++ = '\r'; c->p += 2; continue;
-            case 't': *o++ = '\t'; c->p += 2; continue;
-            case 'u': break;
-            default:
-                *why = "invalid escape in a JSON string";
+        if (*c->p == '\\') {
+            if (parse_escape(c, &o, why) != 0)
                 return -1;
-            }
-            if (c->end - c->p < 6 || hex4(c->p + 2, &cp) != 0) {
-                *why = "invalid \\u escape in a JSON string";
-                return -1;
-            }
-            c->p += 6;
-            if (cp >= 0xd800 && cp <= 0xdbff) {
-                if (c->end - c->p < 6 || c->p[0] != '\\' || c->p[1] != 'u'
-                    || hex4(c->p + 2, &lo) != 0 || lo < 0xdc00 || lo > 0xdfff) {
-                    *why = "lone surrogate in a JSON string";
-                    return -1;
-                }
-                c->p += 6;
-                cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
-            }
-            else if (cp >= 0xdc00 && cp <= 0xdfff) {
-                *why = "lone surrogate in a JSON string";
-                return -1;
-            }
-            if (cp == 0) {
-                *why = "NUL character in a JSON string";
-                return -1;
-            }
-            o = put_utf8(o, cp);
+            continue;
         }
-        else {
-            apr_size_t n = utf8_len(c->p, c->end);
-            if (n == 0) {
-                *why = "invalid UTF-8 in a JSON string";
-                return -1;
-            }
-            memcpy(o, c->p, n);
-            o += n;
-            c->p += n;
+        n = utf8_len(c->p, c->end);
+        if (n == 0) {
+            *why = "invalid UTF-8 in a JSON string";
+            return -1;
         }
+        memcpy(o, c->p, n);
+        o += n;
+        c->p += n;
     }
     if (c->p >= c->end) {
         *why = "unterminated JSON string";
@@ -241,12 +260,58 @@ static int parse_value(apr_pool_t *pool, cursor *c, gt_json_member *m,
     return -1;
 }
 
+/* One "name": value member, appended to obj.  0, or -1 with *why. */
+static int parse_member(apr_pool_t *pool, cursor *c, apr_array_header_t *obj,
+                        int max_members, const char **why)
+{
+    gt_json_member m;
+    apr_size_t name_len;
+
+    memset(&m, 0, sizeof(m));
+    if (obj->nelts >= max_members) {
+        *why = "too many JSON members";
+        return -1;
+    }
+    if (c->p >= c->end || *c->p != '"') {
+        *why = "a JSON member name is not a string";
+        return -1;
+    }
+    if (parse_string(pool, c, &m.name, &name_len, why) != 0)
+        return -1;
+    if (gt_json_get(obj, m.name)) {
+        *why = "duplicate JSON member name";
+        return -1;
+    }
+    skip_ws(c);
+    if (c->p >= c->end || *c->p != ':') {
+        *why = "missing ':' in a JSON object";
+        return -1;
+    }
+    c->p++;
+    skip_ws(c);
+    if (parse_value(pool, c, &m, why) != 0)
+        return -1;
+    *(gt_json_member *)apr_array_push(obj) = m;
+    skip_ws(c);
+    return 0;
+}
+
+/* Whether another member follows (0), the object ends (1), or neither (-1),
+ * past the ',' or '}'. */
+static int member_separator(cursor *c)
+{
+    if (c->p < c->end && (*c->p == ',' || *c->p == '}'))
+        return *c->p++ == '}';
+    return -1;
+}
+
 apr_array_header_t *gt_json_parse_object(apr_pool_t *pool, const char *buf,
                                          apr_size_t len, int max_members,
                                          const char **why)
 {
     cursor c;
     apr_array_header_t *obj = apr_array_make(pool, 8, sizeof(gt_json_member));
+    int sep = 0;
 
     c.p = (const unsigned char *)buf;
     c.end = c.p + len;
@@ -257,51 +322,19 @@ apr_array_header_t *gt_json_parse_object(apr_pool_t *pool, const char *buf,
     }
     c.p++;
     skip_ws(&c);
-    if (c.p < c.end && *c.p == '}')
+    if (c.p < c.end && *c.p == '}') {
         c.p++;
-    else {
-        for (;;) {
-            gt_json_member m;
-            apr_size_t name_len;
-
-            memset(&m, 0, sizeof(m));
-            if (obj->nelts >= max_members) {
-                *why = "too many JSON members";
-                return NULL;
-            }
-            if (c.p >= c.end || *c.p != '"') {
-                *why = "a JSON member name is not a string";
-                return NULL;
-            }
-            if (parse_string(pool, &c, &m.name, &name_len, why) != 0)
-                return NULL;
-            if (gt_json_get(obj, m.name)) {
-                *why = "duplicate JSON member name";
-                return NULL;
-            }
-            skip_ws(&c);
-            if (c.p >= c.end || *c.p != ':') {
-                *why = "missing ':' in a JSON object";
-                return NULL;
-            }
-            c.p++;
-            skip_ws(&c);
-            if (parse_value(pool, &c, &m, why) != 0)
-                return NULL;
-            *(gt_json_member *)apr_array_push(obj) = m;
-            skip_ws(&c);
-            if (c.p < c.end && *c.p == ',') {
-                c.p++;
-                skip_ws(&c);
-                continue;
-            }
-            if (c.p < c.end && *c.p == '}') {
-                c.p++;
-                break;
-            }
-            *why = "missing ',' or '}' in a JSON object";
+        sep = 1;
+    }
+    while (sep == 0) {
+        if (parse_member(pool, &c, obj, max_members, why) != 0)
             return NULL;
-        }
+        sep = member_separator(&c);
+        skip_ws(&c);
+    }
+    if (sep < 0) {
+        *why = "missing ',' or '}' in a JSON object";
+        return NULL;
     }
     skip_ws(&c);
     if (c.p != c.end) {
@@ -322,4 +355,31 @@ const gt_json_member *gt_json_get(const apr_array_header_t *obj,
             return m;
     }
     return NULL;
+}
+
+const char *gt_json_string(apr_pool_t *pool, const char *s)
+{
+    apr_size_t n = strlen(s), i;
+    char *out = apr_palloc(pool, n * 6 + 3), *p = out;
+
+    *p++ = '"';
+    for (i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '"' || c == '\\') {
+            *p++ = '\\';
+            *p++ = (char)c;
+        }
+        else if (c < 0x20) {
+            static const char hex[] = "0123456789abcdef";
+            memcpy(p, "\\u00", 4);
+            p[4] = hex[c >> 4];
+            p[5] = hex[c & 0x0f];
+            p += 6;
+        }
+        else
+            *p++ = (char)c;
+    }
+    *p++ = '"';
+    *p = '\0';
+    return out;
 }

@@ -1,6 +1,7 @@
 /*
  * gt_json.h - a strict parser for the flat JSON objects of JWS headers and
- * JWT claim sets (RFC 8259 subset).
+ * JWT claim sets (RFC 8259 subset), and the escaping of strings written
+ * into claims.
  *
  * Accepted: one object whose values are strings, integers, true, false or
  * null.  Refused: nested objects and arrays, fractions and exponents,
@@ -37,6 +38,10 @@ typedef struct gt_json_member {
 apr_array_header_t *gt_json_parse_object(apr_pool_t *pool, const char *buf,
                                          apr_size_t len, int max_members,
                                          const char **why);
+
+/* `s` as a JSON string literal, quotes included: claims are built as
+ * text, and every value a client chose goes through this. */
+const char *gt_json_string(apr_pool_t *pool, const char *s);
 
 /* The member called `name`, or NULL. */
 const gt_json_member *gt_json_get(const apr_array_header_t *obj,

@@ -15,7 +15,7 @@
 #include <openssl/err.h>
 #include <openssl/x509.h>
 
-#include "core/gt_cert_der.h"
+#include "core/gt_cert.h"
 
 static int openssl_time(const ASN1_TIME *t, apr_int64_t *out)
 {

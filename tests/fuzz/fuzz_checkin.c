@@ -25,7 +25,7 @@
 
 #include "core/gt_checkin.h"
 #include "core/gt_pairing.h"
-#include "core/gt_plist_bounds.h"
+#include "core/gt_plist.h"
 
 #define GETTOKEN_STR_MAX  1024
 #define REASON_MAX        200

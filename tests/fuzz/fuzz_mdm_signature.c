@@ -12,6 +12,7 @@
 #include <openssl/err.h>
 #include <openssl/x509.h>
 
+#include "core/gt_cert.h"
 #include "core/gt_identity.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)

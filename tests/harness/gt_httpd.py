@@ -426,6 +426,16 @@ class Httpd:
             return rec, f.read()
 
 
+def running(*servers):
+    """Starts the servers; a generator for a fixture: yields them, then stops them."""
+    try:
+        for h in servers:
+            h.start()
+        yield servers
+    finally:
+        for h in servers:
+            h.stop()
+
 # One of the module's own error-log lines (its "gettoken: " prefix), never a
 # line that merely mentions a path such as /tmp/gettoken-test-... .
 GT_LINE_RX = r"(^|\s)gettoken: "

@@ -88,6 +88,7 @@ def test_reference_config_passes_configtest(gt):
         "/etc/mdm/abm-north.pem": pki.maid_rsa2.cert_path,
         "/etc/mdm/abm-south.key": pki.maid_ec.key_path,
         "/etc/mdm/phone-mdm-pairing.pem": pairing_trust,
+        "/etc/mdm/apple-device-ca.pem": pki.ca_cert_path,
         "${APACHE_LOG_DIR}": logs,
     }
     for k, v in subst.items():

@@ -154,7 +154,7 @@ def test_watch_pairing_issued_and_admitted(gt, start_httpd):
     from gt_pairing import issue_request, verify_request, watch_vhost, new_watch_udid
     phone = gt.vhost(directives="GetTokenWatchPairingKey %s\n%s"
                      % (gt.pki.maid_ec.key_path, STATUS_LOCATION))
-    watch = watch_vhost(gt, [gt.pki.maid_ec.cert_path], gt.make_db("status-watch", []))
+    watch = watch_vhost(gt, [(phone.uuid, gt.pki.maid_ec.cert_path)], gt.make_db("status-watch", []))
     h = start_httpd([phone, watch], extra_global=STATUS_GLOBAL)
     before = auto(gt, h)
     tokens = []

@@ -21,6 +21,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 from gt_client import UUID4_RX, decode_unverified, gettoken_fields, token_from_response
+from gt_httpd import running
 from gt_pairing import (PAIRING, VERIFY_LOCATION, VERIFY_PATH, Pairing, b64url, issue_request,
                         new_watch_udid, public_key_pem_file, resign_parts, sth_of,
                         verify_request, watch_vhost)
@@ -484,14 +485,7 @@ def pg_node(gt, pg, issuer):
 
 @pytest.fixture(scope="module")
 def nodes(gt, pg, pairing):
-    a, b = pg_node(gt, pg, pairing.phone.uuid), pg_node(gt, pg, pairing.phone.uuid)
-    try:
-        a.start()
-        b.start()
-        yield a, b
-    finally:
-        a.stop()
-        b.stop()
+    yield from running(pg_node(gt, pg, pairing.phone.uuid), pg_node(gt, pg, pairing.phone.uuid))
 
 
 def test_two_nodes_single_use(gt, pairing, pg, nodes):

@@ -8,6 +8,7 @@
 
 #include "core/gt_checkin.h"
 #include "unit.h"
+#include "unit_cert.h"
 
 static apr_pool_t *pool;
 static const gt_plist_limits limits = {
@@ -29,20 +30,7 @@ static plist_t base_message(void)
 /* Serialises and frees d; both formats are exercised by every test. */
 static const char *serialise(plist_t d, int binary, apr_size_t *len)
 {
-    char *out = NULL;
-    uint32_t n = 0;
-    const char *copy;
-
-    if (binary)
-        plist_to_bin(d, &out, &n);
-    else
-        plist_to_xml(d, &out, &n);
-    ck_assert_ptr_nonnull(out);
-    copy = apr_pmemdup(pool, out, n);
-    free(out);
-    plist_free(d);
-    *len = n;
-    return copy;
+    return unit_plist_bytes(pool, d, binary, len);
 }
 
 static gt_checkin_result parse(plist_t d, int binary, gt_checkin *msg, const char **why)
@@ -193,7 +181,7 @@ START_TEST(strings_up_to_1_kib_are_accepted)
     gt_checkin msg;
     const char *why = NULL;
     plist_t d = base_message(), params = plist_new_dict();
-    const char *kib = string_of(GT_CHECKIN_MAX_STRING);
+    const char *kib = string_of(GT_MAX_STRING);
 
     plist_dict_set_item(d, "UDID", plist_new_string(kib));
     plist_dict_set_item(params, kib, plist_new_string(kib));
@@ -210,7 +198,7 @@ START_TEST(strings_over_1_kib_are_invalid)
 {
     gt_checkin msg;
     const char *why = NULL;
-    const char *long_one = string_of(GT_CHECKIN_MAX_STRING + 1);
+    const char *long_one = string_of(GT_MAX_STRING + 1);
     plist_t d, params, list;
     int where;
 

@@ -16,6 +16,7 @@
 #include "core/gt_identity.h"
 #include "unit.h"
 #include "unit_cert.h"
+#include "unit_keys.h"
 
 static apr_pool_t *pool;
 static EVP_PKEY *key_a, *key_b;
@@ -29,10 +30,8 @@ static const char BODY[] =
 static void setup(void)
 {
     ck_assert_int_eq(apr_pool_create(&pool, NULL), APR_SUCCESS);
-    key_a = EVP_EC_gen("P-256");
-    key_b = EVP_RSA_gen(2048);
-    ck_assert_ptr_nonnull(key_a);
-    ck_assert_ptr_nonnull(key_b);
+    key_a = unit_p256;
+    key_b = unit_rsa2048;
     cert_a = unit_cert(key_a, "device a", NULL, NULL, 0);
     cert_b = unit_cert(key_b, "device b", NULL, NULL, 0);
 }
@@ -41,8 +40,6 @@ static void teardown(void)
 {
     X509_free(cert_a);
     X509_free(cert_b);
-    EVP_PKEY_free(key_a);
-    EVP_PKEY_free(key_b);
     apr_pool_destroy(pool);
 }
 
@@ -98,34 +95,6 @@ static void der_is(const unsigned char *der, apr_size_t len, X509 *cert)
         ck_assert_msg(strstr(why, rx) != NULL, "why '%s' lacks '%s'", why, rx); \
     } while (0)
 
-/* ---- base64 ------------------------------------------------------------ */
-
-START_TEST(base64_strict)
-{
-    unsigned char *out;
-    apr_size_t n;
-
-    ck_assert_int_eq(gt_base64_decode(pool, "aGVsbG8=", 8, 0, &out, &n), 0);
-    ck_assert_uint_eq(n, 5);
-    ck_assert(memcmp(out, "hello", 5) == 0);
-    ck_assert_int_eq(gt_base64_decode(pool, "aGVsbG8", 7, 0, &out, &n), 0);
-    ck_assert_uint_eq(n, 5);
-    ck_assert_int_eq(gt_base64_decode(pool, "aGk=", 4, 0, &out, &n), 0);
-    ck_assert_uint_eq(n, 2);
-    ck_assert_int_eq(gt_base64_decode(pool, "", 0, 0, &out, &n), 0);
-    ck_assert_uint_eq(n, 0);
-    ck_assert_int_eq(gt_base64_decode(pool, "aGVs\nbG8=", 9, 1, &out, &n), 0);
-    ck_assert_uint_eq(n, 5);
-    /* refused: whitespace when not asked, bad characters, bad padding */
-    ck_assert_int_eq(gt_base64_decode(pool, "aGVs\nbG8=", 9, 0, &out, &n), -1);
-    ck_assert_int_eq(gt_base64_decode(pool, "aGVs*G8=", 8, 0, &out, &n), -1);
-    ck_assert_int_eq(gt_base64_decode(pool, "aGVsbG8==", 9, 0, &out, &n), -1);
-    ck_assert_int_eq(gt_base64_decode(pool, "aGk=aGk=", 8, 0, &out, &n), -1);
-    ck_assert_int_eq(gt_base64_decode(pool, "a", 1, 0, &out, &n), -1);
-    ck_assert_int_eq(gt_base64_decode(pool, "aGl=", 4, 0, &out, &n), -1);
-    ck_assert_int_eq(gt_base64_decode(pool, "aGVsbG8-", 8, 0, &out, &n), -1);
-}
-END_TEST
 
 /* ---- Mdm-Signature ------------------------------------------------------ */
 
@@ -376,19 +345,8 @@ END_TEST
 
 Suite *identity_suite(void)
 {
-    Suite *s = suite_create("identity");
-    TCase *tc = tcase_create("identity");
-
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_set_timeout(tc, 30);
-    tcase_add_test(tc, base64_strict);
-    tcase_add_test(tc, mdm_signature_ec_and_rsa);
-    tcase_add_test(tc, mdm_signature_other_bytes);
-    tcase_add_test(tc, mdm_signature_garbage);
-    tcase_add_test(tc, mdm_signature_trailing_bytes);
-    tcase_add_test(tc, mdm_signature_shapes);
-    tcase_add_test(tc, proxy_forms);
-    tcase_add_test(tc, proxy_refused);
-    suite_add_tcase(s, tc);
-    return s;
+    UNIT_SUITE("identity", setup, teardown, 30,
+               mdm_signature_ec_and_rsa, mdm_signature_other_bytes,
+               mdm_signature_garbage, mdm_signature_trailing_bytes,
+               mdm_signature_shapes, proxy_forms, proxy_refused);
 }

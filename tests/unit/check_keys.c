@@ -13,11 +13,11 @@
 
 #include "unit.h"
 #include "unit_cert.h"
+#include "unit_keys.h"
 #include "core/gt_keys.h"
 #include "jose/gt_jose.h"
 
 static apr_pool_t *pool;
-static EVP_PKEY *rsa2048, *rsa1024, *p256, *p384, *ed25519;
 static char dir[] = "/tmp/gt-check-keys-XXXXXX";
 
 static const char *write_key(const char *name, EVP_PKEY *key)
@@ -42,25 +42,10 @@ static const char *write_cert(const char *name, X509 *cert)
     return path;
 }
 
-/* once, in the parent: the forked tests inherit the keys */
-static void keygen(void)
-{
-    rsa2048 = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048);
-    rsa1024 = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)1024);
-    p256 = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
-    p384 = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-384");
-    ed25519 = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
-}
-
 static void setup(void)
 {
     apr_pool_create(&pool, NULL);
     ck_assert_ptr_nonnull(mkdtemp(dir));
-    ck_assert_ptr_nonnull(rsa2048);
-    ck_assert_ptr_nonnull(rsa1024);
-    ck_assert_ptr_nonnull(p256);
-    ck_assert_ptr_nonnull(p384);
-    ck_assert_ptr_nonnull(ed25519);
 }
 
 static void teardown(void)
@@ -89,11 +74,11 @@ static const struct {
     const char *alg;
     const char *why;
 } key_kinds[] = {
-    { "rsa2048.pem", &rsa2048, "RS256", NULL },
-    { "rsa1024.pem", &rsa1024, NULL, "2048" },
-    { "p256.pem", &p256, "ES256", NULL },
-    { "p384.pem", &p384, NULL, "P-256" },
-    { "ed25519.pem", &ed25519, NULL, "RSA" },
+    { "rsa2048.pem", &unit_rsa2048, "RS256", NULL },
+    { "rsa1024.pem", &unit_rsa1024, NULL, "2048" },
+    { "p256.pem", &unit_p256, "ES256", NULL },
+    { "p384.pem", &unit_p384, NULL, "P-256" },
+    { "ed25519.pem", &unit_ed25519, NULL, "RSA" },
 };
 
 START_TEST(key_kind_loads_and_signs_or_is_refused)
@@ -138,15 +123,15 @@ END_TEST
 START_TEST(key_and_certificate_match)
 {
     const char *why = NULL;
-    X509 *mine = unit_cert(rsa2048, "abm", NULL, NULL, 0);
+    X509 *mine = unit_cert(unit_rsa2048, "abm", NULL, NULL, 0);
     const char *path = write_cert("abm.pem", mine);
     X509 *loaded = gt_certificate_load(pool, path, &why);
 
     unlink(path);
     ck_assert_msg(loaded != NULL, "%s", why);
-    ck_assert_int_eq(gt_certificate_matches_key(loaded, rsa2048), 1);
-    ck_assert_int_eq(gt_certificate_matches_key(loaded, p256), 0);
-    ck_assert_int_eq(gt_certificate_matches_key(loaded, rsa1024), 0);
+    ck_assert_int_eq(gt_certificate_matches_key(loaded, unit_rsa2048), 1);
+    ck_assert_int_eq(gt_certificate_matches_key(loaded, unit_p256), 0);
+    ck_assert_int_eq(gt_certificate_matches_key(loaded, unit_rsa1024), 0);
     X509_free(mine);
 }
 END_TEST
@@ -156,16 +141,16 @@ START_TEST(public_keys_from_certificates_and_keys)
     const char *why = NULL;
     const char *path = apr_pstrcat(pool, dir, "/trust.pem", NULL);
     apr_array_header_t *keys = apr_array_make(pool, 2, sizeof(EVP_PKEY *));
-    X509 *cert = unit_cert(rsa2048, "org-a", NULL, NULL, 0);
+    X509 *cert = unit_cert(unit_rsa2048, "org-a", NULL, NULL, 0);
     FILE *f = fopen(path, "w");
 
     ck_assert_ptr_nonnull(f);
     ck_assert_int_eq(PEM_write_X509(f, cert), 1);
-    ck_assert_int_eq(PEM_write_PUBKEY(f, p256), 1);
+    ck_assert_int_eq(PEM_write_PUBKEY(f, unit_p256), 1);
     fclose(f);
     ck_assert_int_eq(gt_public_keys_load(pool, path, keys, &why), 2);
-    ck_assert_int_eq(EVP_PKEY_eq(APR_ARRAY_IDX(keys, 0, EVP_PKEY *), rsa2048), 1);
-    ck_assert_int_eq(EVP_PKEY_eq(APR_ARRAY_IDX(keys, 1, EVP_PKEY *), p256), 1);
+    ck_assert_int_eq(EVP_PKEY_eq(APR_ARRAY_IDX(keys, 0, EVP_PKEY *), unit_rsa2048), 1);
+    ck_assert_int_eq(EVP_PKEY_eq(APR_ARRAY_IDX(keys, 1, EVP_PKEY *), unit_p256), 1);
     ck_assert_int_eq(gt_public_keys_load(pool, "/nonexistent", keys, &why), -1);
     unlink(path);
     X509_free(cert);
@@ -246,7 +231,6 @@ Suite *keys_suite(void)
     TCase *pins = tcase_create("pins");
     int n = (int)(sizeof(uris_with_pin) / sizeof(uris_with_pin[0]));
 
-    keygen();
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_loop_test(tc, key_kind_loads_and_signs_or_is_refused, 0,
                         (int)(sizeof(key_kinds) / sizeof(key_kinds[0])));

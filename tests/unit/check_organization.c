@@ -8,6 +8,7 @@
 
 #include "core/gt_organization.h"
 #include "unit.h"
+#include "unit_keys.h"
 
 START_TEST(names_accepted)
 {
@@ -37,13 +38,6 @@ START_TEST(names_refused)
 }
 END_TEST
 
-static EVP_PKEY *ec_key(void)
-{
-    EVP_PKEY *key = EVP_EC_gen("P-256");
-    ck_assert_ptr_nonnull(key);
-    return key;
-}
-
 /* The expected value computed here from the DER SPKI with the one-shot
  * SHA256(), independently of the function's EVP_Digest path. */
 static void expect_fingerprint(apr_pool_t *p, EVP_PKEY *key)
@@ -66,9 +60,8 @@ static void expect_fingerprint(apr_pool_t *p, EVP_PKEY *key)
 START_TEST(fingerprint_is_sha256_of_spki)
 {
     apr_pool_t *p;
-    EVP_PKEY *ec = ec_key(), *ec2 = ec_key(), *rsa = EVP_RSA_gen(2048);
+    EVP_PKEY *ec = unit_p256, *ec2 = unit_p384, *rsa = unit_rsa2048;
 
-    ck_assert_ptr_nonnull(rsa);
     apr_pool_create(&p, NULL);
     expect_fingerprint(p, ec);
     expect_fingerprint(p, rsa);
@@ -76,9 +69,6 @@ START_TEST(fingerprint_is_sha256_of_spki)
     ck_assert_str_ne(gt_public_key_fingerprint(p, ec),
                      gt_public_key_fingerprint(p, ec2));
     ck_assert_ptr_null(gt_public_key_fingerprint(p, NULL));
-    EVP_PKEY_free(ec);
-    EVP_PKEY_free(ec2);
-    EVP_PKEY_free(rsa);
     apr_pool_destroy(p);
 }
 END_TEST
@@ -86,7 +76,7 @@ END_TEST
 START_TEST(fingerprint_same_for_public_half)
 {
     apr_pool_t *p;
-    EVP_PKEY *key = ec_key(), *pub;
+    EVP_PKEY *key = unit_p256, *pub;
     unsigned char *der = NULL;
     const unsigned char *q;
     int len = i2d_PUBKEY(key, &der);
@@ -99,7 +89,6 @@ START_TEST(fingerprint_same_for_public_half)
     ck_assert_str_eq(gt_public_key_fingerprint(p, key),
                      gt_public_key_fingerprint(p, pub));
     OPENSSL_free(der);
-    EVP_PKEY_free(key);
     EVP_PKEY_free(pub);
     apr_pool_destroy(p);
 }
@@ -107,13 +96,7 @@ END_TEST
 
 Suite *organization_suite(void)
 {
-    Suite *s = suite_create("organization");
-    TCase *tc = tcase_create("organization");
-
-    tcase_add_test(tc, names_accepted);
-    tcase_add_test(tc, names_refused);
-    tcase_add_test(tc, fingerprint_is_sha256_of_spki);
-    tcase_add_test(tc, fingerprint_same_for_public_half);
-    suite_add_tcase(s, tc);
-    return s;
+    UNIT_SUITE("organization", NULL, NULL, 0,
+               names_accepted, names_refused, fingerprint_is_sha256_of_spki,
+               fingerprint_same_for_public_half);
 }

@@ -1,5 +1,8 @@
 /* Test certificates shared by the unit test programs. */
 #include <check.h>
+#include <stdlib.h>
+
+#include "apr_strings.h"
 
 #include "unit_cert.h"
 
@@ -30,4 +33,23 @@ X509 *unit_cert(EVP_PKEY *key, const char *cn, const ASN1_TIME *not_before,
     ck_assert_int_gt(X509_sign(c, key, EVP_sha256()), 0);
     X509_NAME_free(name);
     return c;
+}
+
+const char *unit_plist_bytes(apr_pool_t *pool, plist_t d, int binary,
+                             apr_size_t *len)
+{
+    char *out = NULL;
+    uint32_t n = 0;
+    const char *copy;
+
+    if (binary)
+        plist_to_bin(d, &out, &n);
+    else
+        plist_to_xml(d, &out, &n);
+    ck_assert_ptr_nonnull(out);
+    copy = apr_pmemdup(pool, out, n);
+    free(out);
+    plist_free(d);
+    *len = n;
+    return copy;
 }

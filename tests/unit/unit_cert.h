@@ -15,4 +15,11 @@
 X509 *unit_cert(EVP_PKEY *key, const char *cn, const ASN1_TIME *not_before,
                 const ASN1_TIME *not_after, int v1);
 
+/* The plist d as XML or binary bytes copied into pool (*len set); frees d.
+ * Fails the running test on any error. */
+#include "apr_pools.h"
+#include <plist/plist.h>
+const char *unit_plist_bytes(apr_pool_t *pool, plist_t d, int binary,
+                             apr_size_t *len);
+
 #endif

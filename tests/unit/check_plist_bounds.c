@@ -7,7 +7,7 @@
 #include <plist/plist.h>
 
 #include "core/gt_checkin.h"
-#include "core/gt_plist_bounds.h"
+#include "core/gt_plist.h"
 #include "unit.h"
 
 static apr_pool_t *pool;
@@ -212,21 +212,13 @@ START_TEST(bplist_bad_trailers)
 }
 END_TEST
 
-Suite *bounds_suite(void)
+Suite *plist_bounds_suite(void)
 {
-    Suite *s = suite_create("bounds");
-    TCase *tc = tcase_create("bounds");
-
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_add_test(tc, xml_depth_limit);
-    tcase_add_test(tc, xml_deep_bomb_is_refused_before_libplist);
-    tcase_add_test(tc, xml_object_count_limit);
-    tcase_add_test(tc, xml_unterminated_markup);
-    tcase_add_test(tc, bplist_from_libplist_passes);
-    tcase_add_test(tc, bplist_depth_limit);
-    tcase_add_test(tc, bplist_reference_cycle);
-    tcase_add_test(tc, bplist_shared_references_are_counted_per_visit);
-    tcase_add_test(tc, bplist_bad_trailers);
-    suite_add_tcase(s, tc);
-    return s;
+    UNIT_SUITE("plist_bounds", setup, teardown, 0,
+               xml_depth_limit, xml_deep_bomb_is_refused_before_libplist,
+               xml_object_count_limit, xml_unterminated_markup,
+               bplist_from_libplist_passes, bplist_depth_limit,
+               bplist_reference_cycle,
+               bplist_shared_references_are_counted_per_visit,
+               bplist_bad_trailers);
 }

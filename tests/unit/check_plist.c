@@ -11,7 +11,7 @@
 #include <plist/plist.h>
 
 #include "core/gt_checkin.h"
-#include "core/gt_plist_bounds.h"
+#include "core/gt_plist.h"
 #include "unit.h"
 
 static apr_pool_t *pool;
@@ -472,23 +472,18 @@ START_TEST(what_passes_the_pre_check_stays_within_bounds)
 }
 END_TEST
 
-Suite *plist_attacks_suite(void)
+Suite *plist_suite(void)
 {
-    Suite *s = suite_create("plist_attacks");
-    TCase *tc = tcase_create("plist_attacks");
-
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_add_test(tc, utf16_nul_key_gettoken_is_invalid_not_an_abort);
-    tcase_add_test(tc, nul_in_any_bplist_key_or_string_is_invalid);
-    tcase_add_test(tc, nul_in_xml_in_every_form_is_refused);
-    tcase_add_test(tc, bplist_objects_libplist_refuses_or_leaks_are_malformed);
-    tcase_add_test(tc, one_string_referenced_4095_times_is_refused);
-    tcase_add_test(tc, nested_reference_blowup_is_refused);
-    tcase_add_test(tc, expanded_size_counts_every_reference);
-    tcase_add_test(tc, xml_expanded_size_is_bounded);
-    tcase_add_test(tc, xml_markup_that_could_hide_nesting_is_refused);
-    tcase_add_test(tc, parsed_tree_within_bounds);
-    tcase_add_test(tc, what_passes_the_pre_check_stays_within_bounds);
-    suite_add_tcase(s, tc);
-    return s;
+    UNIT_SUITE("plist", setup, teardown, 0,
+               utf16_nul_key_gettoken_is_invalid_not_an_abort,
+               nul_in_any_bplist_key_or_string_is_invalid,
+               nul_in_xml_in_every_form_is_refused,
+               bplist_objects_libplist_refuses_or_leaks_are_malformed,
+               one_string_referenced_4095_times_is_refused,
+               nested_reference_blowup_is_refused,
+               expanded_size_counts_every_reference,
+               xml_expanded_size_is_bounded,
+               xml_markup_that_could_hide_nesting_is_refused,
+               parsed_tree_within_bounds,
+               what_passes_the_pre_check_stays_within_bounds);
 }

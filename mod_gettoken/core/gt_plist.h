@@ -1,6 +1,7 @@
 /*
- * gt_plist_bounds.h - structural limits checked before libplist parses.
+ * gt_plist.h - every way a client's plist is read or an answer written.
  *
+ * Bounds: structural limits checked before libplist parses.
  * libplist 2.2's XML and binary parsers recurse once per nesting level,
  * copy a binary-plist object once per reference to it, and assert (abort
  * the process) on a key holding a NUL; every check-in byte is
@@ -9,8 +10,8 @@
  * more bytes than the limits, or that holds anything libplist would abort
  * on, so libplist only ever sees documents of bounded depth and size.
  */
-#ifndef GT_PLIST_BOUNDS_H
-#define GT_PLIST_BOUNDS_H
+#ifndef GT_PLIST_H
+#define GT_PLIST_H
 
 #include <stddef.h>
 #include "apr_pools.h"
@@ -96,5 +97,38 @@ int gt_plist_within_bounds(apr_pool_t *pool, plist_t root,
                            const gt_plist_limits *lim);
 
 const char *gt_bounds_reason(gt_bounds_result res);
+
+/*
+ * gt_plist_parse_bounded for a body that must be a dict: GT_BOUNDS_OK with
+ * *root a dict, or another result with *why; GT_BOUNDS_MALFORMED also when
+ * libplist refused the document or its top object is not a dict.
+ */
+gt_bounds_result gt_plist_parse_dict(apr_pool_t *pool, const char *buf,
+                                     apr_size_t len,
+                                     const gt_plist_limits *lim,
+                                     plist_t *root, const char **why);
+
+/* Copies a string node into the pool; NULL when it is not a string or holds
+ * a NUL byte (which no identifier may). */
+const char *gt_plist_string(apr_pool_t *pool, plist_t node);
+
+/* Text held as <data> (NUL-free, 1..max_len bytes) or <string>, copied into
+ * the pool; NULL otherwise.  Tokens travel as either. */
+const char *gt_plist_text(apr_pool_t *pool, plist_t node, apr_size_t max_len);
+
+/* One entry of an answer dict: a <string> when `string` is set, else
+ * `data_len` bytes of `data` as base64 <data>. */
+typedef struct gt_plist_xml_entry {
+    const char *key;
+    const char *string;
+    const char *data;
+    apr_size_t data_len;
+} gt_plist_xml_entry;
+
+/* An XML plist document holding one dict of `n` entries, from `pool`, with
+ * its length in *out_len.  Strings are escaped. */
+const char *gt_plist_xml_dict(apr_pool_t *pool,
+                              const gt_plist_xml_entry *entries, apr_size_t n,
+                              apr_size_t *out_len);
 
 #endif

@@ -1,6 +1,6 @@
-/* Unit tests of core/gt_cert_der.c: PEM -> DER and the validity period read
- * from the DER, each checked against what OpenSSL itself encodes/decodes;
- * and the certificate hash (gt_sha256_hex). */
+/* gt_cert: strict base64, PEM -> DER and the validity period read from the
+ * DER, each checked against what OpenSSL itself encodes/decodes; and the
+ * certificate hash (gt_sha256_hex). */
 #include <string.h>
 
 #include "apr_pools.h"
@@ -12,10 +12,10 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
-#include "core/gt_cert_der.h"
-#include "core/gt_keys.h"
+#include "core/gt_cert.h"
 #include "unit.h"
 #include "unit_cert.h"
+#include "unit_keys.h"
 
 static apr_pool_t *pool;
 static EVP_PKEY *key;
@@ -23,13 +23,11 @@ static EVP_PKEY *key;
 static void setup(void)
 {
     ck_assert_int_eq(apr_pool_create(&pool, NULL), APR_SUCCESS);
-    key = EVP_EC_gen("P-256");
-    ck_assert_ptr_nonnull(key);
+    key = unit_p256;
 }
 
 static void teardown(void)
 {
-    EVP_PKEY_free(key);
     apr_pool_destroy(pool);
 }
 
@@ -72,6 +70,33 @@ static ASN1_TIME *time_string(int type, const char *s)
     t->type = type;
     return t;
 }
+
+START_TEST(base64_strict)
+{
+    unsigned char *out;
+    apr_size_t n;
+
+    ck_assert_int_eq(gt_base64_decode(pool, "aGVsbG8=", 8, 0, &out, &n), 0);
+    ck_assert_uint_eq(n, 5);
+    ck_assert(memcmp(out, "hello", 5) == 0);
+    ck_assert_int_eq(gt_base64_decode(pool, "aGVsbG8", 7, 0, &out, &n), 0);
+    ck_assert_uint_eq(n, 5);
+    ck_assert_int_eq(gt_base64_decode(pool, "aGk=", 4, 0, &out, &n), 0);
+    ck_assert_uint_eq(n, 2);
+    ck_assert_int_eq(gt_base64_decode(pool, "", 0, 0, &out, &n), 0);
+    ck_assert_uint_eq(n, 0);
+    ck_assert_int_eq(gt_base64_decode(pool, "aGVs\nbG8=", 9, 1, &out, &n), 0);
+    ck_assert_uint_eq(n, 5);
+    /* refused: whitespace when not asked, bad characters, bad padding */
+    ck_assert_int_eq(gt_base64_decode(pool, "aGVs\nbG8=", 9, 0, &out, &n), -1);
+    ck_assert_int_eq(gt_base64_decode(pool, "aGVs*G8=", 8, 0, &out, &n), -1);
+    ck_assert_int_eq(gt_base64_decode(pool, "aGVsbG8==", 9, 0, &out, &n), -1);
+    ck_assert_int_eq(gt_base64_decode(pool, "aGk=aGk=", 8, 0, &out, &n), -1);
+    ck_assert_int_eq(gt_base64_decode(pool, "a", 1, 0, &out, &n), -1);
+    ck_assert_int_eq(gt_base64_decode(pool, "aGl=", 4, 0, &out, &n), -1);
+    ck_assert_int_eq(gt_base64_decode(pool, "aGVsbG8-", 8, 0, &out, &n), -1);
+}
+END_TEST
 
 START_TEST(pem_to_der_matches_i2d)
 {
@@ -271,18 +296,11 @@ START_TEST(sha256_hex_known_answers)
 }
 END_TEST
 
-Suite *cert_der_suite(void)
+Suite *cert_suite(void)
 {
-    Suite *s = suite_create("cert_der");
-    TCase *tc = tcase_create("cert_der");
-
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_add_test(tc, pem_to_der_matches_i2d);
-    tcase_add_test(tc, validity_equals_openssl_times);
-    tcase_add_test(tc, validity_other_time_forms);
-    tcase_add_test(tc, validity_refuses_bad_times);
-    tcase_add_test(tc, validity_refuses_broken_der);
-    tcase_add_test(tc, sha256_hex_known_answers);
-    suite_add_tcase(s, tc);
-    return s;
+    UNIT_SUITE("cert", setup, teardown, 0,
+               base64_strict, pem_to_der_matches_i2d,
+               validity_equals_openssl_times, validity_other_time_forms,
+               validity_refuses_bad_times, validity_refuses_broken_der,
+               sha256_hex_known_answers);
 }

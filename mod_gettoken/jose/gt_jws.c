@@ -1,113 +1,18 @@
 /*
- * gt_jose.c - base64url, JSON strings, JWS signing and verification, UUIDs.
+ * gt_jws.c - compact JWS signing (RS256, ES256) and strict verification.
  */
-#include "gt_jose.h"
+#include "gt_jws.h"
 
 #include <string.h>
 
-#include "apr_general.h"
 #include "apr_strings.h"
 
+#include "gt_b64url.h"
 #include "gt_json.h"
 
 #include <openssl/core_names.h>
 #include <openssl/err.h>
 #include <openssl/ecdsa.h>
-
-static const char b64url_alphabet[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
-const char *gt_b64url_encode(apr_pool_t *pool, const unsigned char *data,
-                             apr_size_t len)
-{
-    char *out = apr_palloc(pool, (len + 2) / 3 * 4 + 1), *p = out;
-    apr_size_t i;
-
-    for (i = 0; i + 2 < len; i += 3) {
-        *p++ = b64url_alphabet[data[i] >> 2];
-        *p++ = b64url_alphabet[((data[i] & 0x03) << 4) | (data[i + 1] >> 4)];
-        *p++ = b64url_alphabet[((data[i + 1] & 0x0f) << 2) | (data[i + 2] >> 6)];
-        *p++ = b64url_alphabet[data[i + 2] & 0x3f];
-    }
-    if (i < len) {
-        *p++ = b64url_alphabet[data[i] >> 2];
-        if (i + 1 < len) {
-            *p++ = b64url_alphabet[((data[i] & 0x03) << 4) | (data[i + 1] >> 4)];
-            *p++ = b64url_alphabet[(data[i + 1] & 0x0f) << 2];
-        }
-        else
-            *p++ = b64url_alphabet[(data[i] & 0x03) << 4];
-    }
-    *p = '\0';
-    return out;
-}
-
-static int b64url_value(unsigned char c)
-{
-    if (c >= 'A' && c <= 'Z') return c - 'A';
-    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-    if (c >= '0' && c <= '9') return c - '0' + 52;
-    if (c == '-') return 62;
-    if (c == '_') return 63;
-    return -1;
-}
-
-int gt_b64url_decode(apr_pool_t *pool, const char *in, apr_size_t in_len,
-                     unsigned char **out, apr_size_t *out_len)
-{
-    unsigned char *buf, *p;
-    apr_size_t i;
-    unsigned acc = 0;
-    int bits = 0;
-
-    if (in_len % 4 == 1)
-        return -1;
-    buf = p = apr_palloc(pool, in_len * 3 / 4 + 1);
-    for (i = 0; i < in_len; i++) {
-        int v = b64url_value((unsigned char)in[i]);
-        if (v < 0)
-            return -1;
-        acc = (acc << 6) | (unsigned)v;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            *p++ = (unsigned char)(acc >> bits);
-            acc &= (1u << bits) - 1;
-        }
-    }
-    if (acc != 0)           /* leftover bits must be zero: one encoding only */
-        return -1;
-    *out = buf;
-    *out_len = (apr_size_t)(p - buf);
-    return 0;
-}
-
-const char *gt_json_string(apr_pool_t *pool, const char *s)
-{
-    apr_size_t n = strlen(s), i;
-    char *out = apr_palloc(pool, n * 6 + 3), *p = out;
-
-    *p++ = '"';
-    for (i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c == '"' || c == '\\') {
-            *p++ = '\\';
-            *p++ = (char)c;
-        }
-        else if (c < 0x20) {
-            static const char hex[] = "0123456789abcdef";
-            memcpy(p, "\\u00", 4);
-            p[4] = hex[c >> 4];
-            p[5] = hex[c & 0x0f];
-            p += 6;
-        }
-        else
-            *p++ = (char)c;
-    }
-    *p++ = '"';
-    *p = '\0';
-    return out;
-}
 
 const char *gt_jws_alg_for_key(EVP_PKEY *key, const char **why)
 {
@@ -134,8 +39,10 @@ const char *gt_jws_alg_for_key(EVP_PKEY *key, const char **why)
 }
 
 /* ES256 signatures are r||s, 32 bytes each (RFC 7518 §3.4), not DER. */
+#define ES256_SIG_LEN 64
+
 static int ecdsa_der_to_raw(const unsigned char *der, size_t der_len,
-                            unsigned char raw[64])
+                            unsigned char raw[ES256_SIG_LEN])
 {
     const unsigned char *p = der;
     ECDSA_SIG *sig = d2i_ECDSA_SIG(NULL, &p, (long)der_len);
@@ -203,6 +110,43 @@ const char *gt_jws_signer_alg(const gt_jws_signer *signer)
     return signer->alg;
 }
 
+/* The signature over `input` in the form the alg's JWS carries, from
+ * `pool`; NULL with *why. */
+static const unsigned char *sign_input(apr_pool_t *pool,
+                                       const gt_jws_signer *signer,
+                                       EVP_MD_CTX *md, const char *input,
+                                       size_t *sig_len, const char **why)
+{
+    unsigned char *sig, *raw;
+
+    if (EVP_MD_CTX_copy_ex(md, signer->prepared) != 1) {
+        /* a key whose context cannot be copied (an engine without a copy
+         * method): prepare this one afresh */
+        ERR_clear_error();
+        if (EVP_DigestSignInit(md, NULL, signer->sha256, NULL,
+                               signer->key) != 1) {
+            *why = "the signing key refused to sign (EVP_DigestSignInit)";
+            return NULL;
+        }
+    }
+    *sig_len = signer->sig_max;
+    sig = apr_palloc(pool, *sig_len);
+    if (EVP_DigestSign(md, sig, sig_len, (const unsigned char *)input,
+                       strlen(input)) != 1) {
+        *why = "the signature failed (EVP_DigestSign)";
+        return NULL;
+    }
+    if (strcmp(signer->alg, "ES256") != 0)
+        return sig;
+    raw = apr_palloc(pool, ES256_SIG_LEN);
+    if (ecdsa_der_to_raw(sig, *sig_len, raw) != 0) {
+        *why = "the ECDSA signature could not be converted to JWS form";
+        return NULL;
+    }
+    *sig_len = ES256_SIG_LEN;
+    return raw;
+}
+
 const char *gt_jws_sign(apr_pool_t *pool, const gt_jws_signer *signer,
                         const char *claims_json, const char **why)
 {
@@ -211,48 +155,21 @@ const char *gt_jws_sign(apr_pool_t *pool, const gt_jws_signer *signer,
                          strlen(claims_json)),
         NULL);
     EVP_MD_CTX *md = EVP_MD_CTX_new();
-    unsigned char *sig, raw[64];
-    const unsigned char *out_sig;
-    size_t sig_len = signer->sig_max, out_len;
-    const char *token = NULL;
+    const unsigned char *sig;
+    size_t sig_len = 0;
 
     if (!md) {
         *why = "out of memory creating the signing context";
         return NULL;
     }
-    if (EVP_MD_CTX_copy_ex(md, signer->prepared) != 1) {
-        /* a key whose context cannot be copied (an engine without a copy
-         * method): prepare this one afresh */
-        ERR_clear_error();
-        if (EVP_DigestSignInit(md, NULL, signer->sha256, NULL,
-                               signer->key) != 1) {
-            *why = "the signing key refused to sign (EVP_DigestSignInit)";
-            goto done;
-        }
-    }
-    sig = apr_palloc(pool, sig_len);
-    if (EVP_DigestSign(md, sig, &sig_len, (const unsigned char *)input,
-                       strlen(input)) != 1) {
-        *why = "the signature failed (EVP_DigestSign)";
-        goto done;
-    }
-    out_sig = sig;
-    out_len = sig_len;
-    if (strcmp(signer->alg, "ES256") == 0) {
-        if (ecdsa_der_to_raw(sig, sig_len, raw) != 0) {
-            *why = "the ECDSA signature could not be converted to JWS form";
-            goto done;
-        }
-        out_sig = raw;
-        out_len = sizeof(raw);
-    }
-    token = apr_pstrcat(pool, input, ".",
-                        gt_b64url_encode(pool, out_sig, out_len), NULL);
-done:
-    if (!token)
-        ERR_clear_error();
+    sig = sign_input(pool, signer, md, input, &sig_len, why);
     EVP_MD_CTX_free(md);
-    return token;
+    if (!sig) {
+        ERR_clear_error();
+        return NULL;
+    }
+    return apr_pstrcat(pool, input, ".", gt_b64url_encode(pool, sig, sig_len),
+                       NULL);
 }
 
 /* ES256: r||s (32 bytes each) to the DER ECDSA-Sig-Value OpenSSL verifies. */
@@ -294,7 +211,7 @@ static int verify_with_key(apr_pool_t *pool, EVP_PKEY *key, const char *alg,
             return 0;
     }
     else {
-        if (sig_len != 64 || !(vsig = ecdsa_raw_to_der(pool, sig, &vlen)))
+        if (sig_len != ES256_SIG_LEN || !(vsig = ecdsa_raw_to_der(pool, sig, &vlen)))
             return 0;
     }
     md = EVP_MD_CTX_new();
@@ -350,17 +267,19 @@ static gt_jws_result check_header(apr_pool_t *pool, const unsigned char *hdr,
     return GT_JWS_VALID;
 }
 
-gt_jws_result gt_jws_verify(apr_pool_t *pool, const char *token,
-                            apr_size_t len, const apr_array_header_t *keys,
-                            const char **payload, apr_size_t *payload_len,
-                            const char **why)
+/* The three parts of a compact JWS, decoded. */
+typedef struct {
+    unsigned char *header, *payload, *sig;
+    apr_size_t header_len, payload_len, sig_len;
+    apr_size_t signed_len;      /* header.payload, what the signature covers */
+} jws_parts;
+
+static gt_jws_result split_token(apr_pool_t *pool, const char *token,
+                                 apr_size_t len, jws_parts *parts,
+                                 const char **why)
 {
-    const char *dot1, *dot2, *alg = NULL;
-    unsigned char *hdr, *body, *sig;
-    apr_size_t hdr_len, body_len, sig_len;
+    const char *dot1, *dot2;
     apr_size_t h64, p64, s64;
-    gt_jws_result res;
-    int i, tried = 0;
 
     if (len == 0 || len > GT_JWS_MAX_TOKEN) {
         *why = "the token is empty or longer than any pairing token";
@@ -382,16 +301,33 @@ gt_jws_result gt_jws_verify(apr_pool_t *pool, const char *token,
         *why = "a JWS part is empty or too long";
         return GT_JWS_MALFORMED;
     }
-    if (gt_b64url_decode(pool, token, h64, &hdr, &hdr_len) != 0
-        || gt_b64url_decode(pool, dot1 + 1, p64, &body, &body_len) != 0
-        || gt_b64url_decode(pool, dot2 + 1, s64, &sig, &sig_len) != 0) {
+    if (gt_b64url_decode(pool, token, h64, &parts->header,
+                         &parts->header_len) != 0
+        || gt_b64url_decode(pool, dot1 + 1, p64, &parts->payload,
+                            &parts->payload_len) != 0
+        || gt_b64url_decode(pool, dot2 + 1, s64, &parts->sig,
+                            &parts->sig_len) != 0) {
         *why = "a JWS part is not strict base64url";
         return GT_JWS_MALFORMED;
     }
-    res = check_header(pool, hdr, hdr_len, &alg, why);
-    if (res != GT_JWS_VALID)
-        return res;
+    parts->signed_len = (apr_size_t)(dot2 - token);
+    return GT_JWS_VALID;
+}
 
+gt_jws_result gt_jws_verify(apr_pool_t *pool, const char *token,
+                            apr_size_t len, const apr_array_header_t *keys,
+                            const char **payload, apr_size_t *payload_len,
+                            const char **why)
+{
+    const char *alg = NULL;
+    jws_parts parts;
+    gt_jws_result res;
+    int i, tried = 0;
+
+    if ((res = split_token(pool, token, len, &parts, why)) != GT_JWS_VALID
+        || (res = check_header(pool, parts.header, parts.header_len, &alg,
+                               why)) != GT_JWS_VALID)
+        return res;
     for (i = 0; keys && i < keys->nelts; i++) {
         EVP_PKEY *key = APR_ARRAY_IDX(keys, i, EVP_PKEY *);
         const char *key_why = NULL;
@@ -400,12 +336,12 @@ gt_jws_result gt_jws_verify(apr_pool_t *pool, const char *token,
         if (!key_alg || strcmp(key_alg, alg) != 0)
             continue;
         tried++;
-        if (verify_with_key(pool, key, alg, token, (apr_size_t)(dot2 - token),
-                            sig, sig_len)) {
+        if (verify_with_key(pool, key, alg, token, parts.signed_len,
+                            parts.sig, parts.sig_len)) {
             ERR_clear_error();
-            body[body_len] = '\0';      /* the decoder left room for it */
-            *payload = (const char *)body;
-            *payload_len = body_len;
+            parts.payload[parts.payload_len] = '\0'; /* the decoder left room */
+            *payload = (const char *)parts.payload;
+            *payload_len = parts.payload_len;
             return GT_JWS_VALID;
         }
     }
@@ -417,39 +353,4 @@ gt_jws_result gt_jws_verify(apr_pool_t *pool, const char *token,
     *why = "no trusted key verifies the signature (untrusted issuer or "
            "altered token)";
     return GT_JWS_BAD_SIGNATURE;
-}
-
-int gt_uuid_v4(char out[37])
-{
-    unsigned char b[16];
-
-    /* the kernel's CSPRNG (getrandom): fork-safe, and a third of the cost
-     * of OpenSSL's per-thread DRBG per call */
-    if (apr_generate_random_bytes(b, sizeof(b)) != APR_SUCCESS)
-        return -1;
-    b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);   /* version 4 */
-    b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);   /* RFC 4122 variant */
-    apr_snprintf(out, 37,
-                 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-"
-                 "%02x%02x%02x%02x%02x%02x",
-                 b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9],
-                 b[10], b[11], b[12], b[13], b[14], b[15]);
-    return 0;
-}
-
-int gt_is_uuid(const char *s)
-{
-    int i;
-
-    for (i = 0; i < 36; i++) {
-        char c = s[i];
-        if (i == 8 || i == 13 || i == 18 || i == 23) {
-            if (c != '-')
-                return 0;
-        }
-        else if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')
-                   || (c >= 'A' && c <= 'F')))
-            return 0;
-    }
-    return s[36] == '\0';
 }

@@ -1,0 +1,75 @@
+/*
+ * gt_machineinfo.h - the MachineInfo an Apple Watch sends to its MDM's
+ * enrollment profile URL, recognised and checked without httpd.
+ *
+ * The body is either a DER CMS SignedData whose attached content is the
+ * MachineInfo plist (Content-Type application/pkcs7-signature) or the plist
+ * itself (XML or binary).  Keys: UDID, SERIAL, PRODUCT ("Watch..." on a
+ * watch), VERSION, optional PAIRING_TOKEN (data: a com.apple.watch.pairing
+ * token).  Only a watch's MachineInfo is the gate's business: anything else
+ * (an iPhone or a Mac enrolling through the same URL, a body that is no
+ * MachineInfo at all) is reported as GT_MI_NOT_WATCH and left alone.
+ */
+#ifndef GT_MACHINEINFO_H
+#define GT_MACHINEINFO_H
+
+#include "apr_pools.h"
+#include <openssl/x509_vfy.h>
+
+/* Structural limits of a MachineInfo plist (it holds about ten keys). */
+#define GT_MI_MAX_DEPTH    4
+#define GT_MI_MAX_OBJECTS  128
+/* What libplist may build from it (see gt_plist.h): 256 KiB. */
+#define GT_MI_MAX_EXPANDED (256 * 1024)
+/* Longest PAIRING_TOKEN accepted (a pairing token is under 1 KiB). */
+#define GT_MI_MAX_TOKEN    4096
+
+typedef struct gt_machineinfo {
+    const char *udid;
+    const char *serial;          /* NULL when absent */
+    const char *product;
+    const char *version;         /* NULL when absent */
+    const char *pairing_token;   /* NUL-terminated; NULL when absent */
+    int is_signed;               /* it came inside a CMS SignedData */
+} gt_machineinfo;
+
+typedef enum {
+    GT_MI_NOT_WATCH = 0,   /* not a MachineInfo, or not a watch's: pass on */
+    GT_MI_WATCH,           /* a watch's MachineInfo, signature good if any */
+    GT_MI_REFUSED          /* a watch's (or possibly a watch's) that fails */
+} gt_machineinfo_result;
+
+/*
+ * Examines `len` bytes.  `ca`, when not NULL, is the store the signer of a
+ * signed MachineInfo must chain to; with it, an unsigned watch MachineInfo
+ * is refused too.  Without it the CMS signature is checked for integrity
+ * only.  *why (static or from pool, never message bytes or tokens) says
+ * what was seen or what failed.
+ *
+ * A plist that libplist cannot be trusted with (over the limits) or cannot
+ * read is refused when it mentions "Watch" anywhere: another parser (the
+ * MDM's) might read it as a watch's MachineInfo, so it cannot pass unchecked.
+ */
+gt_machineinfo_result gt_machineinfo_parse(apr_pool_t *pool, const char *buf,
+                                           apr_size_t len, X509_STORE *ca,
+                                           gt_machineinfo *mi,
+                                           const char **why);
+
+/* Loads every certificate of a PEM file into a new store (freed with the
+ * pool).  NULL with *why when the file holds none or cannot be read. */
+X509_STORE *gt_machineinfo_ca_load(apr_pool_t *pool, const char *file,
+                                   const char **why);
+
+/* The 403 answer that hands a watch its security token, as JSON
+ * {"code":"com.apple.watch.pairing.token.missing","details":{"security-token":...}}
+ * or, with as_plist, the same document as an XML plist. */
+#define GT_MI_TOKEN_MISSING_CODE "com.apple.watch.pairing.token.missing"
+const char *gt_machineinfo_token_missing(apr_pool_t *pool,
+                                         const char *security_token,
+                                         int as_plist, apr_size_t *out_len);
+
+/* 1 when an Accept header value prefers a plist (application/x-apple-plist,
+ * application/xml, text/xml) over JSON: its first media range names one. */
+int gt_machineinfo_wants_plist(const char *accept);
+
+#endif
