@@ -25,7 +25,8 @@ from gt_httpd import running
 from gt_pairing import (PAIRING, VERIFY_LOCATION, VERIFY_PATH, Pairing, b64url, issue_request,
                         new_watch_udid, public_key_pem_file, resign_parts, sth_of,
                         verify_request, watch_vhost)
-from gt_pg import PgServer
+from gt_pg import served_pg
+from gt_stream import run_concurrently
 
 @pytest.fixture(scope="module")
 def pairing(gt):
@@ -466,12 +467,7 @@ def test_lifetime_directive_checked(gt):
 
 @pytest.fixture(scope="module")
 def pg(gt):
-    server = PgServer(gt.dir, name="pg-pairing").start()
-    try:
-        server.create_db("watchjti")
-        yield server
-    finally:
-        server.cleanup()
+    yield from served_pg(gt.dir, "pg-pairing", "watchjti")
 
 
 # enough workers that 25 parked client connections per node stay open
@@ -537,11 +533,7 @@ def concurrent_verifies(gt, ports, token, watch, secret, n):
         finally:
             c.close()
 
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(120)
+    run_concurrently(worker, n)
     assert not errors, errors
     return statuses
 
