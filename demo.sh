@@ -31,4 +31,4 @@ else
     make -j2 </dev/null || { echo "demo.sh: build failed" >&2; exit 1; }
 fi
 echo
-exec /usr/bin/python3 tests/integration/gt_demo.py --port 8443 "${once[@]}"
+exec /usr/bin/python3 tests/harness/gt_demo.py --port 8443 "${once[@]}"

@@ -1,15 +1,21 @@
 #!/usr/bin/python3
 """bench_common.py -- paths, the GetToken body, logging and subprocess helpers
-shared by the bench/ scripts."""
+shared by the bench/ scripts.  Importing it puts the test harness
+(tests/harness: httpd, PKI, DBs, clients) on sys.path for all of them."""
 import os
 import subprocess
 import sys
 import time
 
 BENCH = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(BENCH)
-MODULE = os.path.join(REPO, "mod_gettoken", ".libs", "mod_gettoken.so")
-SCHEMA = os.path.join(REPO, "conf", "schema", "sqlite.sql")
+sys.path.insert(0, os.path.join(os.path.dirname(BENCH), "tests", "harness"))
+
+from gt_httpd import GETTOKEN_SO as MODULE  # noqa: E402
+from gt_pki import REPO  # noqa: E402
+
+__all__ = ["BENCH", "REPO", "MODULE", "LOADGEN_SRC", "LOADGEN", "CLK_TCK", "GETTOKEN_BODY",
+           "log", "run"]
+
 LOADGEN_SRC = os.path.join(BENCH, "loadgen.c")
 LOADGEN = os.path.join(BENCH, "loadgen")
 CLK_TCK = os.sysconf("SC_CLK_TCK")

@@ -1,217 +1,86 @@
 #!/usr/bin/python3
-"""bench_httpd.py -- the benchmark's own httpd: configuration, start, stop,
-CPU time and RSS of its processes."""
+"""bench_httpd.py -- the benchmark's httpd: the harness's Httpd (tests/harness/
+gt_httpd.py) with a fixed process/thread pool, no access log, no CGI backend
+and a static file of about the size of a GetToken answer."""
 import os
 import plistlib
-import socket
-import sys
 import time
 import uuid
 
-from bench_common import MODULE, run
+import bench_common  # noqa: F401 (puts the harness on sys.path)
+from gt_httpd import Httpd, VHost
 
-# --------------------------------------------------------------------------
-# httpd
-# --------------------------------------------------------------------------
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
+STATIC_PATH = "/static/ok.plist"
+# what the benchmark's server loads: no CGI, proxy or header modules
+OMITTED_MODULES = ("cgid", "alias", "proxy", "proxy_http", "env", "headers")
 
 
-def find_httpd():
-    for p in ("/usr/sbin/apache2", "/usr/sbin/httpd"):
-        if os.path.exists(p):
-            return p
-    sys.exit("bench: no apache2 binary")
+def settings(work, threads):
+    """The server-wide directives of the benchmark's server."""
+    return {
+        "LogFormat": None, "CustomLog": None,
+        "TypesConfig": "/dev/null", "AddType": "application/xml .plist",
+        # fixed process/thread pool: no child is started or reaped during a run
+        "StartServers": "2", "ServerLimit": "2", "ThreadsPerChild": str(threads),
+        "MaxRequestWorkers": str(2 * threads), "MinSpareThreads": "1",
+        "MaxSpareThreads": str(2 * threads), "MaxConnectionsPerChild": "0",
+        "MaxKeepAliveRequests": "0", "KeepAliveTimeout": "5",
+        "SSLSessionCache": "none",
+        "DocumentRoot": os.path.join(work, "htdocs"),
+        "DBDPersist": "On", "DBDMin": "1", "DBDKeep": str(threads), "DBDMax": str(threads),
+    }
 
 
-def moddir():
-    for d in ("/usr/lib/apache2/modules", "/usr/lib64/httpd/modules", "/usr/lib/httpd/modules"):
-        if os.path.isdir(d):
-            return d
-    sys.exit("bench: no apache module directory")
+def bench_vhost(pki, db, with_module, organizations, location="", server_uuid=None):
+    """A TLS vhost on its own free port serving /mdm/checkin (GetToken On)."""
+    directives = ""
+    if with_module and organizations:
+        # same key and UUID as the default, so the end-to-end check holds;
+        # what differs is the query per GetToken
+        directives = (f"GetTokenOrganization bench-org {server_uuid} {pki.maid_key}\n"
+                      'GetTokenOrganizationSQL "SELECT organization FROM '
+                      'gettoken_device_organization WHERE enrollment_id = %s"')
+    return VHost(pki.server_cert, pki.server_key, db=db, signing_key=pki.maid_key,
+                 uuid=server_uuid, gettoken=with_module, directives=directives,
+                 location=location, backend=False, ssl_options=None)
 
 
-class Httpd:
-    def __init__(self, work, pki, db, port, with_module, server_cpus, threads, big_db=None,
-                 organizations=False):
-        self.work, self.pki, self.db, self.port = work, pki, db, port
-        # the scaling DB is served by a second vhost of the same server on
-        # its own port, so both DBs are measured in one server, alternately
-        self.big_db = big_db
-        self.big_port = free_port() if big_db else None
-        self.with_module, self.server_cpus, self.threads = with_module, server_cpus, threads
-        self.conf = os.path.join(work, "httpd.conf")
-        self.pidfile = os.path.join(work, "run", "httpd.pid")
-        self.errlog = os.path.join(work, "logs", "error.log")
-        self.server_uuid = str(uuid.uuid4())
-        self.organizations = organizations
+def bench_httpd(work, pki, db, with_module, server_cpus, threads, big_db=None,
+                organizations=False, location="", extra_global=""):
+    """An Httpd (not started) in work.  The scaling DB, big_db, is served by a
+    second vhost of the same server on its own port (h.big_port), so both DBs
+    are measured in one server, alternately."""
+    write_static(work)
+    server_uuid = str(uuid.uuid4())
+    vhosts = [bench_vhost(pki, d, with_module, organizations, location, server_uuid)
+              for d in (db, big_db) if d]
+    h = Httpd(work, vhosts, load_gettoken=with_module, extra_global=extra_global,
+              loglevel="warn", omit_modules=OMITTED_MODULES,
+              settings=settings(work, threads), cpus=server_cpus)
+    h.server_uuid = server_uuid
+    h.big_port = vhosts[1].port if big_db else None
+    return h
 
-    def write_conf(self):
-        w, m = self.work, moddir()
-        for d in ("run", "logs", "htdocs/static"):
-            os.makedirs(os.path.join(w, d), exist_ok=True)
-        # a static answer of about the size of a GetToken answer
-        static = plistlib.dumps({"TokenData": os.urandom(560)}, fmt=plistlib.FMT_XML)
-        open(os.path.join(w, "htdocs", "static", "ok.plist"), "wb").write(static)
-        root = os.geteuid() == 0
-        mods = ["mpm_event", "authz_core", "mime", "socache_shmcb", "ssl", "dbd"]
-        lines = ["# generated by bench/run -- do not edit",
-                 f"ServerRoot {w}",
-                 f"DefaultRuntimeDir {w}/run",
-                 f"PidFile {self.pidfile}",
-                 f"Mutex file:{w}/run default",
-                 f"ErrorLog {self.errlog}",
-                 "LogLevel warn",
-                 "ServerName 127.0.0.1",
-                 f"Listen 127.0.0.1:{self.port}"]
-        if self.big_db:
-            lines.append(f"Listen 127.0.0.1:{self.big_port}")
-        lines += [f"LoadModule {x}_module {m}/mod_{x}.so" for x in mods]
-        if root:
-            lines += ["User www-data", "Group www-data"]
-        t = self.threads
-        lines += [
-            # fixed process/thread pool: no child is started or reaped during a run
-            "StartServers 2", "ServerLimit 2", f"ThreadsPerChild {t}",
-            f"MaxRequestWorkers {2 * t}", "MinSpareThreads 1", f"MaxSpareThreads {2 * t}",
-            "MaxConnectionsPerChild 0",
-            "KeepAlive On", "MaxKeepAliveRequests 0", "KeepAliveTimeout 5", "Timeout 30",
-            "TypesConfig /dev/null", "AddType application/xml .plist",
-            f"DocumentRoot {w}/htdocs",
-            # as in Debian's stock apache2.conf: no .htaccess lookups per request
-            "<Directory />", "  AllowOverride None", "  Require all denied", "</Directory>",
-            f"<Directory {w}/htdocs>", "  Require all granted", "</Directory>",
-            "SSLSessionCache none",
-            "DBDriver sqlite3", f"DBDParams {self.db}",
-            "DBDPersist On", "DBDMin 1", f"DBDKeep {t}", f"DBDMax {t}",
-        ]
-        if self.with_module:
-            lines += [f"LoadModule gettoken_module {MODULE}"]
-        for port, db in ((self.port, None), (self.big_port, self.big_db)):
-            if not port:
-                continue
-            lines += [
-                f"<VirtualHost 127.0.0.1:{port}>",
-                "  SSLEngine on",
-                f"  SSLCertificateFile {self.pki}/server.pem",
-                f"  SSLCertificateKeyFile {self.pki}/server.key",
-                "  SSLVerifyClient optional_no_ca",
-                "  SSLVerifyDepth 3",
-            ]
-            if db:
-                lines += ["  DBDriver sqlite3", f"  DBDParams {db}"]
-            if self.with_module:
-                lines += [f"  GetTokenServerUUID {self.server_uuid}",
-                          f"  GetTokenSigningKey {self.pki}/maid.key",
-                          "  <Location /mdm/checkin>", "    GetToken On", "  </Location>"]
-                if self.organizations:
-                    # same key and UUID as the default, so the end-to-end
-                    # check holds; what differs is the query per GetToken
-                    lines += [f"  GetTokenOrganization bench-org {self.server_uuid} "
-                              f"{self.pki}/maid.key",
-                              '  GetTokenOrganizationSQL "SELECT organization FROM '
-                              'gettoken_device_organization WHERE enrollment_id = %s"']
-            lines += ["</VirtualHost>"]
-        lines += [""]
-        open(self.conf, "w").write("\n".join(lines))
-        # the children run as www-data: everything they read must be readable
-        for d, _, fs in os.walk(w):
-            os.chmod(d, 0o755)
-            for f in fs:
-                os.chmod(os.path.join(d, f), 0o644)
-        os.chmod(w, 0o755)
 
-    def _cmd(self, *a):
-        return [find_httpd(), "-d", self.work, "-f", self.conf, *a]
+def write_static(work):
+    """A static answer of about the size of a GetToken answer."""
+    static = os.path.join(work, "htdocs", STATIC_PATH.lstrip("/"))
+    os.makedirs(os.path.dirname(static), exist_ok=True)
+    with open(static, "wb") as f:
+        f.write(plistlib.dumps({"TokenData": os.urandom(560)}, fmt=plistlib.FMT_XML))
+    for d in (work, os.path.join(work, "htdocs"), os.path.dirname(static)):
+        os.chmod(d, 0o755)
+    os.chmod(static, 0o644)
 
-    def start(self):
-        self.write_conf()
-        t = run(self._cmd("-t"), capture_output=True, text=True, check=False)
-        if t.returncode != 0:
-            raise RuntimeError("httpd config test failed: " + t.stderr.strip())
-        if os.path.exists(self.pidfile):
-            os.unlink(self.pidfile)
-        cmd = self._cmd("-k", "start")
-        if self.server_cpus:
-            cmd = ["taskset", "-c", self.server_cpus] + cmd
-        run(cmd, capture_output=True, check=False)
-        deadline = time.time() + 15
-        while time.time() < deadline:
-            if os.path.exists(self.pidfile) and len(self.children()) >= 2:
-                try:
-                    socket.create_connection(("127.0.0.1", self.port), 1).close()
-                    return
-                except OSError:
-                    pass
-            time.sleep(0.1)
-        raise RuntimeError("httpd did not start; see " + self.errlog + "\n" + self.tail_log())
 
-    def tail_log(self, n=15):
-        try:
-            return "".join(open(self.errlog, errors="replace").readlines()[-n:])
-        except OSError:
-            return ""
-
-    def parent(self):
-        try:
-            return int(open(self.pidfile).read())
-        except (OSError, ValueError):
-            return None
-
-    def children(self):
-        pp = self.parent()
-        out = []
-        if not pp:
-            return out
-        for d in os.listdir("/proc"):
-            if d.isdigit():
-                try:
-                    st = open(f"/proc/{d}/stat").read()
-                except OSError:
-                    continue
-                if int(st.rsplit(")", 1)[1].split()[1]) == pp:
-                    out.append(int(d))
-        return sorted(out)
-
-    def cpu_ticks(self):
-        """utime+stime of the parent and all children, plus the parent's
-        cutime+cstime (children that exited and were reaped)."""
-        pp = self.parent()
-        total = 0
-        for pid in [pp] + self.children():
-            try:
-                f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            total += int(f[11]) + int(f[12])
-            if pid == pp:
-                total += int(f[13]) + int(f[14])
-        return total
-
-    def rss_kb(self):
-        out = {}
-        for pid in self.children():
-            try:
-                for l in open(f"/proc/{pid}/status"):
-                    if l.startswith("VmRSS:"):
-                        out[pid] = int(l.split()[1])
-            except OSError:
-                pass
-        return out
-
-    def stop(self):
-        pp = self.parent()
-        run(self._cmd("-k", "stop"), capture_output=True, check=False)
-        deadline = time.time() + 10
-        while pp and time.time() < deadline and os.path.exists(f"/proc/{pp}"):
-            time.sleep(0.1)
-        if pp and os.path.exists(f"/proc/{pp}"):
-            try:
-                os.kill(pp, 9)
-            except OSError:
-                pass
+def start(h, children=2, timeout=15):
+    """Start h and wait for its fixed pool of children, so every later
+    CPU and RSS reading sees the same processes."""
+    h.start()
+    deadline = time.time() + timeout
+    while len(h.children()) < children and time.time() < deadline:
+        time.sleep(0.1)
+    if len(h.children()) < children:
+        h.stop()
+        raise RuntimeError("httpd did not start its children\n" + h.log_tail(15))
+    return h

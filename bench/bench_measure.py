@@ -1,17 +1,16 @@
 #!/usr/bin/python3
 """bench_measure.py -- measurements: a signature (openssl speed), load runs
 with loadgen and ab and their CPU cost, and how rounds are combined."""
-import base64
 import json
 import os
-import plistlib
 import re
 import resource
-import ssl
 import subprocess
 import time
 
 from bench_common import LOADGEN, CLK_TCK, GETTOKEN_BODY, log, run
+from gt_client import Client, decode_unverified, token_from_response, verify_maid_token
+from gt_pki import Identity
 
 # --------------------------------------------------------------------------
 # measurements
@@ -43,15 +42,15 @@ def sign_us(secs, cpus=None):
 class Runner:
     def __init__(self, httpd, pki, client_cpus, conc):
         self.h, self.pki, self.client_cpus, self.conc = httpd, pki, client_cpus, conc
-        self.body = os.path.join(httpd.work, "gettoken.plist.tmpl")
+        self.body = os.path.join(httpd.dir, "gettoken.plist.tmpl")
         open(self.body, "w").write(GETTOKEN_BODY)
 
     def _pin(self, cmd):
         return (["taskset", "-c", self.client_cpus] + cmd) if self.client_cpus else cmd
 
     def loadgen(self, label, kind, keepalive, n, secs, warmup=0, conc=None, port=None):
-        cmd = [LOADGEN, "-p", str(port or self.h.port), "-C", os.path.join(self.pki, "ca.pem"),
-               "-i", os.path.join(self.pki, "identities.txt"),
+        cmd = [LOADGEN, "-p", str(port or self.h.port), "-C", self.pki.ca,
+               "-i", self.pki.identities,
                "-c", str(conc or self.conc), "-n", str(n), "-t", str(secs), "-w", str(warmup)]
         if kind == "gettoken":
             cmd += ["-m", "PUT", "-u", "/mdm/checkin", "-b", self.body, "-e", "TokenData"]
@@ -64,10 +63,10 @@ class Runner:
     def ab(self, label, kind, n, secs):
         """Cross-check with ab(1): keep-alive, one client certificate."""
         cmd = ["ab", "-q", "-k", "-c", str(self.conc), "-t", str(int(secs)), "-n", str(n),
-               "-E", os.path.join(self.pki, "dev0-combined.pem")]
+               "-E", self.pki.combined]
         if kind == "gettoken":
-            udid = json.load(open(os.path.join(self.pki, "enrolled.json")))[0][0]
-            bodyf = os.path.join(self.h.work, "gettoken-dev0.plist")
+            udid = self.pki.enrolled[0][0]
+            bodyf = os.path.join(self.h.dir, "gettoken-dev0.plist")
             open(bodyf, "w").write(GETTOKEN_BODY.replace("@UDID@", udid))
             cmd += ["-u", bodyf, "-T", "application/x-apple-aspen-mdm-checkin",
                     f"https://127.0.0.1:{self.h.port}/mdm/checkin"]
@@ -161,29 +160,17 @@ def combine(label, rs):
 
 
 def sanity_check(h, pki):
-    """One GetToken over Python's ssl: 200, plist with TokenData, a JWS whose
-    RS256 signature verifies with the maid key and whose claims are right."""
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import padding
-    udid = json.load(open(os.path.join(pki, "enrolled.json")))[0][0]
-    ctx = ssl.create_default_context(cafile=os.path.join(pki, "ca.pem"))
-    ctx.load_cert_chain(os.path.join(pki, "dev", "0.pem"), os.path.join(pki, "dev", "0.key"))
-    import http.client
-    c = http.client.HTTPSConnection("127.0.0.1", h.port, context=ctx, timeout=10)
-    c.request("PUT", "/mdm/checkin", GETTOKEN_BODY.replace("@UDID@", udid).encode(),
-              {"Content-Type": "application/x-apple-aspen-mdm-checkin"})
-    r = c.getresponse()
-    body = r.read()
+    """One GetToken as device 0 over Python's ssl: 200, plist with TokenData,
+    a JWS whose RS256 signature verifies with the maid key and whose claims
+    are right (the harness's independent token check)."""
+    from cryptography import x509
+    with open(pki.maid_cert, "rb") as f:
+        maid_pub = x509.load_pem_x509_certificate(f.read()).public_key()
+    dev0 = Identity("dev0", None, None, pki.dev0_key, pki.dev0_cert)
+    with Client(h.port, pki.ca, dev0, timeout=10) as c:
+        r = c.request(GETTOKEN_BODY.replace("@UDID@", pki.enrolled[0][0]).encode())
     if r.status != 200:
-        raise RuntimeError(f"sanity GetToken: HTTP {r.status}: {body[:300]!r}\n{h.tail_log(5)}")
-    tok = plistlib.loads(body)["TokenData"].decode()
-    hb, cb, sb = tok.split(".")
-    dec = lambda s: base64.urlsafe_b64decode(s + "=" * (-len(s) % 4))
-    hdr, claims = json.loads(dec(hb)), json.loads(dec(cb))
-    pub = serialization.load_pem_public_key(open(os.path.join(pki, "maid.pub"), "rb").read())
-    pub.verify(dec(sb), f"{hb}.{cb}".encode(), padding.PKCS1v15(), hashes.SHA256())
-    if hdr.get("alg") != "RS256" or claims.get("iss") != h.server_uuid \
-            or claims.get("service_type") != "com.apple.maid":
-        raise RuntimeError(f"sanity GetToken: unexpected token {hdr} {claims}")
-    c.close()
-    return {"header": hdr, "claims": claims, "answer_bytes": len(body)}
+        raise RuntimeError(f"sanity GetToken: HTTP {r.status}: {r.body[:300]!r}\n{h.log_tail(5)}")
+    token = token_from_response(r)
+    claims = verify_maid_token(token, maid_pub, h.server_uuid, time.time())
+    return {"header": decode_unverified(token)[0], "claims": claims, "answer_bytes": len(r.body)}

@@ -19,41 +19,55 @@ def report(a, res, runs, have_module, n_small, server_cpus, client_cpus, t_begin
     """Computes the figures from the runs, writes the JSON, prints the table
     and the last line; returns the exit status."""
     res["runs"] = runs
-    f = res
-    f["baseline_rps"] = runs["static_ka"]["rps"]
-    f["cpu_us_per_req"] = {k: runs[k]["cpu_us_per_req"] for k in
-                           ("static_ka", "gettoken_ka", "static_nc", "gettoken_nc") if k in runs}
+    res["baseline_rps"] = runs["static_ka"]["rps"]
+    res["cpu_us_per_req"] = {k: runs[k]["cpu_us_per_req"] for k in
+                             ("static_ka", "gettoken_ka", "static_nc", "gettoken_nc") if k in runs}
     if have_module:
-        f["gettoken_rps_keepalive"] = runs["gettoken_ka"]["rps"]
-        f["gettoken_rps_newconn"] = runs["gettoken_nc"]["rps"]
-        f["latency_us"] = {k: {"p50": runs[k]["p50_us"], "p99": runs[k]["p99_us"]}
-                           for k in ("static_ka", "gettoken_ka", "static_nc", "gettoken_nc")}
-        c = f["cpu_us_per_req"]
-        # the ratio of the medians, for comparison with the per-round figure
-        sign = {k: median(f["sign_us_in_rounds"][k]) for k in ("ka", "nc")}
-        f["overhead_ratio_keepalive_of_medians"] = round(
-            (c["gettoken_ka"] - c["static_ka"]) / sign["ka"], 2)
-        f["overhead_ratio_newconn_of_medians"] = round(
-            (c["gettoken_nc"] - c["static_nc"]) / sign["nc"], 2)
-        # the same ratio per round, each against the signature cost measured
-        # on httpd's CPU in that round: insensitive to the machine's drift
-        for kind in ("ka", "nc"):
-            g, st = runs[f"gettoken_{kind}"]["rounds"], runs[f"static_{kind}"]["rounds"]
-            f[f"overhead_ratio_{kind}_per_round"] = [
-                round((x["cpu_us_per_req"] - y["cpu_us_per_req"]) / su, 2)
-                for x, y, su in zip(g, st, f["sign_us_in_rounds"][kind])]
-        # overhead_ratio: (GetToken CPU/req - static CPU/req) / sign_us in
-        # each round, with that round's own three measurements; the median
-        f["overhead_ratio_keepalive"] = round(median(f["overhead_ratio_ka_per_round"]), 2)
-        f["overhead_ratio_newconn"] = round(median(f["overhead_ratio_nc_per_round"]), 2)
-        f["overhead_ratio"] = f["overhead_ratio_keepalive"]
-    f["non200_total"] = sum(r["failures"] for k, r in runs.items())
-    f["elapsed_s"] = round(time.time() - t_begin, 1)
+        overhead_figures(res, runs)
+    res["non200_total"] = sum(r["failures"] for k, r in runs.items())
+    res["elapsed_s"] = round(time.time() - t_begin, 1)
     with open(a.json, "w") as fh:
         json.dump(res, fh, indent=2)
+    print_runs(a, res, runs, n_small, server_cpus, client_cpus)
+    if have_module:
+        print_overhead(res)
+    print_rss_and_errors(a, res, errs)
+    if have_module:
+        print(f"overhead_ratio={res['overhead_ratio']:.2f}")
+        return 0
+    print("overhead_ratio=nan")
+    return 1
 
-    # ---- table ----
-    m = res["machine"]
+
+def overhead_figures(f, runs):
+    """GetToken's CPU per request over the static answer's, in signatures."""
+    f["gettoken_rps_keepalive"] = runs["gettoken_ka"]["rps"]
+    f["gettoken_rps_newconn"] = runs["gettoken_nc"]["rps"]
+    f["latency_us"] = {k: {"p50": runs[k]["p50_us"], "p99": runs[k]["p99_us"]}
+                       for k in ("static_ka", "gettoken_ka", "static_nc", "gettoken_nc")}
+    c = f["cpu_us_per_req"]
+    # the ratio of the medians, for comparison with the per-round figure
+    sign = {k: median(f["sign_us_in_rounds"][k]) for k in ("ka", "nc")}
+    f["overhead_ratio_keepalive_of_medians"] = round(
+        (c["gettoken_ka"] - c["static_ka"]) / sign["ka"], 2)
+    f["overhead_ratio_newconn_of_medians"] = round(
+        (c["gettoken_nc"] - c["static_nc"]) / sign["nc"], 2)
+    # the same ratio per round, each against the signature cost measured
+    # on httpd's CPU in that round: insensitive to the machine's drift
+    for kind in ("ka", "nc"):
+        g, st = runs[f"gettoken_{kind}"]["rounds"], runs[f"static_{kind}"]["rounds"]
+        f[f"overhead_ratio_{kind}_per_round"] = [
+            round((x["cpu_us_per_req"] - y["cpu_us_per_req"]) / su, 2)
+            for x, y, su in zip(g, st, f["sign_us_in_rounds"][kind])]
+    # overhead_ratio: (GetToken CPU/req - static CPU/req) / sign_us in
+    # each round, with that round's own three measurements; the median
+    f["overhead_ratio_keepalive"] = round(median(f["overhead_ratio_ka_per_round"]), 2)
+    f["overhead_ratio_newconn"] = round(median(f["overhead_ratio_nc_per_round"]), 2)
+    f["overhead_ratio"] = f["overhead_ratio_keepalive"]
+
+
+def print_runs(a, f, runs, n_small, server_cpus, client_cpus):
+    m = f["machine"]
     print()
     print(f"mod_gettoken benchmark{' (--quick)' if a.quick else ''}: {m['cpu']}, "
           f"{m['nproc']} CPUs, kernel {m['kernel']}, {m['httpd']}, {m['openssl']}")
@@ -74,26 +88,32 @@ def report(a, res, runs, have_module, n_small, server_cpus, client_cpus, t_begin
               f"{fmt(r.get('background_cpus'), 2):>7}")
     print()
     print(f"baseline_rps (static, keep-alive)     {f['baseline_rps']:.0f}")
-    if have_module:
-        c = f["cpu_us_per_req"]
-        print(f"gettoken_rps_keepalive                {f['gettoken_rps_keepalive']:.0f}")
-        print(f"gettoken_rps_newconn                  {f['gettoken_rps_newconn']:.0f}")
-        print(f"GetToken - static CPU, keep-alive     {c['gettoken_ka'] - c['static_ka']:.1f} µs/req")
-        print(f"GetToken - static CPU, new-conn       {c['gettoken_nc'] - c['static_nc']:.1f} µs/req")
-        print(f"sign_us in the rounds (openssl speed)  keep-alive blocks "
-              f"{f['sign_us_in_rounds']['ka']}, new-conn blocks {f['sign_us_in_rounds']['nc']}")
-        print(f"overhead_ratio keep-alive             {f['overhead_ratio_keepalive']:.2f}  (target <= 1.25; "
-              f"median of the rounds {f['overhead_ratio_ka_per_round']}; ratio of the medians "
-              f"{f['overhead_ratio_keepalive_of_medians']:.2f})")
-        print(f"overhead_ratio new-conn               {f['overhead_ratio_newconn']:.2f}  (target <= 1.25; "
-              f"median of the rounds {f['overhead_ratio_nc_per_round']}; ratio of the medians "
-              f"{f['overhead_ratio_newconn_of_medians']:.2f})")
-        if "scaling" in f:
-            sc = f["scaling"]
-            print(f"scaling {sc['enrolled_big']} vs {sc['enrolled_small']} enrolled    "
-                  f"x{sc['ratio_big_small']:.3f}  (target within 10 %; median of the pairs "
-                  f"{sc['pair_ratios']}; medians {sc['cpu_us_per_req_big']} vs "
-                  f"{sc['cpu_us_per_req_small']} µs/req)")
+
+
+def print_overhead(f):
+    c = f["cpu_us_per_req"]
+    print(f"gettoken_rps_keepalive                {f['gettoken_rps_keepalive']:.0f}")
+    print(f"gettoken_rps_newconn                  {f['gettoken_rps_newconn']:.0f}")
+    print(f"GetToken - static CPU, keep-alive     {c['gettoken_ka'] - c['static_ka']:.1f} µs/req")
+    print(f"GetToken - static CPU, new-conn       {c['gettoken_nc'] - c['static_nc']:.1f} µs/req")
+    print(f"sign_us in the rounds (openssl speed)  keep-alive blocks "
+          f"{f['sign_us_in_rounds']['ka']}, new-conn blocks {f['sign_us_in_rounds']['nc']}")
+    print(f"overhead_ratio keep-alive             {f['overhead_ratio_keepalive']:.2f}  (target <= 1.25; "
+          f"median of the rounds {f['overhead_ratio_ka_per_round']}; ratio of the medians "
+          f"{f['overhead_ratio_keepalive_of_medians']:.2f})")
+    print(f"overhead_ratio new-conn               {f['overhead_ratio_newconn']:.2f}  (target <= 1.25; "
+          f"median of the rounds {f['overhead_ratio_nc_per_round']}; ratio of the medians "
+          f"{f['overhead_ratio_newconn_of_medians']:.2f})")
+    if "scaling" in f:
+        sc = f["scaling"]
+        print(f"scaling {sc['enrolled_big']} vs {sc['enrolled_small']} enrolled    "
+              f"x{sc['ratio_big_small']:.3f}  (target within 10 %; median of the pairs "
+              f"{sc['pair_ratios']}; medians {sc['cpu_us_per_req_big']} vs "
+              f"{sc['cpu_us_per_req_small']} µs/req)")
+
+
+def print_rss_and_errors(a, res, errs):
+    f = res
     r0, r1, r2 = (res["rss_kb"][k] for k in ("after_warmup", "before_soak", "after_soak"))
     print("RSS of children (kB), after warm-up / before soak / after soak: " +
           ", ".join(f"{r0[p]} / {r1.get(p, '?')} / {r2.get(p, '?')}" for p in r0) +
@@ -102,8 +122,3 @@ def report(a, res, runs, have_module, n_small, server_cpus, client_cpus, t_begin
     print(f"results: {a.json}   ({f['elapsed_s']} s)")
     if f["non200_total"]:
         print("error log tail:\n" + errs[-1500:])
-    if have_module:
-        print(f"overhead_ratio={f['overhead_ratio']:.2f}")
-        return 0
-    print("overhead_ratio=nan")
-    return 1

@@ -1,15 +1,21 @@
 #!/usr/bin/python3
 """bench_setup.py -- what the benchmark needs before httpd starts: the module
-and bench/loadgen built, a throwaway PKI, the SQLite enrollment DBs."""
-import hashlib
+and bench/loadgen built, the harness's throwaway PKI with as many device
+identities as the run asks for, the SQLite enrollment DBs."""
 import json
 import os
 import shutil
 import sqlite3
 import subprocess
 import time
+from dataclasses import asdict, dataclass
 
-from bench_common import REPO, MODULE, SCHEMA, LOADGEN_SRC, LOADGEN, log, run
+from bench_common import REPO, MODULE, LOADGEN_SRC, LOADGEN, log, run
+from gt_pki import PKI, create_enrollment_db
+
+# the harness's certificates are valid for 30 days: a cached PKI is rebuilt well before
+PKI_MAX_AGE_S = 20 * 86400
+
 
 # --------------------------------------------------------------------------
 # build
@@ -42,102 +48,83 @@ def ensure_loadgen():
 # PKI and database
 # --------------------------------------------------------------------------
 
+@dataclass
+class BenchPki:
+    """Paths of the bench PKI's files, and the (UDID, certificate SHA-256)
+    row of every device; kept as work/pki/bench.json between runs."""
+    devices: int
+    made: float
+    ca: str
+    server_cert: str
+    server_key: str
+    maid_key: str
+    maid_cert: str
+    identities: str          # loadgen -i: "UDID cert key" a line
+    combined: str            # ab -E wants device 0's certificate and key in one file
+    dev0_cert: str
+    dev0_key: str
+    enrolled: list
+
+
 def make_pki(work, ndev):
-    """Test CA, ECDSA P-256 server cert, ndev device certs, RSA-2048 maid key.
-    Cached in work/pki; rebuilt when the device count changes."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec, rsa
-    from cryptography.x509.oid import NameOID, ExtendedKeyUsageOID
-    import datetime
-
-    pki = os.path.join(work, "pki")
-    stamp = os.path.join(pki, "stamp")
-    if os.path.exists(stamp) and open(stamp).read().strip() == str(ndev):
-        return pki
+    """The harness PKI (test CA, ECDSA P-256 server certificate, RSA-2048 maid
+    key) and ndev device identities (ECDSA P-256) with UDIDs of the modern
+    form.  Cached in work/pki; rebuilt when the device count changes."""
+    pki_dir = os.path.join(work, "pki")
+    manifest = os.path.join(pki_dir, "bench.json")
+    cached = _cached_pki(manifest, ndev)
+    if cached:
+        return cached
     log(f"making PKI: CA, server cert, {ndev} device certs, RSA-2048 maid key")
-    shutil.rmtree(pki, ignore_errors=True)
-    os.makedirs(os.path.join(pki, "dev"))
-    now = datetime.datetime.now(datetime.timezone.utc)
-    nb, na = now - datetime.timedelta(days=1), now + datetime.timedelta(days=3650)
-
-    def pem_key(k):
-        return k.private_bytes(serialization.Encoding.PEM,
-                               serialization.PrivateFormat.PKCS8,
-                               serialization.NoEncryption())
-
-    def cert(subject, pub, issuer, ikey, ca=False, eku=None, san=None):
-        b = (x509.CertificateBuilder().subject_name(subject).issuer_name(issuer)
-             .public_key(pub).serial_number(x509.random_serial_number())
-             .not_valid_before(nb).not_valid_after(na)
-             .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
-        if eku:
-            b = b.add_extension(x509.ExtendedKeyUsage(eku), critical=False)
-        if san:
-            b = b.add_extension(x509.SubjectAlternativeName(san), critical=False)
-        return b.sign(ikey, hashes.SHA256())
-
-    name = lambda cn: x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca = cert(name("gettoken bench CA"), ca_key.public_key(), name("gettoken bench CA"),
-              ca_key, ca=True)
-    open(os.path.join(pki, "ca.pem"), "wb").write(ca.public_bytes(serialization.Encoding.PEM))
-
-    srv_key = ec.generate_private_key(ec.SECP256R1())
-    srv = cert(name("127.0.0.1"), srv_key.public_key(), ca.subject, ca_key,
-               eku=[ExtendedKeyUsageOID.SERVER_AUTH],
-               san=[x509.IPAddress(__import__("ipaddress").ip_address("127.0.0.1")),
-                    x509.DNSName("localhost")])
-    open(os.path.join(pki, "server.pem"), "wb").write(srv.public_bytes(serialization.Encoding.PEM))
-    open(os.path.join(pki, "server.key"), "wb").write(pem_key(srv_key))
-
-    maid = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    open(os.path.join(pki, "maid.key"), "wb").write(pem_key(maid))
-    open(os.path.join(pki, "maid.pub"), "wb").write(maid.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
-
+    shutil.rmtree(pki_dir, ignore_errors=True)
+    pki = PKI(pki_dir, device_names=())
     lines, rows = [], []
     for i in range(ndev):
         # UDID in the modern form: 8 hex - 16 hex
         udid = "%08X-%016X" % (0x00008030 + (i >> 24), int.from_bytes(os.urandom(8), "big"))
-        k = ec.generate_private_key(ec.SECP256R1())
-        c = cert(name(udid), k.public_key(), ca.subject, ca_key,
-                 eku=[ExtendedKeyUsageOID.CLIENT_AUTH])
-        der = c.public_bytes(serialization.Encoding.DER)
-        cp = os.path.join(pki, "dev", f"{i}.pem")
-        kp = os.path.join(pki, "dev", f"{i}.key")
-        open(cp, "wb").write(c.public_bytes(serialization.Encoding.PEM))
-        open(kp, "wb").write(pem_key(k))
-        lines.append(f"{udid} {cp} {kp}\n")
-        rows.append((udid, hashlib.sha256(der).hexdigest()))
-    open(os.path.join(pki, "identities.txt"), "w").writelines(lines)
-    json.dump(rows, open(os.path.join(pki, "enrolled.json"), "w"))
-    # ab -E wants certificate and key in one file
-    with open(os.path.join(pki, "dev0-combined.pem"), "wb") as f:
-        f.write(open(os.path.join(pki, "dev", "0.pem"), "rb").read())
-        f.write(open(os.path.join(pki, "dev", "0.key"), "rb").read())
-    open(stamp, "w").write(str(ndev))
-    return pki
+        dev = pki.issue_client(f"dev{i}")
+        lines.append(f"{udid} {dev.cert_path} {dev.key_path}\n")
+        rows.append((udid, dev.sha256))
+    with open(pki.path("identities.txt"), "w") as f:
+        f.writelines(lines)
+    dev0 = pki.path("dev0")
+    with open(pki.path("dev0-combined.pem"), "wb") as f:
+        for part in (dev0 + ".pem", dev0 + ".key"):
+            with open(part, "rb") as src:
+                f.write(src.read())
+    bench = BenchPki(ndev, time.time(), pki.ca_cert_path, pki.server.cert_path,
+                     pki.server.key_path, pki.maid_rsa.key_path, pki.maid_rsa.cert_path,
+                     pki.path("identities.txt"), pki.path("dev0-combined.pem"),
+                     dev0 + ".pem", dev0 + ".key", rows)
+    with open(manifest, "w") as f:
+        json.dump(asdict(bench), f)
+    return bench
+
+
+def _cached_pki(manifest, ndev):
+    try:
+        with open(manifest) as f:
+            bench = BenchPki(**json.load(f))
+    except (OSError, ValueError, TypeError):
+        return None
+    if bench.devices != ndev or time.time() - bench.made > PKI_MAX_AGE_S:
+        return None
+    bench.enrolled = [tuple(r) for r in bench.enrolled]
+    return bench
 
 
 def make_db(path, pki, total, organizations=False):
     """SQLite DB with every bench device enrolled, plus filler rows up to total;
     with organizations, every enrolled row also in gettoken_device_organization."""
-    rows = [tuple(r) for r in json.load(open(os.path.join(pki, "enrolled.json")))]
     if os.path.exists(path):
         os.unlink(path)
     t0 = time.time()
+    create_enrollment_db(path, pki.enrolled)
     db = sqlite3.connect(path)
     db.execute("PRAGMA journal_mode=OFF")
     db.execute("PRAGMA synchronous=OFF")
-    if os.path.exists(SCHEMA):
-        db.executescript(open(SCHEMA).read())
-    else:
-        db.execute("CREATE TABLE IF NOT EXISTS cert_auth_associations "
-                   "(id TEXT NOT NULL, sha256 TEXT NOT NULL, PRIMARY KEY(id, sha256))")
     db.execute("BEGIN")
-    db.executemany("INSERT INTO cert_auth_associations(id, sha256) VALUES (?, ?)", rows)
-    filler = max(0, total - len(rows))
+    filler = max(0, total - len(pki.enrolled))
     if filler:
         # distinct UDIDs of the same shape, random certificate hashes
         db.execute("""WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < ?)
@@ -152,6 +139,5 @@ def make_db(path, pki, total, organizations=False):
     db.execute("ANALYZE")
     db.commit()
     db.close()
-    os.chmod(path, 0o644)
     log(f"DB {os.path.basename(path)}: {n} enrolled devices ({time.time() - t0:.1f} s)")
     return n

@@ -24,7 +24,6 @@ holds SQLite's fsyncs).
     bench/watch.py [--rounds 5] [--requests 200]
 """
 import argparse
-import hashlib
 import json
 import os
 import sqlite3
@@ -39,32 +38,16 @@ sys.path.insert(0, HERE)
 
 import jwt  # noqa: E402
 
+from bench_common import CLK_TCK  # noqa: E402 (also puts tests/harness on sys.path)
 from bench_measure import sign_us  # noqa: E402
 from gt_env import Env  # noqa: E402
+from gt_pairing import sth_of  # noqa: E402
 from gt_watch import PKCS7_CT, machine_info, plist_bytes, sign_attached  # noqa: E402
 
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 
-
-def b64url(data):
-    import base64
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def httpd_cpu_s(pid):
+def httpd_cpu_s(h):
     """CPU seconds (user + system) of httpd's parent and children so far."""
-    total = 0
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % d) as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(d) == pid or int(fields[1]) == pid:
-            total += int(fields[11]) + int(fields[12])
-    return total / CLK_TCK
+    return h.cpu_ticks() / CLK_TCK
 
 
 def admissions(env, db, issuer, n, product="Watch6,1"):
@@ -74,7 +57,7 @@ def admissions(env, db, issuer, n, product="Watch6,1"):
     bodies, now = [], int(time.time())
     for _ in range(n):
         udid, secret = "00008301-" + uuid.uuid4().hex[:16].upper(), str(uuid.uuid4())
-        sth = b64url(hashlib.sha256(secret.encode()).digest())
+        sth = sth_of(secret)
         con.execute("INSERT INTO gettoken_watch_security_token (security_token, sth, "
                     "watch_udid, expires_at, used) VALUES (?, ?, ?, ?, 0)",
                     (secret, sth, udid, now + 3600))
@@ -95,10 +78,10 @@ def block(env, h, path, bodies):
     statuses = []
     with env.client(h.port) as c:
         c.request(b"", method="GET", path=path, content_type=None)     # handshake first
-        cpu0, t0 = httpd_cpu_s(h.pid), time.perf_counter()
+        cpu0, t0 = httpd_cpu_s(h), time.perf_counter()
         for b in bodies:
             statuses.append(c.request(b, method="POST", path=path, content_type=PKCS7_CT).status)
-        wall, cpu = time.perf_counter() - t0, httpd_cpu_s(h.pid) - cpu0
+        wall, cpu = time.perf_counter() - t0, httpd_cpu_s(h) - cpu0
     if set(statuses) != {200}:
         raise RuntimeError("%s: unexpected answers %s\n%s" % (path, sorted(set(statuses)),
                                                               h.log_tail(5)))

@@ -9,7 +9,7 @@
 #             valgrind --leak-check=full; any error or definite/possible leak
 #             that tests/valgrind.supp does not explain fails the run.
 #
-# The harness (tests/integration/gt_httpd.py) reads GT_MODULE_SO, GT_HTTPD_ENV
+# The harness (tests/harness/gt_httpd.py) reads GT_MODULE_SO, GT_HTTPD_ENV
 # and GT_HTTPD_WRAPPER.
 
 # Left out: clients that reset the connection mid-body.  mod_ssl then loses the

@@ -12,7 +12,9 @@ import sys
 
 import pytest
 
-sys.path.insert(0, os.path.dirname(__file__))
+# The harness (httpd, PKI, DBs, clients) is shared with bench/; its modules
+# keep their gt_* names so test files import them as plain modules.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "harness"))
 
 from gt_env import Env  # noqa: E402
 from gt_httpd import Httpd  # noqa: E402
@@ -27,12 +29,7 @@ def gt():
 
 @pytest.fixture(scope="module")
 def server(gt):
-    h = gt.httpd()
-    try:
-        h.start()
-        yield h
-    finally:
-        h.stop()
+    yield from gt.served()
 
 
 @pytest.fixture

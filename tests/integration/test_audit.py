@@ -1,4 +1,4 @@
-"""GetTokenAuditSQL (CONTRACT §3): a row per answered GetToken with the
+"""GetTokenAuditSQL: a row per answered GetToken with the
 enrollment id, organisation, service type, jti, status and identity SHA-256;
 a failing audit statement is logged and changes no answer."""
 import sqlite3

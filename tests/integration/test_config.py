@@ -1,4 +1,4 @@
-"""Configuration (CONTRACT §3): misconfigurations stop `apache2 -t` and start-up
+"""Configuration: misconfigurations stop `apache2 -t` and start-up
 with a line naming the directive and the vhost; per-vhost organisations."""
 import os
 import re

@@ -1,4 +1,4 @@
-"""com.apple.maid tokens: CONTRACT §4 (success answers) and §5 (token format)."""
+"""com.apple.maid tokens: the success answers and the token format a device's MDM relies on."""
 import re
 import threading
 import time
@@ -147,11 +147,7 @@ def test_no_token_or_key_material_in_logs(server, client, gt):
 
 @pytest.fixture(scope="module")
 def ec_server(gt):
-    h = gt.httpd([gt.vhost(signing_key=gt.pki.maid_ec.key_path)])
-    try:
-        yield h.start()
-    finally:
-        h.stop()
+    yield from gt.served([gt.vhost(signing_key=gt.pki.maid_ec.key_path)])
 
 
 @pytest.mark.parametrize("fmt", ["xml", "binary"])

@@ -1,7 +1,6 @@
 """Prepared statements survive a schema change on the live database: the
 next request prepares them again on its pooled connection, no restart of
-httpd, for the enrollment binding and for the pairing replay store.
-(PostgreSQL restarts and dropped connections: test_postgresql.py.)"""
+httpd, for the enrollment binding and for the pairing replay store."""
 import sqlite3
 import time
 import uuid

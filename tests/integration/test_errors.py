@@ -1,4 +1,4 @@
-"""GetToken requests that are refused: CONTRACT §4 status table.
+"""GetToken requests that are refused, each with the status a device expects.
 
 Every refusal must write exactly one mod_gettoken error-log line (at LogLevel
 info, no debug) that says why, and nothing token-like; and the request must not

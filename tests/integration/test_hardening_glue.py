@@ -1,4 +1,4 @@
-"""Where the module meets httpd, hardened (CONTRACT §3, §4, §5):
+"""Where the module meets httpd, hardened:
 
   - directory-scope directives only in <Directory>/<Location>, never .htaccess
     (a .htaccess one used to reach a vhost that skipped the start-up checks
@@ -82,12 +82,7 @@ def test_directory_scope_directives_found():
 def htaccess_server(gt):
     """One vhost with GetToken On (it passed the start-up checks) and one
     without any GetToken directive whose /ht/ directory allows every override."""
-    htdir = os.path.join(gt.dir, "htaccess-dir")
-    os.makedirs(htdir, exist_ok=True)
-    os.chmod(htdir, 0o755)
-    with open(os.path.join(htdir, "file.txt"), "w") as f:
-        f.write("static\n")
-    os.chmod(os.path.join(htdir, "file.txt"), 0o644)
+    htdir = gt.readable_dir("htaccess-dir", {"file.txt": "static\n"})
     on = gt.vhost()
     plain = gt.vhost(gettoken=False, directives="Alias /ht %s\n<Directory %s>\n"
                      "    AllowOverride All\n</Directory>" % (htdir, htdir))

@@ -1,4 +1,4 @@
-"""The service hook (CONTRACT §7), exercised through tests/modules' echo module:
+"""The service hook, exercised through tests/modules' echo module:
 TokenServiceType com.example.echo -> TokenData "echo:<enrollment id>:<Message>";
 TokenParameters {"Status": "429"} -> the hook returns 429 and the request ends with it."""
 import os
@@ -13,11 +13,7 @@ from gt_httpd import ECHO_SO
 @pytest.fixture(scope="module")
 def echo_server(gt):
     assert os.path.exists(ECHO_SO), "echo module not built (make check builds it): " + ECHO_SO
-    h = gt.httpd(load_echo=True, loglevel="info")
-    try:
-        yield h.start()
-    finally:
-        h.stop()
+    yield from gt.served(load_echo=True, loglevel="info")
 
 
 @pytest.mark.parametrize("fmt", ["xml", "binary"])

@@ -1,10 +1,9 @@
-"""A hostile catalogue (CONTRACT §3, §4): what an attacker sends before any
+"""A hostile catalogue: what an attacker sends before any
 authentication, each answered with its contract status -- 400/401/403, or
 pass-through (the backend gets the body byte for byte) for bodies that are not
 a GetToken or are over the structural bounds -- while no child dies (same pids,
 no "exit signal" in the error log), no child balloons, and a good GetToken is
 answered right after."""
-import os
 import re
 import time
 import uuid
@@ -229,7 +228,7 @@ CASES = {
     # reference unexpanded (an unknown TokenServiceType / UDID: 400); never expands
     "xml-billion-laughs": (billion_laughs, (PASS, 400), "dev_a"),
     "xml-external-entity": (external_entity, (PASS, 400), "dev_a"),
-    # watch-pairing tokens are for phones on the device channel only (CONTRACT §5): 403
+    # watch-pairing tokens are for phones on the device channel only: 403
     "pairing-user-channel-userid": (lambda u: pairing_xml(u, UserID="501"), 403, "dev_a"),
     "pairing-user-channel-shortname": (lambda u: pairing_xml(u, UserShortName="alice"), 403, "dev_a"),
     "pairing-enrollmentuserid": (lambda u: pairing_xml(u, EnrollmentUserID="e-501"), 403, "dev_a"),
@@ -437,12 +436,7 @@ def edges(gt):
     AllowOverride All directory holding `GetToken On` in .htaccess; a watch
     MDM's verify location (trust per issuer)."""
     from gt_pairing import VERIFY_PATH, watch_vhost
-    htdir = os.path.join(gt.dir, "hostile-htaccess")
-    os.makedirs(htdir, exist_ok=True)
-    os.chmod(htdir, 0o755)
-    with open(os.path.join(htdir, ".htaccess"), "w") as f:
-        f.write("GetToken On\n")
-    os.chmod(os.path.join(htdir, ".htaccess"), 0o644)
+    htdir = gt.readable_dir("hostile-htaccess", {".htaccess": "GetToken On\n"})
     main = gt.vhost(directives="GetTokenIdentity ssl header Client-Cert\nGetTokenTrustedProxy 192.0.2.7\n"
                     "Alias /ht %s\n<Directory %s>\n    AllowOverride All\n</Directory>" % (htdir, htdir))
     watch = watch_vhost(gt, [(str(uuid.uuid4()), gt.pki.maid_ec.cert_path)], gt.make_db("hostile-watch", []))

@@ -1,4 +1,4 @@
-"""GetTokenIdentity (CONTRACT §3, §4): the Mdm-Signature header, a header set by
+"""GetTokenIdentity: the Mdm-Signature header, a header set by
 a TLS-terminating proxy, and the order in which sources are tried.
 
 A source that has nothing passes to the next; one that presents something

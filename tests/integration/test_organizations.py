@@ -1,5 +1,5 @@
-"""Several Apple Business/School Manager organisations behind one check-in URL
-(CONTRACT §3, §5, §8): GetTokenOrganization, GetTokenOrganizationSQL, and
+"""Several Apple Business/School Manager organisations behind one check-in URL:
+GetTokenOrganization, GetTokenOrganizationSQL, and
 GetTokenServices for an MDM that answers some GetToken types itself.
 
 One vhost holds three organisations besides its default: "north" (RSA, with

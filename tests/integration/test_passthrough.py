@@ -1,5 +1,5 @@
 """Everything that is not a GetToken for mod_gettoken reaches the backend
-byte-for-byte (CONTRACT §2, §3 GetTokenMaxBodySize, §4)."""
+byte-for-byte."""
 import hashlib
 import http.server
 import os
@@ -126,7 +126,7 @@ def test_gettoken_one_byte_over_max_body_size_passes_through(small_limit_server,
     assert_passed_through(small_limit_server, r, body)
 
 
-# --- mod_proxy backend, as in the CONTRACT §2 example -------------------------
+# --- mod_proxy backend, the usual deployment behind GetToken -----------------
 class _Recorder(http.server.BaseHTTPRequestHandler):
     seen = []
 

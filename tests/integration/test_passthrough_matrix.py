@@ -1,5 +1,5 @@
 """Issue 4: every non-GetToken check-in reaches the MDM untouched, whatever
-serves the location (CONTRACT §2, §3 GetTokenMaxBodySize).
+serves the location.
 
 One httpd serves the same set of back ends twice: under /mx/on/ with
 `GetToken On`, under /mx/off/ without the directive (the default, Off):
@@ -35,7 +35,7 @@ from gt_client import CHECKIN_CT, token_from_response, verify_maid_token
 from gt_httpd import BACKEND_MARKER, MODDIR
 from gt_stream import RawClient, children, mem_kb, pattern_body, pattern_sha256
 
-MAX_BODY = 65536        # the GetTokenMaxBodySize default (CONTRACT §3)
+MAX_BODY = 65536        # the GetTokenMaxBodySize default
 
 BACKENDS = {            # name -> (kind, method a device would use there)
     "location-proxypass": ("proxy", "PUT"),

@@ -1,6 +1,6 @@
 """The enrollment binding on PostgreSQL (DBDriver pgsql): nanomdm's
 cert_auth_associations table with the default GetTokenEnrollmentSQL, several
-httpd nodes on one database, and database faults (CONTRACT §4, §6): a
+httpd nodes on one database, and database faults: a
 database that is down, restarted, missing its table, slow, or short of pooled
 connections gives 503 + Retry-After or a success -- never a crash, never a
 wait without end -- and service comes back by itself.
@@ -19,7 +19,7 @@ import pytest
 from gt_client import checkin_body, gettoken_fields, token_from_response, verify_maid_token
 from gt_pg import PgServer
 from gt_sign import mdm_signature
-from gt_httpd import GT_LINE_RX
+from gt_httpd import GT_LINE_RX, running
 
 # nanomdm's own definition (storage/pgsql/schema.sql), not ours
 NANOMDM_TABLE = """
@@ -150,13 +150,7 @@ def own_pg(gt):
 def nodes(gt, pg):
     """Two httpd instances, default GetTokenEnrollmentSQL, one nanomdm database."""
     hs = [gt.httpd([pg_vhost(gt, pg, "nanomdm")], loglevel="info") for _ in range(2)]
-    try:
-        for h in hs:
-            h.start()
-        yield hs
-    finally:
-        for h in hs:
-            h.stop()
+    yield from running(*hs)
     assert_no_crash(*hs)
 
 

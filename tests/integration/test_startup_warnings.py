@@ -1,4 +1,4 @@
-"""Start-up warnings for what `apachectl -t` cannot see (CONTRACT §3): each
+"""Start-up warnings for what `apachectl -t` cannot see: each
 is logged once, at warn, naming the vhost and the file or directive; a
 sound configuration logs none."""
 import os

@@ -1,4 +1,4 @@
-"""mod_status: the GetToken section and its ?auto counters (CONTRACT §8),
+"""mod_status: the GetToken section and its ?auto counters,
 server-wide across children and kept over graceful restarts."""
 import os
 import subprocess

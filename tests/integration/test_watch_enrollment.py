@@ -23,7 +23,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from gt_client import UUID4_RX, decode_unverified, token_from_response
 from gt_httpd import JWT_RX, running
 from gt_pairing import issue_request, resign_parts, sth_of
-from gt_pg import PgServer
+from gt_pg import served_pg
+from gt_stream import run_concurrently
 from gt_watch import (ISSUER_HEADER, MISSING_CODE, PHONE_HEADER, PKCS7_CT, encode, enroll,
                       machine_info, new_watch_udid, plist_bytes, sign_attached, sqlite_rows,
                       watch_mdm_vhost)
@@ -107,6 +108,13 @@ def assert_refused(site, r, reason_rx, mark):
     assert not JWT_RX.search(site.h.log_since(mark))
 
 
+def assert_ask_refused(gt, site, reason_rx, *args, **kw):
+    """ask(gt, *args, **kw) gets the watch refused, with one log line saying why."""
+    mark = site.h.log_mark()
+    r, _ = ask(gt, *args, **kw)
+    assert_refused(site, r, reason_rx, mark)
+
+
 def paired(gt, site, vhost=None, form="cms"):
     """A watch with a security token and the pairing token its phone got for it."""
     vhost = vhost or site.watch
@@ -135,9 +143,8 @@ def test_flow_admits_once(gt, site, form):
     assert sqlite_rows(site.db, "SELECT used FROM gettoken_watch_security_token WHERE "
                                 "security_token = ?", (secret,)) == [(1,)]
     # the same request again: the security token is used up
-    mark = site.h.log_mark()
-    r, _ = ask(gt, site.watch, udid, form, token=token)
-    assert_refused(site, r, r"watch enrollment refused \(403\).*used before", mark)
+    assert_ask_refused(gt, site, r"watch enrollment refused \(403\).*used before",
+                       site.watch, udid, form, token=token)
     log = site.h.read_error_log()
     assert secret not in log and token.split(".")[2] not in log
 
@@ -174,9 +181,8 @@ def test_security_tokens_are_fresh(gt, site):
 
 def test_other_watch_udid(gt, site):
     udid, secret, token = paired(gt, site)
-    mark = site.h.log_mark()
-    r, _ = ask(gt, site.watch, new_watch_udid(), token=token)
-    assert_refused(site, r, r"watch pairing token refused \(403\): UDID mismatch", mark)
+    assert_ask_refused(gt, site, r"watch pairing token refused \(403\): UDID mismatch",
+                       site.watch, new_watch_udid(), token=token)
     # refused before anything was used up
     r, body = ask(gt, site.watch, udid, token=token)
     assert_admitted(gt, site, r, body, site.phone.uuid)
@@ -185,9 +191,8 @@ def test_other_watch_udid(gt, site):
 def test_security_token_never_issued(gt, site):
     udid = new_watch_udid()
     token = pairing_token(gt, site, udid, str(uuid.uuid4()))
-    mark = site.h.log_mark()
-    r, _ = ask(gt, site.watch, udid, token=token)
-    assert_refused(site, r, r"matches no security token issued here", mark)
+    assert_ask_refused(gt, site, r"matches no security token issued here",
+                       site.watch, udid, token=token)
 
 
 def test_security_token_issued_to_another_watch(gt, site):
@@ -195,9 +200,7 @@ def test_security_token_issued_to_another_watch(gt, site):
     secret = security_token(gt, site, site.watch, other)
     udid = new_watch_udid()
     token = pairing_token(gt, site, udid, secret)   # the phone vouches for udid
-    mark = site.h.log_mark()
-    r, _ = ask(gt, site.watch, udid, token=token)
-    assert_refused(site, r, r"issued to another watch", mark)
+    assert_ask_refused(gt, site, r"issued to another watch", site.watch, udid, token=token)
     # the other watch's token is still usable by it
     r, body = ask(gt, site.watch, other, token=pairing_token(gt, site, other, secret))
     assert_admitted(gt, site, r, body, site.phone.uuid)
@@ -213,9 +216,8 @@ def test_security_token_of_another_vhost(gt, site):
 def test_security_token_expired(gt, site):
     udid, secret, token = paired(gt, site, site.watch_short)
     time.sleep(SHORT_LIFETIME + 1.5)
-    mark = site.h.log_mark()
-    r, _ = ask(gt, site.watch_short, udid, token=token)
-    assert_refused(site, r, r"security token has expired", mark)
+    assert_ask_refused(gt, site, r"security token has expired",
+                       site.watch_short, udid, token=token)
 
 
 def test_security_token_reused_with_a_new_pairing_token(gt, site):
@@ -223,9 +225,7 @@ def test_security_token_reused_with_a_new_pairing_token(gt, site):
     r, body = ask(gt, site.watch, udid, token=token)
     assert_admitted(gt, site, r, body, site.phone.uuid)
     again = pairing_token(gt, site, udid, secret)        # another jti, same security token
-    mark = site.h.log_mark()
-    r, _ = ask(gt, site.watch, udid, token=again)
-    assert_refused(site, r, r"security token was used before", mark)
+    assert_ask_refused(gt, site, r"security token was used before", site.watch, udid, token=again)
 
 
 def forged(gt, site, udid, secret, key=None, alg="ES256", **over):
@@ -238,13 +238,19 @@ def forged(gt, site, udid, secret, key=None, alg="ES256", **over):
     return jwt.encode(claims, key or gt.pki.maid_ec.key, algorithm=alg), claims
 
 
+def assert_forged_admitted(gt, site, udid, secret, **over):
+    """python3-jwt's token with the trusted key gets the watch in; its claims."""
+    token, claims = forged(gt, site, udid, secret, **over)
+    r, body = ask(gt, site.watch, udid, token=token)
+    assert_admitted(gt, site, r, body, site.phone.uuid)
+    return claims
+
+
 def test_forged_token_by_trusted_key_admitted(gt, site):
     """Guards the forgery tests below: python3-jwt's token with the trusted key passes."""
     udid = new_watch_udid()
     secret = security_token(gt, site, site.watch, udid)
-    token, _ = forged(gt, site, udid, secret)
-    r, body = ask(gt, site.watch, udid, token=token)
-    assert_admitted(gt, site, r, body, site.phone.uuid)
+    assert_forged_admitted(gt, site, udid, secret)
 
 
 @pytest.mark.parametrize("key", ["iss-not-listed", "rsa-other-org", "ec-unknown"])
@@ -259,9 +265,8 @@ def test_untrusted_key(gt, site, key):
         token, _ = forged(gt, site, udid, secret, key=gt.pki.maid_rsa2.key, alg="RS256")
     else:
         token, _ = forged(gt, site, udid, secret, key=ec.generate_private_key(ec.SECP256R1()))
-    mark = site.h.log_mark()
-    r, _ = ask(gt, site.watch, udid, token=token)
-    assert_refused(site, r, r"watch pairing token refused \(403\): " + reason, mark)
+    assert_ask_refused(gt, site, r"watch pairing token refused \(403\): " + reason,
+                       site.watch, udid, token=token)
     # the security token was not used up by the refusal
     r, body = ask(gt, site.watch, udid, token=forged(gt, site, udid, secret)[0])
     assert_admitted(gt, site, r, body, site.phone.uuid)
@@ -274,9 +279,8 @@ def test_tampered_token(gt, site, claim):
     claims[claim] = {"phone_udid": "00008110-" + uuid.uuid4().hex[:16].upper(),
                      "iss": str(uuid.uuid4()), "exp": claims["exp"] + 86400,
                      "sth": sth_of(security_token(gt, site, site.watch, udid))}[claim]
-    mark = site.h.log_mark()
-    r, _ = ask(gt, site.watch, udid, token=resign_parts(token, claims))
-    assert_refused(site, r, r"untrusted issuer" if claim == "iss" else r"bad signature", mark)
+    assert_ask_refused(gt, site, r"untrusted issuer" if claim == "iss" else r"bad signature",
+                       site.watch, udid, token=resign_parts(token, claims))
     r, body = ask(gt, site.watch, udid, token=token)
     assert_admitted(gt, site, r, body, site.phone.uuid)
 
@@ -286,23 +290,19 @@ def test_expired_token(gt, site):
     secret = security_token(gt, site, site.watch, udid)
     now = int(time.time())
     token, _ = forged(gt, site, udid, secret, iat=now - 600, exp=now - 300)
-    mark = site.h.log_mark()
-    r, _ = ask(gt, site.watch, udid, token=token)
-    assert_refused(site, r, r"watch pairing token refused \(403\): expired", mark)
+    assert_ask_refused(gt, site, r"watch pairing token refused \(403\): expired",
+                       site.watch, udid, token=token)
 
 
 def test_replayed_jti(gt, site):
     """Two tokens with one jti, each for a fresh security token: the second is a replay."""
     udid = new_watch_udid()
     first = security_token(gt, site, site.watch, udid)
-    token, claims = forged(gt, site, udid, first)
-    r, body = ask(gt, site.watch, udid, token=token)
-    assert_admitted(gt, site, r, body, site.phone.uuid)
+    claims = assert_forged_admitted(gt, site, udid, first)
     second = security_token(gt, site, site.watch, udid)
     replay, _ = forged(gt, site, udid, second, jti=claims["jti"])
-    mark = site.h.log_mark()
-    r, _ = ask(gt, site.watch, udid, token=replay)
-    assert_refused(site, r, r"watch pairing token refused \(403\): replayed", mark)
+    assert_ask_refused(gt, site, r"watch pairing token refused \(403\): replayed",
+                       site.watch, udid, token=replay)
 
 
 @pytest.mark.parametrize("bad", ["string", "empty", "garbage"])
@@ -310,17 +310,14 @@ def test_bad_pairing_token_value(gt, site, bad):
     udid = new_watch_udid()
     fields = machine_info(udid)
     fields["PAIRING_TOKEN"] = {"string": "a.b.c", "empty": b"", "garbage": b"\xff\x00zz"}[bad]
-    mark = site.h.log_mark()
-    r, _ = ask(gt, site.watch, udid, fields=fields)
-    assert_refused(site, r, r"PAIRING_TOKEN", mark)
+    assert_ask_refused(gt, site, r"PAIRING_TOKEN", site.watch, udid, fields=fields)
 
 
 def test_watch_without_udid(gt, site):
     fields = machine_info("x")
     del fields["UDID"]
-    mark = site.h.log_mark()
-    r, _ = ask(gt, site.watch, None, form="xml", fields=fields)
-    assert_refused(site, r, r"without a usable UDID", mark)
+    assert_ask_refused(gt, site, r"without a usable UDID",
+                       site.watch, None, form="xml", fields=fields)
 
 
 def test_tampered_cms_content(gt, site):
@@ -429,16 +426,13 @@ def test_ca_signer_chaining_goes_on(gt, site, form):
 
 
 def test_ca_signer_not_chaining_403(gt, site):
-    mark = site.h.log_mark()
-    r, _ = ask(gt, site.watch_ca, new_watch_udid(), who=gt.devices["dev_rogue"])
-    assert_refused(site, r, r"chaining to GetTokenWatchEnrollmentCA", mark)
+    assert_ask_refused(gt, site, r"chaining to GetTokenWatchEnrollmentCA",
+                       site.watch_ca, new_watch_udid(), who=gt.devices["dev_rogue"])
 
 
 @pytest.mark.parametrize("form", ["xml", "binary"])
 def test_ca_unsigned_watch_403(gt, site, form):
-    mark = site.h.log_mark()
-    r, _ = ask(gt, site.watch_ca, new_watch_udid(), form)
-    assert_refused(site, r, r"not signed", mark)
+    assert_ask_refused(gt, site, r"not signed", site.watch_ca, new_watch_udid(), form)
 
 
 def test_no_ca_any_signer(gt, site):
@@ -472,12 +466,7 @@ NODE_MPM = "StartServers 2\nThreadsPerChild 16\nMaxRequestWorkers 32"
 
 @pytest.fixture(scope="module")
 def pg(gt):
-    server = PgServer(gt.dir, name="pg-watch-enroll").start()
-    try:
-        server.create_db("watchmdm")
-        yield server
-    finally:
-        server.cleanup()
+    yield from served_pg(gt.dir, "pg-watch-enroll", "watchmdm")
 
 
 def pg_node(gt, pg, site):
@@ -519,11 +508,7 @@ def test_pg_fifty_concurrent_admissions_one_success(gt, site, nodes):
         except Exception as e:       # noqa: BLE001 - reported below
             errors.append(repr(e))
 
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(120)
+    run_concurrently(worker, n)
     assert not errors, errors
     statuses = sorted(r.status for _, r in results)
     assert statuses == [200] + [403] * (n - 1), statuses

@@ -1,9 +1,11 @@
-"""com.apple.watch.pairing: CONTRACT §3 (GetTokenWatchPairing*), §4 (400/403 of
-the issuing side), §5 (token claims, gettoken-watch-verify) and §6 (jti table).
+"""com.apple.watch.pairing: the GetTokenWatchPairing* directives, the 400/403
+answers of the issuing side, the token claims, gettoken-watch-verify and its
+jti table, which makes a token usable once.
 
 One httpd holds the phone organisation's vhosts (they issue) and a watch MDM
 vhost (it verifies, trusting the phone organisation's keys); tamper tests forge
-tokens with the test PKI's keys.  Two-node replay tests: test_watch_pairing_pg.py.
+tokens with the test PKI's keys.  Replay across two nodes needs one shared
+database, so it is tested with PostgreSQL.
 """
 import base64
 import hashlib
@@ -23,7 +25,8 @@ from gt_httpd import running
 from gt_pairing import (PAIRING, VERIFY_LOCATION, VERIFY_PATH, Pairing, b64url, issue_request,
                         new_watch_udid, public_key_pem_file, resign_parts, sth_of,
                         verify_request, watch_vhost)
-from gt_pg import PgServer
+from gt_pg import served_pg
+from gt_stream import run_concurrently
 
 @pytest.fixture(scope="module")
 def pairing(gt):
@@ -464,12 +467,7 @@ def test_lifetime_directive_checked(gt):
 
 @pytest.fixture(scope="module")
 def pg(gt):
-    server = PgServer(gt.dir, name="pg-pairing").start()
-    try:
-        server.create_db("watchjti")
-        yield server
-    finally:
-        server.cleanup()
+    yield from served_pg(gt.dir, "pg-pairing", "watchjti")
 
 
 # enough workers that 25 parked client connections per node stay open
@@ -535,11 +533,7 @@ def concurrent_verifies(gt, ports, token, watch, secret, n):
         finally:
             c.close()
 
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(120)
+    run_concurrently(worker, n)
     assert not errors, errors
     return statuses
 

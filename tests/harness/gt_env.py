@@ -47,6 +47,26 @@ class Env:
     def start(self, vhosts=None, **kw):
         return self.httpd(vhosts, **kw).start()
 
+    def served(self, vhosts=None, **kw):
+        """For a fixture (`yield from gt.served(...)`): a started Httpd, stopped afterwards."""
+        h = self.httpd(vhosts, **kw)
+        try:
+            yield h.start()
+        finally:
+            h.stop()
+
+    def readable_dir(self, name, files):
+        """A directory of the work directory holding files {name: text}, all of
+        it readable by the httpd user."""
+        d = os.path.join(self.dir, name)
+        os.makedirs(d, exist_ok=True)
+        os.chmod(d, 0o755)
+        for fname, text in files.items():
+            with open(os.path.join(d, fname), "w") as f:
+                f.write(text)
+            os.chmod(os.path.join(d, fname), 0o644)
+        return d
+
     def client(self, port, device=None):
         """A Client to port presenting the named device's certificate (None: no cert)."""
         ident = self.devices[device] if isinstance(device, str) else device

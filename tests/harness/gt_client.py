@@ -154,7 +154,8 @@ def decode_unverified(token):
 
 
 def verify_maid_token(token, public_key, server_uuid, now, slack=5):
-    """Assert every §5 property of a com.apple.maid token; return its claims."""
+    """Assert every property of a com.apple.maid token that an MDM relies on
+    (header, signature, exactly the four claims and their values); return its claims."""
     alg = alg_for(public_key)
     header, claims, sig = decode_unverified(token)
     assert header == {"alg": alg, "typ": "JWT"}, header

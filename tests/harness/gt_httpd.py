@@ -17,6 +17,7 @@ import uuid
 from dataclasses import dataclass, field
 
 from gt_pki import REPO
+from gt_stream import children, mem_kb
 
 APACHE = "/usr/sbin/apache2"
 MODDIR = "/usr/lib/apache2/modules"
@@ -110,6 +111,8 @@ class VHost:
     gettoken: bool = True
     directives: str = ""
     location: str = ""
+    backend: bool = True                     # False: no ScriptAlias to the recording CGI
+    ssl_options: str = "+StdEnvVars +ExportCertData"   # None: no SSLOptions line
 
     def __post_init__(self):
         if not self.server_name:
@@ -123,7 +126,7 @@ class VHost:
              "    SSLCertificateKeyFile %s" % self.server_key,
              "    SSLVerifyClient %s" % self.verify_client if self.verify_client else "",
              "    SSLVerifyDepth 3",
-             "    SSLOptions +StdEnvVars +ExportCertData"]
+             "    SSLOptions %s" % self.ssl_options if self.ssl_options else ""]
         if self.ca_file:
             L.append("    SSLCACertificateFile %s" % self.ca_file)
         if self.db:
@@ -134,7 +137,7 @@ class VHost:
             L.append("    GetTokenSigningKey %s" % self.signing_key)
         L.append(textwrap.indent(self.directives.strip(), "    "))
         # Every path under /mdm/ reaches the recording CGI backend.
-        for p in (CHECKIN_PATH, "/mdm/plain", "/mdm/off"):
+        for p in (CHECKIN_PATH, "/mdm/plain", "/mdm/off") if self.backend else ():
             L.append("    ScriptAlias %s %s" % (p, cgi))
         L.append("    <Location %s>" % CHECKIN_PATH)
         if self.gettoken:
@@ -148,17 +151,35 @@ class VHost:
         return "\n".join(x for x in L if x.strip())
 
 
+def default_settings(run, error_log, access_log, loglevel):
+    """The server-wide directives of a test server, in order; Httpd(settings=)
+    replaces any of them or (with None) leaves it out, and adds others."""
+    return {"ErrorLog": error_log, "LogLevel": loglevel, "LogFormat": "%s gettoken" % LOG_FORMAT,
+            "CustomLog": "%s gettoken" % access_log, "TypesConfig": "/etc/mime.types",
+            "StartServers": "1", "ServerLimit": "2", "ThreadsPerChild": "8",
+            "MaxRequestWorkers": "16", "MinSpareThreads": "4", "MaxSpareThreads": "16",
+            "Timeout": "30", "KeepAlive": "On",
+            "SSLSessionCache": "shmcb:%s(512000)" % os.path.join(run, "ssl_scache"),
+            "SSLProtocol": "all -SSLv3"}
+
+
 class Httpd:
-    """Write a config, start/stop apache2, read its logs and the backend's records."""
+    """Write a config, start/stop apache2, read its logs and the backend's records.
+
+    settings: server-wide directives over default_settings(); cpus: a taskset
+    CPU list that httpd runs on."""
 
     def __init__(self, workdir, vhosts, load_gettoken=True, load_echo=False,
-                 extra_global="", loglevel=None, user=True, omit_modules=()):
+                 extra_global="", loglevel=None, user=True, omit_modules=(),
+                 settings=None, cpus=None):
         self.dir = workdir
         self.vhosts = vhosts
         self.load_gettoken = load_gettoken
         self.load_echo = load_echo
         self.extra_global = extra_global
         self.omit_modules = omit_modules
+        self.settings = settings or {}
+        self.cpus = cpus
         self.loglevel = loglevel or ("info gettoken:debug" if load_gettoken else "info")
         self.user = run_user() if user else None
         for sub in ("logs", "run", "records", "cgi"):
@@ -190,19 +211,16 @@ class Httpd:
             mods.append("LoadModule gettoken_echo_module %s" % ECHO_SO)
         run = os.path.join(self.dir, "run")
         g = ["ServerRoot %s" % self.dir, "ServerName 127.0.0.1", "DefaultRuntimeDir %s" % run,
-             "PidFile %s" % self.pidfile, "Mutex file:%s default" % run,
-             "ScriptSock %s" % os.path.join(run, "cgisock")]
+             "PidFile %s" % self.pidfile, "Mutex file:%s default" % run]
+        if "cgid" not in self.omit_modules:
+            g.append("ScriptSock %s" % os.path.join(run, "cgisock"))
         g += mods
         if self.user:
             g += ["User %s" % self.user[0], "Group %s" % self.user[0]]
-        g += ["ErrorLog %s" % self.error_log, "LogLevel %s" % self.loglevel,
-              "LogFormat %s gettoken" % LOG_FORMAT, "CustomLog %s gettoken" % self.access_log,
-              "TypesConfig /etc/mime.types",
-              "StartServers 1", "ServerLimit 2", "ThreadsPerChild 8", "MaxRequestWorkers 16",
-              "MinSpareThreads 4", "MaxSpareThreads 16", "Timeout 30", "KeepAlive On",
-              "SSLSessionCache shmcb:%s(512000)" % os.path.join(run, "ssl_scache"),
-              "SSLProtocol all -SSLv3",
-              "<Directory />", "    Require all granted", "</Directory>"]
+        settings = default_settings(run, self.error_log, self.access_log, self.loglevel)
+        settings.update(self.settings)
+        g += ["%s %s" % kv for kv in settings.items() if kv[1] is not None]
+        g += ["<Directory />", "    Require all granted", "</Directory>"]
         g += ["Listen 127.0.0.1:%d" % v.port for v in self.vhosts]
         if self.extra_global:
             g.append(self.extra_global.strip())
@@ -225,7 +243,8 @@ class Httpd:
         self.write_config()
         if httpd_wrapper():
             return self._start_foreground(timeout)
-        p = subprocess.run([APACHE, "-f", self.conf, "-k", "start"], stdout=subprocess.PIPE,
+        p = subprocess.run(self._pinned([APACHE, "-f", self.conf, "-k", "start"]),
+                           stdout=subprocess.PIPE,
                            stderr=subprocess.STDOUT, timeout=60, env=httpd_env())
         out = p.stdout.decode(errors="replace")
         if p.returncode != 0:
@@ -245,6 +264,9 @@ class Httpd:
         self.stop()
         raise RuntimeError("httpd did not come up on %s:\n%s\n%s" %
                            ([v.port for v in self.vhosts], out, self.log_tail()))
+
+    def _pinned(self, cmd):
+        return ["taskset", "-c", self.cpus] + cmd if self.cpus else cmd
 
     def _start_foreground(self, timeout):
         """httpd -X (one process, no fork) under the wrapper; slow to start."""
@@ -318,6 +340,30 @@ class Httpd:
                 return True
         except OSError:
             return False
+
+    # --- processes --------------------------------------------------------
+    def children(self):
+        return children(self.pid) if self.pid else []
+
+    def cpu_ticks(self):
+        """utime+stime of the parent and its children, plus the parent's
+        cutime+cstime (children that exited and were reaped)."""
+        total = 0
+        for pid in [self.pid] + self.children():
+            try:
+                with open("/proc/%d/stat" % pid) as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            total += int(fields[11]) + int(fields[12])
+            if pid == self.pid:
+                total += int(fields[13]) + int(fields[14])
+        return total
+
+    def rss_kb(self):
+        """{child pid: VmRSS kB}."""
+        mem = {pid: mem_kb(pid) for pid in self.children()}
+        return {pid: m["VmRSS"] for pid, m in mem.items() if m}
 
     # --- logs and records -----------------------------------------------
     def read_error_log(self):

@@ -2,7 +2,7 @@
 mod_gettoken on https://127.0.0.1:<port>/mdm/checkin, one GetToken, and the
 decoded token. Uses the same helpers as the integration tests.
 
-usage: gt_demo.py [--once] [--port 8443] [--dir DIR]
+usage: tests/harness/gt_demo.py [--once] [--port 8443] [--dir DIR]
 """
 import argparse
 import json
@@ -16,6 +16,37 @@ from gt_client import checkin_body, decode_unverified, gettoken_fields, signatur
 from gt_env import Env  # noqa: E402
 from gt_httpd import GETTOKEN_SO, CHECKIN_PATH  # noqa: E402
 import plistlib  # noqa: E402
+
+
+def get_token(env, h, vh, dev, port, url):
+    """One GetToken as the enrolled device, printed with its decoded token;
+    True when the token's signature and claims are right."""
+    body = checkin_body(gettoken_fields(udid=dev.enrollment_id))
+    body_path = os.path.join(env.dir, "gettoken.plist")
+    with open(body_path, "wb") as f:
+        f.write(body)
+    print("GetToken request as the enrolled device:\n" + body.decode())
+    with env.client(port, dev) as c:
+        r = c.request(body)
+    print("HTTP %d, Content-Type: %s" % (r.status, r.header("Content-Type")))
+    ok = False
+    if r.status != 200:
+        print(r.body.decode(errors="replace"))
+        print("error log tail:\n" + h.log_tail(10))
+    else:
+        token = plistlib.loads(r.body)["TokenData"].decode()
+        header, claims, _ = decode_unverified(token)
+        print("token:   %s" % token)
+        print("header:  %s" % json.dumps(header))
+        print("claims:  %s" % json.dumps(claims, indent=2))
+        ok = (signature_valid(token, env.pki.maid_rsa.public_key) and claims.get("iss") == vh.uuid
+              and claims.get("service_type") == "com.apple.maid"
+              and abs(claims.get("iat", 0) - time.time()) < 60)
+        print("signature verified with %s: %s" % (env.pki.maid_rsa.cert_path, "yes" if ok else "NO"))
+    print("\nthe same request with curl:\n  curl --cacert %s --cert %s --key %s -X PUT \\\n"
+          "       -H 'Content-Type: application/x-apple-aspen-mdm-checkin' --data-binary @%s %s"
+          % (env.pki.ca_cert_path, dev.cert_path, dev.key_path, body_path, url))
+    return ok
 
 
 def main(argv=None):
@@ -47,31 +78,7 @@ def main(argv=None):
 
     ok = False
     try:
-        fields = gettoken_fields(udid=dev.enrollment_id)
-        body = checkin_body(fields)
-        body_path = os.path.join(env.dir, "gettoken.plist")
-        with open(body_path, "wb") as f:
-            f.write(body)
-        print("GetToken request as the enrolled device:\n" + body.decode())
-        with env.client(a.port, dev) as c:
-            r = c.request(body)
-        print("HTTP %d, Content-Type: %s" % (r.status, r.header("Content-Type")))
-        if r.status != 200:
-            print(r.body.decode(errors="replace"))
-            print("error log tail:\n" + h.log_tail(10))
-        else:
-            token = plistlib.loads(r.body)["TokenData"].decode()
-            header, claims, _ = decode_unverified(token)
-            print("token:   %s" % token)
-            print("header:  %s" % json.dumps(header))
-            print("claims:  %s" % json.dumps(claims, indent=2))
-            ok = (signature_valid(token, env.pki.maid_rsa.public_key) and claims.get("iss") == vh.uuid
-                  and claims.get("service_type") == "com.apple.maid"
-                  and abs(claims.get("iat", 0) - time.time()) < 60)
-            print("signature verified with %s: %s" % (env.pki.maid_rsa.cert_path, "yes" if ok else "NO"))
-        print("\nthe same request with curl:\n  curl --cacert %s --cert %s --key %s -X PUT \\\n"
-              "       -H 'Content-Type: application/x-apple-aspen-mdm-checkin' --data-binary @%s %s"
-              % (env.pki.ca_cert_path, dev.cert_path, dev.key_path, body_path, url))
+        ok = get_token(env, h, vh, dev, a.port, url)
     finally:
         if a.once:
             h.stop()

@@ -136,6 +136,11 @@ class PKI:
     def path(self, name):
         return os.path.join(self.dir, name)
 
+    def issue_client(self, name):
+        """Another client identity issued by the test CA (EC P-256)."""
+        return self._issue(name, ec.generate_private_key(ec.SECP256R1()),
+                           eku=[ExtendedKeyUsageOID.CLIENT_AUTH])
+
     def _issue(self, name, key, san=None, eku=None, issuer=None):
         iname, ikey = issuer or (self.ca_name, self.ca_key)
         cert = _cert(_name(name), key.public_key(), iname, ikey, san=san, eku=eku)

@@ -6,6 +6,7 @@ import hashlib
 import os
 import socket
 import ssl
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -239,6 +240,16 @@ def mem_kb(pid):
             return vals
     except OSError:
         return None
+
+
+def run_concurrently(worker, n, timeout=120):
+    """worker(0) ... worker(n - 1), each in its own thread, all started
+    before any is joined; each join bounded by timeout seconds."""
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout)
 
 
 def wait_until(pred, timeout, step=0.05):
