@@ -24,15 +24,6 @@ void gettoken_audit_merge(gettoken_audit_conf *conf,
     conf->label = NULL;         /* prepared at start-up, per vhost */
 }
 
-const char *gettoken_set_audit_sql(cmd_parms *cmd, void *dirv, const char *arg)
-{
-    (void)dirv;
-    if (!*arg)
-        return "GetTokenAuditSQL needs an SQL statement";
-    gettoken_server_config(cmd->server)->audit.sql = arg;
-    return NULL;
-}
-
 int gettoken_audit_startup(const gettoken_startup *st, server_rec *s,
                            gettoken_server_conf *conf)
 {

@@ -32,6 +32,18 @@ int gettoken_dbd_loaded(void)
     return dbd_prepare && dbd_acquire;
 }
 
+const char *gettoken_set_statement(cmd_parms *cmd, void *dirv, const char *arg)
+{
+    char *conf = (char *)gettoken_server_config(cmd->server);
+
+    (void)dirv;
+    if (!*arg)
+        return apr_psprintf(cmd->pool, "%s needs an SQL statement",
+                            cmd->cmd->name);
+    *(const char **)(conf + (apr_size_t)cmd->info) = arg;
+    return NULL;
+}
+
 const char *gettoken_dbd_prepare(server_rec *s, apr_pool_t *p,
                                  const char *sql, const char *purpose)
 {

@@ -83,16 +83,6 @@ const char *gettoken_cmd_organization(cmd_parms *cmd, void *dirv, int argc,
     return NULL;
 }
 
-const char *gettoken_cmd_organization_sql(cmd_parms *cmd, void *dirv,
-                                          const char *arg)
-{
-    (void)dirv;
-    if (!*arg)
-        return "GetTokenOrganizationSQL needs a statement";
-    gettoken_server_config(cmd->server)->orgs.sql = arg;
-    return NULL;
-}
-
 /* ---- start-up -------------------------------------------------------- */
 
 static int refuse_startup(apr_pool_t *p, server_rec *s, const char *what)

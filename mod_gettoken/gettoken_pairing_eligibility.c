@@ -13,16 +13,6 @@
 
 APLOG_USE_MODULE(gettoken);
 
-const char *gettoken_set_watch_pairing_sql(cmd_parms *cmd, void *dirv,
-                                           const char *arg)
-{
-    (void)dirv;
-    if (!*arg)
-        return "GetTokenWatchPairingSQL needs an SQL statement";
-    gettoken_server_config(cmd->server)->pairing.eligibility_sql = arg;
-    return NULL;
-}
-
 int gettoken_pairing_eligibility_startup(const gettoken_startup *st,
                                          server_rec *s,
                                          gettoken_server_conf *conf)

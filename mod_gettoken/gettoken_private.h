@@ -197,6 +197,11 @@ int gettoken_dbd_loaded(void);
  * what for, or ""; `otherwise`: the way out, or "") and returns !OK. */
 int gettoken_dbd_require(server_rec *s, apr_pool_t *p, const char *directive,
                          const char *why, const char *otherwise);
+/* The optional SQL directives: the directive's cmd->info is where in
+ * gettoken_server_conf its statement goes. */
+GETTOKEN_TAKE1(gettoken_set_statement);
+#define GETTOKEN_STATEMENT(member) \
+    (void *)APR_OFFSETOF(gettoken_server_conf, member)
 const char *gettoken_dbd_prepare(server_rec *s, apr_pool_t *p,
                                  const char *sql, const char *purpose);
 ap_dbd_t *gettoken_dbd_acquire(request_rec *r);
@@ -334,14 +339,13 @@ void gettoken_organizations_init(apr_pool_t *p,
                                  gettoken_organizations_conf *conf);
 GETTOKEN_MERGE(gettoken_organizations_merge, gettoken_organizations_conf);
 GETTOKEN_TAKE_ARGV(gettoken_cmd_organization);
-GETTOKEN_TAKE1(gettoken_cmd_organization_sql);
 #define GETTOKEN_ORGANIZATION_DIRECTIVES \
     AP_INIT_TAKE_ARGV("GetTokenOrganization", gettoken_cmd_organization, \
                       NULL, RSRC_CONF, "<name> <server-uuid> <key> " \
                       "[<certificate>]: one more ABM/ASM organisation of " \
                       "this vhost"), \
-    AP_INIT_TAKE1("GetTokenOrganizationSQL", gettoken_cmd_organization_sql, \
-                  NULL, RSRC_CONF, "SQL naming the organisation of an " \
+    AP_INIT_TAKE1("GetTokenOrganizationSQL", gettoken_set_statement, \
+                  GETTOKEN_STATEMENT(orgs.sql), RSRC_CONF, "SQL naming the organisation of an " \
                   "enrollment id (first column of the first row)")
 /* After the vhost's own keys are loaded: loads each organisation's key,
  * checks certificates, prepares the SQL.  Logs and returns !OK on error. */
@@ -422,13 +426,12 @@ int gettoken_maid_generate(const gettoken_request *req, gettoken_token *tok);
 /* service_watch_pairing.c: com.apple.watch.pairing, the phone's side. */
 GETTOKEN_MERGE(gettoken_pairing_merge, gettoken_pairing_conf);
 GETTOKEN_TAKE1(gettoken_set_pairing_lifetime);
-GETTOKEN_TAKE1(gettoken_set_watch_pairing_sql);
 #define GETTOKEN_PAIRING_DIRECTIVES \
     AP_INIT_TAKE1("GetTokenWatchPairingLifetime", \
                   gettoken_set_pairing_lifetime, NULL, RSRC_CONF, \
                   "seconds a pairing token is valid (default 300)"), \
-    AP_INIT_TAKE1("GetTokenWatchPairingSQL", gettoken_set_watch_pairing_sql, \
-                  NULL, RSRC_CONF, "SQL saying whether an enrollment may " \
+    AP_INIT_TAKE1("GetTokenWatchPairingSQL", gettoken_set_statement, \
+                  GETTOKEN_STATEMENT(pairing.eligibility_sql), RSRC_CONF, "SQL saying whether an enrollment may " \
                   "vouch for watches (phone UDID, identity sha256)")
 int gettoken_watch_pairing_generate(const gettoken_request *req,
                                     gettoken_token *tok);
@@ -497,10 +500,9 @@ void gettoken_watch_enrollment_register(void);
 
 /* gettoken_audit.c: GetTokenAuditSQL, and what follows every answer. */
 GETTOKEN_MERGE(gettoken_audit_merge, gettoken_audit_conf);
-GETTOKEN_TAKE1(gettoken_set_audit_sql);
 #define GETTOKEN_AUDIT_DIRECTIVES \
-    AP_INIT_TAKE1("GetTokenAuditSQL", gettoken_set_audit_sql, NULL, \
-                  RSRC_CONF, "SQL run after every answered GetToken " \
+    AP_INIT_TAKE1("GetTokenAuditSQL", gettoken_set_statement, \
+                  GETTOKEN_STATEMENT(audit.sql), RSRC_CONF, "SQL run after every answered GetToken " \
                   "(enrollment id, organisation, service type, jti, " \
                   "status, identity sha256)")
 GETTOKEN_STARTUP_STEP(gettoken_audit_startup);

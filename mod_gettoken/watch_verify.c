@@ -385,7 +385,8 @@ static int read_body(request_rec *r, apr_size_t cap, const char **buf,
 static int watch_verify_handler(request_rec *r)
 {
     const gettoken_server_conf *conf;
-    const char *token, *watch, *secret, *phone = NULL, *issuer = NULL;
+    gt_pairing_verify_request req;
+    const char *phone = NULL, *issuer = NULL;
     const char *why = NULL, *xml, *body = NULL;
     apr_size_t len = 0, xml_len;
     int status;
@@ -403,7 +404,7 @@ static int watch_verify_handler(request_rec *r)
     if (status != OK)
         return status;
     if (gt_pairing_parse_verify_request(r->pool, body, len, &verify_limits,
-                                        &token, &watch, &secret, &why) != 0) {
+                                        &req, &why) != 0) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, GT_LOG_PREFIX
                       "watch pairing verify refused (400): %s", why);
         return HTTP_BAD_REQUEST;
@@ -414,7 +415,8 @@ static int watch_verify_handler(request_rec *r)
                       "function gettoken_watch_verify is not registered");
         return HTTP_INTERNAL_SERVER_ERROR;
     }
-    status = verify_fn(r, token, watch, secret, &phone, &issuer);
+    status = verify_fn(r, req.token, req.watch_udid, req.security_token,
+                       &phone, &issuer);
     if (status != OK)
         return status;      /* logged by the verifier */
 

@@ -247,24 +247,22 @@ const char *gt_pairing_reason(gt_pairing_result res)
 /* ---- the verify endpoint's request and answer ---------------------------- */
 
 int gt_pairing_parse_verify_request(apr_pool_t *pool, const char *buf,
-                                    apr_size_t len,
-                                    const gt_plist_limits *lim,
-                                    const char **token,
-                                    const char **watch_udid,
-                                    const char **security_token,
+                                    apr_size_t len, const gt_plist_limits *lim,
+                                    gt_pairing_verify_request *req,
                                     const char **why)
 {
     plist_t root = NULL;
 
     if (gt_plist_parse_dict(pool, buf, len, lim, &root, why) != GT_BOUNDS_OK)
         return -1;
-    *token = gt_plist_text(pool, plist_dict_get_item(root, "TokenData"),
-                           GT_JWS_MAX_TOKEN);
-    *watch_udid = gt_plist_string(pool, plist_dict_get_item(root, "WatchUDID"));
-    *security_token = gt_plist_string(pool, plist_dict_get_item(root,
-                                                             "SecurityToken"));
-    if (!*token || !**token || !*watch_udid || !**watch_udid
-        || !*security_token || !**security_token) {
+    req->token = gt_plist_text(pool, plist_dict_get_item(root, "TokenData"),
+                               GT_JWS_MAX_TOKEN);
+    req->watch_udid = gt_plist_string(pool,
+                                      plist_dict_get_item(root, "WatchUDID"));
+    req->security_token = gt_plist_string(pool, plist_dict_get_item(
+                                              root, "SecurityToken"));
+    if (!req->token || !*req->token || !req->watch_udid || !*req->watch_udid
+        || !req->security_token || !*req->security_token) {
         *why = "TokenData (data or string), WatchUDID and SecurityToken "
                "(non-empty strings) are required";
         return -1;

@@ -31,13 +31,13 @@
 #define GT_PAIRING_MAX_SECRET   4096
 
 typedef struct gt_pairing_claims {
-    const char *iss;
     apr_int64_t iat;
     apr_int64_t exp;
+    const char *iss;
     const char *jti;
     const char *phone_udid;
     const char *watch_udid;
-    const char *sth;
+    const char *sth;            /* base64url SHA-256 of the SecurityToken */
 } gt_pairing_claims;
 
 /* One GetTokenWatchPairingTrust issuer: the only keys that may sign its
@@ -110,12 +110,14 @@ const char *gt_pairing_reason(gt_pairing_result res);
  * <string>), WatchUDID and SecurityToken (strings).  Structural limits are
  * checked before libplist parses.  Returns 0, or -1 with *why.
  */
+typedef struct {
+    const char *token;              /* TokenData */
+    const char *watch_udid;         /* WatchUDID */
+    const char *security_token;     /* SecurityToken */
+} gt_pairing_verify_request;
 int gt_pairing_parse_verify_request(apr_pool_t *pool, const char *buf,
-                                    apr_size_t len,
-                                    const gt_plist_limits *lim,
-                                    const char **token,
-                                    const char **watch_udid,
-                                    const char **security_token,
+                                    apr_size_t len, const gt_plist_limits *lim,
+                                    gt_pairing_verify_request *req,
                                     const char **why);
 
 /* The verify answer: an XML plist dict {PhoneUDID, Issuer}. */

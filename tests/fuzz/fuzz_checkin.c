@@ -132,12 +132,14 @@ static const gt_plist_limits verify_limits = { 8, 256, GT_PLIST_MAX_EXPANDED };
 static void check_verify_request(apr_pool_t *pool, const uint8_t *data,
                                  size_t len)
 {
-    const char *token = NULL, *watch = NULL, *secret = NULL, *why = NULL;
+    gt_pairing_verify_request req = { NULL, NULL, NULL };
+    const char *why = NULL;
 
     if (gt_pairing_parse_verify_request(pool, (const char *)data, len,
-                                        &verify_limits, &token, &watch,
-                                        &secret, &why) == 0)
-        FUZZ_ASSERT(token && *token && watch && *watch && secret && *secret,
+                                        &verify_limits, &req, &why) == 0)
+        FUZZ_ASSERT(req.token && *req.token && req.watch_udid
+                    && *req.watch_udid && req.security_token
+                    && *req.security_token,
                     "a verify request accepted without its three values");
     else
         FUZZ_ASSERT(why && strlen(why) <= REASON_MAX,

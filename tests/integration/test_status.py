@@ -5,7 +5,7 @@ import subprocess
 import time
 
 from gt_client import checkin_body, gettoken_fields, token_from_response
-from gt_httpd import APACHE, MODDIR
+from gt_httpd import APACHE, MODDIR, httpd_env
 
 STATUS_GLOBAL = "LoadModule status_module %s/mod_status.so" % MODDIR
 STATUS_LOCATION = "<Location /server-status>\n    SetHandler server-status\n</Location>"
@@ -128,7 +128,7 @@ def children(pid):
 
 def graceful(h, timeout=20):
     mark = h.log_mark()
-    subprocess.run([APACHE, "-f", h.conf, "-k", "graceful"], check=True, timeout=60,
+    subprocess.run([APACHE, "-f", h.conf, "-k", "graceful"], check=True, timeout=60, env=httpd_env(),
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     assert h.wait_log(mark, r"resuming normal operations", timeout=timeout), h.log_tail()
     deadline = time.time() + timeout

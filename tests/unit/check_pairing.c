@@ -182,13 +182,15 @@ END_TEST
 
 static int parse_req(const char *body, const char **tok)
 {
-    const char *w = NULL, *s = NULL, *why = NULL;
+    const char *why = NULL;
+    gt_pairing_verify_request req = { NULL, NULL, NULL };
     gt_plist_limits lim = { 8, 256, GT_PLIST_MAX_EXPANDED };
     int rc = gt_pairing_parse_verify_request(pool, body, strlen(body), &lim,
-                                             tok, &w, &s, &why);
+                                             &req, &why);
+    *tok = req.token;
     if (rc == 0) {
-        ck_assert_str_eq(w, WATCH);
-        ck_assert_str_eq(s, SECRET);
+        ck_assert_str_eq(req.watch_udid, WATCH);
+        ck_assert_str_eq(req.security_token, SECRET);
     }
     else
         ck_assert_ptr_nonnull(why);
