@@ -40,6 +40,32 @@ static gt_checkin_result parse(plist_t d, int binary, gt_checkin *msg, const cha
     return gt_checkin_parse(pool, buf, len, &limits, msg, why);
 }
 
+/* base_message() with key set to value, or removed when value is NULL. */
+static plist_t base_with(const char *key, plist_t value)
+{
+    plist_t d = base_message();
+
+    if (value)
+        plist_dict_set_item(d, key, value);
+    else
+        plist_dict_remove_item(d, key);
+    return d;
+}
+
+/* Parses d (freed): the result must be want and, when why_has is given,
+ * the reason must name it. */
+static void parse_is(plist_t d, int binary, gt_checkin_result want,
+                     const char *why_has)
+{
+    gt_checkin msg;
+    const char *why = NULL;
+
+    ck_assert_int_eq(parse(d, binary, &msg, &why), want);
+    if (why_has)
+        ck_assert_msg(why && strstr(why, why_has),
+                      "why '%s' lacks '%s'", why ? why : "(null)", why_has);
+}
+
 START_TEST(valid_device_enrollment)
 {
     gt_checkin msg;
@@ -80,8 +106,8 @@ START_TEST(udid_wins_over_enrollment_id)
 {
     gt_checkin msg;
     const char *why = NULL;
-    plist_t d = base_message();
-    plist_dict_set_item(d, "EnrollmentID", plist_new_string("ENR-1"));
+    plist_t d = base_with("EnrollmentID", plist_new_string("ENR-1"));
+
     ck_assert_int_eq(parse(d, _i, &msg, &why), GT_CHECKIN_GETTOKEN);
     ck_assert_str_eq(gt_checkin_enrollment(&msg), "0000-UDID");
 }
@@ -89,21 +115,15 @@ END_TEST
 
 START_TEST(other_message_types_are_not_ours)
 {
-    gt_checkin msg;
-    const char *why = NULL;
-    plist_t d = base_message();
-    plist_dict_set_item(d, "MessageType", plist_new_string("TokenUpdate"));
-    ck_assert_int_eq(parse(d, _i, &msg, &why), GT_CHECKIN_NOT_OURS);
-    d = base_message();
-    plist_dict_remove_item(d, "MessageType");
-    ck_assert_int_eq(parse(d, _i, &msg, &why), GT_CHECKIN_NOT_OURS);
-    d = base_message();
-    plist_dict_set_item(d, "MessageType", plist_new_uint(1));
-    ck_assert_int_eq(parse(d, _i, &msg, &why), GT_CHECKIN_NOT_OURS);
-    /* a plist that is not a dict */
-    d = plist_new_array();
-    plist_array_append_item(d, plist_new_string("GetToken"));
-    ck_assert_int_eq(parse(d, _i, &msg, &why), GT_CHECKIN_NOT_OURS);
+    plist_t not_a_dict = plist_new_array();
+
+    plist_array_append_item(not_a_dict, plist_new_string("GetToken"));
+    parse_is(base_with("MessageType", plist_new_string("TokenUpdate")), _i,
+             GT_CHECKIN_NOT_OURS, NULL);
+    parse_is(base_with("MessageType", NULL), _i, GT_CHECKIN_NOT_OURS, NULL);
+    parse_is(base_with("MessageType", plist_new_uint(1)), _i,
+             GT_CHECKIN_NOT_OURS, NULL);
+    parse_is(not_a_dict, _i, GT_CHECKIN_NOT_OURS, NULL);
 }
 END_TEST
 
@@ -123,47 +143,34 @@ START_TEST(non_plists_are_not_ours)
 }
 END_TEST
 
-/* Each case: a key set to a wrong value (or removed) -> 400 naming it. */
+/* Each case: a key set to a wrong value (or removed) -> 400, the reason
+ * naming it where given. */
 START_TEST(invalid_messages)
 {
-    gt_checkin msg;
-    const char *why = NULL;
-    plist_t d;
+    plist_t watch_udid_not_string = plist_new_dict();
+    size_t i;
 
-    d = base_message(); plist_dict_remove_item(d, "TokenServiceType");
-    ck_assert_int_eq(parse(d, _i, &msg, &why), GT_CHECKIN_INVALID);
-    ck_assert_ptr_nonnull(strstr(why, "TokenServiceType"));
-
-    d = base_message(); plist_dict_set_item(d, "TokenServiceType", plist_new_uint(7));
-    ck_assert_int_eq(parse(d, _i, &msg, &why), GT_CHECKIN_INVALID);
-    ck_assert_ptr_nonnull(strstr(why, "TokenServiceType"));
-
-    d = base_message(); plist_dict_set_item(d, "TokenServiceType", plist_new_string(""));
-    ck_assert_int_eq(parse(d, _i, &msg, &why), GT_CHECKIN_INVALID);
-
-    d = base_message(); plist_dict_remove_item(d, "UDID");
-    ck_assert_int_eq(parse(d, _i, &msg, &why), GT_CHECKIN_INVALID);
-    ck_assert_ptr_nonnull(strstr(why, "UDID"));
-
-    d = base_message(); plist_dict_set_item(d, "UDID", plist_new_data("abc", 3));
-    ck_assert_int_eq(parse(d, _i, &msg, &why), GT_CHECKIN_INVALID);
-    ck_assert_ptr_nonnull(strstr(why, "UDID"));
-
-    d = base_message(); plist_dict_set_item(d, "UserLongName", plist_new_bool(1));
-    ck_assert_int_eq(parse(d, _i, &msg, &why), GT_CHECKIN_INVALID);
-    ck_assert_ptr_nonnull(strstr(why, "UserLongName"));
-
-    d = base_message(); plist_dict_set_item(d, "TokenParameters", plist_new_string("x"));
-    ck_assert_int_eq(parse(d, _i, &msg, &why), GT_CHECKIN_INVALID);
-    ck_assert_ptr_nonnull(strstr(why, "TokenParameters"));
-
-    d = base_message();
+    plist_dict_set_item(watch_udid_not_string, "WatchUDID", plist_new_uint(5));
     {
-        plist_t params = plist_new_dict();
-        plist_dict_set_item(params, "WatchUDID", plist_new_uint(5));
-        plist_dict_set_item(d, "TokenParameters", params);
+        const struct {
+            const char *key;
+            plist_t value;
+            const char *why;
+        } cases[] = {
+            { "TokenServiceType", NULL, "TokenServiceType" },
+            { "TokenServiceType", plist_new_uint(7), "TokenServiceType" },
+            { "TokenServiceType", plist_new_string(""), NULL },
+            { "UDID", NULL, "UDID" },
+            { "UDID", plist_new_data("abc", 3), "UDID" },
+            { "UserLongName", plist_new_bool(1), "UserLongName" },
+            { "TokenParameters", plist_new_string("x"), "TokenParameters" },
+            { "TokenParameters", watch_udid_not_string, NULL },
+        };
+
+        for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+            parse_is(base_with(cases[i].key, cases[i].value), _i,
+                     GT_CHECKIN_INVALID, cases[i].why);
     }
-    ck_assert_int_eq(parse(d, _i, &msg, &why), GT_CHECKIN_INVALID);
 }
 END_TEST
 

@@ -16,11 +16,13 @@
 #include "core/gt_identity.h"
 #include "unit.h"
 #include "unit_cert.h"
-#include "unit_keys.h"
 
 static apr_pool_t *pool;
-static EVP_PKEY *key_a, *key_b;
-static X509 *cert_a, *cert_b;
+static unit_signers pair;
+/* what the call under test gives back, fresh for each test */
+static const unsigned char *der;
+static apr_size_t der_len;
+static const char *why;
 
 static const char BODY[] =
     "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<plist version=\"1.0\">\n"
@@ -29,24 +31,18 @@ static const char BODY[] =
 
 static void setup(void)
 {
-    ck_assert_int_eq(apr_pool_create(&pool, NULL), APR_SUCCESS);
-    key_a = unit_p256;
-    key_b = unit_rsa2048;
-    cert_a = unit_cert(key_a, "device a", NULL, NULL, 0);
-    cert_b = unit_cert(key_b, "device b", NULL, NULL, 0);
+    pool = unit_signers_make(&pair);
+    der = NULL;
+    der_len = 0;
+    why = NULL;
 }
 
-static void teardown(void)
-{
-    X509_free(cert_a);
-    X509_free(cert_b);
-    apr_pool_destroy(pool);
-}
+static void teardown(void) { unit_signers_free(&pair); }
 
-static const char *b64(const unsigned char *der, int len)
+static const char *b64(const unsigned char *bytes, int len)
 {
     char *out = apr_palloc(pool, (apr_size_t)(len / 3 + 2) * 4 + 1);
-    EVP_EncodeBlock((unsigned char *)out, der, len);
+    EVP_EncodeBlock((unsigned char *)out, bytes, len);
     return out;
 }
 
@@ -63,25 +59,33 @@ static const char *cms_b64(CMS_ContentInfo *cms)
     return s;
 }
 
+/* A CMS SignedData over body by cert/key, with certs added. */
+static CMS_ContentInfo *sign_cms(const char *body, X509 *cert, EVP_PKEY *key,
+                                 STACK_OF(X509) *certs, unsigned int flags)
+{
+    BIO *in = BIO_new_mem_buf(body, (int)strlen(body));
+    CMS_ContentInfo *cms = CMS_sign(cert, key, certs, in, flags);
+
+    ck_assert_ptr_nonnull(cms);
+    BIO_free(in);
+    return cms;
+}
+
 /* What a device sends: detached, binary, SHA-256, signer cert included. */
 static const char *sign(const char *body, X509 *cert, EVP_PKEY *key,
                         unsigned int extra_flags)
 {
-    BIO *in = BIO_new_mem_buf(body, (int)strlen(body));
-    CMS_ContentInfo *cms = CMS_sign(cert, key, NULL, in,
-                                    CMS_DETACHED | CMS_BINARY | extra_flags);
-    ck_assert_ptr_nonnull(cms);
-    BIO_free(in);
-    return cms_b64(cms);
+    return cms_b64(sign_cms(body, cert, key, NULL,
+                            CMS_DETACHED | CMS_BINARY | extra_flags));
 }
 
-static void der_is(const unsigned char *der, apr_size_t len, X509 *cert)
+static void der_is(const unsigned char *got, apr_size_t len, X509 *cert)
 {
     unsigned char *want = NULL;
     int n = i2d_X509(cert, &want);
 
     ck_assert_int_eq((int)len, n);
-    ck_assert(memcmp(der, want, len) == 0);
+    ck_assert(memcmp(got, want, len) == 0);
     OPENSSL_free(want);
 }
 
@@ -100,29 +104,23 @@ static void der_is(const unsigned char *der, apr_size_t len, X509 *cert)
 
 START_TEST(mdm_signature_ec_and_rsa)
 {
-    const unsigned char *der = NULL;
-    apr_size_t der_len = 0;
-    const char *why = NULL;
-    X509 *got = VERIFY(sign(BODY, cert_a, key_a, 0), BODY);
+    X509 *got = VERIFY(sign(BODY, pair.cert_a, pair.key_a, 0), BODY);
 
     ck_assert_msg(got != NULL, "refused: %s", why);
-    ck_assert_int_eq(X509_cmp(got, cert_a), 0);
-    der_is(der, der_len, cert_a);
+    ck_assert_int_eq(X509_cmp(got, pair.cert_a), 0);
+    der_is(der, der_len, pair.cert_a);
     X509_free(got);
 
-    got = VERIFY(sign(BODY, cert_b, key_b, 0), BODY);
+    got = VERIFY(sign(BODY, pair.cert_b, pair.key_b, 0), BODY);
     ck_assert_msg(got != NULL, "refused: %s", why);
-    ck_assert_int_eq(X509_cmp(got, cert_b), 0);
+    ck_assert_int_eq(X509_cmp(got, pair.cert_b), 0);
     X509_free(got);
 }
 END_TEST
 
 START_TEST(mdm_signature_other_bytes)
 {
-    const unsigned char *der = NULL;
-    apr_size_t der_len = 0;
-    const char *why = NULL;
-    const char *sig = sign(BODY, cert_a, key_a, 0);
+    const char *sig = sign(BODY, pair.cert_a, pair.key_a, 0);
     char *tampered = apr_pstrdup(pool, BODY);
 
     tampered[strlen(tampered) - 3] ^= 1;
@@ -130,22 +128,14 @@ START_TEST(mdm_signature_other_bytes)
     REFUSED(VERIFY(sig, ""), "does not verify");
     /* without CMS_BINARY the signer hashes the body with CRLF line ends:
      * other bytes than those sent */
-    {
-        BIO *in = BIO_new_mem_buf(BODY, (int)strlen(BODY));
-        CMS_ContentInfo *cms = CMS_sign(cert_a, key_a, NULL, in, CMS_DETACHED);
-        ck_assert_ptr_nonnull(cms);
-        BIO_free(in);
-        REFUSED(VERIFY(cms_b64(cms), BODY), "does not verify");
-    }
+    REFUSED(VERIFY(cms_b64(sign_cms(BODY, pair.cert_a, pair.key_a, NULL,
+                                    CMS_DETACHED)), BODY), "does not verify");
 }
 END_TEST
 
 START_TEST(mdm_signature_garbage)
 {
-    const unsigned char *der = NULL;
-    apr_size_t der_len = 0;
-    const char *why = NULL;
-    const char *sig = sign(BODY, cert_a, key_a, 0);
+    const char *sig = sign(BODY, pair.cert_a, pair.key_a, 0);
     char *big = apr_palloc(pool, GT_IDENTITY_HEADER_MAX + 10);
 
     REFUSED(VERIFY("not base64!", BODY), "not base64");
@@ -155,7 +145,7 @@ START_TEST(mdm_signature_garbage)
     /* a certificate is DER but not CMS */
     {
         unsigned char *c = NULL;
-        int n = i2d_X509(cert_a, &c);
+        int n = i2d_X509(pair.cert_a, &c);
         REFUSED(VERIFY(b64(c, n), BODY), "not a DER CMS");
         OPENSSL_free(c);
     }
@@ -167,11 +157,7 @@ END_TEST
 
 START_TEST(mdm_signature_trailing_bytes)
 {
-    const unsigned char *der = NULL;
-    apr_size_t der_len = 0;
-    const char *why = NULL;
-    BIO *in = BIO_new_mem_buf(BODY, (int)strlen(BODY));
-    CMS_ContentInfo *cms = CMS_sign(cert_a, key_a, NULL, in,
+    CMS_ContentInfo *cms = sign_cms(BODY, pair.cert_a, pair.key_a, NULL,
                                     CMS_DETACHED | CMS_BINARY);
     unsigned char *raw = NULL, *longer;
     int n = i2d_CMS_ContentInfo(cms, &raw);
@@ -183,24 +169,17 @@ START_TEST(mdm_signature_trailing_bytes)
     REFUSED(VERIFY(b64(longer, n + 1), BODY), "follow");
     OPENSSL_free(raw);
     CMS_ContentInfo_free(cms);
-    BIO_free(in);
 }
 END_TEST
 
 START_TEST(mdm_signature_shapes)
 {
-    const unsigned char *der = NULL;
-    apr_size_t der_len = 0;
-    const char *why = NULL;
     BIO *in;
     CMS_ContentInfo *cms;
     STACK_OF(X509) *certs = sk_X509_new_null();
 
     /* content inside the signature instead of the body */
-    in = BIO_new_mem_buf(BODY, (int)strlen(BODY));
-    cms = CMS_sign(cert_a, key_a, NULL, in, CMS_BINARY);
-    ck_assert_ptr_nonnull(cms);
-    BIO_free(in);
+    cms = sign_cms(BODY, pair.cert_a, pair.key_a, NULL, CMS_BINARY);
     REFUSED(VERIFY(cms_b64(cms), BODY), "not detached");
 
     /* two signers */
@@ -208,30 +187,29 @@ START_TEST(mdm_signature_shapes)
     cms = CMS_sign(NULL, NULL, NULL, NULL,
                    CMS_DETACHED | CMS_BINARY | CMS_PARTIAL);
     ck_assert_ptr_nonnull(cms);
-    ck_assert_ptr_nonnull(CMS_add1_signer(cms, cert_a, key_a, EVP_sha256(), 0));
-    ck_assert_ptr_nonnull(CMS_add1_signer(cms, cert_b, key_b, EVP_sha256(), 0));
+    ck_assert_ptr_nonnull(CMS_add1_signer(cms, pair.cert_a, pair.key_a,
+                                          EVP_sha256(), 0));
+    ck_assert_ptr_nonnull(CMS_add1_signer(cms, pair.cert_b, pair.key_b,
+                                          EVP_sha256(), 0));
     ck_assert_int_eq(CMS_final(cms, in, NULL, CMS_DETACHED | CMS_BINARY), 1);
     BIO_free(in);
     REFUSED(VERIFY(cms_b64(cms), BODY), "2 signers");
 
     /* certificates only, no signer */
-    ck_assert_int_gt(sk_X509_push(certs, cert_a), 0);
+    ck_assert_int_gt(sk_X509_push(certs, pair.cert_a), 0);
     cms = CMS_sign(NULL, NULL, certs, NULL, CMS_DETACHED | CMS_PARTIAL);
     ck_assert_ptr_nonnull(cms);
     REFUSED(VERIFY(cms_b64(cms), BODY), "no signer");
     sk_X509_free(certs);
 
     /* the signer's certificate left out */
-    REFUSED(VERIFY(sign(BODY, cert_a, key_a, CMS_NOCERTS), BODY),
+    REFUSED(VERIFY(sign(BODY, pair.cert_a, pair.key_a, CMS_NOCERTS), BODY),
             "does not verify");
     /* a certificate that is not the signer's */
     certs = sk_X509_new_null();
-    ck_assert_int_gt(sk_X509_push(certs, cert_b), 0);
-    in = BIO_new_mem_buf(BODY, (int)strlen(BODY));
-    cms = CMS_sign(cert_a, key_a, certs, in,
+    ck_assert_int_gt(sk_X509_push(certs, pair.cert_b), 0);
+    cms = sign_cms(BODY, pair.cert_a, pair.key_a, certs,
                    CMS_DETACHED | CMS_BINARY | CMS_NOCERTS);
-    ck_assert_ptr_nonnull(cms);
-    BIO_free(in);
     REFUSED(VERIFY(cms_b64(cms), BODY), "does not verify");
     sk_X509_free(certs);
 }
@@ -290,34 +268,30 @@ static const char *url_escape(const char *in)
 
 START_TEST(proxy_forms)
 {
-    const unsigned char *der = NULL;
-    apr_size_t der_len = 0;
-    const char *why = NULL;
-    const char *pem = cert_pem(cert_b);
+    const char *pem = cert_pem(pair.cert_b);
     char *spaced = apr_pstrdup(pool, pem), *p;
 
-    ACCEPTED(apr_pstrcat(pool, ":", cert_b64(cert_a), ":", NULL), cert_a);
-    ACCEPTED(apr_pstrcat(pool, "  :", cert_b64(cert_b), ":  ", NULL), cert_b);
-    ACCEPTED(cert_b64(cert_a), cert_a);
-    ACCEPTED(pem, cert_b);
-    ACCEPTED(url_escape(pem), cert_b);
+    ACCEPTED(apr_pstrcat(pool, ":", cert_b64(pair.cert_a), ":", NULL),
+             pair.cert_a);
+    ACCEPTED(apr_pstrcat(pool, "  :", cert_b64(pair.cert_b), ":  ", NULL),
+             pair.cert_b);
+    ACCEPTED(cert_b64(pair.cert_a), pair.cert_a);
+    ACCEPTED(pem, pair.cert_b);
+    ACCEPTED(url_escape(pem), pair.cert_b);
     /* '+' and '/' left as they are, the rest %-escaped */
-    ACCEPTED(url_escape(cert_pem(cert_a)), cert_a);
+    ACCEPTED(url_escape(cert_pem(pair.cert_a)), pair.cert_a);
     for (p = spaced; *p; p++)
         if (*p == '\n')
             *p = ' ';
-    ACCEPTED(spaced, cert_b);
+    ACCEPTED(spaced, pair.cert_b);
 }
 END_TEST
 
 START_TEST(proxy_refused)
 {
-    const unsigned char *der = NULL;
-    apr_size_t der_len = 0;
-    const char *why = NULL;
-    const char *b = cert_b64(cert_a), *pem = cert_pem(cert_a);
+    const char *b = cert_b64(pair.cert_a), *pem = cert_pem(pair.cert_a);
     unsigned char *raw = NULL, *longer;
-    int n = i2d_X509(cert_a, &raw);
+    int n = i2d_X509(pair.cert_a, &raw);
 
     REFUSED(PARSE(""), "empty");
     REFUSED(PARSE(apr_pstrcat(pool, ":", b, NULL)), "RFC 9440");

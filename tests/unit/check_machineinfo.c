@@ -19,28 +19,20 @@
 #include "core/gt_machineinfo.h"
 #include "unit.h"
 #include "unit_cert.h"
-#include "unit_keys.h"
 
 static apr_pool_t *pool;
-/* two signers: EC P-256 and RSA-2048, self-signed */
-static EVP_PKEY *key_a, *key_b;
-static X509 *cert_a, *cert_b;
+static unit_signers pair;
+/* what the parse under test gives back */
+static gt_machineinfo mi;
+static const char *why;
 
 static void setup(void)
 {
-    ck_assert_int_eq(apr_pool_create(&pool, NULL), APR_SUCCESS);
-    key_a = unit_p256;
-    key_b = unit_rsa2048;
-    cert_a = unit_cert(key_a, "watch a", NULL, NULL, 0);
-    cert_b = unit_cert(key_b, "watch b", NULL, NULL, 0);
+    pool = unit_signers_make(&pair);
+    why = NULL;
 }
 
-static void teardown(void)
-{
-    X509_free(cert_a);
-    X509_free(cert_b);
-    apr_pool_destroy(pool);
-}
+static void teardown(void) { unit_signers_free(&pair); }
 
 /* A MachineInfo dict; token NULL: no PAIRING_TOKEN.  extra keys padding. */
 static plist_t mi_dict(const char *product, const char *udid,
@@ -62,11 +54,6 @@ static plist_t mi_dict(const char *product, const char *udid,
         plist_dict_set_item(d, apr_psprintf(pool, "K%d", i),
                             plist_new_string("v"));
     return d;
-}
-
-static const char *to_bytes(plist_t d, int binary, apr_size_t *len)
-{
-    return unit_plist_bytes(pool, d, binary, len);
 }
 
 /* DER CMS SignedData over content: attached unless detached. */
@@ -92,10 +79,18 @@ static const char *sign(const char *content, apr_size_t len, X509 *cert,
 }
 
 static gt_machineinfo_result parse(const char *buf, apr_size_t len,
-                                   X509_STORE *ca, gt_machineinfo *mi,
-                                   const char **why)
+                                   X509_STORE *ca)
 {
-    return gt_machineinfo_parse(pool, buf, len, ca, mi, why);
+    return gt_machineinfo_parse(pool, buf, len, ca, &mi, &why);
+}
+
+/* The plist d (freed), unsigned, as XML or binary, parsed without a CA. */
+static gt_machineinfo_result parse_dict(plist_t d, int binary)
+{
+    apr_size_t len;
+    const char *buf = unit_plist_bytes(pool, d, binary, &len);
+
+    return parse(buf, len, NULL);
 }
 
 /* A CA file holding cert; its path (removed at teardown of the pool). */
@@ -119,12 +114,8 @@ START_TEST(bare_watch_both_forms)
     int binary;
 
     for (binary = 0; binary < 2; binary++) {
-        gt_machineinfo mi;
-        const char *why = NULL, *buf;
-        apr_size_t len;
-
-        buf = to_bytes(mi_dict("Watch6,1", "00008301-AB", NULL, 0), binary, &len);
-        ck_assert_int_eq(parse(buf, len, NULL, &mi, &why), GT_MI_WATCH);
+        ck_assert_int_eq(parse_dict(mi_dict("Watch6,1", "00008301-AB", NULL, 0),
+                                    binary), GT_MI_WATCH);
         ck_assert_str_eq(mi.udid, "00008301-AB");
         ck_assert_str_eq(mi.product, "Watch6,1");
         ck_assert_str_eq(mi.serial, "FH7Q2XXXXX");
@@ -132,8 +123,8 @@ START_TEST(bare_watch_both_forms)
         ck_assert_ptr_null(mi.pairing_token);
         ck_assert_int_eq(mi.is_signed, 0);
 
-        buf = to_bytes(mi_dict("Watch7,3", "W2", "a.b.c", 0), binary, &len);
-        ck_assert_int_eq(parse(buf, len, NULL, &mi, &why), GT_MI_WATCH);
+        ck_assert_int_eq(parse_dict(mi_dict("Watch7,3", "W2", "a.b.c", 0),
+                                    binary), GT_MI_WATCH);
         ck_assert_str_eq(mi.pairing_token, "a.b.c");
     }
 }
@@ -145,91 +136,85 @@ START_TEST(not_a_watch)
         "{\"PRODUCT\":\"Watch6,1\",\"UDID\":\"X\"}",     /* JSON mentions Watch */
         "a=1&b=2", "", "bplist0", "<html><body>hello</body></html>",
     };
-    gt_machineinfo mi;
-    const char *why = NULL, *buf;
-    apr_size_t len, i;
+    apr_size_t i;
 
-    buf = to_bytes(mi_dict("iPhone15,2", "U", "a.b.c", 0), 0, &len);
-    ck_assert_int_eq(parse(buf, len, NULL, &mi, &why), GT_MI_NOT_WATCH);
-    buf = to_bytes(mi_dict("Mac14,2", "U", NULL, 0), 1, &len);
-    ck_assert_int_eq(parse(buf, len, NULL, &mi, &why), GT_MI_NOT_WATCH);
-    buf = to_bytes(mi_dict(NULL, "U", NULL, 0), 0, &len);
-    ck_assert_int_eq(parse(buf, len, NULL, &mi, &why), GT_MI_NOT_WATCH);
-    buf = to_bytes(mi_dict("watch6,1", "U", NULL, 0), 0, &len);  /* case counts */
-    ck_assert_int_eq(parse(buf, len, NULL, &mi, &why), GT_MI_NOT_WATCH);
+    ck_assert_int_eq(parse_dict(mi_dict("iPhone15,2", "U", "a.b.c", 0), 0),
+                     GT_MI_NOT_WATCH);
+    ck_assert_int_eq(parse_dict(mi_dict("Mac14,2", "U", NULL, 0), 1),
+                     GT_MI_NOT_WATCH);
+    ck_assert_int_eq(parse_dict(mi_dict(NULL, "U", NULL, 0), 0), GT_MI_NOT_WATCH);
+    /* case counts */
+    ck_assert_int_eq(parse_dict(mi_dict("watch6,1", "U", NULL, 0), 0),
+                     GT_MI_NOT_WATCH);
     for (i = 1; i < sizeof(others) / sizeof(others[0]); i++)
-        ck_assert_int_eq(parse(others[i], strlen(others[i]), NULL, &mi, &why),
+        ck_assert_int_eq(parse(others[i], strlen(others[i]), NULL),
                          GT_MI_NOT_WATCH);
     /* not a plist, yet it names a watch: another parser might disagree */
-    ck_assert_int_eq(parse(others[0], strlen(others[0]), NULL, &mi, &why),
+    ck_assert_int_eq(parse(others[0], strlen(others[0]), NULL),
                      GT_MI_REFUSED);
 }
 END_TEST
 
+/* A watch's MachineInfo with key set to value: refused, the reason naming
+ * why_has unless NULL. */
+static void watch_value_refused(const char *key, plist_t value, int binary,
+                                const char *why_has)
+{
+    plist_t d = mi_dict("Watch6,1", "W", NULL, 0);
+
+    plist_dict_set_item(d, key, value);
+    ck_assert_int_eq(parse_dict(d, binary), GT_MI_REFUSED);
+    if (why_has)
+        ck_assert_ptr_nonnull(strstr(why, why_has));
+}
+
 START_TEST(watch_values_refused)
 {
     char big[GT_MI_MAX_TOKEN + 2];
-    gt_machineinfo mi;
-    const char *why = NULL, *buf;
-    apr_size_t len;
-    plist_t d;
 
-    buf = to_bytes(mi_dict("Watch6,1", NULL, NULL, 0), 0, &len);
-    ck_assert_int_eq(parse(buf, len, NULL, &mi, &why), GT_MI_REFUSED);
+    ck_assert_int_eq(parse_dict(mi_dict("Watch6,1", NULL, NULL, 0), 0),
+                     GT_MI_REFUSED);
     ck_assert_ptr_nonnull(strstr(why, "UDID"));
 
-    d = mi_dict("Watch6,1", "W", NULL, 0);
-    plist_dict_set_item(d, "PAIRING_TOKEN", plist_new_string("a.b.c"));
-    buf = to_bytes(d, 0, &len);
-    ck_assert_int_eq(parse(buf, len, NULL, &mi, &why), GT_MI_REFUSED);
-    ck_assert_ptr_nonnull(strstr(why, "PAIRING_TOKEN"));
-
-    d = mi_dict("Watch6,1", "W", NULL, 0);
-    plist_dict_set_item(d, "PAIRING_TOKEN", plist_new_data("a\0b", 3));
-    buf = to_bytes(d, 1, &len);
-    ck_assert_int_eq(parse(buf, len, NULL, &mi, &why), GT_MI_REFUSED);
+    watch_value_refused("PAIRING_TOKEN", plist_new_string("a.b.c"), 0,
+                        "PAIRING_TOKEN");
+    watch_value_refused("PAIRING_TOKEN", plist_new_data("a\0b", 3), 1, NULL);
 
     memset(big, 'x', sizeof(big) - 1);
     big[sizeof(big) - 1] = '\0';
-    buf = to_bytes(mi_dict("Watch6,1", "W", big, 0), 1, &len);
-    ck_assert_int_eq(parse(buf, len, NULL, &mi, &why), GT_MI_REFUSED);
+    ck_assert_int_eq(parse_dict(mi_dict("Watch6,1", "W", big, 0), 1),
+                     GT_MI_REFUSED);
 
-    d = mi_dict("Watch6,1", "W", NULL, 0);
-    plist_dict_set_item(d, "SERIAL", plist_new_uint(7));
-    buf = to_bytes(d, 0, &len);
-    ck_assert_int_eq(parse(buf, len, NULL, &mi, &why), GT_MI_REFUSED);
+    watch_value_refused("SERIAL", plist_new_uint(7), 0, NULL);
 }
 END_TEST
 
 START_TEST(over_bounds)
 {
-    gt_machineinfo mi;
-    const char *why = NULL, *buf;
-    apr_size_t len;
     int binary;
 
     for (binary = 0; binary < 2; binary++) {
-        buf = to_bytes(mi_dict("Watch6,1", "W", NULL, GT_MI_MAX_OBJECTS), binary,
-                       &len);
-        ck_assert_int_eq(parse(buf, len, NULL, &mi, &why), GT_MI_REFUSED);
+        ck_assert_int_eq(parse_dict(mi_dict("Watch6,1", "W", NULL,
+                                            GT_MI_MAX_OBJECTS), binary),
+                         GT_MI_REFUSED);
         ck_assert_ptr_nonnull(strstr(why, "objects"));
-        buf = to_bytes(mi_dict("iPhone15,2", "P", NULL, GT_MI_MAX_OBJECTS), binary,
-                       &len);
-        ck_assert_int_eq(parse(buf, len, NULL, &mi, &why), GT_MI_NOT_WATCH);
+        ck_assert_int_eq(parse_dict(mi_dict("iPhone15,2", "P", NULL,
+                                            GT_MI_MAX_OBJECTS), binary),
+                         GT_MI_NOT_WATCH);
     }
 }
 END_TEST
 
 START_TEST(signed_watch)
 {
-    gt_machineinfo mi;
-    const char *why = NULL, *plist, *der;
+    const char *plist, *der;
     apr_size_t len, der_len;
     char *bad;
 
-    plist = to_bytes(mi_dict("Watch6,1", "W1", "t.o.k", 0), 0, &len);
-    der = sign(plist, len, cert_a, key_a, 0, &der_len);
-    ck_assert_int_eq(parse(der, der_len, NULL, &mi, &why), GT_MI_WATCH);
+    plist = unit_plist_bytes(pool, mi_dict("Watch6,1", "W1", "t.o.k", 0), 0,
+                             &len);
+    der = sign(plist, len, pair.cert_a, pair.key_a, 0, &der_len);
+    ck_assert_int_eq(parse(der, der_len, NULL), GT_MI_WATCH);
     ck_assert_int_eq(mi.is_signed, 1);
     ck_assert_str_eq(mi.udid, "W1");
     ck_assert_str_eq(mi.pairing_token, "t.o.k");
@@ -237,50 +222,50 @@ START_TEST(signed_watch)
     /* one byte of the content changed: W1 -> W2 */
     bad = apr_pmemdup(pool, der, der_len);
     *((char *)memmem(bad, der_len, "W1<", 3) + 1) = '2';
-    ck_assert_int_eq(parse(bad, der_len, NULL, &mi, &why), GT_MI_REFUSED);
+    ck_assert_int_eq(parse(bad, der_len, NULL), GT_MI_REFUSED);
     ck_assert_ptr_nonnull(strstr(why, "does not verify"));
 
     /* bytes after the structure: not a SignedData we read, and naming a
      * watch it cannot pass unchecked */
     bad = apr_pstrcat(pool, apr_pstrmemdup(pool, der, der_len), "x", NULL);
-    ck_assert_int_eq(parse(bad, der_len + 1, NULL, &mi, &why), GT_MI_REFUSED);
+    ck_assert_int_eq(parse(bad, der_len + 1, NULL), GT_MI_REFUSED);
 
     /* detached: no MachineInfo inside */
-    der = sign(plist, len, cert_a, key_a, 1, &der_len);
-    ck_assert_int_eq(parse(der, der_len, NULL, &mi, &why), GT_MI_NOT_WATCH);
+    der = sign(plist, len, pair.cert_a, pair.key_a, 1, &der_len);
+    ck_assert_int_eq(parse(der, der_len, NULL), GT_MI_NOT_WATCH);
 
     /* a signed iPhone, whatever its signature, is not the gate's */
-    plist = to_bytes(mi_dict("iPhone15,2", "P", NULL, 0), 0, &len);
-    der = sign(plist, len, cert_b, key_b, 0, &der_len);
-    ck_assert_int_eq(parse(der, der_len, NULL, &mi, &why), GT_MI_NOT_WATCH);
+    plist = unit_plist_bytes(pool, mi_dict("iPhone15,2", "P", NULL, 0), 0,
+                             &len);
+    der = sign(plist, len, pair.cert_b, pair.key_b, 0, &der_len);
+    ck_assert_int_eq(parse(der, der_len, NULL), GT_MI_NOT_WATCH);
 }
 END_TEST
 
 START_TEST(signed_with_ca)
 {
-    gt_machineinfo mi;
-    const char *why = NULL, *plist, *der;
+    const char *plist, *der;
     apr_size_t len, der_len;
-    const char *path = ca_file(cert_a);
+    const char *path = ca_file(pair.cert_a);
     X509_STORE *ca = gt_machineinfo_ca_load(pool, path, &why);
 
     unlink(path);
     ck_assert_ptr_nonnull(ca);
-    plist = to_bytes(mi_dict("Watch6,1", "W1", NULL, 0), 1, &len);
-    der = sign(plist, len, cert_a, key_a, 0, &der_len);
-    ck_assert_int_eq(parse(der, der_len, ca, &mi, &why), GT_MI_WATCH);
-    der = sign(plist, len, cert_b, key_b, 0, &der_len);
-    ck_assert_int_eq(parse(der, der_len, ca, &mi, &why), GT_MI_REFUSED);
+    plist = unit_plist_bytes(pool, mi_dict("Watch6,1", "W1", NULL, 0), 1,
+                             &len);
+    der = sign(plist, len, pair.cert_a, pair.key_a, 0, &der_len);
+    ck_assert_int_eq(parse(der, der_len, ca), GT_MI_WATCH);
+    der = sign(plist, len, pair.cert_b, pair.key_b, 0, &der_len);
+    ck_assert_int_eq(parse(der, der_len, ca), GT_MI_REFUSED);
     ck_assert_ptr_nonnull(strstr(why, "GetTokenWatchEnrollmentCA"));
     /* unsigned: the CA cannot be satisfied */
-    ck_assert_int_eq(parse(plist, len, ca, &mi, &why), GT_MI_REFUSED);
+    ck_assert_int_eq(parse(plist, len, ca), GT_MI_REFUSED);
     ck_assert_ptr_nonnull(strstr(why, "not signed"));
 }
 END_TEST
 
 START_TEST(ca_load_refused)
 {
-    const char *why = NULL;
     const char *empty = ca_file(NULL);
 
     ck_assert_ptr_null(gt_machineinfo_ca_load(pool, empty, &why));

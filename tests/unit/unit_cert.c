@@ -5,6 +5,7 @@
 #include "apr_strings.h"
 
 #include "unit_cert.h"
+#include "unit_keys.h"
 
 X509 *unit_cert(EVP_PKEY *key, const char *cn, const ASN1_TIME *not_before,
                 const ASN1_TIME *not_after, int v1)
@@ -52,4 +53,21 @@ const char *unit_plist_bytes(apr_pool_t *pool, plist_t d, int binary,
     plist_free(d);
     *len = n;
     return copy;
+}
+
+apr_pool_t *unit_signers_make(unit_signers *s)
+{
+    ck_assert_int_eq(apr_pool_create(&s->pool, NULL), APR_SUCCESS);
+    s->key_a = unit_p256;
+    s->key_b = unit_rsa2048;
+    s->cert_a = unit_cert(s->key_a, "signer a", NULL, NULL, 0);
+    s->cert_b = unit_cert(s->key_b, "signer b", NULL, NULL, 0);
+    return s->pool;
+}
+
+void unit_signers_free(unit_signers *s)
+{
+    X509_free(s->cert_a);
+    X509_free(s->cert_b);
+    apr_pool_destroy(s->pool);
 }

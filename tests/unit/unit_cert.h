@@ -22,4 +22,17 @@ X509 *unit_cert(EVP_PKEY *key, const char *cn, const ASN1_TIME *not_before,
 const char *unit_plist_bytes(apr_pool_t *pool, plist_t d, int binary,
                              apr_size_t *len);
 
+/*
+ * The fixture of the CMS tests: a fresh pool and two self-signed signers,
+ * a (EC P-256) and b (RSA-2048).  unit_signers_make returns the pool;
+ * unit_signers_free frees the certificates and the pool.
+ */
+typedef struct {
+    apr_pool_t *pool;
+    EVP_PKEY *key_a, *key_b;
+    X509 *cert_a, *cert_b;
+} unit_signers;
+apr_pool_t *unit_signers_make(unit_signers *s);
+void unit_signers_free(unit_signers *s);
+
 #endif
