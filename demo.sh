@@ -1,4 +1,6 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The mod_gettoken Authors
 # mod_gettoken demo: install the missing Debian packages it needs, build, make a
 # throwaway PKI and an SQLite enrollment DB with one enrolled device, start httpd
 # on https://127.0.0.1:8443/mdm/checkin, send one GetToken as that device and

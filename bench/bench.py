@@ -1,4 +1,6 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The mod_gettoken Authors
 """bench.py -- the body of bench/run (mod_gettoken performance benchmark).
 
 Starts its own httpd (mpm_event, mod_ssl with an ECDSA P-256 server

@@ -1,4 +1,6 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The mod_gettoken Authors
 """bench_common.py -- paths, the GetToken body, logging and subprocess helpers
 shared by the bench/ scripts.  Importing it puts the test harness
 (tests/harness: httpd, PKI, DBs, clients) on sys.path for all of them."""

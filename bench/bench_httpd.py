@@ -1,4 +1,6 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The mod_gettoken Authors
 """bench_httpd.py -- the benchmark's httpd: the harness's Httpd (tests/harness/
 gt_httpd.py) with a fixed process/thread pool, no access log, no CGI backend
 and a static file of about the size of a GetToken answer."""

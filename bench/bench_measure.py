@@ -1,4 +1,6 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The mod_gettoken Authors
 """bench_measure.py -- measurements: a signature (openssl speed), load runs
 with loadgen and ab and their CPU cost, and how rounds are combined."""
 import json

@@ -1,4 +1,6 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The mod_gettoken Authors
 """bench_report.py -- the figures (overhead ratios, scaling) from the runs,
 bench/results.json and the printed table."""
 import json

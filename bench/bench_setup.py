@@ -1,4 +1,6 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The mod_gettoken Authors
 """bench_setup.py -- what the benchmark needs before httpd starts: the module
 and bench/loadgen built, the harness's throwaway PKI with as many device
 identities as the run asks for, the SQLite enrollment DBs."""

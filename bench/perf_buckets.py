@@ -1,4 +1,6 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The mod_gettoken Authors
 """perf_buckets.py -- sort `perf script` call stacks of httpd into buckets.
 
 Usage: perf script -i perf.data | bench/perf_buckets.py [REQUESTS FREQ]

@@ -1,4 +1,6 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The mod_gettoken Authors
 """bench/watch.py -- what an admitted Apple Watch enrollment request costs at
 the gate (GetTokenWatchEnrollment On), counted in RSA-2048 signatures.
 

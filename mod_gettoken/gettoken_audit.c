@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * Copyright 2026 The mod_gettoken Authors */
 /*
  * gettoken_audit.c - what happens after a parsed GetToken was answered:
  * the server-status counters, and the optional audit row

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * Copyright 2026 The mod_gettoken Authors */
 /*
  * gettoken_binding.c - is this identity certificate the one enrolled for
  * the enrollment the message speaks for?  Asked of the MDM's database

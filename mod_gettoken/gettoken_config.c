@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * Copyright 2026 The mod_gettoken Authors */
 /*
  * gettoken_config.c - the module's configuration records: creating and
  * merging them (each part merges its own sub-struct), and the directive

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * Copyright 2026 The mod_gettoken Authors */
 /*
  * gettoken_dbd.c - mod_dbd as every database feature of the module uses
  * it: its optional functions, statements prepared under labels of our

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * Copyright 2026 The mod_gettoken Authors */
 /*
  * gettoken_identity.c - where the device identity certificate comes from
  * (GetTokenIdentity): mod_ssl's client certificate, the Mdm-Signature

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * Copyright 2026 The mod_gettoken Authors */
 /*
  * gettoken_keys.c - the vhost's own (default) organisation: its server
  * UUID, signing key and certificate, and the key that signs its watch

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * Copyright 2026 The mod_gettoken Authors */
 /*
  * gettoken_organization.c - several Apple Business/School Manager MDM
  * servers ("organisations") behind one check-in URL.

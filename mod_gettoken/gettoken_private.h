@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * Copyright 2026 The mod_gettoken Authors */
 /*
  * gettoken_private.h - what the parts of mod_gettoken share inside the
  * module.  Dependencies run one way: the module record (mod_gettoken.c)

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * Copyright 2026 The mod_gettoken Authors */
 /*
  * gettoken_services.c - GetTokenServices: which TokenServiceTypes a
  * location answers.  An MDM behind the location that answers some types

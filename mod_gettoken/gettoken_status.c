@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * Copyright 2026 The mod_gettoken Authors */
 /*
  * gettoken_status.c - what mod_gettoken did, for mod_status: tokens issued
  * (per service type), GetTokens refused (per HTTP status), check-ins passed

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * Copyright 2026 The mod_gettoken Authors */
 /*
  * gettoken_util.c - small things every part needs the same way: naming a
  * vhost in a log line, asking a client to come back later, sending a

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * Copyright 2026 The mod_gettoken Authors */
 /*
  * gettoken_warnings.c - warnings at start-up for set-ups that pass the
  * config test and then fail requests or leak a key: a vhost relying on the

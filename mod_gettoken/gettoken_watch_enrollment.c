@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * Copyright 2026 The mod_gettoken Authors */
 /*
  * gettoken_watch_enrollment.c - the watch MDM's gate at the enrollment
  * profile URL (GetTokenWatchEnrollment On).

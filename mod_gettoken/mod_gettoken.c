@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * Copyright 2026 The mod_gettoken Authors */
 /*
  * mod_gettoken.c - the module record, its hooks, and the start-up driver.
  *

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * Copyright 2026 The mod_gettoken Authors */
 /*
  * service_maid.c - com.apple.maid: the token Apple's identity service asks
  * for when a Managed Apple Account signs in, proving the device belongs to

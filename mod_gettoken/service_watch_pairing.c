@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * Copyright 2026 The mod_gettoken Authors */
 /*
  * service_watch_pairing.c - com.apple.watch.pairing, the phone MDM's side:
  * the phone asks for a token proving that the watch it is paired with

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * Copyright 2026 The mod_gettoken Authors */
 /*
  * watch_verify.c - com.apple.watch.pairing, the watch MDM's side.
  *

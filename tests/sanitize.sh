@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The mod_gettoken Authors
 # Sourced by tests/run for `--asan` and `--valgrind`.
 # shellcheck shell=bash
 #

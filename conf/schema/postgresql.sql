@@ -1,3 +1,5 @@
+-- SPDX-License-Identifier: Apache-2.0
+-- Copyright 2026 The mod_gettoken Authors
 -- mod_gettoken schema for PostgreSQL (DBDriver pgsql).  Applying it twice
 -- is harmless.  psql -d mdm -f conf/schema/postgresql.sql
 --

@@ -1,3 +1,5 @@
+-- SPDX-License-Identifier: Apache-2.0
+-- Copyright 2026 The mod_gettoken Authors
 -- mod_gettoken schema for SQLite (DBDriver sqlite3).  Applying it twice is
 -- harmless.  sqlite3 /var/lib/mdm/enrollments.db < conf/schema/sqlite.sql
 

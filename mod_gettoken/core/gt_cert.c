@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * Copyright 2026 The mod_gettoken Authors */
 /*
  * gt_cert.c - base64, PEM to DER, the validity period of a DER certificate
  * without decoding an X509 (see gt_cert.h for why), and SHA-256.

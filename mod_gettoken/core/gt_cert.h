@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * Copyright 2026 The mod_gettoken Authors */
 /*
  * gt_cert.h - what the module needs of a certificate, read straight from
  * its text and DER: strict base64, the DER inside a PEM block, the validity

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * Copyright 2026 The mod_gettoken Authors */
 /*
  * gt_identity.c - Mdm-Signature (CMS over the body) and proxy-forwarded
  * client certificates, decoded with OpenSSL.  See gt_identity.h.

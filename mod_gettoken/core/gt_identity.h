@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * Copyright 2026 The mod_gettoken Authors */
 /*
  * gt_identity.h - device identity certificates carried in HTTP headers,
  * decoded and checked without httpd:

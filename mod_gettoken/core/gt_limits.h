@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * Copyright 2026 The mod_gettoken Authors */
 /*
  * gt_limits.h - the service names and limits shared by the core and the
  * httpd glue, so that each is written once.

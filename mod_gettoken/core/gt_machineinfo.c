@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * Copyright 2026 The mod_gettoken Authors */
 /*
  * gt_machineinfo.c - a watch's MachineInfo (see gt_machineinfo.h).
  */

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * Copyright 2026 The mod_gettoken Authors */
 /*
  * gt_machineinfo.h - the MachineInfo an Apple Watch sends to its MDM's
  * enrollment profile URL, recognised and checked without httpd.

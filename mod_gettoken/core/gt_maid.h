@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * Copyright 2026 The mod_gettoken Authors */
 /*
  * gt_maid.h - the com.apple.maid token: a JWT whose claims
  * are exactly iss, iat, jti and service_type.

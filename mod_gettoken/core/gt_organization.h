@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * Copyright 2026 The mod_gettoken Authors */
 /*
  * gt_organization.h - what an organisation (an Apple Business/School
  * Manager MDM server: a server UUID and its key) needs outside httpd:

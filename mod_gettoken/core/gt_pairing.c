@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * Copyright 2026 The mod_gettoken Authors */
 /*
  * gt_pairing.c - com.apple.watch.pairing claims (see gt_pairing.h).
  */

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * Copyright 2026 The mod_gettoken Authors */
 /*
  * gt_pairing.h - the com.apple.watch.pairing token, free of
  * httpd: building and signing the claims on the phone MDM's side; on the

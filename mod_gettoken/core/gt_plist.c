@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * Copyright 2026 The mod_gettoken Authors */
 /*
  * gt_plist.c - the parse that follows the bounds checks, the check of the
  * tree libplist built from a document that passed them, reading strings

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * Copyright 2026 The mod_gettoken Authors */
 /*
  * gt_b64url.c - base64url without padding (RFC 7515 §2), strict both ways.
  */

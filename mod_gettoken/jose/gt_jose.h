@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * Copyright 2026 The mod_gettoken Authors */
 /*
  * gt_jose.h - the JOSE pieces mod_gettoken needs, for callers that use
  * several: base64url, flat JSON, compact JWS, random UUIDs.  Knows nothing

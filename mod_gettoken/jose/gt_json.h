@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * Copyright 2026 The mod_gettoken Authors */
 /*
  * gt_json.h - a strict parser for the flat JSON objects of JWS headers and
  * JWT claim sets (RFC 8259 subset), and the escaping of strings written

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * Copyright 2026 The mod_gettoken Authors */
 /*
  * gt_jws.c - compact JWS signing (RS256, ES256) and strict verification.
  */

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * Copyright 2026 The mod_gettoken Authors */
 /*
  * gt_jws.h - compact JWS: signing with RS256 or ES256 keys prepared once at
  * start-up, and strict verification against a set of trusted public keys.

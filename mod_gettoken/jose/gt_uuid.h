@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * Copyright 2026 The mod_gettoken Authors */
 /*
  * gt_uuid.h - random UUIDs for jti, and the check of a UUID's shape.
  */

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * Copyright 2026 The mod_gettoken Authors */
 /*
  * apr_pool_shim.c - the APR pool calls the core makes, replaced for the fuzz
  * binaries: every allocation is its own malloc, remembered by its pool and

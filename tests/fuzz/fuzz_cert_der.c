@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * Copyright 2026 The mod_gettoken Authors */
 /*
  * fuzz_cert_der.c - PEM to DER (gt_pem_cert_to_der) and the DER validity
  * walker (gt_cert_validity).

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * Copyright 2026 The mod_gettoken Authors */
 /*
  * fuzz_checkin.c - the check-in parser, exactly the module's pipeline:
  * structural pre-check, libplist, GetToken validation (gt_checkin_parse).

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * Copyright 2026 The mod_gettoken Authors */
 /*
  * fuzz_common.h - helpers shared by the libFuzzer targets.
  */

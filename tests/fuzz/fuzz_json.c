@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * Copyright 2026 The mod_gettoken Authors */
 /*
  * fuzz_json.c - the flat-JSON parser (gt_json_parse_object) and the pairing
  * claims check behind the JWS signature (gt_pairing_check), reached here

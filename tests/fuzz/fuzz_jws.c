@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * Copyright 2026 The mod_gettoken Authors */
 /*
  * fuzz_jws.c - the JWS verifier (gt_jws_verify) with the trusted keys a
  * watch-verify server holds (one RSA-2048, one EC P-256), then the pairing

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * Copyright 2026 The mod_gettoken Authors */
 /*
  * fuzz_mdm_signature.c - the Mdm-Signature decoder: trim, strict base64,
  * DER CMS, shape checks, CMS_verify over the body, signer certificate.

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * Copyright 2026 The mod_gettoken Authors */
 /*
  * fuzz_proxy_cert.c - the header-certificate decoder (gt_proxy_cert_parse):
  * RFC 9440 Client-Cert (":base64 DER:"), URL-escaped PEM, PEM, bare base64

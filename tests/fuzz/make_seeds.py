@@ -1,4 +1,6 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The mod_gettoken Authors
 """Seed corpora for the fuzz targets, written under OUT (tests/fuzz/build):
 
   OUT/corpus/<target>/   seeds: real GetToken XML and binary plists, an

@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The mod_gettoken Authors
 """A recording HTTP/1.1 backend on 127.0.0.1 (the "existing MDM" behind mod_proxy).
 
 Every request it gets is recorded: method, request target, every header as

@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The mod_gettoken Authors
 """Device-side client: check-in plists over TLS with a client certificate, and
 JWT checks for the tokens mod_gettoken hands back."""
 import base64

@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The mod_gettoken Authors
 """demo.sh's Python half: a throwaway PKI + one enrolled device, httpd with
 mod_gettoken on https://127.0.0.1:<port>/mdm/checkin, one GetToken, and the
 decoded token. Uses the same helpers as the integration tests.

@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The mod_gettoken Authors
 """One test/demo environment: a work directory with a PKI, an enrollment DB and
 any number of httpd instances built on them. Shared by conftest.py and demo.sh."""
 import os

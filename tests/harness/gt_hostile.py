@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The mod_gettoken Authors
 """Hand-made hostile check-in bodies: a binary-plist writer that can lie
 (offsets, trailer, counts, references) and XML written as text (entities,
 &#0;, nesting) -- what plistlib refuses to produce."""

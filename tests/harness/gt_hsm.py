@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The mod_gettoken Authors
 """A SoftHSM 2 token for the tests: keys imported into it exist nowhere else
 afterwards; httpd reaches them through pkcs11: URIs (OpenSSL's pkcs11
 engine).  httpd must run with SOFTHSM2_CONF pointing at the returned file."""

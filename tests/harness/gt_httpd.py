@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The mod_gettoken Authors
 """A self-contained Apache httpd (no /etc/apache2 includes) running mod_gettoken.
 
 Each Httpd gets its own directory (config, logs, run dir, CGI backend and the

@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The mod_gettoken Authors
 """A real PostgreSQL server for the tests, in a throwaway directory.
 
 initdb + pg_ctl from Debian's postgresql package, run as an unprivileged

@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The mod_gettoken Authors
 """Throwaway PKI and enrollment database for the mod_gettoken tests and demo.
 
 Everything is generated with python3-cryptography into a directory that the

@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The mod_gettoken Authors
 """Device identities as a device or a proxy presents them without mTLS.
 
 Mdm-Signature: what an Apple device sends when its MDM payload has SignMessage:

@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The mod_gettoken Authors
 """Raw HTTP/1.1 over TLS for what http.client cannot do: Expect: 100-continue
 (headers first, body only after the interim answer), bodies generated on the
 fly (50 MB never held), and clients that hang up mid-body.  Also: httpd

@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The mod_gettoken Authors
 """Fixtures for the real-httpd integration tests.
 
   gt          session Env: PKI, enrollment DB, factory for httpd instances

@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The mod_gettoken Authors
 """Helpers for the com.apple.watch.pairing tests: a watch MDM vhost, issue and
 verify requests, token surgery."""
 import base64

@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The mod_gettoken Authors
 """A simulated Apple Watch at its MDM's enrollment profile URL (the watch MDM's
 side of watch enrollment): MachineInfo plists, signed as a device signs them
 (CMS SignedData with the plist attached, made with python3-cryptography or the

@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The mod_gettoken Authors
 """GetTokenAuditSQL: a row per answered GetToken with the
 enrollment id, organisation, service type, jti, status and identity SHA-256;
 a failing audit statement is logged and changes no answer."""

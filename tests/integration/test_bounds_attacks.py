@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The mod_gettoken Authors
 """Bodies that made libplist abort a child or balloon it.
 
 Each is sent without a client certificate, as any attacker could; the child

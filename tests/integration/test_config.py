@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The mod_gettoken Authors
 """Configuration: misconfigurations stop `apache2 -t` and start-up
 with a line naming the directive and the vhost; per-vhost organisations."""
 import os

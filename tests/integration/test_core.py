@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The mod_gettoken Authors
 """com.apple.maid tokens: the success answers and the token format a device's MDM relies on."""
 import re
 import threading

@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The mod_gettoken Authors
 """Prepared statements survive a schema change on the live database: the
 next request prepares them again on its pooled connection, no restart of
 httpd, for the enrollment binding and for the pairing replay store."""

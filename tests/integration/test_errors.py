@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The mod_gettoken Authors
 """GetToken requests that are refused, each with the status a device expects.
 
 Every refusal must write exactly one mod_gettoken error-log line (at LogLevel

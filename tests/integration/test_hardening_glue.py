@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The mod_gettoken Authors
 """Where the module meets httpd, hardened:
 
   - directory-scope directives only in <Directory>/<Location>, never .htaccess

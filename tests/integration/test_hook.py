@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The mod_gettoken Authors
 """The service hook, exercised through tests/modules' echo module:
 TokenServiceType com.example.echo -> TokenData "echo:<enrollment id>:<Message>";
 TokenParameters {"Status": "429"} -> the hook returns 429 and the request ends with it."""

@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The mod_gettoken Authors
 """A hostile catalogue: what an attacker sends before any
 authentication, each answered with its contract status -- 400/401/403, or
 pass-through (the backend gets the body byte for byte) for bodies that are not

@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The mod_gettoken Authors
 """GetTokenIdentity: the Mdm-Signature header, a header set by
 a TLS-terminating proxy, and the order in which sources are tried.
 

@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The mod_gettoken Authors
 """Several Apple Business/School Manager organisations behind one check-in URL:
 GetTokenOrganization, GetTokenOrganizationSQL, and
 GetTokenServices for an MDM that answers some GetToken types itself.

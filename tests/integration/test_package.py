@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The mod_gettoken Authors
 """The Debian package: dpkg-buildpackage -us -uc -b in a clean copy of the
 tree builds libapache2-mod-gettoken; dpkg -i puts it into this machine's
 apache2; `a2enmod gettoken && apachectl -t` says Syntax OK; the stock Debian

@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The mod_gettoken Authors
 """Everything that is not a GetToken for mod_gettoken reaches the backend
 byte-for-byte."""
 import hashlib

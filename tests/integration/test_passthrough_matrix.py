@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The mod_gettoken Authors
 """Issue 4: every non-GetToken check-in reaches the MDM untouched, whatever
 serves the location.
 

@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The mod_gettoken Authors
 """GetTokenSigningKey as an RFC 7512 pkcs11: URI: the maid key lives in a
 (software) HSM, SoftHSM 2, reached through OpenSSL's pkcs11 engine.  httpd
 signs with it but never holds the private key: the token file store is the

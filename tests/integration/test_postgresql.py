@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The mod_gettoken Authors
 """The enrollment binding on PostgreSQL (DBDriver pgsql): nanomdm's
 cert_auth_associations table with the default GetTokenEnrollmentSQL, several
 httpd nodes on one database, and database faults: a

@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The mod_gettoken Authors
 """conf/examples/gettoken-vhost.conf, the annotated example virtual host,
 stays in sync with the module: every directive of the module's table is
 documented there (with its default), nothing else is, and httpd accepts the

@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The mod_gettoken Authors
 """Refusal log lines: they name the vhost and mark the enrollment id as
 claimed until the identity is bound to it (also in GETTOKEN_ENROLLMENT);
 the same refusal repeated by one client is logged once at warn, each repeat

@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The mod_gettoken Authors
 """The shape of the module's source, kept true by tests:
 
   - every member of a configuration struct has a rule in its merge function

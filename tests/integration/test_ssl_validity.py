@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The mod_gettoken Authors
 """The mod_ssl identity certificate must be within its validity period: an
 enrolled device whose certificate expired (or is not valid yet) gets no
 token.  mod_ssl itself refuses such a certificate in the handshake even

@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The mod_gettoken Authors
 """Start-up warnings for what `apachectl -t` cannot see: each
 is logged once, at warn, naming the vhost and the file or directive; a
 sound configuration logs none."""

@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The mod_gettoken Authors
 """mod_status: the GetToken section and its ?auto counters,
 server-wide across children and kept over graceful restarts."""
 import os

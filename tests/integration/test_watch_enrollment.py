@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The mod_gettoken Authors
 """Apple Watch enrollment, the watch MDM's side: CONTRACT §3
 (GetTokenWatchEnrollment*), §5b and §6 (gettoken_watch_security_token).
 

@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The mod_gettoken Authors
 """com.apple.watch.pairing: the GetTokenWatchPairing* directives, the 400/403
 answers of the issuing side, the token claims, gettoken-watch-verify and its
 jti table, which makes a token usable once.

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * Copyright 2026 The mod_gettoken Authors */
 /* gt_b64url: the unpadded base64url of every JWS part, strict both ways. */
 
 #include <string.h>

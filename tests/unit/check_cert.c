@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * Copyright 2026 The mod_gettoken Authors */
 /* gt_cert: strict base64, PEM -> DER and the validity period read from the
  * DER, each checked against what OpenSSL itself encodes/decodes; and the
  * certificate hash (gt_sha256_hex). */

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * Copyright 2026 The mod_gettoken Authors */
 /* Unit tests of the httpd-free core (Check). */
 #include <stdlib.h>
 #include "apr_general.h"

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * Copyright 2026 The mod_gettoken Authors */
 /* Unit tests of core/gt_identity.c: base64, Mdm-Signature (CMS detached
  * over the body), and the certificate forms TLS proxies forward. */
 #include <stdlib.h>

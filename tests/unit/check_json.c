@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * Copyright 2026 The mod_gettoken Authors */
 /* gt_json: the strict flat objects of JWS headers and claims, and the
  * escaping of strings written into claims. */
 

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * Copyright 2026 The mod_gettoken Authors */
 /* gt_jws: signing with RS256 and ES256 keys, checked with plain OpenSSL
  * calls, and strict verification. */
 

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * Copyright 2026 The mod_gettoken Authors */
 /* Unit tests: loading signing keys and certificates, which keys can sign,
  * and that no form of pkcs11: URI lets a PIN into a log line. */
 #include <stdio.h>

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * Copyright 2026 The mod_gettoken Authors */
 /* Unit tests of core/gt_machineinfo.c: a watch's MachineInfo, bare or in
  * a CMS SignedData, with and without a CA; the token-missing answer. */
 #include <stdio.h>

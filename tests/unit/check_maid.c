@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * Copyright 2026 The mod_gettoken Authors */
 /* gt_maid: the com.apple.maid token's claims and signature. */
 
 #include "apr_pools.h"

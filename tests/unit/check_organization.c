@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * Copyright 2026 The mod_gettoken Authors */
 /* Unit tests of core/gt_organization.c: names and key fingerprints. */
 #include <string.h>
 

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * Copyright 2026 The mod_gettoken Authors */
 /* gt_pairing: com.apple.watch.pairing claims, trust per issuer, and the
  * verify endpoint's plist request and answer. */
 #include <string.h>

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * Copyright 2026 The mod_gettoken Authors */
 /*
  * Hostile plists built byte by byte: each must be refused before libplist
  * parses it (libplist 2.2 aborts on some, copies others once per

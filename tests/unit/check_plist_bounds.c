@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * Copyright 2026 The mod_gettoken Authors */
 /* gt_plist_bounds: hostile structure is refused before libplist parses. */
 #include <stdlib.h>
 #include <string.h>

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * Copyright 2026 The mod_gettoken Authors */
 /* gt_uuid: random version 4 UUIDs and the UUID shape check. */
 
 #include <string.h>

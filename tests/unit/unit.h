@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * Copyright 2026 The mod_gettoken Authors */
 #ifndef UNIT_H
 #define UNIT_H
 #include <check.h>

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * Copyright 2026 The mod_gettoken Authors */
 /* Test certificates shared by the unit test programs. */
 #include <check.h>
 #include <stdlib.h>

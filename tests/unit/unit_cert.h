@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * Copyright 2026 The mod_gettoken Authors */
 /* Test certificates shared by the unit test programs. */
 #ifndef UNIT_CERT_H
 #define UNIT_CERT_H

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * Copyright 2026 The mod_gettoken Authors */
 /* Test keys and JWS helpers shared by the unit tests. */
 #include <string.h>
 
