@@ -16,6 +16,9 @@ certificate, mod_dbd/SQLite with N enrolled devices, an RSA-2048 maid key) on
                           round from that round's runs; the median of the rounds
   scaling                 GetToken CPU/req with 1 000 vs 1 000 000 enrolled devices
   rss                     VmRSS of each child after warm-up and at the end
+  --organizations         + the organisation query's cost, in the keep-alive blocks
+  --postgresql            + a PostgreSQL vhost (1 000 000 enrolled), in the same blocks
+  watch (full run)        bench/watch.py's admitted watch enrollment figure
 
 Prints one table, writes bench/results.json, and prints
 "overhead_ratio=<x.xx>" (keep-alive) as the very last line.
@@ -374,7 +377,7 @@ def profile_run(st, key, kind, ka, freq, dur):
                             "sleep", str(dur + 1)],
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(0.5)
-    r = st.R.loadgen(f"profile {key}", kind, ka, 10 ** 6, dur)
+    r = st.R.loadgen(f"profile {key}", kind, ka, 10 ** 6, dur, port=port_of(st, key))
     rec.wait(timeout=dur + 60)
     script = subprocess.Popen(["perf", "script", "-i", data], stdout=subprocess.PIPE,
                               stderr=subprocess.DEVNULL)
