@@ -18,6 +18,9 @@ certificate, mod_dbd/SQLite with N enrolled devices, an RSA-2048 maid key) on
                           round from that round's runs; the median of the rounds
   scaling                 GetToken CPU/req with 1 000 vs 1 000 000 enrolled devices
   rss                     VmRSS of each child after warm-up and at the end
+  --organizations         + the organisation query's cost, in the keep-alive blocks
+  --postgresql            + a PostgreSQL vhost (1 000 000 enrolled), in the same blocks
+  watch (full run)        bench/watch.py's admitted watch enrollment figure
 
 Prints one table, writes bench/results.json, and prints
 "overhead_ratio=<x.xx>" (keep-alive) as the very last line.
@@ -37,12 +40,17 @@ from gt_httpd import APACHE
 from bench_measure import Runner, busy_ticks, combine, join_halves, median, sanity_check, sign_us
 from bench_report import report
 from bench_setup import ensure_loadgen, ensure_module, make_db, make_pki
+from bench_pg import make_pg
 
 # (key, label, kind, keep-alive) of the measured runs
 KINDS = [("static_ka", "static keep-alive", "static", True),
          ("gettoken_ka", "GetToken keep-alive", "gettoken", True),
          ("static_nc", "static new-conn", "static", False),
          ("gettoken_nc", "GetToken new-conn", "gettoken", False)]
+# keep-alive GetToken runs on the optional vhosts, measured inside the
+# keep-alive block next to the plain one: (key, label, Httpd port attribute)
+VARIANTS = [("gettoken_org_ka", "GetToken keep-alive, organisation query", "org_port"),
+            ("gettoken_pg_ka", "GetToken keep-alive, PostgreSQL", "pg_port")]
 
 
 @dataclass
@@ -59,6 +67,8 @@ class Setup:
     big_db: str = None
     h: object = None
     R: Runner = None
+    pg: object = None
+    n_pg: int = None
 
 
 # --------------------------------------------------------------------------
@@ -82,7 +92,17 @@ def parse_args():
     ap.add_argument("--no-build", action="store_true", help="never build the module")
     ap.add_argument("--organizations", action="store_true",
                     help="every device in a GetTokenOrganization, chosen per GetToken by "
-                         "GetTokenOrganizationSQL (measures that query)")
+                         "GetTokenOrganizationSQL, on a vhost of its own measured in every "
+                         "keep-alive block next to the plain one (measures that query)")
+    ap.add_argument("--postgresql", action="store_true",
+                    help="also a vhost on a PostgreSQL server the bench starts (initdb in the "
+                         "work directory) with --pg-devices enrolled, measured in every "
+                         "keep-alive block next to SQLite")
+    ap.add_argument("--pg-devices", type=int, default=1000000,
+                    help="enrolled devices in the PostgreSQL DB (default 1000000)")
+    ap.add_argument("--watch", action="store_true",
+                    help="only the watch enrollment figure (bench/watch.py); a full run "
+                         "(no --quick) runs it after the rest")
     ap.add_argument("--work", default="/tmp/gettoken-bench", help="work directory")
     ap.add_argument("--serve", action="store_true",
                     help="start the server, print its port, wait (for perf/callgrind), Ctrl-C stops")
@@ -179,8 +199,11 @@ def prepare(a):
     if have_module and a.big and not (a.serve or a.profile):
         big_db = os.path.join(a.work, f"enroll-{a.big}.db")
         st.n_big = make_db(big_db, pki, a.big, a.organizations)
+    pg_params = None
+    if have_module and a.postgresql:
+        st.pg, pg_params, st.n_pg = make_pg(a.work, pki, a.pg_devices)
     st.h = bench_httpd(a.work, pki, small_db, have_module, server_cpus, a.concurrency * 2,
-                       big_db=big_db, organizations=a.organizations)
+                       big_db=big_db, organizations=a.organizations, pg_params=pg_params)
     st.big_db = big_db
     return st
 
@@ -190,7 +213,16 @@ def prepare(a):
 # --------------------------------------------------------------------------
 
 def kinds_of(st):
-    return [k for k in KINDS if st.have_module or k[2] != "gettoken"]
+    kinds = [k for k in KINDS if st.have_module or k[2] != "gettoken"]
+    # the optional vhosts' runs right after the plain GetToken keep-alive run
+    extra = [(key, label, "gettoken", True) for key, label, attr in VARIANTS
+             if st.have_module and getattr(st.h, attr, None)]
+    return kinds[:2] + extra + kinds[2:] if st.have_module else kinds
+
+
+def port_of(st, key):
+    """The port of an optional vhost's run; None: the main vhost."""
+    return next((getattr(st.h, attr) for k, _, attr in VARIANTS if k == key), None)
 
 
 def warm_up(st):
@@ -199,6 +231,10 @@ def warm_up(st):
     for kind in (("gettoken", "static") if st.have_module else ("static",)):
         st.R.loadgen(f"warmup {kind} keep-alive", kind, True, *st.plan["warmup"])
         st.R.loadgen(f"warmup {kind} new-conn", kind, False, *st.plan["warmup_nc"])
+    for key, label, _, _ in kinds_of(st):
+        if port_of(st, key):
+            st.R.loadgen(f"warmup {label}", "gettoken", True, *st.plan["warmup"],
+                         port=port_of(st, key))
 
 
 def signature_reading(st, i, block):
@@ -233,10 +269,11 @@ def interleaved_rounds(st, res):
                     calib[block].append(signature_reading(st, i, block))
                     continue
                 key, label, kind, ka = step
-                n, t = st.plan[key]
+                n, t = st.plan.get(key, st.plan["gettoken_ka"])
                 part = f"{label}{tag} ({len(halves.get(key, [])) + 1}/2)"
                 halves.setdefault(key, []).append(
-                    st.R.loadgen(part, kind, ka, max(1, n // 2), t / 2))
+                    st.R.loadgen(part, kind, ka, max(1, n // 2), t / 2,
+                                 port=port_of(st, key)))
         for key, label, _, _ in kinds:
             rounds.setdefault(key, []).append(join_halves(label + tag, halves[key]))
     res["sign_us_in_rounds"] = calib
@@ -302,6 +339,10 @@ def measure(st, res):
     if st.have_module:
         res["sanity"] = sanity_check(st.h, st.pki)
         log(f"sanity: token verifies, claims {res['sanity']['claims']}")
+        for key, label, _, _ in kinds_of(st):
+            if port_of(st, key):
+                sanity_check(st.h, st.pki, port=port_of(st, key))
+                log(f"sanity ({label}): token verifies")
     warm_up(st)
     if st.big_db:
         st.R.loadgen(f"warmup gettoken keep-alive, {st.n_big} enrolled", "gettoken", True,
@@ -338,7 +379,7 @@ def profile_run(st, key, kind, ka, freq, dur):
                             "sleep", str(dur + 1)],
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(0.5)
-    r = st.R.loadgen(f"profile {key}", kind, ka, 10 ** 6, dur)
+    r = st.R.loadgen(f"profile {key}", kind, ka, 10 ** 6, dur, port=port_of(st, key))
     rec.wait(timeout=dur + 60)
     script = subprocess.Popen(["perf", "script", "-i", data], stdout=subprocess.PIPE,
                               stderr=subprocess.DEVNULL)
@@ -378,6 +419,8 @@ def profile(st):
 def main():
     a = parse_args()
     stop_on_signals()
+    if a.watch:
+        return watch_figure()
     t_begin = time.time()
     st = prepare(a)
     res = {"machine": machine(), "quick": a.quick, "organizations": a.organizations,
@@ -396,10 +439,22 @@ def main():
         errs = st.h.log_tail(200)
     finally:
         st.h.stop()
+        if st.pg:
+            st.pg.cleanup()
     if st.big_db:
         os.unlink(st.big_db)   # 200+ MB; rebuilt in ~2 s next time
-    return report(a, res, runs, st.have_module, st.n_small, st.server_cpus, st.client_cpus,
-                  t_begin, errs)
+    res["enrolled_postgresql"] = st.n_pg
+    status = report(a, res, runs, st.have_module, st.n_small, st.server_cpus, st.client_cpus,
+                    t_begin, errs)
+    if st.have_module and not a.quick:
+        status = watch_figure() or status
+    return status
+
+
+def watch_figure():
+    """The watch enrollment gate's figure (bench/watch.py: its own httpd)."""
+    log("watch enrollment: bench/watch.py")
+    return subprocess.run([sys.executable, os.path.join(BENCH, "watch.py")]).returncode
 
 
 if __name__ == "__main__":

@@ -33,7 +33,8 @@ def settings(work, threads):
     }
 
 
-def bench_vhost(pki, db, with_module, organizations, location="", server_uuid=None):
+def bench_vhost(pki, db, with_module, organizations, location="", server_uuid=None,
+                driver="sqlite3"):
     """A TLS vhost on its own free port serving /mdm/checkin (GetToken On)."""
     directives = ""
     if with_module and organizations:
@@ -43,24 +44,36 @@ def bench_vhost(pki, db, with_module, organizations, location="", server_uuid=No
                       'GetTokenOrganizationSQL "SELECT organization FROM '
                       'gettoken_device_organization WHERE enrollment_id = %s"')
     return VHost(pki.server_cert, pki.server_key, db=db, signing_key=pki.maid_key,
-                 uuid=server_uuid, gettoken=with_module, directives=directives,
+                 uuid=server_uuid, gettoken=with_module, directives=directives, db_driver=driver,
                  location=location, backend=False, ssl_options=None)
 
 
 def bench_httpd(work, pki, db, with_module, server_cpus, threads, big_db=None,
-                organizations=False, location="", extra_global=""):
+                organizations=False, location="", extra_global="", pg_params=None):
     """An Httpd (not started) in work.  The scaling DB, big_db, is served by a
     second vhost of the same server on its own port (h.big_port), so both DBs
-    are measured in one server, alternately."""
+    are measured in one server, alternately.  With organizations, a third
+    vhost on db adds the organisation query (h.org_port); with pg_params
+    (DBDParams), another one reads PostgreSQL (h.pg_port): each is measured
+    next to the plain vhost, in the same block."""
     write_static(work)
     server_uuid = str(uuid.uuid4())
-    vhosts = [bench_vhost(pki, d, with_module, organizations, location, server_uuid)
+    vhosts = [bench_vhost(pki, d, with_module, False, location, server_uuid)
               for d in (db, big_db) if d]
+    h_ports = {}
+    if with_module and organizations:
+        vhosts.append(bench_vhost(pki, db, True, True, location, server_uuid))
+        h_ports["org_port"] = vhosts[-1].port
+    if with_module and pg_params:
+        vhosts.append(bench_vhost(pki, pg_params, True, False, location, server_uuid,
+                                  driver="pgsql"))
+        h_ports["pg_port"] = vhosts[-1].port
     h = Httpd(work, vhosts, load_gettoken=with_module, extra_global=extra_global,
               loglevel="warn", omit_modules=OMITTED_MODULES,
               settings=settings(work, threads), cpus=server_cpus)
     h.server_uuid = server_uuid
     h.big_port = vhosts[1].port if big_db else None
+    h.org_port, h.pg_port = h_ports.get("org_port"), h_ports.get("pg_port")
     return h
 
 

@@ -161,7 +161,7 @@ def combine(label, rs):
     return out
 
 
-def sanity_check(h, pki):
+def sanity_check(h, pki, port=None):
     """One GetToken as device 0 over Python's ssl: 200, plist with TokenData,
     a JWS whose RS256 signature verifies with the maid key and whose claims
     are right (the harness's independent token check)."""
@@ -169,7 +169,7 @@ def sanity_check(h, pki):
     with open(pki.maid_cert, "rb") as f:
         maid_pub = x509.load_pem_x509_certificate(f.read()).public_key()
     dev0 = Identity("dev0", None, None, pki.dev0_key, pki.dev0_cert)
-    with Client(h.port, pki.ca, dev0, timeout=10) as c:
+    with Client(port or h.port, pki.ca, dev0, timeout=10) as c:
         r = c.request(GETTOKEN_BODY.replace("@UDID@", pki.enrolled[0][0]).encode())
     if r.status != 200:
         raise RuntimeError(f"sanity GetToken: HTTP {r.status}: {r.body[:300]!r}\n{h.log_tail(5)}")

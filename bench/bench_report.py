@@ -66,6 +66,29 @@ def overhead_figures(f, runs):
     f["overhead_ratio_keepalive"] = round(median(f["overhead_ratio_ka_per_round"]), 2)
     f["overhead_ratio_newconn"] = round(median(f["overhead_ratio_nc_per_round"]), 2)
     f["overhead_ratio"] = f["overhead_ratio_keepalive"]
+    variant_figures(f, runs)
+
+
+def variant_figures(f, runs):
+    """The optional vhosts' keep-alive runs (organisation query, PostgreSQL),
+    measured in the same keep-alive blocks: their overhead_ratio, and what
+    they add to the plain GetToken's, per round against that block's
+    signature, the medians."""
+    g, st = runs["gettoken_ka"]["rounds"], runs["static_ka"]["rounds"]
+    sign = f["sign_us_in_rounds"]["ka"]
+    f["variants"] = {}
+    for key in ("gettoken_org_ka", "gettoken_pg_ka"):
+        if key not in runs:
+            continue
+        v = runs[key]["rounds"]
+        ratio = [round((x["cpu_us_per_req"] - y["cpu_us_per_req"]) / su, 3)
+                 for x, y, su in zip(v, st, sign)]
+        added = [round((x["cpu_us_per_req"] - y["cpu_us_per_req"]) / su, 3)
+                 for x, y, su in zip(v, g, sign)]
+        f["variants"][key] = {
+            "label": runs[key]["label"], "rps": runs[key]["rps"],
+            "overhead_ratio_per_round": ratio, "overhead_ratio": round(median(ratio), 2),
+            "added_signatures_per_round": added, "added_signatures": round(median(added), 3)}
 
 
 def print_runs(a, f, runs, n_small, server_cpus, client_cpus):
@@ -106,6 +129,10 @@ def print_overhead(f):
     print(f"overhead_ratio new-conn               {f['overhead_ratio_newconn']:.2f}  (target <= 1.25; "
           f"median of the rounds {f['overhead_ratio_nc_per_round']}; ratio of the medians "
           f"{f['overhead_ratio_newconn_of_medians']:.2f})")
+    for key, v in f.get("variants", {}).items():
+        print(f"{v['label']}: overhead_ratio {v['overhead_ratio']:.2f} (rounds "
+              f"{v['overhead_ratio_per_round']}), {v['rps']:.0f} rps; over the plain GetToken "
+              f"{v['added_signatures']:+.3f} signatures (rounds {v['added_signatures_per_round']})")
     if "scaling" in f:
         sc = f["scaling"]
         print(f"scaling {sc['enrolled_big']} vs {sc['enrolled_small']} enrolled    "
