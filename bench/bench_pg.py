@@ -1,4 +1,6 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The mod_gettoken Authors
 """bench_pg.py -- the PostgreSQL enrollment DB of `bench/run --postgresql`:
 a throwaway cluster (the harness's gt_pg.PgServer: initdb in the work
 directory, 127.0.0.1 on a free port, trust on loopback) holding the bench
