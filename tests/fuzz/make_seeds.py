@@ -98,6 +98,22 @@ def make_cert(key, cn, not_after):
             .sign(key, hashes.SHA256()))
 
 
+def machineinfo_seeds(tmp):
+    """Watch MachineInfo plists, bare; returns the path of one to sign."""
+    base = {"UDID": "00008301-000A1B2C3D4E5F60", "SERIAL": "FUZZWATCH01",
+            "PRODUCT": "Watch7,1", "VERSION": "21R360"}
+    forms = {"watch": base,
+             "watch-token": dict(base, PAIRING_TOKEN=b"eyJhbGciOiJFUzI1NiJ9.e30.sig"),
+             "phone": dict(base, PRODUCT="iPhone15,2")}
+    for name, mi in forms.items():
+        write("fuzz_machineinfo", name + ".xml", plistlib.dumps(mi, fmt=plistlib.FMT_XML))
+        write("fuzz_machineinfo", name + ".bplist", plistlib.dumps(mi, fmt=plistlib.FMT_BINARY))
+    path = os.path.join(tmp, "machineinfo")
+    with open(path, "wb") as f:
+        f.write(plistlib.dumps(forms["watch-token"], fmt=plistlib.FMT_XML))
+    return path
+
+
 def identity_seeds(tmp):
     rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     ec_key = ec.generate_private_key(ec.SECP256R1())
@@ -111,6 +127,7 @@ def identity_seeds(tmp):
     body_path = os.path.join(tmp, "body")
     with open(body_path, "wb") as f:
         f.write(body)
+    mi_path = machineinfo_seeds(tmp)
     for name, (key, cert) in certs.items():
         pem = cert.public_bytes(serialization.Encoding.PEM).decode()
         der = cert.public_bytes(serialization.Encoding.DER)
@@ -141,6 +158,13 @@ def identity_seeds(tmp):
                 seed = base64.b64encode(cms) + b"\n" + body
                 write("fuzz_mdm_signature",
                       "%s-%s%s" % (name, md, "-noattr" if extra else ""), seed)
+        # a watch's MachineInfo signed with its content attached, as a watch
+        # sends it to the enrollment profile URL
+        cms = subprocess.run(
+            ["openssl", "cms", "-sign", "-binary", "-nodetach", "-in", mi_path,
+             "-signer", cert_path, "-inkey", key_path, "-outform", "DER"],
+            check=True, capture_output=True).stdout
+        write("fuzz_machineinfo", name + "-signed", cms)
     return rsa_key, ec_key
 
 
