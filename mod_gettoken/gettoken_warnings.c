@@ -303,7 +303,7 @@ static void try_write(server_rec *s, ap_dbd_t *dbd, apr_pool_t *p,
     else
         rv = apr_dbd_query(dbd->driver, dbd->handle, &nrows, sql);
     if (rv != 0)
-        err = apr_pstrdup(p, apr_dbd_error(dbd->driver, dbd->handle, rv));
+        err = gettoken_dbd_error(p, dbd, rv);
     apr_dbd_transaction_mode_set(dbd->driver, trans,
                                  APR_DBD_TRANSACTION_ROLLBACK);
     apr_dbd_transaction_end(dbd->driver, p, trans);
