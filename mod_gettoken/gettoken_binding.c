@@ -60,11 +60,26 @@ void gettoken_binding_warn(apr_pool_t *p, server_rec *s,
                      gettoken_vhost_name(s, p));
 }
 
-static int unavailable(request_rec *r, const char *why, const char *detail)
+int gettoken_binding_unavailable(request_rec *r, const char *detail)
 {
-    gettoken_log_refusal(r, HTTP_SERVICE_UNAVAILABLE, "%s%s%s", why,
+    gettoken_log_refusal(r, HTTP_SERVICE_UNAVAILABLE,
+                         "GetTokenEnrollmentSQL failed%s%s",
                          detail ? ": " : "", detail ? detail : "");
     return gettoken_retry_later(r);
+}
+
+int gettoken_binding_refuse(request_rec *r, const gettoken_request *req)
+{
+    gettoken_log_refusal(r, HTTP_FORBIDDEN, "the identity certificate "
+                         "(sha256 %s, from %s) is not bound to the "
+                         "enrollment", req->identity_sha256,
+                         req->identity_source);
+    return HTTP_FORBIDDEN;
+}
+
+void gettoken_binding_bound(request_rec *r)
+{
+    apr_table_setn(r->notes, GT_NOTE_BOUND, "1");
 }
 
 int gettoken_binding_check(request_rec *r, const gettoken_server_conf *conf,
@@ -74,8 +89,11 @@ int gettoken_binding_check(request_rec *r, const gettoken_server_conf *conf,
     const char *err = NULL;
     int found = 0;
 
-    if (!conf->binding.sql)
-        return OK;   /* "none": mod_ssl's chain verification stands alone */
+    if (!conf->binding.sql) {
+        /* "none": mod_ssl's chain verification stands alone */
+        gettoken_binding_bound(r);
+        return OK;
+    }
 
     /* mod_dbd blocks while the pool (DBDMax) is exhausted, until a request
      * gives a connection back; a database that is down fails at once (or
@@ -84,13 +102,9 @@ int gettoken_binding_check(request_rec *r, const gettoken_server_conf *conf,
     args[1] = req->identity_sha256;
     if (gettoken_dbd_exists(r, conf->binding.label, conf->binding.sql, 2, args,
                             &found, &err) != 0)
-        return unavailable(r, "GetTokenEnrollmentSQL failed", err);
-    if (!found) {
-        gettoken_log_refusal(r, HTTP_FORBIDDEN, "the identity certificate "
-                             "(sha256 %s, from %s) is not bound to the "
-                             "enrollment", req->identity_sha256,
-                             req->identity_source);
-        return HTTP_FORBIDDEN;
-    }
+        return gettoken_binding_unavailable(r, err);
+    if (!found)
+        return gettoken_binding_refuse(r, req);
+    gettoken_binding_bound(r);
     return OK;
 }

@@ -12,6 +12,7 @@
 
 #include "apr_atomic.h"
 #include "apr_dbd.h"
+#include "apr_lib.h"
 #include "apr_strings.h"
 #include "mod_dbd.h"
 
@@ -46,18 +47,39 @@ const char *gettoken_set_statement(cmd_parms *cmd, void *dirv, const char *arg)
     return NULL;
 }
 
-const char *gettoken_dbd_prepare(server_rec *s, apr_pool_t *p,
-                                 const char *sql, const char *purpose)
+const char *gettoken_dbd_label(apr_pool_t *p, const char *purpose)
 {
     /* labels are global in mod_dbd: one per statement and vhost */
     static unsigned label_num = 0;
+
+    return apr_psprintf(p, "gettoken_%s_%u", purpose, label_num++);
+}
+
+const char *gettoken_dbd_prepare(server_rec *s, apr_pool_t *p,
+                                 const char *sql, const char *purpose)
+{
     const char *label;
 
     if (!gettoken_dbd_loaded())
         return NULL;
-    label = apr_psprintf(p, "gettoken_%s_%u", purpose, label_num++);
+    label = gettoken_dbd_label(p, purpose);
     dbd_prepare(s, sql, label);
     return label;
+}
+
+int gettoken_dbd_placeholders(const char *sql)
+{
+    int n = 0;
+
+    /* apr_dbd_prepare's reading: % and a letter is a parameter, %% is % */
+    for (; *sql; sql++)
+        if (sql[0] == '%') {
+            if (apr_isalpha(sql[1]))
+                n++;
+            else if (sql[1] == '%')
+                sql++;
+        }
+    return n;
 }
 
 int gettoken_dbd_require(server_rec *s, apr_pool_t *p, const char *directive,
@@ -152,13 +174,14 @@ static apr_dbd_prepared_t *prepare_again(request_rec *r, ap_dbd_t *dbd,
     return stmt;
 }
 
-int gettoken_dbd_run(request_rec *r, ap_dbd_t *dbd, const char *label,
-                     const char *sql, gettoken_dbd_query query, void *ctx,
-                     const char **err)
+static int run(request_rec *r, ap_dbd_t *dbd, const char *label,
+               const char *sql, gettoken_dbd_query query, void *ctx,
+               const char **err, int registered)
 {
     apr_dbd_prepared_t *stmt = apr_hash_get(dbd->prepared, label,
                                             APR_HASH_KEY_STRING);
     const char *first;
+    int stmt_was_there = stmt != NULL;
     int rv;
 
     if (stmt) {
@@ -195,10 +218,26 @@ int gettoken_dbd_run(request_rec *r, ap_dbd_t *dbd, const char *label,
                            gettoken_dbd_error(r->pool, dbd, rv), NULL);
         return rv;
     }
-    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, GT_LOG_PREFIX
-                  "statement %s prepared again on its database connection "
-                  "(%s)", label, first);
+    if (registered || stmt_was_there)
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, GT_LOG_PREFIX
+                      "statement %s prepared again on its database "
+                      "connection (%s)", label, first);
     return 0;
+}
+
+int gettoken_dbd_run(request_rec *r, ap_dbd_t *dbd, const char *label,
+                     const char *sql, gettoken_dbd_query query, void *ctx,
+                     const char **err)
+{
+    return run(r, dbd, label, sql, query, ctx, err, 1);
+}
+
+int gettoken_dbd_run_unregistered(request_rec *r, ap_dbd_t *dbd,
+                                  const char *label, const char *sql,
+                                  gettoken_dbd_query query, void *ctx,
+                                  const char **err)
+{
+    return run(r, dbd, label, sql, query, ctx, err, 0);
 }
 
 int gettoken_dbd_select(request_rec *r, ap_dbd_t *dbd,

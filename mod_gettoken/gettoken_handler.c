@@ -133,10 +133,7 @@ static int answer_gettoken(request_rec *r, const gettoken_server_conf *conf,
     if (status != OK)
         return status;
     apr_table_setn(r->notes, GT_NOTE_IDENTITY, req.identity_sha256);
-    status = gettoken_binding_check(r, conf, &req);
-    if (status != OK)
-        return status;
-    apr_table_setn(r->notes, GT_NOTE_BOUND, "1");
+    /* the binding, then the organisation: one query when both are SQL */
     status = gettoken_organization_choose(r, conf, &req);
     if (status != OK)
         return status;

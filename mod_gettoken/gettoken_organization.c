@@ -7,9 +7,10 @@
  * A vhost has a default organisation (GetTokenServerUUID +
  * GetTokenSigningKey, named "default") and any number of
  * GetTokenOrganization ones.  Every key is loaded and checked at start-up
- * like the default's.  Per GetToken, after the enrollment binding,
- * GetTokenOrganizationSQL names the device's organisation; its key signs
- * and its server UUID is the iss of both built-in token types.
+ * like the default's.  Per GetToken, with the enrollment binding (asked
+ * together: gettoken_organization_query.c), GetTokenOrganizationSQL names
+ * the device's organisation; its key signs and its server UUID is the iss
+ * of both built-in token types.
  */
 #include "gettoken_private.h"
 
@@ -44,6 +45,11 @@ void gettoken_organizations_merge(gettoken_organizations_conf *conf,
     conf->label = NULL;
     conf->by_name = NULL;
     conf->fallback = NULL;
+    conf->joint_sql = NULL;
+    conf->joint_label = NULL;
+    conf->joint_org_params = 0;
+    conf->joint_binding_params = 0;
+    conf->joint_state = NULL;
 }
 
 const char *gettoken_cmd_organization(cmd_parms *cmd, void *dirv, int argc,
@@ -168,6 +174,7 @@ int gettoken_organizations_startup(const gettoken_startup *st, server_rec *s,
     if (conf->in_use && conf->orgs.sql)
         conf->orgs.label = gettoken_dbd_prepare(s, pconf, conf->orgs.sql,
                                                 "organization");
+    gettoken_organization_query_startup(pconf, conf);
     return OK;
 }
 
@@ -205,71 +212,16 @@ void gettoken_organizations_announce(apr_pool_t *p, server_rec *s,
 
 /* ---- per request ----------------------------------------------------- */
 
-static int unavailable(request_rec *r, const char *why)
-{
-    gettoken_log_refusal(r, HTTP_SERVICE_UNAVAILABLE,
-                         "GetTokenOrganizationSQL failed: %s", why);
-    return gettoken_retry_later(r);
-}
-
-struct organization_query {
-    const char *enrollment_id;
-    const char *name;        /* NULL: no row, or a NULL / empty column */
-};
-
-/* The first column of the first row that has one. */
-static void first_name(request_rec *r, const ap_dbd_t *dbd, apr_dbd_row_t *row,
-                       void *ctx)
-{
-    struct organization_query *q = ctx;
-    const char *v = q->name ? NULL : apr_dbd_get_entry(dbd->driver, row, 0);
-
-    if (v && *v)
-        q->name = apr_pstrdup(r->pool, v);
-}
-
-static int organization_query(request_rec *r, ap_dbd_t *dbd,
-                              apr_dbd_prepared_t *stmt, void *ctx)
-{
-    struct organization_query *q = ctx;
-
-    q->name = NULL;
-    return gettoken_dbd_select(r, dbd, stmt, 1, &q->enrollment_id, first_name,
-                               q);
-}
-
-/* The organisation name for the enrollment (NULL: none), or 503. */
-static int query_name(request_rec *r, const gettoken_server_conf *conf,
-                      const char *enrollment_id, const char **name)
-{
-    struct organization_query q = { enrollment_id, NULL };
-    ap_dbd_t *dbd = gettoken_dbd_acquire(r);
-    const char *err = NULL;
-
-    if (!dbd)
-        return unavailable(r, GETTOKEN_DBD_NO_CONNECTION " "
-                           GETTOKEN_DBD_CHECK_SETUP);
-    if (gettoken_dbd_run(r, dbd, conf->orgs.label,
-                         conf->orgs.sql, organization_query, &q,
-                         &err) != 0)
-        return unavailable(r, err);
-    *name = q.name;
-    return OK;
-}
-
 int gettoken_organization_choose(request_rec *r,
                                  const gettoken_server_conf *conf,
                                  gettoken_request *req)
 {
     const gettoken_organization *org = conf->orgs.fallback;
     const char *name = NULL;
-    int status;
+    int status = gettoken_organization_ask(r, conf, req, &name);
 
-    if (conf->orgs.sql) {
-        status = query_name(r, conf, req->enrollment_id, &name);
-        if (status != OK)
-            return status;
-    }
+    if (status != OK)
+        return status;
     if (name) {
         org = conf->orgs.by_name
               ? apr_hash_get(conf->orgs.by_name, name,

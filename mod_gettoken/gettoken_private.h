@@ -84,6 +84,13 @@ typedef struct {
     apr_hash_t *by_name;               /* name -> gettoken_organization *,
                                           the default one included */
     const struct gettoken_organization *fallback;  /* the default, or NULL */
+    /* GetTokenEnrollmentSQL and GetTokenOrganizationSQL as one statement
+     * (gettoken_organization_query.c), or NULL; made at start-up */
+    const char *joint_sql;
+    const char *joint_label;           /* prepared on first use */
+    int joint_org_params;              /* its parameters: the organisation */
+    int joint_binding_params;          /* query's, then the binding's */
+    apr_uint32_t *joint_state;         /* per child: untried/works/broken */
 } gettoken_organizations_conf;
 
 /* service_watch_pairing.c: the phone's side. */
@@ -206,6 +213,10 @@ GETTOKEN_TAKE1(gettoken_set_statement);
     (void *)APR_OFFSETOF(gettoken_server_conf, member)
 const char *gettoken_dbd_prepare(server_rec *s, apr_pool_t *p,
                                  const char *sql, const char *purpose);
+/* A label of our own, for a statement prepared on first use. */
+const char *gettoken_dbd_label(apr_pool_t *p, const char *purpose);
+/* How many parameters apr_dbd_prepare() finds in `sql`. */
+int gettoken_dbd_placeholders(const char *sql);
 ap_dbd_t *gettoken_dbd_acquire(request_rec *r);
 /* What a request logs when gettoken_dbd_acquire() gives nothing. */
 #define GETTOKEN_DBD_NO_CONNECTION "no database connection"
@@ -221,6 +232,13 @@ typedef int (*gettoken_dbd_query)(request_rec *r, ap_dbd_t *dbd,
 int gettoken_dbd_run(request_rec *r, ap_dbd_t *dbd, const char *label,
                      const char *sql, gettoken_dbd_query query, void *ctx,
                      const char **err);
+/* The same for a statement never handed to mod_dbd (one that may not
+ * prepare at all, which would fail every connection mod_dbd opens): it is
+ * prepared on its first use on each connection, without a log line. */
+int gettoken_dbd_run_unregistered(request_rec *r, ap_dbd_t *dbd,
+                                  const char *label, const char *sql,
+                                  gettoken_dbd_query query, void *ctx,
+                                  const char **err);
 /* A select with `nargs` parameters, every row handed to `row` (which may
  * be NULL) and read, so the connection is clean for the next request: 0
  * or the driver's rv.  Random access (synchronous): with apr_dbd_pgsql's
@@ -354,11 +372,20 @@ GETTOKEN_TAKE_ARGV(gettoken_cmd_organization);
 GETTOKEN_STARTUP_STEP(gettoken_organizations_startup);
 /* One notice line per organisation of a vhost answering GetToken. */
 GETTOKEN_NOTICE(gettoken_organizations_announce);
-/* Sets req->organization*, GETTOKEN_ORGANIZATION; OK, or 403/500/503
- * (logged). */
+/* Binds the identity to the enrollment (gettoken_binding.c) and chooses
+ * the organisation: sets req->organization*, GETTOKEN_ORGANIZATION; OK, or
+ * 403/500/503 (logged). */
 int gettoken_organization_choose(request_rec *r,
                                  const gettoken_server_conf *conf,
                                  gettoken_request *req);
+/* gettoken_organization_query.c: the binding and organisation queries,
+ * in one statement when they can be.  The start-up step writes it. */
+void gettoken_organization_query_startup(apr_pool_t *pconf,
+                                         gettoken_server_conf *conf);
+/* OK when the identity is bound, with *name from GetTokenOrganizationSQL
+ * (NULL: no row, or none configured); else 403/503 (logged). */
+int gettoken_organization_ask(request_rec *r, const gettoken_server_conf *conf,
+                              const gettoken_request *req, const char **name);
 /* The organisation gettoken_organization_choose() chose, or NULL. */
 const gettoken_organization *gettoken_organization_of(
     const gettoken_request *req);
@@ -394,9 +421,16 @@ GETTOKEN_TAKE1(gettoken_set_enrollment_sql);
 GETTOKEN_STARTUP_STEP(gettoken_binding_startup);
 /* The warning of a vhost whose identities are not bound. */
 GETTOKEN_NOTICE(gettoken_binding_warn);
-/* OK, HTTP_FORBIDDEN or HTTP_SERVICE_UNAVAILABLE (each logged). */
+/* OK (the enrollment is bound: noted for the logs), HTTP_FORBIDDEN or
+ * HTTP_SERVICE_UNAVAILABLE (each logged). */
 int gettoken_binding_check(request_rec *r, const gettoken_server_conf *conf,
                            const gettoken_request *req);
+/* For a query that answered the binding question with another one: the
+ * enrollment is bound; it is not (logged, 403); the query failed (logged,
+ * 503 with Retry-After). */
+void gettoken_binding_bound(request_rec *r);
+int gettoken_binding_refuse(request_rec *r, const gettoken_request *req);
+int gettoken_binding_unavailable(request_rec *r, const char *detail);
 
 /* gettoken_handler.c: GetToken On, the request flow, the public hook. */
 const char *gettoken_set_enabled(cmd_parms *cmd, void *dirv, int on);

@@ -31,6 +31,13 @@ ORG_SQL = ("GetTokenOrganizationSQL \"SELECT organization FROM gettoken_device_o
            "WHERE enrollment_id = %s\"")
 
 
+def alter_db(db, sql):
+    con = sqlite3.connect(db)
+    con.execute(sql)
+    con.commit()
+    con.close()
+
+
 class Org:
     def __init__(self, name, public_key, where, cert=None):
         self.name, self.public_key, self.where, self.cert = name, public_key, where, cert
@@ -142,9 +149,10 @@ def test_organisation_query_runs_after_the_binding(gt, fleet):
     """A certificate not bound to the UDID is refused whatever organisation
     the UDID belongs to (the binding comes first)."""
     org = fleet.orgs["north"]
+    mark = fleet.h.log_mark()
     with gt.client(fleet.vhost.port, "dev_b") as c:
         r = c.checkin(gettoken_fields(udid=org.udid), keep=False)
-    assert r.status == 403
+    assert_refused(fleet.h, r, 403, r"is not bound to the enrollment", mark)
 
 
 # --- watch pairing tokens per organisation -------------------------------------
@@ -240,15 +248,9 @@ def test_sqlite_organisation_table_gone_503_then_recovers(gt, start_httpd, clien
     c = client(h, "dev_a")
     token_from_response(c.checkin(gettoken_fields(udid=udid)))
 
-    def alter(sql):
-        con = sqlite3.connect(db)
-        con.execute(sql)
-        con.commit()
-        con.close()
-
-    alter("ALTER TABLE gettoken_device_organization RENAME TO moved_away")
+    alter_db(db, "ALTER TABLE gettoken_device_organization RENAME TO moved_away")
     assert_org_503(h, c, udid)
-    alter("ALTER TABLE moved_away RENAME TO gettoken_device_organization")
+    alter_db(db, "ALTER TABLE moved_away RENAME TO gettoken_device_organization")
     r = c.checkin(gettoken_fields(udid=udid))
     verify_maid_token(token_from_response(r), gt.pki.maid_ec.public_key, north_uuid, time.time())
 
@@ -301,6 +303,128 @@ def test_postgresql_stopped_503_then_recovers(gt, start_httpd, client):
                           gt.pki.maid_ec.public_key, north_uuid, time.time())
     finally:
         pg.cleanup()
+
+
+# --- the binding and the organisation asked in one statement ------------------------
+def bound_vhost(gt, db, org_uuid, key, org_sql=ORG_SQL, **kw):
+    """The default GetTokenEnrollmentSQL and an organisation query: the two
+    are asked of the database together."""
+    return gt.vhost(db=db, directives="\n".join([
+        "GetTokenOrganization north %s %s" % (org_uuid, key), org_sql]), **kw)
+
+
+def executed(pg, mark):
+    """The statements PostgreSQL logged executing since mark (log_statement)."""
+    with open(pg.log, "rb") as f:
+        f.seek(mark)
+        text = f.read().decode(errors="replace")
+    entries = re.split(r"\n(?=\d{4}-\d\d-\d\d )", text)    # one per log_line_prefix
+    return [e.split(": ", 1)[1] for e in entries if re.search(r"LOG:  execute [^:]+: ", e)]
+
+
+def test_postgresql_one_statement_per_gettoken(gt, start_httpd, client):
+    """One statement reaches the database per GetToken (the binding and the
+    organisation together), and it decides all three outcomes."""
+    pg = PgServer(gt.dir, "pg-joint").start()
+    try:
+        pg.create_db("mdm")
+        dev = gt.devices["dev_a"]
+        north, default = new_udid(), new_udid()
+        for u in (north, default):
+            pg.sql("mdm", "INSERT INTO cert_auth_associations (id, sha256) VALUES ('%s', '%s')"
+                   % (u, dev.sha256))
+        pg.sql("mdm", "INSERT INTO gettoken_device_organization VALUES ('%s', 'north')" % north)
+        pg.sql("postgres", "ALTER SYSTEM SET log_statement = 'all'")
+        pg.sql("postgres", "SELECT pg_reload_conf()")
+        north_uuid = str(uuid.uuid4())
+        v = bound_vhost(gt, pg.dbd_params("mdm"), north_uuid, gt.pki.maid_ec.key_path)
+        v.db_driver = "pgsql"
+        h = start_httpd([v])
+        c = client(h, "dev_a")
+        c.checkin(gettoken_fields(udid=default))       # the connection's first use
+        time.sleep(0.3)
+
+        def one_statement(udid):
+            mark = os.path.getsize(pg.log)
+            r = c.checkin(gettoken_fields(udid=udid))
+            time.sleep(0.3)
+            got = executed(pg, mark)
+            assert len(got) == 1, got
+            assert "gettoken_device_organization" in got[0] and "cert_auth_associations" in got[0]
+            return r
+
+        verify_maid_token(token_from_response(one_statement(north)),
+                          gt.pki.maid_ec.public_key, north_uuid, time.time())
+        # no organisation row: the default organisation
+        verify_maid_token(token_from_response(one_statement(default)),
+                          gt.pki.maid_rsa.public_key, v.uuid, time.time())
+        # not bound: 403 with the binding's refusal line
+        mark = h.log_mark()
+        assert_refused(h, one_statement(new_udid()), 403, r"is not bound to the enrollment", mark)
+        assert "do not combine" not in h.read_error_log()
+    finally:
+        pg.cleanup()
+
+
+def test_sqlite_fault_of_the_organisation_query_is_its_own_503(gt, start_httpd, client):
+    """When the combined statement fails, the two are asked one after the
+    other, so the refusal names the query at fault; once the fault is
+    repaired, the combined statement is asked again."""
+    udid = new_udid()
+    db = org_db(gt, "joint-flaky", {udid: "north"})
+    north_uuid = str(uuid.uuid4())
+    h = start_httpd([bound_vhost(gt, db, north_uuid, gt.pki.maid_ec.key_path)],
+                    loglevel="info gettoken:trace1")
+    c = client(h, "dev_a")
+    verify_maid_token(token_from_response(c.checkin(gettoken_fields(udid=udid))),
+                      gt.pki.maid_ec.public_key, north_uuid, time.time())
+
+    alter_db(db, "ALTER TABLE gettoken_device_organization RENAME TO moved_away")
+    mark = h.log_mark()
+    r = c.checkin(gettoken_fields(udid=udid))
+    assert r.status == 503 and re.fullmatch(r"[1-9][0-9]*", r.header("Retry-After") or "")
+    lines = h.wait_log(mark, r"\[client [^]]*\].*gettoken: ")
+    traced = [l for l in lines if "[gettoken:trace1]" in l]
+    refusals = [l for l in lines if re.search(r"\[gettoken:(warn|error|crit)", l)]
+    # traced: the combined statement was asked, and failed on the missing table
+    assert len(traced) == 1 and re.search(
+        r"combined enrollment and organisation statement failed \(.*gettoken_device_organization",
+        traced[0]), "\n".join(lines)
+    # the one refusal line: the organisation query's own
+    assert len(refusals) == 1 and "GetTokenOrganizationSQL failed" in refusals[0], "\n".join(lines)
+    alter_db(db, "ALTER TABLE moved_away RENAME TO gettoken_device_organization")
+    mark = h.log_mark()
+    r = c.checkin(gettoken_fields(udid=udid))
+    verify_maid_token(token_from_response(r), gt.pki.maid_ec.public_key, north_uuid, time.time())
+    log = h.log_since(mark)
+    assert "statement failed" not in log, log
+    assert "do not combine" not in h.read_error_log()
+
+
+def test_statements_that_do_not_combine_are_asked_one_after_the_other(gt, start_httpd, client):
+    """SQL that works alone but not as a subquery (here a second statement
+    after the first, which the driver ignores alone): every GetToken is
+    answered as before, and each child warns once."""
+    udid, default = new_udid(), new_udid()
+    db = org_db(gt, "joint-odd", {udid: "north"}, bound=[default])
+    north_uuid = str(uuid.uuid4())
+    odd_sql = ("GetTokenOrganizationSQL \"SELECT organization FROM gettoken_device_organization "
+               "WHERE enrollment_id = %s; SELECT 'south'\"")
+    v = bound_vhost(gt, db, north_uuid, gt.pki.maid_rsa2.key_path, org_sql=odd_sql)
+    h = start_httpd([v])
+    for _ in range(4):
+        c = client(h, "dev_a")
+        verify_maid_token(token_from_response(c.checkin(gettoken_fields(udid=udid))),
+                          gt.pki.maid_rsa2.public_key, north_uuid, time.time())
+        verify_maid_token(token_from_response(c.checkin(gettoken_fields(udid=default))),
+                          gt.pki.maid_rsa.public_key, v.uuid, time.time())
+    with gt.client(v.port, "dev_b") as other:
+        mark = h.log_mark()
+        assert_refused(h, other.checkin(gettoken_fields(udid=udid)), 403,
+                       r"is not bound to the enrollment", mark)
+    warnings = [l for l in h.read_error_log().splitlines() if "do not combine" in l]
+    assert 1 <= len(warnings) <= 2, warnings      # ServerLimit 2: once per child
+    assert all("[gettoken:warn]" in l and "asks them one after the other" in l for l in warnings)
 
 
 # --- start-up refusals ----------------------------------------------------------------
