@@ -22,7 +22,8 @@ GT_VALGRIND_SUBSET="test_core and (device_enrollment or user_enrollment or token
  or test_errors or test_passthrough.py
  or test_hostile and not stalled_body and not longer_than_sent
  or test_watch_pairing and (issued_token_claims or round_trip or key_of_another_issuer
- or issue_user_enrollment or verify_bad_request)"
+ or issue_user_enrollment or verify_bad_request)
+ or test_organizations and (one_statement or combine or fault_of)"
 
 # $1: the run's work directory (removed by tests/run at exit).  Sets GT_SAN_DIR.
 gt_san_dir() {
@@ -77,6 +78,16 @@ gt_asan_check() {
     return "$bad"
 }
 
+# A process killed by a signal inside its exit handlers (mod_cgid's daemon,
+# when the server stops while it runs OpenSSL's atexit cleanup) was already
+# exiting: its leak check sees what the handlers were still freeing.  Its
+# leaks say nothing; a memory error in it still counts.
+gt_valgrind_killed_while_exiting() {
+    grep -A25 "Process terminating with default action of signal" "$1" \
+        | grep -q "__run_exit_handlers" || return 1
+    ! grep -Eq "Invalid (read|write|free)|uninitialised|Conditional jump|Syscall param|Mismatched free|[Oo]verlap|unaddressable" "$1"
+}
+
 gt_valgrind_check() {
     local f n=0 bad=0
     for f in "$GT_SAN_DIR"/logs/valgrind.*; do
@@ -84,9 +95,12 @@ gt_valgrind_check() {
         n=$((n + 1))
         # the cgid daemon and other helpers exit without a summary when killed
         grep -q "ERROR SUMMARY:" "$f" || continue
-        if ! grep -q "ERROR SUMMARY: 0 errors" "$f"; then
-            echo "---- valgrind report $f"; cat "$f"; bad=1
+        grep -q "ERROR SUMMARY: 0 errors" "$f" && continue
+        if gt_valgrind_killed_while_exiting "$f"; then
+            echo "== valgrind: ${f##*/} was killed in its exit handlers; its leak summary is left out"
+            continue
         fi
+        echo "---- valgrind report $f"; cat "$f"; bad=1
     done
     if [ "$n" -eq 0 ]; then echo "tests/run --valgrind: no valgrind log written"; return 1; fi
     [ "$bad" -eq 0 ] && echo "== valgrind: $n process logs, 0 errors"

@@ -401,7 +401,7 @@ def test_sqlite_fault_of_the_organisation_query_is_its_own_503(gt, start_httpd, 
     assert "do not combine" not in h.read_error_log()
 
 
-def test_statements_that_do_not_combine_are_asked_one_after_the_other(gt, start_httpd, client):
+def test_statements_that_do_not_combine_are_asked_one_after_the_other(gt, start_httpd):
     """SQL that works alone but not as a subquery (here a second statement
     after the first, which the driver ignores alone): every GetToken is
     answered as before, and each child warns once."""
@@ -412,12 +412,12 @@ def test_statements_that_do_not_combine_are_asked_one_after_the_other(gt, start_
                "WHERE enrollment_id = %s; SELECT 'south'\"")
     v = bound_vhost(gt, db, north_uuid, gt.pki.maid_rsa2.key_path, org_sql=odd_sql)
     h = start_httpd([v])
-    for _ in range(4):
-        c = client(h, "dev_a")
-        verify_maid_token(token_from_response(c.checkin(gettoken_fields(udid=udid))),
-                          gt.pki.maid_rsa2.public_key, north_uuid, time.time())
-        verify_maid_token(token_from_response(c.checkin(gettoken_fields(udid=default))),
-                          gt.pki.maid_rsa.public_key, v.uuid, time.time())
+    for _ in range(4):      # new connections: both children, likely
+        with gt.client(v.port, "dev_a") as c:
+            verify_maid_token(token_from_response(c.checkin(gettoken_fields(udid=udid))),
+                              gt.pki.maid_rsa2.public_key, north_uuid, time.time())
+            verify_maid_token(token_from_response(c.checkin(gettoken_fields(udid=default))),
+                              gt.pki.maid_rsa.public_key, v.uuid, time.time())
     with gt.client(v.port, "dev_b") as other:
         mark = h.log_mark()
         assert_refused(h, other.checkin(gettoken_fields(udid=udid)), 403,
