@@ -97,7 +97,7 @@ gt_valgrind_check() {
         grep -q "ERROR SUMMARY:" "$f" || continue
         grep -q "ERROR SUMMARY: 0 errors" "$f" && continue
         if gt_valgrind_killed_while_exiting "$f"; then
-            echo "== valgrind: ${f##*/} was killed in its exit handlers; its leak summary is left out"
+            echo "== valgrind: ${f##*/} ($(grep -m1 -o 'apache2 .*httpd-[0-9]*' "$f")) was killed in its exit handlers ($(grep -m1 -o 'signal [0-9]* ([A-Z]*)' "$f")); its leak summary is left out"
             continue
         fi
         echo "---- valgrind report $f"; cat "$f"; bad=1
