@@ -282,20 +282,25 @@ static int exists_query(request_rec *r, ap_dbd_t *dbd,
                                &q->found);
 }
 
+int gettoken_dbd_ask(request_rec *r, const char *label, const char *sql,
+                     gettoken_dbd_query query, void *ctx, const char **err)
+{
+    ap_dbd_t *dbd = gettoken_dbd_acquire(r);
+
+    if (!dbd) {
+        *err = GETTOKEN_DBD_NO_CONNECTION " " GETTOKEN_DBD_CHECK_SETUP;
+        return -1;
+    }
+    return gettoken_dbd_run(r, dbd, label, sql, query, ctx, err);
+}
+
 int gettoken_dbd_exists(request_rec *r, const char *label, const char *sql,
                         int nargs, const char **args, int *found,
                         const char **err)
 {
     struct exists_query q = { nargs, args, 0 };
-    ap_dbd_t *dbd = gettoken_dbd_acquire(r);
-    int rv;
+    int rv = gettoken_dbd_ask(r, label, sql, exists_query, &q, err);
 
-    *found = 0;
-    if (!dbd) {
-        *err = GETTOKEN_DBD_NO_CONNECTION " " GETTOKEN_DBD_CHECK_SETUP;
-        return -1;
-    }
-    rv = gettoken_dbd_run(r, dbd, label, sql, exists_query, &q, err);
     *found = q.found;
     return rv;
 }

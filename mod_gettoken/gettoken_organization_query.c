@@ -60,9 +60,6 @@ void gettoken_organization_query_startup(apr_pool_t *pconf,
     gettoken_organizations_conf *orgs = &conf->orgs;
     int org_params, binding_params;
 
-    orgs->joint_sql = NULL;
-    orgs->joint_label = NULL;
-    orgs->joint_state = NULL;
     if (!conf->in_use || !orgs->sql || !conf->binding.sql)
         return;
     org_params = gettoken_dbd_placeholders(orgs->sql);
@@ -116,13 +113,10 @@ static int ask_alone(request_rec *r, const gettoken_server_conf *conf,
                      const gettoken_request *req, const char **name)
 {
     struct organization_query q = { 1, { req->enrollment_id }, 0, NULL };
-    ap_dbd_t *dbd = gettoken_dbd_acquire(r);
     const char *err = NULL;
 
-    if (!dbd)
-        err = GETTOKEN_DBD_NO_CONNECTION " " GETTOKEN_DBD_CHECK_SETUP;
-    else if (gettoken_dbd_run(r, dbd, conf->orgs.label, conf->orgs.sql,
-                              organization_query, &q, &err) == 0) {
+    if (gettoken_dbd_ask(r, conf->orgs.label, conf->orgs.sql,
+                         organization_query, &q, &err) == 0) {
         *name = q.name;
         return OK;
     }
@@ -206,8 +200,7 @@ int gettoken_organization_ask(request_rec *r, const gettoken_server_conf *conf,
     if (status != OK)
         return status;
     status = ask_alone(r, conf, req, name);
-    if (status == OK && joint_err
-        && apr_atomic_read32(orgs->joint_state) == JOINT_UNTRIED)
+    if (status == OK && joint_err)
         give_up_joint(r, orgs, joint_err);
     return status;
 }

@@ -248,6 +248,10 @@ typedef void (*gettoken_dbd_row_fn)(request_rec *r, const ap_dbd_t *dbd,
 int gettoken_dbd_select(request_rec *r, ap_dbd_t *dbd,
                         apr_dbd_prepared_t *stmt, int nargs,
                         const char **args, gettoken_dbd_row_fn row, void *ctx);
+/* gettoken_dbd_run() on the request's pooled connection: 0, or non-zero
+ * with *err (no connection, or the driver's error). */
+int gettoken_dbd_ask(request_rec *r, const char *label, const char *sql,
+                     gettoken_dbd_query query, void *ctx, const char **err);
 /* Whether `sql` (prepared under `label`) returns a row for `args`, on the
  * request's pooled connection: 0 with *found, or non-zero with *err (no
  * connection, or the driver's error). */
