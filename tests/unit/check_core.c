@@ -8,7 +8,7 @@
 
 static Suite *(*const suites[])(void) = {
     plist_bounds_suite, plist_suite, cert_suite, identity_suite, keys_suite,
-    checkin_suite, maid_suite, pairing_suite, organization_suite,
+    checkin_suite, prescan_suite, maid_suite, pairing_suite, organization_suite,
     machineinfo_suite, b64url_suite, json_suite, jws_suite, uuid_suite,
 };
 

@@ -11,6 +11,7 @@ Suite *identity_suite(void);
 Suite *machineinfo_suite(void);
 Suite *keys_suite(void);
 Suite *checkin_suite(void);
+Suite *prescan_suite(void);
 Suite *maid_suite(void);
 Suite *pairing_suite(void);
 Suite *organization_suite(void);

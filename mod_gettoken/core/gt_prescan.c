@@ -1,0 +1,91 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * Copyright 2026 The mod_gettoken Authors */
+/*
+ * gt_prescan.c - whether a body can be a GetToken at all (see gt_prescan.h).
+ *
+ * Exactness rests on what libplist 2.2 does with the bytes:
+ *  - plist_from_bin (a body starting "bplist00") makes strings from ASCII
+ *    objects (copied as they are) and from big-endian UTF-16 objects, whose
+ *    units below 0x80 become that byte, pairs of surrogates a four-byte
+ *    character, and a lone surrogate nothing;
+ *  - plist_from_xml (anything else) takes a <string>'s or <key>'s text as
+ *    written, joined across comments and CDATA sections; it decodes
+ *    "&amp;", "&lt;", "&gt;", "&apos;", "&quot;" (one punctuation byte
+ *    each: never a letter, never nothing) and numeric character references,
+ *    the only way to write a letter that is not there as such.
+ * So without those forms no string node can be "GetToken", the message is
+ * not one, and gt_checkin_parse says NOT_OURS (it reports INVALID only when
+ * the bytes hold "GetToken" literally).
+ */
+#include "gt_prescan.h"
+
+#include <string.h>
+
+#include "gt_limits.h"
+
+#define WORD     GT_MESSAGE_GETTOKEN
+#define WORD_LEN (sizeof(GT_MESSAGE_GETTOKEN) - 1)
+
+static int has(const char *buf, size_t len, const char *lit, size_t n)
+{
+    return len >= n && memmem(buf, len, lit, n) != NULL;
+}
+
+static int is_surrogate_unit(const unsigned char *u)
+{
+    return u[0] >= 0xD8 && u[0] <= 0xDF;
+}
+
+/* The UTF-16 units from u on spell WORD from its second letter, lone
+ * surrogates skipped. */
+static int utf16_rest_spells_word(const unsigned char *u,
+                                  const unsigned char *stop)
+{
+    size_t i = 1;
+
+    while (i < WORD_LEN) {
+        if (stop - u < 2)
+            return 0;
+        if (u[0] == 0 && u[1] == (unsigned char)WORD[i])
+            i++;
+        else if (!is_surrogate_unit(u))
+            return 0;
+        u += 2;
+    }
+    return 1;
+}
+
+static int has_utf16_word(const unsigned char *buf, size_t len)
+{
+    const unsigned char *stop = buf + len, *g = buf;
+
+    /* every unit 0x0047 ('G'): its high byte 0 just before the 'G' */
+    while (g < stop && (g = memchr(g, WORD[0], (size_t)(stop - g))) != NULL) {
+        if (g > buf && g[-1] == 0 && utf16_rest_spells_word(g + 1, stop))
+            return 1;
+        g++;
+    }
+    return 0;
+}
+
+/* A comment or CDATA section: libplist joins the text around it. */
+static int has_text_splitting_markup(const char *buf, size_t len)
+{
+    const char *p = buf, *stop = buf + len;
+
+    while ((p = memmem(p, (size_t)(stop - p), "<!", 2)) != NULL) {
+        p += 2;
+        if (p < stop && (*p == '[' || (*p == '-' && p + 1 < stop && p[1] == '-')))
+            return 1;
+    }
+    return 0;
+}
+
+int gt_checkin_may_be_gettoken(const char *buf, size_t len)
+{
+    if (has(buf, len, WORD, WORD_LEN))
+        return 1;
+    if (len >= 8 && memcmp(buf, "bplist00", 8) == 0)
+        return has_utf16_word((const unsigned char *)buf, len);
+    return has(buf, len, "&#", 2) || has_text_splitting_markup(buf, len);
+}
