@@ -88,6 +88,38 @@ def checkin_seeds():
           '<key>TokenParameters</key><dict/></dict></plist>\n')
 
 
+def prescan_seeds():
+    """fuzz_prescan: bodies one step from a GetToken -- other messages, a
+    MessageType a letter off, and the GetToken spellings the pre-scan must
+    catch (character references, comments, CDATA, UTF-16).  The first byte
+    says what the rest is (fuzz_prescan.c): 0 a body, 1 MessageType's XML
+    text, 2/3 a piece of it inside "GetToken", 4 its UTF-16 units, 5/7 a
+    piece of them, 6 its ASCII bytes."""
+    if os.path.isdir(os.path.join(OUT, "corpus", "fuzz_prescan")):
+        return
+    base = {"TokenServiceType": "com.apple.maid", "UDID": "00008030-001A2B3C4D5E6F70"}
+    types = ["Authenticate", "TokenUpdate", "CheckOut", "GetTokeN", "GetTokenX",
+             "etToken", "GetToke\u00f1", "G\u00e9tToken"]
+    for i, t in enumerate(types):
+        msg = dict(base, MessageType=t)
+        write("fuzz_prescan", "type%d.xml" % i, b"\0" + plistlib.dumps(msg, fmt=plistlib.FMT_XML))
+        write("fuzz_prescan", "type%d.bplist" % i,
+              b"\0" + plistlib.dumps(msg, fmt=plistlib.FMT_BINARY))
+        write("fuzz_prescan", "type%d.utf16" % i, b"\4" + t.encode("utf-16-be"))
+        write("fuzz_prescan", "type%d.ascii" % i, b"\6" + t.encode())
+    for i, spelled in enumerate(["&#71;etToken", "GetT&#x6f;ken", "Get<!-- -->Token",
+                                 "Get<![CDATA[Token]]>", "GetTo&amp;ken", "Get&#32;Token",
+                                 "GetTokeN", "Authenticate"]):
+        write("fuzz_prescan", "spelled%d.xml" % i, b"\1" + spelled.encode())
+    # pieces: before letter 3 (k << 3 | mode), in XML and in UTF-16
+    for i, piece in enumerate([b"<!-- -->", b"&#84;", b"&amp;", b"x"]):
+        write("fuzz_prescan", "insert%d.xml" % i, bytes([3 << 3 | 2]) + piece)
+        write("fuzz_prescan", "replace%d.xml" % i, bytes([3 << 3 | 3]) + piece)
+    for i, piece in enumerate([b"\xdb\xff\xdf\xff", b"\x00x", b"\xfe\xff"]):
+        write("fuzz_prescan", "insert%d.utf16" % i, bytes([3 << 3 | 5]) + piece)
+        write("fuzz_prescan", "replace%d.utf16" % i, bytes([3 << 3 | 7]) + piece)
+
+
 # ---- certificates and identity headers --------------------------------------
 def make_cert(key, cn, not_after):
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
@@ -213,6 +245,7 @@ def jws_seeds(rsa_key, ec_key):
 
 
 def main():
+    prescan_seeds()     # a target added after the first seeding
     if os.path.isdir(os.path.join(OUT, "keys")):
         return      # seeded before: keep the keys the corpus was signed with
     checkin_seeds()
