@@ -5,11 +5,13 @@
  *
  * Runs before the location's own handler.  A PUT/POST body that is not a
  * GetToken (or not a plist, or too large to be one) is put back and the
- * request declined, so the MDM behind the location sees it untouched.
+ * request declined, so the MDM behind the location sees it untouched; a
+ * body that cannot spell GetToken at all (gt_prescan.h) is not even parsed.
  * A GetToken is validated, its device identity established and bound to
  * the enrollment, and the token services asked through the public hook.
  */
 #include "gettoken_private.h"
+#include "core/gt_prescan.h"
 
 #include "apr_strings.h"
 #include "http_protocol.h"
@@ -227,6 +229,14 @@ int gettoken_handler(request_rec *r)
         return pass_on(r, 1);
     }
 
+    /* most check-ins are not GetTokens: those that cannot be one from their
+     * bytes alone go on without being parsed */
+    if (!gt_checkin_may_be_gettoken(body, len)) {
+        ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, r, GT_LOG_PREFIX
+                      "not a GetToken (the body cannot spell GetToken): "
+                      "passed on unparsed");
+        return pass_on(r, 1);
+    }
     switch (gt_checkin_parse(r->pool, body, len, &checkin_limits, &msg, &why)) {
     case GT_CHECKIN_NOT_OURS:
         ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, r, GT_LOG_PREFIX

@@ -70,6 +70,41 @@ def test_non_gettoken_bodies_pass_through(server, client, case):
     assert_passed_through(server, r, body)
 
 
+# MessageType written so that the body never holds the eight bytes "GetToken":
+# libplist still reads a GetToken, so the module must parse these (and not
+# hand them on unparsed as it does with other check-ins).
+SPELLED_GETTOKEN = {
+    "char-ref": b"&#71;etToken", "hex-char-ref": b"GetT&#x6f;ken",
+    "comment": b"Get<!-- -->Token", "cdata": b"Get<![CDATA[Tok]]>en",
+}
+
+
+def spelled(fields, spelling):
+    body = checkin_body(fields)
+    assert body.count(b"<string>GetToken</string>") == 1
+    body = body.replace(b"<string>GetToken</string>", b"<string>" + spelling + b"</string>")
+    assert b"GetToken" not in body
+    return body
+
+
+@pytest.mark.parametrize("case", sorted(SPELLED_GETTOKEN))
+def test_gettoken_spelled_without_the_word_is_answered(server, client, gt, case):
+    body = spelled(gettoken_fields(udid=gt.devices["dev_a"].enrollment_id),
+                   SPELLED_GETTOKEN[case])
+    r = client(server, "dev_a").request(body)
+    assert r.status == 200, (r.status, r.body[:300])
+    verify_maid_token(token_from_response(r), gt.pki.maid_rsa.public_key,
+                      server.vhosts[0].uuid, time.time())
+
+
+def test_malformed_gettoken_spelled_without_the_word_is_refused(server, client):
+    # no TokenServiceType: the 400 of a malformed GetToken, not the backend
+    body = spelled({"MessageType": "GetToken", "UDID": "U"}, SPELLED_GETTOKEN["char-ref"])
+    r = client(server, "dev_a").request(body)
+    assert r.status == 400, (r.status, r.body[:300])
+    assert b"BACKEND-OK" not in r.body
+
+
 def test_get_passes_through(server, client):
     r = client(server, "dev_a").request(b"", method="GET")
     assert_passed_through(server, r, b"", method="GET")
