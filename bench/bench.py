@@ -21,6 +21,8 @@ certificate, mod_dbd/SQLite with N enrolled devices, an RSA-2048 maid key) on
   --organizations         + the organisation query's cost, in the keep-alive blocks
   --postgresql            + a PostgreSQL vhost (1 000 000 enrolled), in the same blocks
   watch (full run)        bench/watch.py's admitted watch enrollment figure
+  passthrough (full run)  bench/passthrough.py: GetToken On's cost to the check-ins
+                          it passes through (--passthrough: only that)
 
 Prints one table, writes bench/results.json, and prints
 "overhead_ratio=<x.xx>" (keep-alive) as the very last line.
@@ -103,6 +105,9 @@ def parse_args():
     ap.add_argument("--watch", action="store_true",
                     help="only the watch enrollment figure (bench/watch.py); a full run "
                          "(no --quick) runs it after the rest")
+    ap.add_argument("--passthrough", action="store_true",
+                    help="only what GetToken On costs the check-ins it passes through "
+                         "(bench/passthrough.py); a full run (no --quick) runs it at the end")
     ap.add_argument("--work", default="/tmp/gettoken-bench", help="work directory")
     ap.add_argument("--serve", action="store_true",
                     help="start the server, print its port, wait (for perf/callgrind), Ctrl-C stops")
@@ -421,6 +426,8 @@ def main():
     stop_on_signals()
     if a.watch:
         return watch_figure()
+    if a.passthrough:
+        return passthrough_figure(a.quick)
     t_begin = time.time()
     st = prepare(a)
     res = {"machine": machine(), "quick": a.quick, "organizations": a.organizations,
@@ -448,6 +455,7 @@ def main():
                     t_begin, errs)
     if st.have_module and not a.quick:
         status = watch_figure() or status
+        status = passthrough_figure(False) or status
     return status
 
 
@@ -455,6 +463,14 @@ def watch_figure():
     """The watch enrollment gate's figure (bench/watch.py: its own httpd)."""
     log("watch enrollment: bench/watch.py")
     return subprocess.run([sys.executable, os.path.join(BENCH, "watch.py")]).returncode
+
+
+def passthrough_figure(quick):
+    """What GetToken On costs the check-ins it passes through
+    (bench/passthrough.py: its own front and backend httpd)."""
+    log("pass-through: bench/passthrough.py")
+    return subprocess.run([sys.executable, os.path.join(BENCH, "passthrough.py")]
+                          + (["--quick"] if quick else [])).returncode
 
 
 if __name__ == "__main__":
