@@ -43,7 +43,7 @@ extern module AP_MODULE_DECLARE_DATA gettoken_module;
 
 /* A signing key, as configured and as loaded at start-up. */
 typedef struct {
-    const char *where;          /* file path or pkcs11: URI */
+    const char *where;          /* file path or URI (pkcs11:, handle:, ...) */
     EVP_PKEY *key;
     struct gt_jws_signer *signer;   /* alg + prepared signing context */
 } gettoken_key;
@@ -55,6 +55,7 @@ typedef struct {
     gettoken_key signing;
     const char *signing_cert;
     gettoken_key pairing;              /* GetTokenWatchPairingKey */
+    apr_array_header_t *providers;     /* GetTokenKeyProvider (main server) */
 } gettoken_keys_conf;
 
 /* gettoken_identity.c: where the device identity comes from. */
@@ -326,8 +327,12 @@ GETTOKEN_TAKE1(gettoken_set_key);
                   "com.apple.maid tokens"), \
     AP_INIT_TAKE1("GetTokenSigningKey", gettoken_set_key, \
                   (void *)APR_OFFSETOF(gettoken_keys_conf, signing), \
-                  RSRC_CONF, "private key (file or pkcs11: URI) signing " \
+                  RSRC_CONF, "private key (file, pkcs11: URI or a " \
+                  "provider's URI such as handle:0x81000001) signing " \
                   "com.apple.maid tokens"), \
+    AP_INIT_TAKE1("GetTokenKeyProvider", gettoken_add_key_provider, NULL, \
+                  RSRC_CONF, "OpenSSL 3 provider to load for key locations " \
+                  "(e.g. tpm2, pkcs11); repeatable, server scope"), \
     AP_INIT_TAKE1("GetTokenSigningCertificate", gettoken_set_signing_cert, \
                   NULL, RSRC_CONF, "certificate registered with Apple " \
                   "Business/School Manager; must match GetTokenSigningKey"), \
@@ -336,8 +341,15 @@ GETTOKEN_TAKE1(gettoken_set_key);
                   RSRC_CONF, "private key (file or pkcs11: URI) signing " \
                   GETTOKEN_SERVICE_WATCH_PAIRING " tokens (default: the " \
                   "signing key)")
-/* Where a key directive's argument points (a pkcs11: URI stays as it is). */
+GETTOKEN_TAKE1(gettoken_add_key_provider);
+/* Where a key directive's argument points (a URI stays as it is). */
 const char *gettoken_key_location(apr_pool_t *p, const char *arg);
+/* Before any key loads: the key store with GetTokenKeyProvider's
+ * providers; logs naming the directive and returns !OK on error. */
+int gettoken_keys_store_startup(apr_pool_t *pconf, server_rec *s);
+/* Opens again in the child the keys that cannot cross fork() and checks
+ * that every key signs. */
+void gettoken_keys_child_init(apr_pool_t *pchild, server_rec *s);
 /* Loads a key, once per location across vhosts; logs naming the
  * directive and the vhost and returns !OK on error. */
 int gettoken_key_load(const gettoken_startup *st, server_rec *s,
