@@ -251,15 +251,16 @@ int gettoken_keys_startup(const gettoken_startup *st, server_rec *s,
 
 /* ---- each child ------------------------------------------------------ */
 
+/* disabled: the signer refuses from now on (no key in this child). */
 static void child_key_failed(apr_pool_t *p, const loaded_key *lk,
-                             const char *why)
+                             const char *why, int disabled)
 {
     ap_log_error(APLOG_MARK, APLOG_ERR, 0, lk->s, GT_LOG_PREFIX
-                 "%s %s in %s cannot sign in this child (pid %ld): %s; the "
-                 "GetTokens it signs get 500 until the key works and httpd "
-                 "restarts", lk->directive,
-                 gt_key_location_for_log(p, lk->where),
-                 gettoken_vhost_name(lk->s, p), (long)getpid(), why);
+                 "%s %s in %s cannot sign in this child (pid %ld): %s%s",
+                 lk->directive, gt_key_location_for_log(p, lk->where),
+                 gettoken_vhost_name(lk->s, p), (long)getpid(), why,
+                 disabled ? "; the GetTokens it signs get 500 in this child"
+                 : "");
 }
 
 /* One lock per provider instance: the tpm2 provider keeps one TPM
@@ -316,8 +317,9 @@ void gettoken_keys_child_init(apr_pool_t *pchild, server_rec *s)
     for (i = 0; i < loaded_keys->nelts; i++) {
         const loaded_key *lk = &APR_ARRAY_IDX(loaded_keys, i, loaded_key);
         const char *why = NULL;
+        int external = gt_key_is_external(lk->key);
 
-        if (gt_key_is_external(lk->key)) {
+        if (external) {
             if (!store_tried) {
                 store_tried = 1;
                 store = open_store(pchild, s, &directive, &store_why);
@@ -327,16 +329,23 @@ void gettoken_keys_child_init(apr_pool_t *pchild, server_rec *s)
             }
             if (!store) {
                 gt_jws_signer_disable(lk->signer, store_why);
-                child_key_failed(scratch, lk, store_why);
+                child_key_failed(scratch, lk, store_why, 1);
                 continue;
             }
             if (reopen_key(pchild, store, locks, lk, &why) != 0) {
-                child_key_failed(scratch, lk, why);
+                child_key_failed(scratch, lk, why, 1);
                 continue;
             }
         }
         if (gt_jws_signer_check(scratch, lk->signer, &why) != 0)
-            child_key_failed(scratch, lk, why);
+            child_key_failed(scratch, lk, why, 0);
+        else if (external)
+            ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, lk->s, GT_LOG_PREFIX
+                         "%s %s in %s: opened again in this child (pid %ld), "
+                         "held by %s; a test signature verified",
+                         lk->directive, gt_key_location_for_log(scratch, lk->where),
+                         gettoken_vhost_name(lk->s, scratch), (long)getpid(),
+                         gt_key_holder(lk->key));
         apr_pool_clear(scratch);
     }
     apr_pool_destroy(scratch);
