@@ -203,8 +203,12 @@ static EVP_PKEY *store_key_load(apr_pool_t *pool, OSSL_LIB_CTX *libctx,
 static EVP_PKEY *file_key_load(apr_pool_t *pool, OSSL_LIB_CTX *libctx,
                                const char *path, const char **why)
 {
-    FILE *f = fopen(path, "rb");
+    FILE *f;
 
+    if (strncmp(path, "file:", 5) == 0)      /* the key store reads the URI */
+        return store_key_load(pool, libctx, path, "the file cannot be read "
+                              "or holds no unencrypted private key", why);
+    f = fopen(path, "rb");
     if (!f) {
         *why = "the key file cannot be read";
         return NULL;
