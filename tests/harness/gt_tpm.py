@@ -276,7 +276,8 @@ class SoftTPM:
     """swtpm plus the resource broker, for one test run.
 
     tcti: the TCTI string for TPM2OPENSSL_TCTI / TPM2TOOLS_TCTI.
-    public_pem[handle]: the PEM public key of each persistent key."""
+    public_pem[handle]: the PEM public key of each persistent key;
+    cert_path[handle]: a certificate for it, self-signed by the TPM."""
 
     def __init__(self, directory):
         self.dir = directory
@@ -287,6 +288,7 @@ class SoftTPM:
         self.tcti = "mssim:host=127.0.0.1,port=%d" % self.port
         self.procs = []
         self.public_pem = {}
+        self.cert_path = {}
 
     def start(self):
         log = open(os.path.join(self.dir, "swtpm.log"), "w")
@@ -328,7 +330,20 @@ class SoftTPM:
             self.tools("tpm2_readpublic", "-c", handle, "-f", "pem", "-o", pem)
             with open(pem, "rb") as f:
                 self.public_pem[handle] = f.read()
+            # the certificate to upload to ABM, self-signed inside the TPM
+            self.cert_path[handle] = os.path.join(self.dir, "%s.cert.pem" % handle)
+            self.openssl("req", "-provider", "tpm2", "-provider", "default", "-new", "-x509",
+                         "-days", "30", "-key", "handle:" + handle, "-subj", "/CN=abm " + handle,
+                         "-out", self.cert_path[handle])
         return self
+
+    def openssl(self, *args):
+        env = dict(os.environ, TPM2OPENSSL_TCTI=self.tcti)
+        p = subprocess.run(["openssl"] + list(args), env=env, cwd=self.dir, capture_output=True,
+                           timeout=120)
+        if p.returncode != 0:
+            raise RuntimeError("openssl %s failed: %s" % (" ".join(args), p.stderr.decode(errors="replace")))
+        return p.stdout
 
     def stop(self):
         for p in reversed(self.procs):

@@ -273,3 +273,41 @@ def test_test_tpm_gives_each_connection_its_own_objects(tpm):
     assert _sequence_update(c, seq_a) != 0, "an object outlived its connection"
     for s in (b, pb, c, pc):
         s.close()
+
+
+def test_provider_settings_come_from_openssl_cnf(gt, tpm_env, monkeypatch):
+    """A provider's section in OpenSSL's configuration applies to the
+    module's own library context (pkcs11-provider takes its module path and
+    PIN from there): here one that points the tpm2 provider at a module that
+    does not exist, so it does not load, and start-up says which."""
+    cnf = os.path.join(gt.dir, "openssl-tpm2-elsewhere.cnf")
+    with open(cnf, "w") as f:
+        f.write("openssl_conf = openssl_init\n[openssl_init]\nproviders = provider_sect\n"
+                "[provider_sect]\ndefault = default_sect\ntpm2 = tpm2_sect\n"
+                "[default_sect]\nactivate = 1\n[tpm2_sect]\nmodule = /nonexistent/tpm2.so\n")
+    monkeypatch.setenv("OPENSSL_CONF", cnf)
+    h = gt.httpd([gt.vhost(signing_key=handle_uri(RSA_HANDLE))], extra_global=PROVIDER)
+    rc, out = h.configtest()
+    assert rc != 0, out
+    lines = _gettoken_lines(out)
+    assert len(lines) == 1 and "GetTokenKeyProvider tpm2 in " in lines[0], out
+    assert "OpenSSL cannot load the provider 'tpm2'" in lines[0], out
+
+
+def test_certificate_check_against_the_tpm_key(gt, tpm_env, client, start_httpd):
+    """GetTokenSigningCertificate (made with openssl req -provider tpm2) is
+    compared with the key in the TPM at start-up; the other key's
+    certificate is refused, naming the directive."""
+    good = gt.vhost(signing_key=handle_uri(RSA_HANDLE),
+                    directives="GetTokenSigningCertificate %s" % tpm_env.cert_path[RSA_HANDLE])
+    h = start_httpd([good], extra_global=PROVIDER)
+    with client(h, "dev_a") as c:
+        verify_maid_token(get_token(c, gt, good), public_key(tpm_env, RSA_HANDLE), good.uuid,
+                          time.time())
+    bad = gt.vhost(signing_key=handle_uri(RSA_HANDLE),
+                   directives="GetTokenSigningCertificate %s" % tpm_env.cert_path[EC_HANDLE])
+    rc, out = gt.httpd([bad], extra_global=PROVIDER).configtest()
+    assert rc != 0, out
+    assert "GetTokenSigningCertificate %s in %s:%d" % (
+        tpm_env.cert_path[EC_HANDLE], bad.server_name, bad.port) in out, out
+    assert "the certificate does not match its key" in out, out
