@@ -51,6 +51,14 @@ def _recv(sock, n):
     return buf
 
 
+def _prompt(sock):
+    """No Nagle, no delayed ACK: the mssim TCTI writes a command in two
+    pieces, and a delayed ACK would hold the second for 40 ms -- latency a
+    /dev/tpmrm0 does not have.  (TCP_QUICKACK wears off; set after reads.)"""
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
+
+
 def _u32(b, off=0):
     return struct.unpack_from(">I", b, off)[0]
 
@@ -64,8 +72,10 @@ class Tpm:
 
     def __init__(self, port):
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+        _prompt(self.sock)
 
     def run(self, cmd):
+        _prompt(self.sock)
         self.sock.sendall(cmd)
         head = _recv(self.sock, 10)
         return head + _recv(self.sock, _u32(head, 2) - 10)
@@ -191,12 +201,15 @@ class ResourceBroker:
         ctx = Context()
         try:
             while True:
+                _prompt(conn)
                 kind = _u32(_recv(conn, 4))
                 if kind != MS_SEND_COMMAND:
                     break                       # TPM_SESSION_END, or unknown
+                _prompt(conn)
                 _locality, size = struct.unpack(">BI", _recv(conn, 5))
                 if not 10 <= size <= MAX_COMMAND:
                     break
+                _prompt(conn)
                 resp = self.execute(ctx, _recv(conn, size))
                 conn.sendall(struct.pack(">I", len(resp)) + resp + b"\0\0\0\0")
         except (EOFError, OSError):
@@ -209,8 +222,10 @@ class ResourceBroker:
     def serve_platform(conn):
         """Power on, NV on, cancel: the TPM is always on; acknowledge."""
         try:
+            _prompt(conn)
             while _u32(_recv(conn, 4)) != MS_SESSION_END:
                 conn.sendall(b"\0\0\0\0")
+                _prompt(conn)
         except (EOFError, OSError):
             pass
         conn.close()
