@@ -38,6 +38,8 @@ void gettoken_keys_merge(gettoken_keys_conf *conf, const gettoken_keys_conf *bas
                                              : base->signing.where;
     conf->pairing.where = add->pairing.where ? add->pairing.where
                                              : base->pairing.where;
+    /* set in the main server only (GLOBAL_ONLY); start-up reads it there */
+    conf->providers = add->providers ? add->providers : base->providers;
 }
 
 static gettoken_keys_conf *cmd_keys(cmd_parms *cmd)
