@@ -185,18 +185,16 @@ int gt_jws_signer_rekey(apr_pool_t *pool, gt_jws_signer *signer,
     EVP_PKEY *before = signer->public_key;
     const char *alg = gt_jws_alg_for_key(key, why);
 
-    if (!alg || strcmp(alg, signer->alg) != 0) {
-        *why = alg ? "the key opened again is of another kind" : *why;
-        return gt_jws_signer_disable(signer, *why), -1;
-    }
-    if (signer_use_key(pool, signer, key, libctx, why) != 0)
-        return gt_jws_signer_disable(signer, *why), -1;
-    if (before && EVP_PKEY_eq(before, signer->public_key) != 1) {
+    if (alg && strcmp(alg, signer->alg) != 0)
+        *why = "the key opened again is of another kind";
+    else if (alg && signer_use_key(pool, signer, key, libctx, why) == 0) {
+        if (!before || EVP_PKEY_eq(before, signer->public_key) == 1)
+            return 0;
         ERR_clear_error();
         *why = "the key opened again is not the key checked at start-up";
-        return gt_jws_signer_disable(signer, *why), -1;
     }
-    return 0;
+    gt_jws_signer_disable(signer, *why);
+    return -1;
 }
 
 void gt_jws_signer_serialise(gt_jws_signer *signer, apr_thread_mutex_t *lock)
