@@ -16,9 +16,10 @@ TCTI context, like a file descriptor on /dev/tpmrm0).  Per connection it
 keeps virtual handles for the transient objects and sessions created
 there, loads them (TPM2_ContextLoad) for each command that names them,
 saves and flushes them afterwards, and forgets them when the connection
-closes.  tpm2-abrmd would be the packaged alternative, but its D-Bus TCTI
-hangs for good in a child when the parent had initialised it, which is
-exactly what an httpd child meets.
+closes.  tpm2-abrmd would be the packaged alternative, but with its
+D-Bus TCTI a forked child that loads the tpm2 provider afresh, after the
+parent opened a key through it, hangs until killed (tried with tpm2-abrmd
+3.0 on Debian 12) -- exactly what an httpd child does.
 
 Run as a program (python3 gt_tpm.py broker LISTEN_PORT SWTPM_PORT) the
 broker serves until killed; SoftTPM starts swtpm and the broker for a test
