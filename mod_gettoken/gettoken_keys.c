@@ -72,36 +72,48 @@ const char *gettoken_key_location(apr_pool_t *p, const char *arg)
     return gt_key_is_uri(arg) ? arg : ap_server_root_relative(p, arg);
 }
 
+/* A GetTokenKeyProvider line: the provider and where it was asked for. */
+typedef struct {
+    const char *name;
+    const char *defined_at;     /* "file:line" */
+} key_provider;
+
 const char *gettoken_add_key_provider(cmd_parms *cmd, void *dirv,
                                       const char *name)
 {
     gettoken_keys_conf *keys = cmd_keys(cmd);
     const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    key_provider *kp;
 
     (void)dirv;
     if (err)
         return err;
     if (!keys->providers)
-        keys->providers = apr_array_make(cmd->pool, 2, sizeof(const char *));
-    APR_ARRAY_PUSH(keys->providers, const char *) = name;
+        keys->providers = apr_array_make(cmd->pool, 2, sizeof(key_provider));
+    kp = apr_array_push(keys->providers);
+    kp->name = name;
+    kp->defined_at = apr_psprintf(cmd->pool, "%s:%d",
+                                  cmd->directive->filename,
+                                  cmd->directive->line_num);
     return NULL;
 }
 
 /* A key store with the default provider and GetTokenKeyProvider's; NULL
- * with *why, and *directive naming what failed. */
+ * with *why, and *directive naming what failed and where it is. */
 static gt_key_store *open_store(apr_pool_t *p, server_rec *main_server,
                                 const char **directive, const char **why)
 {
-    const apr_array_header_t *names =
+    const apr_array_header_t *providers =
         gettoken_server_config(main_server)->keys.providers;
     gt_key_store *store = gt_key_store_create(p, why);
     int i;
 
-    *directive = "GetTokenKeyProvider";
-    for (i = 0; store && names && i < names->nelts; i++) {
-        const char *name = APR_ARRAY_IDX(names, i, const char *);
-        if (gt_key_store_add_provider(store, name, why) != 0) {
-            *directive = apr_pstrcat(p, "GetTokenKeyProvider ", name, NULL);
+    *directive = "loading OpenSSL's providers for the keys";
+    for (i = 0; store && providers && i < providers->nelts; i++) {
+        const key_provider *kp = &APR_ARRAY_IDX(providers, i, key_provider);
+        if (gt_key_store_add_provider(store, kp->name, why) != 0) {
+            *directive = apr_psprintf(p, "GetTokenKeyProvider %s in the main "
+                                      "server (%s)", kp->name, kp->defined_at);
             return NULL;
         }
     }
@@ -118,8 +130,8 @@ int gettoken_keys_store_startup(apr_pool_t *pconf, server_rec *s)
                               apr_pool_cleanup_null);
     if (key_store)
         return OK;
-    ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, GT_LOG_PREFIX
-                 "%s in %s: %s", directive, gettoken_vhost_name(s, pconf), why);
+    ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, GT_LOG_PREFIX "%s: %s",
+                 directive, why);
     return !OK;
 }
 

@@ -8,6 +8,7 @@
 #include "gt_keys.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -15,6 +16,7 @@
 #include "apr_strings.h"
 
 #include <openssl/conf.h>
+#include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/provider.h>
@@ -72,6 +74,16 @@ static const char *openssl_reason(apr_pool_t *pool)
     return reason ? apr_psprintf(pool, " (%s)", reason) : "";
 }
 
+/* Where OpenSSL looks for provider modules. */
+static const char *modules_dir(void)
+{
+    const char *dir = getenv("OPENSSL_MODULES");
+
+    if (!dir || !*dir)
+        dir = OPENSSL_info(OPENSSL_INFO_MODULES_DIR);
+    return dir ? dir : "OpenSSL's modules directory";
+}
+
 gt_key_store *gt_key_store_create(apr_pool_t *pool, const char **why)
 {
     gt_key_store *store = apr_pcalloc(pool, sizeof(*store));
@@ -112,9 +124,12 @@ int gt_key_store_add_provider(gt_key_store *store, const char *name,
     OSSL_PROVIDER *prov = OSSL_PROVIDER_load(store->libctx, name);
 
     if (!prov) {
-        *why = apr_psprintf(store->providers->pool, "OpenSSL cannot load "
-                            "the provider '%s'%s", name,
-                            openssl_reason(store->providers->pool));
+        apr_pool_t *p = store->providers->pool;
+        *why = apr_psprintf(p, "OpenSSL cannot load the provider '%s'%s: no "
+                            "%s.so in %s, or it failed to start (a TPM or HSM "
+                            "it cannot reach, its settings in OpenSSL's "
+                            "configuration or environment)", name,
+                            openssl_reason(p), name, modules_dir());
         return -1;
     }
     APR_ARRAY_PUSH(store->providers, OSSL_PROVIDER *) = prov;
@@ -237,7 +252,8 @@ static EVP_PKEY *uri_key_load(apr_pool_t *pool, OSSL_LIB_CTX *libctx,
         return NULL;
     }
     return store_key_load(pool, libctx, where, "no private key at this "
-                          "location (object, handle, PIN?)", why);
+                          "location (no such handle or object, or a wrong "
+                          "PIN?)", why);
 }
 
 EVP_PKEY *gt_private_key_load(apr_pool_t *pool, gt_key_store *store,

@@ -311,3 +311,16 @@ def test_certificate_check_against_the_tpm_key(gt, tpm_env, client, start_httpd)
     assert "GetTokenSigningCertificate %s in %s:%d" % (
         tpm_env.cert_path[EC_HANDLE], bad.server_name, bad.port) in out, out
     assert "the certificate does not match its key" in out, out
+
+
+def test_tpm_out_of_reach_stops_configtest(gt, monkeypatch):
+    """The tpm2 provider loads only when it reaches its TPM: a TCTI that
+    leads nowhere stops `apachectl -t`, naming the directive and where it is."""
+    monkeypatch.setenv("TPM2OPENSSL_TCTI", "mssim:host=127.0.0.1,port=1")
+    h = gt.httpd([gt.vhost(signing_key=handle_uri(RSA_HANDLE))], extra_global=PROVIDER)
+    rc, out = h.configtest()
+    assert rc != 0, out
+    lines = _gettoken_lines(out)
+    assert len(lines) == 1, out
+    assert "GetTokenKeyProvider tpm2 in the main server (%s:" % h.conf in lines[0], out
+    assert "cannot load the provider 'tpm2'" in lines[0], out
