@@ -55,6 +55,8 @@ typedef struct {
     server_rec *s;              /* and its vhost */
     EVP_PKEY *key;
     gt_jws_signer *signer;      /* shared by every vhost and organisation */
+    const char *file_copy;      /* an external key's file, for the children */
+    apr_size_t file_len;
 } loaded_key;
 static gt_key_store *key_store;
 static apr_array_header_t *loaded_keys;
@@ -165,6 +167,26 @@ const char *gettoken_set_signing_cert(cmd_parms *cmd, void *dirv,
     return NULL;
 }
 
+/* For the children: each key once, and an external key's file as bytes
+ * (the children may not be able to read a root-only file). */
+static int remember_key(const gettoken_startup *st, server_rec *s,
+                        const char *directive, const gettoken_key *k)
+{
+    loaded_key lk = { k->where, directive, s, k->key, k->signer, NULL, 0 };
+    const char *why = NULL;
+
+    if (gt_key_is_external(k->key) && !gt_key_is_uri(k->where)
+        && !(lk.file_copy = gt_key_file_copy(st->pconf, k->where,
+                                             &lk.file_len, &why))) {
+        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, GT_LOG_PREFIX
+                     "%s %s in %s: %s", directive, k->where,
+                     gettoken_vhost_name(s, st->pconf), why);
+        return !OK;
+    }
+    APR_ARRAY_PUSH(loaded_keys, loaded_key) = lk;
+    return OK;
+}
+
 int gettoken_key_load(const gettoken_startup *st, server_rec *s,
                       const char *directive, gettoken_key *k)
 {
@@ -192,15 +214,7 @@ int gettoken_key_load(const gettoken_startup *st, server_rec *s,
     }
     apr_hash_set(st->loaded_keys, k->where, APR_HASH_KEY_STRING,
                  apr_pmemdup(st->pconf, k, sizeof(*k)));
-    if (loaded_keys) {
-        loaded_key *lk = apr_array_push(loaded_keys);
-        lk->where = k->where;
-        lk->directive = directive;
-        lk->s = s;
-        lk->key = k->key;
-        lk->signer = k->signer;
-    }
-    return OK;
+    return loaded_keys ? remember_key(st, s, directive, k) : OK;
 }
 
 int gettoken_certificate_check(apr_pool_t *pconf, server_rec *s,
@@ -298,7 +312,10 @@ static int reopen_key(apr_pool_t *pchild, gt_key_store *store,
                       apr_hash_t *locks, const loaded_key *lk,
                       const char **why)
 {
-    EVP_PKEY *key = gt_private_key_load(pchild, store, lk->where, why);
+    EVP_PKEY *key = lk->file_copy
+        ? gt_private_key_from_bytes(pchild, store, lk->file_copy, lk->file_len,
+                                    why)
+        : gt_private_key_load(pchild, store, lk->where, why);
     apr_thread_mutex_t *lock;
 
     if (!key) {

@@ -176,9 +176,10 @@ static int scheme_has_store(OSSL_LIB_CTX *libctx, const char *scheme)
  * hold certificates and public keys before the private key). */
 #define MAX_STORE_OBJECTS 64
 
-/* The first private key the key store finds at `where`; NULL with *why. */
+/* The first private key the key store finds at `where`, or in `bio` when
+ * given (read as a file); NULL with *why. */
 static EVP_PKEY *store_key_load(apr_pool_t *pool, OSSL_LIB_CTX *libctx,
-                                const char *where, const char *none,
+                                const char *where, BIO *bio, const char *none,
                                 const char **why)
 {
     UI_METHOD *ui = UI_UTIL_wrap_read_pem_callback(no_passphrase, 0);
@@ -190,7 +191,10 @@ static EVP_PKEY *store_key_load(apr_pool_t *pool, OSSL_LIB_CTX *libctx,
         *why = "out of memory preparing the key store";
         return NULL;
     }
-    ctx = OSSL_STORE_open_ex(where, libctx, NULL, ui, NULL, NULL, NULL, NULL);
+    ctx = bio ? OSSL_STORE_attach(bio, "file", libctx, NULL, ui, NULL, NULL,
+                                  NULL, NULL)
+              : OSSL_STORE_open_ex(where, libctx, NULL, ui, NULL, NULL, NULL,
+                                   NULL);
     if (!ctx) {
         *why = apr_pstrcat(pool, "the key store cannot open the location",
                            openssl_reason(pool), NULL);
@@ -221,7 +225,7 @@ static EVP_PKEY *file_key_load(apr_pool_t *pool, OSSL_LIB_CTX *libctx,
     FILE *f;
 
     if (strncmp(path, "file:", 5) == 0)      /* the key store reads the URI */
-        return store_key_load(pool, libctx, path, "the file cannot be read "
+        return store_key_load(pool, libctx, path, NULL, "the file cannot be read "
                               "or holds no unencrypted private key", why);
     f = fopen(path, "rb");
     if (!f) {
@@ -229,7 +233,7 @@ static EVP_PKEY *file_key_load(apr_pool_t *pool, OSSL_LIB_CTX *libctx,
         return NULL;
     }
     fclose(f);
-    return store_key_load(pool, libctx, path, "the file holds no "
+    return store_key_load(pool, libctx, path, NULL, "the file holds no "
                           "unencrypted private key (PEM or DER)", why);
 }
 
@@ -251,7 +255,7 @@ static EVP_PKEY *uri_key_load(apr_pool_t *pool, OSSL_LIB_CTX *libctx,
                                                         : "tpm2 for handle:");
         return NULL;
     }
-    return store_key_load(pool, libctx, where, "no private key at this "
+    return store_key_load(pool, libctx, where, NULL, "no private key at this "
                           "location (no such handle or object, or a wrong "
                           "PIN?)", why);
 }
@@ -264,6 +268,47 @@ EVP_PKEY *gt_private_key_load(apr_pool_t *pool, gt_key_store *store,
                     ? uri_key_load(pool, libctx, where, why)
                     : file_key_load(pool, libctx, where, why);
 
+    if (key)
+        apr_pool_cleanup_register(pool, key, pkey_cleanup,
+                                  apr_pool_cleanup_null);
+    return key;
+}
+
+const char *gt_key_file_copy(apr_pool_t *pool, const char *path,
+                             apr_size_t *len, const char **why)
+{
+    FILE *f = fopen(path, "rb");
+    char *data;
+
+    if (!f) {
+        *why = "the key file cannot be read";
+        return NULL;
+    }
+    data = apr_palloc(pool, GT_KEY_FILE_MAX);
+    *len = fread(data, 1, GT_KEY_FILE_MAX, f);
+    if (ferror(f) || !feof(f)) {
+        fclose(f);
+        *why = "the key file cannot be read whole (or is over 64 KiB)";
+        return NULL;
+    }
+    fclose(f);
+    return data;
+}
+
+EVP_PKEY *gt_private_key_from_bytes(apr_pool_t *pool, gt_key_store *store,
+                                    const char *data, apr_size_t len,
+                                    const char **why)
+{
+    BIO *bio = BIO_new_mem_buf(data, (int)len);
+    EVP_PKEY *key;
+
+    if (!bio) {
+        *why = "out of memory reading the key";
+        return NULL;
+    }
+    key = store_key_load(pool, gt_key_store_libctx(store), NULL, bio,
+                         "the copy of the key file holds no private key", why);
+    BIO_free(bio);
     if (key)
         apr_pool_cleanup_register(pool, key, pkey_cleanup,
                                   apr_pool_cleanup_null);

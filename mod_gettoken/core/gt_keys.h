@@ -44,6 +44,20 @@ int gt_key_is_uri(const char *where);
 EVP_PKEY *gt_private_key_load(apr_pool_t *pool, gt_key_store *store,
                               const char *where, const char **why);
 
+/*
+ * A key file's bytes (at most GT_KEY_FILE_MAX), read once by the parent,
+ * and the key in them, decoded in a child's store: a key file that a
+ * provider decodes into a handle (a TPM-wrapped "TSS2 PRIVATE KEY") is
+ * opened again in each child, which runs as a user who may not read the
+ * file.  NULL with *why.
+ */
+#define GT_KEY_FILE_MAX 65536
+const char *gt_key_file_copy(apr_pool_t *pool, const char *path,
+                             apr_size_t *len, const char **why);
+EVP_PKEY *gt_private_key_from_bytes(apr_pool_t *pool, gt_key_store *store,
+                                    const char *data, apr_size_t len,
+                                    const char **why);
+
 /* Who holds a key: the provider's name, or "engine" for an ENGINE key. */
 const char *gt_key_holder(const EVP_PKEY *key);
 

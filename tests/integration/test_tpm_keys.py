@@ -324,3 +324,26 @@ def test_tpm_out_of_reach_stops_configtest(gt, monkeypatch):
     assert len(lines) == 1, out
     assert "GetTokenKeyProvider tpm2 in the main server (%s:" % h.conf in lines[0], out
     assert "cannot load the provider 'tpm2'" in lines[0], out
+
+
+def test_tpm_wrapped_key_file_readable_by_root_only(gt, tpm_env, client, start_httpd):
+    """A key file that the tpm2 provider decodes ("TSS2 PRIVATE KEY", made by
+    openssl genpkey -provider tpm2): useless without the TPM, kept root-only
+    like any key file; the children, which do not run as root, still open
+    it again (from the bytes the parent read) and sign."""
+    blob = os.path.join(tpm_env.dir, "wrapped-p256.pem")
+    tpm_env.openssl("genpkey", "-provider", "tpm2", "-provider", "default", "-algorithm", "EC",
+                    "-pkeyopt", "group:P-256", "-out", blob)
+    pub = load_pem_public_key(tpm_env.openssl("pkey", "-provider", "tpm2", "-provider",
+                                              "default", "-in", blob, "-pubout"))
+    with open(blob) as f:
+        assert f.read().startswith("-----BEGIN TSS2 PRIVATE KEY-----")
+    os.chmod(blob, 0o600)
+    v = gt.vhost(signing_key=blob)
+    h = start_httpd([v], extra_global=PROVIDER)
+    with client(h, "dev_a") as c:
+        for _ in range(3):
+            verify_maid_token(get_token(c, gt, v), pub, v.uuid, time.time())
+    rx = re.compile(r"%s .*opened again in this child \(pid \d+\), held by tpm2" % re.escape(blob))
+    assert any(rx.search(l) for l in h.read_error_log().splitlines()), h.log_tail()
+    assert not h.wait_log(0, r"cannot sign|the key file is", timeout=0.2)

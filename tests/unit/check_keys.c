@@ -346,6 +346,37 @@ START_TEST(signer_rekey_same_key_only)
 }
 END_TEST
 
+/* A key file's bytes decode to the same key in another store (what a
+ * child does with a provider's key file); an oversized file is refused. */
+START_TEST(key_from_file_bytes)
+{
+    const char *why = NULL;
+    const char *path = write_key("bytes.pem", unit_rsa2048);
+    gt_key_store *store = gt_key_store_create(pool, &why);
+    apr_size_t len = 0;
+    const char *data = gt_key_file_copy(pool, path, &len, &why);
+    EVP_PKEY *key;
+    FILE *f;
+    char zeros[1024] = { 0 };
+    int i;
+
+    ck_assert_msg(store && data, "%s", why);
+    ck_assert_uint_gt(len, 100);
+    key = gt_private_key_from_bytes(pool, store, data, len, &why);
+    ck_assert_msg(key != NULL, "%s", why);
+    ck_assert_int_eq(EVP_PKEY_eq(key, unit_rsa2048), 1);
+    ck_assert_ptr_null(gt_private_key_from_bytes(pool, store, "junk", 4, &why));
+    f = fopen(path, "a");
+    ck_assert_ptr_nonnull(f);
+    for (i = 0; i < GT_KEY_FILE_MAX / (int)sizeof(zeros) + 1; i++)
+        fwrite(zeros, 1, sizeof(zeros), f);
+    fclose(f);
+    ck_assert_ptr_null(gt_key_file_copy(pool, path, &len, &why));
+    ck_assert_ptr_nonnull(strstr(why, "64 KiB"));
+    unlink(path);
+}
+END_TEST
+
 Suite *keys_suite(void)
 {
     Suite *s = suite_create("keys");
@@ -365,6 +396,7 @@ Suite *keys_suite(void)
     tcase_add_test(tc, scheme_without_provider_refused);
     tcase_add_test(tc, encrypted_key_refused_without_prompt);
     tcase_add_test(tc, signer_rekey_same_key_only);
+    tcase_add_test(tc, key_from_file_bytes);
     suite_add_tcase(s, tc);
 
     tcase_add_checked_fixture(pins, setup, teardown);
