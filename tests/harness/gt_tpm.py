@@ -298,15 +298,30 @@ class SoftTPM:
     def __init__(self, directory):
         self.dir = directory
         os.makedirs(os.path.join(directory, "state"))
-        self.swtpm_port, self.ctrl_port = _free_port_pair(), None
-        self.ctrl_port = self.swtpm_port + 1
-        self.port = _free_port_pair()
-        self.tcti = "mssim:host=127.0.0.1,port=%d" % self.port
         self.procs = []
+        self._pick_ports()
         self.public_pem = {}
         self.cert_path = {}
 
-    def start(self):
+    def _pick_ports(self):
+        self.swtpm_port = _free_port_pair()
+        self.ctrl_port = self.swtpm_port + 1
+        self.port = _free_port_pair()
+        self.tcti = "mssim:host=127.0.0.1,port=%d" % self.port
+
+    def start(self, attempts=5):
+        """Start swtpm and the broker; new ports if another process took
+        the ones picked in the meantime."""
+        for attempt in range(attempts):
+            try:
+                return self._start()
+            except RuntimeError:
+                self.stop()
+                if attempt == attempts - 1:
+                    raise
+                self._pick_ports()
+
+    def _start(self):
         log = open(os.path.join(self.dir, "swtpm.log"), "w")
         swtpm = subprocess.Popen(
             ["swtpm", "socket", "--tpm2", "--tpmstate", "dir=" + os.path.join(self.dir, "state"),
