@@ -121,11 +121,21 @@ class ResourceBroker:
         self.tpm = Tpm(tpm_port)
         self.lock = threading.Lock()
         self.attrs = self.tpm.command_attributes()
-        self.next_vhandle = 0x80FF0000
+        self.next_vhandle = 0
+        self.live = set()       # virtual handles of every connection
 
     def _vhandle(self):
-        self.next_vhandle += 1
-        return self.next_vhandle
+        """A transient handle no live object has (0x80FF0000-0x80FFFFFF)."""
+        while True:
+            self.next_vhandle = (self.next_vhandle + 1) & 0xFFFF
+            v = 0x80FF0000 | self.next_vhandle
+            if v not in self.live:
+                self.live.add(v)
+                return v
+
+    def _forget(self, ctx, v):
+        ctx.objects.pop(v, None)
+        self.live.discard(v)
 
     def execute(self, ctx, cmd):
         with self.lock:
@@ -136,7 +146,7 @@ class ResourceBroker:
         if cc == CC_FLUSH_CONTEXT and len(cmd) >= 14:
             h = _u32(cmd, 10)
             if h in ctx.objects:            # saved, not loaded: just forget it
-                del ctx.objects[h]
+                self._forget(ctx, h)
                 return struct.pack(">HII", ST_NO_SESSIONS, 10, 0)
             ctx.sessions.pop(h, None)
             return self.tpm.run(cmd)
@@ -178,7 +188,7 @@ class ResourceBroker:
         for real, v in loaded.items():
             blob = self.tpm.context_save(real)
             if blob is None:
-                ctx.objects.pop(v, None)
+                self._forget(ctx, v)
             else:
                 ctx.objects[v] = blob
                 self.tpm.flush(real)
@@ -195,7 +205,8 @@ class ResourceBroker:
             for s in list(ctx.sessions):
                 self.tpm.flush(s)
             ctx.sessions.clear()
-            ctx.objects.clear()
+            for v in list(ctx.objects):
+                self._forget(ctx, v)
 
     # --- the mssim protocol ---------------------------------------------
     def serve_commands(self, conn):
