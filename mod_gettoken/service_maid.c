@@ -16,8 +16,6 @@
 #include "core/gt_keys.h"
 #include "core/gt_maid.h"
 
-APLOG_USE_MODULE(gettoken);
-
 int gettoken_maid_generate(const gettoken_request *req, gettoken_token *tok)
 {
     request_rec *r = req->r;
@@ -30,8 +28,8 @@ int gettoken_maid_generate(const gettoken_request *req, gettoken_token *tok)
     /* the device's organisation: its key signs, its server UUID is iss */
     org = gettoken_organization_of(req);
     if (!org) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, GT_LOG_PREFIX
-                      "GetToken failed (500): no organisation was chosen");
+        gettoken_log_refusal(r, GT_REFUSED_GETTOKEN, HTTP_INTERNAL_SERVER_ERROR,
+                             GTLOGNO(01601), "no organisation was chosen");
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     jti = apr_palloc(r->pool, GT_UUID_SIZE);
@@ -39,10 +37,11 @@ int gettoken_maid_generate(const gettoken_request *req, gettoken_token *tok)
                           org->server_uuid, apr_time_sec(apr_time_now()),
                           jti, &why);
     if (!token) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, GT_LOG_PREFIX
-                      "GetToken failed (500): signing the com.apple.maid "
-                      "token with %s failed: %s",
-                      gt_key_location_for_log(r->pool, org->signing.where), why);
+        gettoken_log_refusal(r, GT_REFUSED_GETTOKEN, HTTP_INTERNAL_SERVER_ERROR,
+                             GTLOGNO(01602), "signing the com.apple.maid "
+                             "token with %s failed: %s",
+                             gt_key_location_for_log(r->pool,
+                                                     org->signing.where), why);
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     tok->data = token;
