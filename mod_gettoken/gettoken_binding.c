@@ -73,21 +73,18 @@ void gettoken_binding_warn(apr_pool_t *p, server_rec *s,
 int gettoken_binding_unavailable(request_rec *r, const char *id,
                                  const char *detail)
 {
-    gettoken_log_refusal(r, GT_REFUSED_GETTOKEN, HTTP_SERVICE_UNAVAILABLE,
-                         id, "GetTokenEnrollmentSQL failed%s%s",
-                         detail ? ": " : "", detail ? detail : "");
-    return gettoken_retry_later(r);
+    return gettoken_refuse(r, GT_REFUSED_GETTOKEN, HTTP_SERVICE_UNAVAILABLE,
+                           id, "GetTokenEnrollmentSQL failed%s%s",
+                           detail ? ": " : "", detail ? detail : "");
 }
 
 int gettoken_binding_refuse(request_rec *r, const char *id,
                             const gettoken_request *req)
 {
-    gettoken_log_refusal(r, GT_REFUSED_GETTOKEN, HTTP_FORBIDDEN,
-                         id, "the identity certificate "
-                         "(sha256 %s, from %s) is not bound to the "
-                         "enrollment", req->identity_sha256,
-                         req->identity_source);
-    return HTTP_FORBIDDEN;
+    return gettoken_refuse(r, GT_REFUSED_GETTOKEN, HTTP_FORBIDDEN, id,
+                           "the identity certificate (sha256 %s, from %s) is "
+                           "not bound to the enrollment",
+                           req->identity_sha256, req->identity_source);
 }
 
 void gettoken_binding_bound(request_rec *r)

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "apr_buckets.h"
+#include "apr_strings.h"
 #include "http_protocol.h"
 #include "http_request.h"
 #include "util_filter.h"
@@ -229,6 +230,37 @@ int gettoken_body_read(request_rec *r, apr_size_t max_body,
     *state = ctx->complete ? GT_BODY_COMPLETE : GT_BODY_TOO_LARGE;
     if (!ctx->complete)
         *buf = NULL;
+    return OK;
+}
+
+apr_off_t gettoken_body_announced(request_rec *r)
+{
+    const char *cl = apr_table_get(r->headers_in, "Content-Length");
+    apr_off_t n;
+
+    if (!cl || apr_table_get(r->headers_in, "Transfer-Encoding"))
+        return -1;
+    if (apr_strtoff(&n, cl, NULL, 10) != APR_SUCCESS || n < 0)
+        return -1;
+    return n;
+}
+
+int gettoken_body_read_whole(request_rec *r, apr_size_t cap,
+                             gettoken_refused what, const char *id,
+                             const char **buf, apr_size_t *len)
+{
+    gettoken_body_state state = GT_BODY_TOO_LARGE;
+    int status = OK;
+
+    /* a body announced too large is refused unread */
+    if (gettoken_body_announced(r) <= (apr_off_t)cap)
+        status = gettoken_body_read(r, cap, &state, buf, len);
+    if (status != OK)
+        return status;
+    if (state == GT_BODY_TOO_LARGE)
+        return gettoken_refuse(r, what, HTTP_REQUEST_ENTITY_TOO_LARGE, id,
+                               "the body is over %" APR_SIZE_T_FMT " bytes "
+                               "(GetTokenMaxBodySize)", cap);
     return OK;
 }
 

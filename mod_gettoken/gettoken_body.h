@@ -10,6 +10,8 @@
 #include "httpd.h"
 #include "util_filter.h"
 
+#include "gettoken_private.h"
+
 typedef enum {
     GT_BODY_COMPLETE,   /* the whole body is in buf/len */
     GT_BODY_TOO_LARGE   /* more than the cap: not read in full */
@@ -28,6 +30,15 @@ apr_status_t gettoken_body_replay_filter(ap_filter_t *f,
 int gettoken_body_read(request_rec *r, apr_size_t max_body,
                        gettoken_body_state *state, const char **buf,
                        apr_size_t *len);
+/* The Content-Length the client announced, or -1 (chunked, absent, or
+ * not a number). */
+apr_off_t gettoken_body_announced(request_rec *r);
+/* The whole body, kept for a replay: OK with *buf and *len; 413 when it is
+ * announced or found to be over `cap` bytes (logged as a refusal of
+ * `what` with the caller's `id`); or a broken read's status. */
+int gettoken_body_read_whole(request_rec *r, apr_size_t cap,
+                             gettoken_refused what, const char *id,
+                             const char **buf, apr_size_t *len);
 /* 1 when this request's body (or that of the request it was redirected
  * from) was read here already: it must not be read again. */
 int gettoken_body_was_read(request_rec *r);

@@ -470,13 +470,11 @@ int gettoken_identity_find(request_rec *r, const gettoken_server_conf *conf,
             req->identity_source = source_name(r->pool, &sources[i]);
             return OK;
         }
-        gettoken_log_refusal(r, GT_REFUSED_GETTOKEN, HTTP_UNAUTHORIZED,
-                             GTLOGNO(01203), "identity source %s: %s",
-                             source_name(r->pool, &sources[i]), why);
-        return HTTP_UNAUTHORIZED;
+        return gettoken_refuse(r, GT_REFUSED_GETTOKEN, HTTP_UNAUTHORIZED,
+                               GTLOGNO(01203), "identity source %s: %s",
+                               source_name(r->pool, &sources[i]), why);
     }
-    gettoken_log_refusal(r, GT_REFUSED_GETTOKEN, HTTP_UNAUTHORIZED,
-                         GTLOGNO(01204), "no device identity presented (%s)",
-                         why);
-    return HTTP_UNAUTHORIZED;
+    return gettoken_refuse(r, GT_REFUSED_GETTOKEN, HTTP_UNAUTHORIZED,
+                           GTLOGNO(01204), "no device identity presented (%s)",
+                           why);
 }

@@ -239,26 +239,23 @@ int gettoken_organization_choose(request_rec *r,
               ? apr_hash_get(conf->orgs->by_name, name,
                              APR_HASH_KEY_STRING)
               : NULL;
-        if (!org) {
-            gettoken_log_refusal(r, GT_REFUSED_GETTOKEN,
-                                 HTTP_INTERNAL_SERVER_ERROR, GTLOGNO(01003),
-                                 "GetTokenOrganizationSQL names organisation "
-                                 "'%s' for enrollment %s, which no "
-                                 "GetTokenOrganization of the vhost defines",
-                                 ap_escape_logitem(r->pool, apr_pstrndup(
-                                     r->pool, name, 200)),
-                                 ap_escape_logitem(r->pool,
-                                                   req->enrollment_id));
-            return HTTP_INTERNAL_SERVER_ERROR;
-        }
+        if (!org)
+            return gettoken_refuse(r, GT_REFUSED_GETTOKEN,
+                                   HTTP_INTERNAL_SERVER_ERROR, GTLOGNO(01003),
+                                   "GetTokenOrganizationSQL names organisation "
+                                   "'%s' for enrollment %s, which no "
+                                   "GetTokenOrganization of the vhost defines",
+                                   ap_escape_logitem(r->pool, apr_pstrndup(
+                                       r->pool, name, 200)),
+                                   ap_escape_logitem(r->pool,
+                                                     req->enrollment_id));
     }
     else if (!org) {
-        gettoken_log_refusal(r, GT_REFUSED_GETTOKEN, HTTP_FORBIDDEN,
-                             GTLOGNO(01004), "GetTokenOrganizationSQL has "
-                             "no organisation for the enrollment and the "
-                             "vhost has no default organisation "
-                             "(GetTokenServerUUID and GetTokenSigningKey)");
-        return HTTP_FORBIDDEN;
+        return gettoken_refuse(r, GT_REFUSED_GETTOKEN, HTTP_FORBIDDEN,
+                               GTLOGNO(01004), "GetTokenOrganizationSQL has "
+                               "no organisation for the enrollment and the "
+                               "vhost has no default organisation "
+                               "(GetTokenServerUUID and GetTokenSigningKey)");
     }
     req->organization = org->name;
     req->organization_server_uuid = org->server_uuid;

@@ -119,10 +119,9 @@ static int ask_alone(request_rec *r, const gettoken_server_conf *conf,
         *name = q.name;
         return OK;
     }
-    gettoken_log_refusal(r, GT_REFUSED_GETTOKEN, HTTP_SERVICE_UNAVAILABLE,
-                         GTLOGNO(01101), "GetTokenOrganizationSQL failed: %s",
-                         err);
-    return gettoken_retry_later(r);
+    return gettoken_refuse(r, GT_REFUSED_GETTOKEN, HTTP_SERVICE_UNAVAILABLE,
+                           GTLOGNO(01101), "GetTokenOrganizationSQL failed: "
+                           "%s", err);
 }
 
 /* Both questions in one statement: OK (bound, *name), 403 or 503 (logged),

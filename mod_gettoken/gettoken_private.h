@@ -201,12 +201,16 @@ typedef enum {
     GT_REFUSED_WATCH_ENROLLMENT,    /* a watch at the enrollment profile URL */
     GT_REFUSED_PAIRING_VERIFY       /* a pairing token to verify */
 } gettoken_refused;
-void gettoken_log_refusal(request_rec *r, gettoken_refused what, int status,
-                          const char *id, const char *fmt, ...)
+/* Logs the refusal and returns `status`; a 503 also asks the client to
+ * come back later (Retry-After). */
+int gettoken_refuse(request_rec *r, gettoken_refused what, int status,
+                    const char *id, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
+/* The 503 of a request that got no pooled database connection for
+ * `purpose` (what it needed the database for). */
+int gettoken_no_connection(request_rec *r, gettoken_refused what,
+                           const char *id, const char *purpose);
 void gettoken_refusal_child_init(apr_pool_t *p, server_rec *s);
-
-
 
 /* ==== the parts ========================================================= */
 

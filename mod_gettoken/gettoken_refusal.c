@@ -16,6 +16,7 @@
  * slot taken over by another refusal only means one more full line.
  */
 #include "gettoken_private.h"
+#include "gettoken_dbd.h"
 
 #include "apr_strings.h"
 #include "apr_thread_mutex.h"
@@ -111,16 +112,12 @@ static const char *const refused_what[] = {
     "pairing verify"            /* GT_REFUSED_PAIRING_VERIFY */
 };
 
-void gettoken_log_refusal(request_rec *r, gettoken_refused what, int status,
-                          const char *id, const char *fmt, ...)
+static void log_refusal(request_rec *r, gettoken_refused what, int status,
+                        const char *id, const char *reason)
 {
-    const char *reason, *where, *name = refused_what[what];
-    va_list ap;
+    const char *where, *name = refused_what[what];
     long earlier;
 
-    va_start(ap, fmt);
-    reason = apr_pvsprintf(r->pool, fmt, ap);
-    va_end(ap);
     where = apr_pstrcat(r->pool, gettoken_vhost_name(r->server, r->pool),
                         enrollment_part(r), NULL);
     earlier = note_refusal(r, id, status, reason);
@@ -138,4 +135,24 @@ void gettoken_log_refusal(request_rec *r, gettoken_refused what, int status,
                   ? apr_psprintf(r->pool, "; %ld more like it since the last "
                                  "such line, logged at info", earlier)
                   : "");
+}
+
+int gettoken_refuse(request_rec *r, gettoken_refused what, int status,
+                    const char *id, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    log_refusal(r, what, status, id, apr_pvsprintf(r->pool, fmt, ap));
+    va_end(ap);
+    return status == HTTP_SERVICE_UNAVAILABLE ? gettoken_retry_later(r)
+                                              : status;
+}
+
+int gettoken_no_connection(request_rec *r, gettoken_refused what,
+                           const char *id, const char *purpose)
+{
+    return gettoken_refuse(r, what, HTTP_SERVICE_UNAVAILABLE, id,
+                           GETTOKEN_DBD_NO_CONNECTION " for %s "
+                           GETTOKEN_DBD_CHECK_SETUP, purpose);
 }

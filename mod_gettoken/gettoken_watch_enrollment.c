@@ -151,31 +151,10 @@ int gettoken_watch_enrollment_startup(const gettoken_startup *st,
     return OK;
 }
 
-/* ---- refusals ------------------------------------------------------------- */
-
-/* `id`: the call site's GTLOGNO() */
-static int refuse(request_rec *r, const char *id, int status, const char *why)
-{
-    gettoken_log_refusal(r, GT_REFUSED_WATCH_ENROLLMENT, status, id, "%s",
-                         why);
-    return status;
-}
-
-static int unavailable(request_rec *r, const char *id, const char *why,
-                       const char *err)
-{
-    refuse(r, id, HTTP_SERVICE_UNAVAILABLE,
-           apr_pstrcat(r->pool, why, err ? ": " : "", err, NULL));
-    return gettoken_retry_later(r);
-}
-
 /* ---- the database --------------------------------------------------------- */
 
-static int no_connection(request_rec *r, const char *id)
-{
-    return unavailable(r, id, GETTOKEN_DBD_NO_CONNECTION " for " TABLE " "
-                       GETTOKEN_DBD_CHECK_SETUP, NULL);
-}
+/* What the gate refuses, for the refusal log lines. */
+#define GATE GT_REFUSED_WATCH_ENROLLMENT
 
 /* The parameters and results of the gate's queries. */
 struct token_query {
@@ -268,18 +247,20 @@ static int issue_security_token(request_rec *r,
     const char *err = NULL;
 
     if (!dbd)
-        return no_connection(r, GTLOGNO(02003));
+        return gettoken_no_connection(r, GATE, GTLOGNO(02003), TABLE);
     memset(&q, 0, sizeof(q));
     if (gt_uuid_v4(token) != 0 || !(q.args[1] = gt_pairing_sth(r->pool, token)))
-        return refuse(r, GTLOGNO(02004), HTTP_INTERNAL_SERVER_ERROR,
-                      "no random security token could be made");
+        return gettoken_refuse(r, GATE, HTTP_INTERNAL_SERVER_ERROR,
+                               GTLOGNO(02004), "no random security token "
+                               "could be made");
     q.args[0] = token;
     q.args[2] = mi->udid;
     q.args[3] = seconds(r, now + we->lifetime);
     if (run(r, dbd, we, STMT_ISSUE, change_rows, &q, &err) != 0 || q.nrows != 1)
-        return unavailable(r, GTLOGNO(02005), "recording a security token "
-                           "in " TABLE " failed",
-                           err ? err : "no row inserted");
+        return gettoken_refuse(r, GATE, HTTP_SERVICE_UNAVAILABLE,
+                               GTLOGNO(02005), "recording a security token "
+                               "in " TABLE " failed: %s",
+                               err ? err : "no row inserted");
     gettoken_dbd_purge_maybe(r, dbd, we->label[STMT_PURGE], SQL_PURGE,
                              &we->next_purge, now, TABLE);
     ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, GTLOGNO(02006)
@@ -302,7 +283,7 @@ static int use_security_token(request_rec *r,
     const char *err = NULL;
 
     if (!dbd)
-        return no_connection(r, GTLOGNO(02007));
+        return gettoken_no_connection(r, GATE, GTLOGNO(02007), TABLE);
     memset(&q, 0, sizeof(q));
     q.now = apr_time_sec(apr_time_now());
     q.udid = mi->udid;
@@ -310,17 +291,18 @@ static int use_security_token(request_rec *r,
     q.args[1] = mi->udid;
     q.args[2] = seconds(r, q.now);
     if (run(r, dbd, we, STMT_USE, change_rows, &q, &err) != 0)
-        return unavailable(r, GTLOGNO(02008), "using up the security token "
-                           "failed", err);
+        return gettoken_refuse(r, GATE, HTTP_SERVICE_UNAVAILABLE,
+                               GTLOGNO(02008), "using up the security token "
+                               "failed%s%s", err ? ": " : "", err ? err : "");
     if (q.nrows == 1)
         return OK;
     if (run(r, dbd, we, STMT_EXPLAIN, explain_row, &q, &err) != 0)
         q.why = "no unexpired, unused security token of this watch matches "
                 "the pairing token's sth";
-    return refuse(r, GTLOGNO(02009), HTTP_FORBIDDEN,
-                  apr_psprintf(r->pool, "watch %s, jti %s: %s",
-                               ap_escape_logitem(r->pool, mi->udid),
-                               claims->jti, q.why));
+    return gettoken_refuse(r, GATE, HTTP_FORBIDDEN, GTLOGNO(02009),
+                           "watch %s, jti %s: %s",
+                           ap_escape_logitem(r->pool, mi->udid), claims->jti,
+                           q.why);
 }
 
 /* A watch with PAIRING_TOKEN: OK when it is admitted. */
@@ -378,8 +360,7 @@ int gettoken_watch_enrollment_handler(request_rec *r)
 {
     const gettoken_server_conf *conf;
     struct gettoken_watch_enrollment *we;
-    gettoken_body_state state;
-    const char *body = NULL, *why = NULL, *cl;
+    const char *body = NULL, *why = NULL;
     apr_size_t len = 0;
     gt_machineinfo mi;
     int status;
@@ -389,17 +370,10 @@ int gettoken_watch_enrollment_handler(request_rec *r)
     conf = gettoken_server_config(r->server);
     we = conf->watch_enrollment;
     /* a body that cannot be read whole cannot be shown not to be a watch's */
-    cl = apr_table_get(r->headers_in, "Content-Length");
-    if (cl && !apr_table_get(r->headers_in, "Transfer-Encoding")
-        && apr_atoi64(cl) > (apr_int64_t)conf->max_body)
-        return refuse(r, GTLOGNO(02011), HTTP_REQUEST_ENTITY_TOO_LARGE,
-                      "the body is over GetTokenMaxBodySize");
-    status = gettoken_body_read(r, conf->max_body, &state, &body, &len);
+    status = gettoken_body_read_whole(r, conf->max_body, GATE, GTLOGNO(02011),
+                                      &body, &len);
     if (status != OK)
         return status;
-    if (state == GT_BODY_TOO_LARGE)
-        return refuse(r, GTLOGNO(02012), HTTP_REQUEST_ENTITY_TOO_LARGE,
-                      "the body is over GetTokenMaxBodySize");
 
     switch (gt_machineinfo_parse(r->pool, body, len, we->ca, &mi, &why)) {
     case GT_MI_NOT_WATCH:
@@ -408,7 +382,8 @@ int gettoken_watch_enrollment_handler(request_rec *r)
         gettoken_body_replay(r);
         return DECLINED;
     case GT_MI_REFUSED:
-        return refuse(r, GTLOGNO(02014), HTTP_FORBIDDEN, why);
+        return gettoken_refuse(r, GATE, HTTP_FORBIDDEN, GTLOGNO(02014), "%s",
+                               why);
     case GT_MI_WATCH:
         break;
     }

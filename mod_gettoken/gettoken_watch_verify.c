@@ -185,27 +185,20 @@ int gettoken_watch_verify_startup(const gettoken_startup *st, server_rec *s,
     return OK;
 }
 
-/* `what` asked for the check; `id`: the call site's GTLOGNO() */
-static int refuse(request_rec *r, gettoken_refused what, const char *id,
-                  const char *reason, const char *detail,
-                  const gt_pairing_claims *c)
+/* A token refused (403), naming the issuer and jti when they are known:
+ * `what` asked for the check; `id` is the call site's GTLOGNO(). */
+static int refuse_token(request_rec *r, gettoken_refused what, const char *id,
+                        const char *reason, const char *detail,
+                        const gt_pairing_claims *c)
 {
-    gettoken_log_refusal(r, what, HTTP_FORBIDDEN, id,
-                         "pairing token: %s: %s%s%s%s%s", reason, detail,
-                         c && c->iss ? "; iss " : "",
-                         c && c->iss ? ap_escape_logitem(r->pool, c->iss) : "",
-                         c && c->jti ? ", jti " : "",
-                         c && c->jti ? ap_escape_logitem(r->pool, c->jti) : "");
-    return HTTP_FORBIDDEN;
-}
-
-static int unavailable(request_rec *r, gettoken_refused what, const char *id,
-                       const char *why, const char *detail)
-{
-    gettoken_log_refusal(r, what, HTTP_SERVICE_UNAVAILABLE, id,
-                         "pairing token: %s%s%s", why, detail ? ": " : "",
-                         detail ? detail : "");
-    return gettoken_retry_later(r);
+    return gettoken_refuse(r, what, HTTP_FORBIDDEN, id,
+                           "pairing token: %s: %s%s%s%s%s", reason, detail,
+                           c && c->iss ? "; iss " : "",
+                           c && c->iss ? ap_escape_logitem(r->pool, c->iss)
+                                       : "",
+                           c && c->jti ? ", jti " : "",
+                           c && c->jti ? ap_escape_logitem(r->pool, c->jti)
+                                       : "");
 }
 
 /* The parameters and results of the replay store's queries. */
@@ -256,9 +249,8 @@ static int record_jti(request_rec *r, gettoken_refused what,
     const char *insert_err = NULL, *seen_err = NULL;
 
     if (!dbd)
-        return unavailable(r, what, GTLOGNO(01903), GETTOKEN_DBD_NO_CONNECTION
-                           " for the replay store " GETTOKEN_DBD_CHECK_SETUP,
-                           NULL);
+        return gettoken_no_connection(r, what, GTLOGNO(01903),
+                                      "the pairing tokens' replay store");
     q.expires = apr_psprintf(r->pool, "%" APR_INT64_T_FMT,
                              c->exp + GT_PAIRING_SKEW);
     if (gettoken_dbd_run(r, dbd, st->insert_label, SQL_INSERT, jti_insert, &q,
@@ -274,11 +266,13 @@ static int record_jti(request_rec *r, gettoken_refused what,
     /* a unique-key violation, or a real failure?  Ask for the row. */
     if (gettoken_dbd_run(r, dbd, st->seen_label, SQL_SEEN, jti_seen, &q,
                          &seen_err) == 0 && q.found)
-        return refuse(r, what, GTLOGNO(01904), "replayed",
-                      "the token was used before", c);
-    return unavailable(r, what, GTLOGNO(01905), "recording the jti failed (is "
-                       "the table gettoken_pairing_jti there? conf/schema/)",
-                       insert_err);
+        return refuse_token(r, what, GTLOGNO(01904), "replayed",
+                            "the token was used before", c);
+    return gettoken_refuse(r, what, HTTP_SERVICE_UNAVAILABLE, GTLOGNO(01905),
+                           "pairing token: recording the jti failed (is the "
+                           "table gettoken_pairing_jti there? conf/schema/)"
+                           "%s%s", insert_err ? ": " : "",
+                           insert_err ? insert_err : "");
 }
 
 int gettoken_watch_check_token(request_rec *r, gettoken_refused what,
@@ -296,22 +290,25 @@ int gettoken_watch_check_token(request_rec *r, gettoken_refused what,
     memset(claims, 0, sizeof(*claims));
     if (!conf || !conf->watch_verify->trust
         || !conf->watch_verify->trust->nelts || !conf->watch_verify->store)
-        return refuse(r, what, GTLOGNO(01906), "untrusted issuer",
-                      "no GetTokenWatchPairingTrust is configured for this "
-                      "virtual host", NULL);
+        return refuse_token(r, what, GTLOGNO(01906), "untrusted issuer",
+                            "no GetTokenWatchPairingTrust is configured for "
+                            "this virtual host", NULL);
 
     /* only the keys listed for the issuer the token names may verify it */
     claimed_iss = gt_pairing_claimed_issuer(r->pool, token, strlen(token),
                                             &why);
     if (!claimed_iss)
-        return refuse(r, what, GTLOGNO(01907), "malformed token", why, NULL);
+        return refuse_token(r, what, GTLOGNO(01907), "malformed token", why,
+                            NULL);
     keys = gt_pairing_trusted_keys(conf->watch_verify->trust, claimed_iss);
     if (!keys)
-        return refuse(r, what, GTLOGNO(01908), "untrusted issuer",
-                      apr_pstrcat(r->pool, "iss ",
-                                  ap_escape_logitem(r->pool, claimed_iss),
-                                  " is not listed in "
-                                  "GetTokenWatchPairingTrust", NULL), NULL);
+        return refuse_token(r, what, GTLOGNO(01908), "untrusted issuer",
+                            apr_pstrcat(r->pool, "iss ",
+                                        ap_escape_logitem(r->pool,
+                                                          claimed_iss),
+                                        " is not listed in "
+                                        "GetTokenWatchPairingTrust", NULL),
+                            NULL);
 
     /* claims->iss names the issuer whose keys were tried in the log line */
     claims->iss = claimed_iss;
@@ -320,19 +317,21 @@ int gettoken_watch_check_token(request_rec *r, gettoken_refused what,
     case GT_JWS_VALID:
         break;
     case GT_JWS_MALFORMED:
-        return refuse(r, what, GTLOGNO(01909), "malformed token", why, NULL);
+        return refuse_token(r, what, GTLOGNO(01909), "malformed token", why,
+                            NULL);
     case GT_JWS_ALG_REFUSED:
     case GT_JWS_NO_KEY:
     case GT_JWS_BAD_SIGNATURE:
-        return refuse(r, what, GTLOGNO(01910), "bad signature", why, claims);
+        return refuse_token(r, what, GTLOGNO(01910), "bad signature", why,
+                            claims);
     }
 
     pres = gt_pairing_check(r->pool, payload, payload_len,
                             apr_time_sec(apr_time_now()), watch_udid,
                             security_token, claims, &why);
     if (pres != GT_PAIRING_OK)
-        return refuse(r, what, GTLOGNO(01911), gt_pairing_reason(pres), why,
-                      claims);
+        return refuse_token(r, what, GTLOGNO(01911), gt_pairing_reason(pres),
+                            why, claims);
     apr_table_setn(r->subprocess_env, "GETTOKEN_SERVICE",
                    GETTOKEN_SERVICE_WATCH_PAIRING);
     apr_table_setn(r->subprocess_env, "GETTOKEN_JTI", claims->jti);
@@ -356,9 +355,9 @@ int gettoken_watch_verify(request_rec *r, const char *token,
     int status;
 
     if (!token || !watch_udid || !security_token || !phone_udid || !issuer)
-        return refuse(r, GT_REFUSED_PAIRING_VERIFY, GTLOGNO(01912),
-                      "malformed request", "token, WatchUDID or "
-                      "SecurityToken missing", NULL);
+        return refuse_token(r, GT_REFUSED_PAIRING_VERIFY, GTLOGNO(01912),
+                            "malformed request", "token, WatchUDID or "
+                            "SecurityToken missing", NULL);
     status = gettoken_watch_check_token(r, GT_REFUSED_PAIRING_VERIFY, token,
                                         watch_udid, security_token, &claims);
     if (status == OK)
@@ -377,25 +376,6 @@ int gettoken_watch_verify(request_rec *r, const char *token,
 
 /* ---- SetHandler gettoken-watch-verify ------------------------------------ */
 
-/* The whole body, at most `cap` bytes: OK, or an HTTP status. */
-static int read_body(request_rec *r, apr_size_t cap, const char **buf,
-                     apr_size_t *len)
-{
-    gettoken_body_state state;
-    int status = gettoken_body_read(r, cap, &state, buf, len);
-
-    if (status != OK)
-        return status;
-    if (state == GT_BODY_TOO_LARGE) {
-        gettoken_log_refusal(r, GT_REFUSED_PAIRING_VERIFY,
-                             HTTP_REQUEST_ENTITY_TOO_LARGE, GTLOGNO(01914),
-                             "the body is over %" APR_SIZE_T_FMT " bytes "
-                             "(GetTokenMaxBodySize)", cap);
-        return HTTP_REQUEST_ENTITY_TOO_LARGE;
-    }
-    return OK;
-}
-
 int gettoken_watch_verify_handler(request_rec *r)
 {
     const gettoken_server_conf *conf;
@@ -413,23 +393,21 @@ int gettoken_watch_verify_handler(request_rec *r)
         return HTTP_METHOD_NOT_ALLOWED;
     }
     conf = gettoken_server_config(r->server);
-    status = read_body(r, conf ? conf->max_body : GT_DEFAULT_MAX_BODY,
-                       &body, &len);
+    status = gettoken_body_read_whole(r, conf ? conf->max_body
+                                              : GT_DEFAULT_MAX_BODY,
+                                      GT_REFUSED_PAIRING_VERIFY,
+                                      GTLOGNO(01914), &body, &len);
     if (status != OK)
         return status;
     if (gt_pairing_parse_verify_request(r->pool, body, len, &verify_limits,
-                                        &req, &why) != 0) {
-        gettoken_log_refusal(r, GT_REFUSED_PAIRING_VERIFY, HTTP_BAD_REQUEST,
-                             GTLOGNO(01915), "%s", why);
-        return HTTP_BAD_REQUEST;
-    }
-    if (!verify_fn) {
-        gettoken_log_refusal(r, GT_REFUSED_PAIRING_VERIFY,
-                             HTTP_INTERNAL_SERVER_ERROR, GTLOGNO(01916),
-                             "the optional function gettoken_watch_verify is "
-                             "not registered");
-        return HTTP_INTERNAL_SERVER_ERROR;
-    }
+                                        &req, &why) != 0)
+        return gettoken_refuse(r, GT_REFUSED_PAIRING_VERIFY, HTTP_BAD_REQUEST,
+                               GTLOGNO(01915), "%s", why);
+    if (!verify_fn)
+        return gettoken_refuse(r, GT_REFUSED_PAIRING_VERIFY,
+                               HTTP_INTERNAL_SERVER_ERROR, GTLOGNO(01916),
+                               "the optional function gettoken_watch_verify "
+                               "is not registered");
     status = verify_fn(r, req.token, req.watch_udid, req.security_token,
                        &phone, &issuer);
     if (status != OK)

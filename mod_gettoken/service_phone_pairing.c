@@ -25,6 +25,9 @@
 #include "core/gt_keys.h"
 #include "core/gt_pairing.h"
 
+/* How this service's refusals start, after "GetToken refused (<status>): " */
+#define SERVICE GETTOKEN_SERVICE_WATCH_PAIRING ": "
+
 /* The phone side's part of a vhost's configuration. */
 struct gettoken_pairing_conf {
     apr_int64_t lifetime;              /* GetTokenWatchPairingLifetime */
@@ -106,29 +109,19 @@ static int eligibility_check(const gettoken_request *req)
     args[0] = req->udid;
     args[1] = req->identity_sha256 ? req->identity_sha256 : "";
     if (gettoken_dbd_exists(r, pc->eligibility_label, pc->eligibility_sql, 2,
-                            args, &found, &err) != 0) {
-        gettoken_log_refusal(r, GT_REFUSED_GETTOKEN, HTTP_SERVICE_UNAVAILABLE,
-                             GTLOGNO(01701), GETTOKEN_SERVICE_WATCH_PAIRING
-                             ": GetTokenWatchPairingSQL failed: %s", err);
-        return gettoken_retry_later(r);
-    }
-    if (!found) {
-        gettoken_log_refusal(r, GT_REFUSED_GETTOKEN, HTTP_FORBIDDEN,
-                             GTLOGNO(01702), GETTOKEN_SERVICE_WATCH_PAIRING
-                             ": GetTokenWatchPairingSQL has no row for phone "
-                             "%s with identity sha256 %s: this enrollment "
-                             "may not vouch for watches",
-                             ap_escape_logitem(r->pool, req->udid), args[1]);
-        return HTTP_FORBIDDEN;
-    }
+                            args, &found, &err) != 0)
+        return gettoken_refuse(r, GT_REFUSED_GETTOKEN, HTTP_SERVICE_UNAVAILABLE,
+                               GTLOGNO(01701),
+                               SERVICE "GetTokenWatchPairingSQL failed: %s",
+                               err);
+    if (!found)
+        return gettoken_refuse(r, GT_REFUSED_GETTOKEN, HTTP_FORBIDDEN,
+                               GTLOGNO(01702),
+                               SERVICE "GetTokenWatchPairingSQL has no row for "
+                               "phone %s with identity sha256 %s: this "
+                               "enrollment may not vouch for watches",
+                               ap_escape_logitem(r->pool, req->udid), args[1]);
     return OK;
-}
-
-static int refuse(request_rec *r, const char *id, int status, const char *why)
-{
-    gettoken_log_refusal(r, GT_REFUSED_GETTOKEN, status, id,
-                         GETTOKEN_SERVICE_WATCH_PAIRING ": %s", why);
-    return status;
 }
 
 /* Why this message may not ask for a pairing token, or NULL.  Apple's
@@ -164,30 +157,31 @@ static int check_parameters(const gettoken_request *req,
     }
     if (!*security_token || !**security_token || !*phone || !**phone
         || !*watch || !**watch)
-        return refuse(r, GTLOGNO(01703), HTTP_BAD_REQUEST, "TokenParameters "
-                      "must hold SecurityToken, PhoneUDID and WatchUDID");
+        return gettoken_refuse(r, GT_REFUSED_GETTOKEN, HTTP_BAD_REQUEST,
+                               GTLOGNO(01703), SERVICE "TokenParameters must "
+                               "hold SecurityToken, PhoneUDID and WatchUDID");
     if (strlen(*security_token) > GT_PAIRING_MAX_SECRET)
-        return refuse(r, GTLOGNO(01704), HTTP_BAD_REQUEST,
-                      "SecurityToken is too long");
+        return gettoken_refuse(r, GT_REFUSED_GETTOKEN, HTTP_BAD_REQUEST,
+                               GTLOGNO(01704), SERVICE "SecurityToken is too "
+                               "long");
     if (!gt_pairing_id_ok(*phone) || !gt_pairing_id_ok(*watch))
-        return refuse(r, GTLOGNO(01705), HTTP_BAD_REQUEST, "PhoneUDID or "
-                      "WatchUDID is not a plausible device identifier");
+        return gettoken_refuse(r, GT_REFUSED_GETTOKEN, HTTP_BAD_REQUEST,
+                               GTLOGNO(01705), SERVICE "PhoneUDID or WatchUDID "
+                               "is not a plausible device identifier");
     why = not_a_phone(req);
     if (why)
-        return refuse(r, GTLOGNO(01706), HTTP_FORBIDDEN,
-                      apr_psprintf(r->pool, "only a phone's device channel "
-                                   "may ask: %s (enrollment %s)", why,
-                                   ap_escape_logitem(r->pool,
-                                                     req->enrollment_id)));
+        return gettoken_refuse(r, GT_REFUSED_GETTOKEN, HTTP_FORBIDDEN,
+                               GTLOGNO(01706), SERVICE "only a phone's device "
+                               "channel may ask: %s (enrollment %s)", why,
+                               ap_escape_logitem(r->pool, req->enrollment_id));
     /* the phone vouches only for itself: the authenticated enrollment */
     if (strcmp(*phone, req->udid) != 0)
-        return refuse(r, GTLOGNO(01707), HTTP_FORBIDDEN,
-                      apr_psprintf(r->pool, "UDID mismatch: PhoneUDID %s is "
-                                   "not the UDID of the authenticated "
-                                   "enrollment %s",
-                                   ap_escape_logitem(r->pool, *phone),
-                                   ap_escape_logitem(r->pool,
-                                                     req->enrollment_id)));
+        return gettoken_refuse(r, GT_REFUSED_GETTOKEN, HTTP_FORBIDDEN,
+                               GTLOGNO(01707), SERVICE "UDID mismatch: "
+                               "PhoneUDID %s is not the UDID of the "
+                               "authenticated enrollment %s",
+                               ap_escape_logitem(r->pool, *phone),
+                               ap_escape_logitem(r->pool, req->enrollment_id));
     return OK;
 }
 
@@ -214,8 +208,10 @@ int gettoken_watch_pairing_generate(const gettoken_request *req,
      * the default organisation's key only) */
     org = gettoken_organization_of(req);
     if (!org || !org->pairing.signer)
-        return refuse(r, GTLOGNO(01708), HTTP_INTERNAL_SERVER_ERROR,
-                      "no pairing key for the device's organisation");
+        return gettoken_refuse(r, GT_REFUSED_GETTOKEN,
+                               HTTP_INTERNAL_SERVER_ERROR, GTLOGNO(01708),
+                               SERVICE "no pairing key for the device's "
+                               "organisation");
 
     jti = apr_palloc(r->pool, GT_UUID_SIZE);
     token = gt_pairing_token(r->pool, org->pairing.signer,
@@ -223,10 +219,12 @@ int gettoken_watch_pairing_generate(const gettoken_request *req,
                              conf->pairing->lifetime, phone, watch,
                              security_token, jti, &why);
     if (!token)
-        return refuse(r, GTLOGNO(01709), HTTP_INTERNAL_SERVER_ERROR,
-                      apr_psprintf(r->pool, "signing the token with %s failed: "
-                                   "%s", gt_key_location_for_log(
-                                       r->pool, org->pairing.where), why));
+        return gettoken_refuse(r, GT_REFUSED_GETTOKEN,
+                               HTTP_INTERNAL_SERVER_ERROR, GTLOGNO(01709),
+                               SERVICE "signing the token with %s failed: %s",
+                               gt_key_location_for_log(r->pool,
+                                                       org->pairing.where),
+                               why);
     tok->data = token;
     tok->len = strlen(token);
     tok->jti = jti;

@@ -216,7 +216,7 @@ def test_core_calls_nothing_of_the_glue():
 # --- log lines: ids, the one refusal logger, hooks in one place -----------------
 LOG_CALL_RX = re.compile(r"\bap_log_(?:r|p|c)?error\s*\(")
 LOGNO_RX = re.compile(r"GTLOGNO\((\d{5})\)")
-REFUSAL_LOGGER = "gettoken_log_refusal"
+REFUSAL_LOGGER = "gettoken_refuse"
 
 
 def call_args(text, start):
@@ -282,7 +282,7 @@ def test_id_check_finds_missing_and_repeated_ids():
     files = {"a.c": 'x() { ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, GTLOGNO(00001) "a");\n'
                     'ap_log_error(APLOG_MARK, APLOG_ERR, 0, s, "gettoken: b"); }',
              "b.c": 'static int refuse(request_rec *r, const char *id, int status) {'
-                    ' gettoken_log_refusal(r, GT_REFUSED_GETTOKEN, status, id, "c"); }\n'
+                    ' gettoken_refuse(r, GT_REFUSED_GETTOKEN, status, id, "c"); }\n'
                     'y() { refuse(r, GTLOGNO(00001), 403); refuse(r, "x", 400); }'}
     problems = id_problems(files)
     assert len(problems) == 3, problems
@@ -312,6 +312,29 @@ def test_every_refusal_goes_through_the_one_logger():
         if name == "gettoken_refusal.c":
             continue
         assert not re.search(r"\((?:[45]\d\d|%d)\)", args), (name, args[:80])
+
+
+def hand_written_refusals(files):
+    """A request's log line followed by returning an HTTP error status: a
+    refusal that bypasses the one logger."""
+    found = []
+    for name, text in files.items():
+        for m in re.finditer(r"\bap_log_rerror\s*\(", text):
+            end = m.end() + len(call_args(text, m.end())) + 1
+            after = text[end:end + 200]
+            if re.match(r"\s*;\s*return\s+(HTTP_\w+|gettoken_retry_later)", after):
+                found.append(name)
+    return found
+
+
+def test_refusal_check_finds_a_hand_written_one():
+    files = {"a.c": 'int f(request_rec *r) {\n ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,'
+                    ' GTLOGNO(00001) "no (%s)", why);\n return HTTP_FORBIDDEN; }'}
+    assert hand_written_refusals(files) == ["a.c"]
+
+
+def test_no_refusal_is_written_by_hand():
+    assert hand_written_refusals(glue_files()) == []
 
 
 def test_the_module_logs_as_itself_once():

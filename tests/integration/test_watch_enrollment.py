@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: Apache-2.0
 # Copyright 2026 The mod_gettoken Authors
-"""Apple Watch enrollment, the watch MDM's side: CONTRACT §3
-(GetTokenWatchEnrollment*), §5b and §6 (gettoken_watch_security_token).
+"""Apple Watch enrollment, the watch MDM's side: the gate at the enrollment
+profile URL (GetTokenWatchEnrollment*) and its security tokens
+(gettoken_watch_security_token).
 
 One httpd holds the phone organisation's GetToken vhost (it issues pairing
 tokens, ES256 with maid_ec) and the watch MDM's vhosts, whose enrollment
