@@ -25,11 +25,17 @@
 #include "core/gt_keys.h"
 #include "jose/gt_jose.h"
 
-APLOG_USE_MODULE(gettoken);
-
-void gettoken_keys_merge(gettoken_keys_conf *conf, const gettoken_keys_conf *base,
-                         const gettoken_keys_conf *add)
+gettoken_keys_conf *gettoken_keys_create(apr_pool_t *p)
 {
+    return apr_pcalloc(p, sizeof(gettoken_keys_conf));
+}
+
+gettoken_keys_conf *gettoken_keys_merge(apr_pool_t *p,
+                                        const gettoken_keys_conf *base,
+                                        const gettoken_keys_conf *add)
+{
+    gettoken_keys_conf *conf = apr_pcalloc(p, sizeof(*conf));
+
     conf->server_uuid = add->server_uuid ? add->server_uuid : base->server_uuid;
     conf->signing_cert = add->signing_cert ? add->signing_cert
                                            : base->signing_cert;
@@ -40,11 +46,12 @@ void gettoken_keys_merge(gettoken_keys_conf *conf, const gettoken_keys_conf *bas
                                              : base->pairing.where;
     /* set in the main server only (GLOBAL_ONLY); start-up reads it there */
     conf->providers = add->providers ? add->providers : base->providers;
+    return conf;
 }
 
 static gettoken_keys_conf *cmd_keys(cmd_parms *cmd)
 {
-    return &gettoken_server_config(cmd->server)->keys;
+    return gettoken_server_config(cmd->server)->keys;
 }
 
 /* What this generation loaded (reset when pconf is cleared, at a
@@ -106,7 +113,7 @@ static gt_key_store *open_store(apr_pool_t *p, server_rec *main_server,
                                 const char **directive, const char **why)
 {
     const apr_array_header_t *providers =
-        gettoken_server_config(main_server)->keys.providers;
+        gettoken_server_config(main_server)->keys->providers;
     gt_key_store *store = gt_key_store_create(p, why);
     int i;
 
@@ -132,7 +139,7 @@ int gettoken_keys_store_startup(apr_pool_t *pconf, server_rec *s)
                               apr_pool_cleanup_null);
     if (key_store)
         return OK;
-    ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, GT_LOG_PREFIX "%s: %s",
+    ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, GTLOGNO(00905) "%s: %s",
                  directive, why);
     return !OK;
 }
@@ -178,7 +185,7 @@ static int remember_key(const gettoken_startup *st, server_rec *s,
     if (gt_key_is_external(k->key) && !gt_key_is_uri(k->where)
         && !(lk.file_copy = gt_key_file_copy(st->pconf, k->where,
                                              &lk.file_len, &why))) {
-        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, GT_LOG_PREFIX
+        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, GTLOGNO(00906)
                      "%s %s in %s: %s", directive, k->where,
                      gettoken_vhost_name(s, st->pconf), why);
         return !OK;
@@ -206,7 +213,7 @@ int gettoken_key_load(const gettoken_startup *st, server_rec *s,
                                             &why);
     if (!k->key || !k->signer
         || gt_jws_signer_check(st->ptemp, k->signer, &why) != 0) {
-        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, GT_LOG_PREFIX
+        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, GTLOGNO(00901)
                      "%s %s in %s: %s", directive,
                      gt_key_location_for_log(st->pconf, k->where),
                      gettoken_vhost_name(s, st->pconf), why);
@@ -226,7 +233,7 @@ int gettoken_certificate_check(apr_pool_t *pconf, server_rec *s,
 
     if (cert && gt_certificate_matches_key(cert, key))
         return OK;
-    ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, GT_LOG_PREFIX
+    ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, GTLOGNO(00902)
                  "%s %s in %s: %s", directive, cert_path,
                  gettoken_vhost_name(s, pconf),
                  cert ? "the certificate does not match its key" : why);
@@ -238,16 +245,16 @@ int gettoken_certificate_check(apr_pool_t *pconf, server_rec *s,
 static int check_default_needed(apr_pool_t *p, server_rec *s,
                                 const gettoken_server_conf *conf)
 {
-    if (!conf->in_use || conf->orgs.configured->nelts)
+    if (!conf->in_use || conf->orgs->configured->nelts)
         return OK;
-    if (!conf->keys.signing.where) {
-        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, GT_LOG_PREFIX
+    if (!conf->keys->signing.where) {
+        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, GTLOGNO(00903)
                      "GetToken On in %s needs GetTokenSigningKey",
                      gettoken_vhost_name(s, p));
         return !OK;
     }
-    if (!conf->keys.server_uuid) {
-        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, GT_LOG_PREFIX
+    if (!conf->keys->server_uuid) {
+        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, GTLOGNO(00904)
                      "GetToken On in %s needs GetTokenServerUUID (the "
                      "server_uuid of AccountDetail)", gettoken_vhost_name(s, p));
         return !OK;
@@ -258,7 +265,7 @@ static int check_default_needed(apr_pool_t *p, server_rec *s,
 int gettoken_keys_startup(const gettoken_startup *st, server_rec *s,
                           gettoken_server_conf *conf)
 {
-    gettoken_keys_conf *keys = &conf->keys;
+    gettoken_keys_conf *keys = conf->keys;
 
     if (check_default_needed(st->pconf, s, conf) != OK)
         return !OK;
@@ -283,7 +290,7 @@ int gettoken_keys_startup(const gettoken_startup *st, server_rec *s,
 static void child_key_failed(apr_pool_t *p, const loaded_key *lk,
                              const char *why, int disabled)
 {
-    ap_log_error(APLOG_MARK, APLOG_ERR, 0, lk->s, GT_LOG_PREFIX
+    ap_log_error(APLOG_MARK, APLOG_ERR, 0, lk->s, GTLOGNO(00907)
                  "%s %s in %s cannot sign in this child (pid %ld): %s%s",
                  lk->directive, gt_key_location_for_log(p, lk->where),
                  gettoken_vhost_name(lk->s, p), (long)getpid(), why,
@@ -371,7 +378,7 @@ void gettoken_keys_child_init(apr_pool_t *pchild, server_rec *s)
         if (gt_jws_signer_check(scratch, lk->signer, &why) != 0)
             child_key_failed(scratch, lk, why, 0);
         else if (external)
-            ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, lk->s, GT_LOG_PREFIX
+            ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, lk->s, GTLOGNO(00908)
                          "%s %s in %s: opened again in this child (pid %ld), "
                          "held by %s; a test signature verified",
                          lk->directive, gt_key_location_for_log(scratch, lk->where),
