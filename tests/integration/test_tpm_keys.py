@@ -191,6 +191,7 @@ def test_trace8_log_holds_no_key_material(gt, tpm_env, client, start_httpd):
         assert t not in log and t.rsplit(".", 1)[1] not in log
 
 
+@pytest.mark.gt_log("GT00907", "GT01602")
 def test_child_that_cannot_reach_the_tpm_says_so_at_start(gt, client, start_httpd, monkeypatch):
     """The TPM goes away after start-up: the next child that starts logs one
     line naming key, vhost and cause, and its GetTokens get 500 -- not a
