@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: Apache-2.0
 # Copyright 2026 The mod_gettoken Authors
-"""Apple Watch enrollment, the watch MDM's side: CONTRACT §3
-(GetTokenWatchEnrollment*), §5b and §6 (gettoken_watch_security_token).
+"""Apple Watch enrollment, the watch MDM's side: the gate at the enrollment
+profile URL (GetTokenWatchEnrollment*) and its security tokens
+(gettoken_watch_security_token).
 
 One httpd holds the phone organisation's GetToken vhost (it issues pairing
 tokens, ES256 with maid_ec) and the watch MDM's vhosts, whose enrollment
@@ -24,10 +25,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from gt_client import UUID4_RX, decode_unverified, token_from_response
 from gt_httpd import JWT_RX, running
-from gt_pairing import issue_request, resign_parts, sth_of
+from pairing_helpers import issue_request, resign_parts, sth_of
 from gt_pg import served_pg
 from gt_stream import run_concurrently
-from gt_watch import (ISSUER_HEADER, MISSING_CODE, PHONE_HEADER, PKCS7_CT, encode, enroll,
+from watch_helpers import (ISSUER_HEADER, MISSING_CODE, PHONE_HEADER, PKCS7_CT, encode, enroll,
                       machine_info, new_watch_udid, plist_bytes, sign_attached, sqlite_rows,
                       watch_mdm_vhost)
 
@@ -128,6 +129,7 @@ def paired(gt, site, vhost=None, form="cms"):
 # --- the flow ------------------------------------------------------------------------
 
 @pytest.mark.parametrize("form", FORMS)
+@pytest.mark.gt_log("GT02009")
 def test_flow_admits_once(gt, site, form):
     udid = new_watch_udid()
     secret = security_token(gt, site, site.watch, udid, form)
@@ -145,7 +147,7 @@ def test_flow_admits_once(gt, site, form):
     assert sqlite_rows(site.db, "SELECT used FROM gettoken_watch_security_token WHERE "
                                 "security_token = ?", (secret,)) == [(1,)]
     # the same request again: the security token is used up
-    assert_ask_refused(gt, site, r"watch enrollment refused \(403\).*used before",
+    assert_ask_refused(gt, site, r"GT02009: watch enrollment refused \(403\): .*used before",
                        site.watch, udid, form, token=token)
     log = site.h.read_error_log()
     assert secret not in log and token.split(".")[2] not in log
@@ -181,15 +183,17 @@ def test_security_tokens_are_fresh(gt, site):
 
 # --- refusals --------------------------------------------------------------------------
 
+@pytest.mark.gt_log("GT01911")
 def test_other_watch_udid(gt, site):
     udid, secret, token = paired(gt, site)
-    assert_ask_refused(gt, site, r"watch pairing token refused \(403\): UDID mismatch",
+    assert_ask_refused(gt, site, r"GT01911: watch enrollment refused \(403\): pairing token: UDID mismatch",
                        site.watch, new_watch_udid(), token=token)
     # refused before anything was used up
     r, body = ask(gt, site.watch, udid, token=token)
     assert_admitted(gt, site, r, body, site.phone.uuid)
 
 
+@pytest.mark.gt_log("GT02009")
 def test_security_token_never_issued(gt, site):
     udid = new_watch_udid()
     token = pairing_token(gt, site, udid, str(uuid.uuid4()))
@@ -197,6 +201,7 @@ def test_security_token_never_issued(gt, site):
                        site.watch, udid, token=token)
 
 
+@pytest.mark.gt_log("GT02009")
 def test_security_token_issued_to_another_watch(gt, site):
     other = new_watch_udid()
     secret = security_token(gt, site, site.watch, other)
@@ -208,6 +213,7 @@ def test_security_token_issued_to_another_watch(gt, site):
     assert_admitted(gt, site, r, body, site.phone.uuid)
 
 
+@pytest.mark.gt_log("GT02009")
 def test_security_token_of_another_vhost(gt, site):
     """Each watch MDM (database) knows only the security tokens it issued."""
     udid, _, token = paired(gt, site, site.watch_short)
@@ -215,6 +221,7 @@ def test_security_token_of_another_vhost(gt, site):
     assert r.status == 403
 
 
+@pytest.mark.gt_log("GT02009")
 def test_security_token_expired(gt, site):
     udid, secret, token = paired(gt, site, site.watch_short)
     time.sleep(SHORT_LIFETIME + 1.5)
@@ -222,6 +229,7 @@ def test_security_token_expired(gt, site):
                        site.watch_short, udid, token=token)
 
 
+@pytest.mark.gt_log("GT02009")
 def test_security_token_reused_with_a_new_pairing_token(gt, site):
     udid, secret, token = paired(gt, site)
     r, body = ask(gt, site.watch, udid, token=token)
@@ -256,18 +264,20 @@ def test_forged_token_by_trusted_key_admitted(gt, site):
 
 
 @pytest.mark.parametrize("key", ["iss-not-listed", "rsa-other-org", "ec-unknown"])
+@pytest.mark.gt_log("GT01908", "GT01910")
 def test_untrusted_key(gt, site, key):
     udid = new_watch_udid()
     secret = security_token(gt, site, site.watch, udid)
-    reason = "bad signature"
+    reason = "GT01910: watch enrollment refused \\(403\\): pairing token: bad signature"
     if key == "iss-not-listed":      # a trusted key, but for another issuer
         token, _ = forged(gt, site, udid, secret, iss=str(uuid.uuid4()))
-        reason = "untrusted issuer"
+        reason = ("GT01908: watch enrollment refused \\(403\\): pairing token: "
+                  "untrusted issuer")
     elif key == "rsa-other-org":
         token, _ = forged(gt, site, udid, secret, key=gt.pki.maid_rsa2.key, alg="RS256")
     else:
         token, _ = forged(gt, site, udid, secret, key=ec.generate_private_key(ec.SECP256R1()))
-    assert_ask_refused(gt, site, r"watch pairing token refused \(403\): " + reason,
+    assert_ask_refused(gt, site, reason,
                        site.watch, udid, token=token)
     # the security token was not used up by the refusal
     r, body = ask(gt, site.watch, udid, token=forged(gt, site, udid, secret)[0])
@@ -275,6 +285,7 @@ def test_untrusted_key(gt, site, key):
 
 
 @pytest.mark.parametrize("claim", ["phone_udid", "iss", "exp", "sth"])
+@pytest.mark.gt_log("GT01908")
 def test_tampered_token(gt, site, claim):
     udid, secret, token = paired(gt, site)
     claims = decode_unverified(token)[1]
@@ -287,15 +298,17 @@ def test_tampered_token(gt, site, claim):
     assert_admitted(gt, site, r, body, site.phone.uuid)
 
 
+@pytest.mark.gt_log("GT01911")
 def test_expired_token(gt, site):
     udid = new_watch_udid()
     secret = security_token(gt, site, site.watch, udid)
     now = int(time.time())
     token, _ = forged(gt, site, udid, secret, iat=now - 600, exp=now - 300)
-    assert_ask_refused(gt, site, r"watch pairing token refused \(403\): expired",
+    assert_ask_refused(gt, site, r"GT01911: watch enrollment refused \(403\): pairing token: expired",
                        site.watch, udid, token=token)
 
 
+@pytest.mark.gt_log("GT01904")
 def test_replayed_jti(gt, site):
     """Two tokens with one jti, each for a fresh security token: the second is a replay."""
     udid = new_watch_udid()
@@ -303,11 +316,12 @@ def test_replayed_jti(gt, site):
     claims = assert_forged_admitted(gt, site, udid, first)
     second = security_token(gt, site, site.watch, udid)
     replay, _ = forged(gt, site, udid, second, jti=claims["jti"])
-    assert_ask_refused(gt, site, r"watch pairing token refused \(403\): replayed",
+    assert_ask_refused(gt, site, r"GT01904: watch enrollment refused \(403\): pairing token: replayed",
                        site.watch, udid, token=replay)
 
 
 @pytest.mark.parametrize("bad", ["string", "empty", "garbage"])
+@pytest.mark.gt_log("GT02014")
 def test_bad_pairing_token_value(gt, site, bad):
     udid = new_watch_udid()
     fields = machine_info(udid)
@@ -315,6 +329,7 @@ def test_bad_pairing_token_value(gt, site, bad):
     assert_ask_refused(gt, site, r"PAIRING_TOKEN", site.watch, udid, fields=fields)
 
 
+@pytest.mark.gt_log("GT02014")
 def test_watch_without_udid(gt, site):
     fields = machine_info("x")
     del fields["UDID"]
@@ -322,6 +337,7 @@ def test_watch_without_udid(gt, site):
                        site.watch, None, form="xml", fields=fields)
 
 
+@pytest.mark.gt_log("GT02014")
 def test_tampered_cms_content(gt, site):
     udid = new_watch_udid()
     fields = machine_info(udid, SERIAL="FAAAAAAAAAAA")
@@ -334,6 +350,7 @@ def test_tampered_cms_content(gt, site):
 
 
 @pytest.mark.parametrize("form", ["xml", "binary"])
+@pytest.mark.gt_log("GT02014")
 def test_over_bounds_watch_body_refused(gt, site, form):
     """A would-be MachineInfo too big for libplist must not slip past unchecked,
     while an iPhone's equally big one is none of the gate's business."""
@@ -341,12 +358,13 @@ def test_over_bounds_watch_body_refused(gt, site, form):
     body = plist_bytes(machine_info(new_watch_udid(), **extra), form)
     mark = site.h.log_mark()
     r = enroll(gt, site.watch.port, body, "application/xml")
-    assert_refused(site, r, r"watch enrollment refused \(403\).*more objects than", mark)
+    assert_refused(site, r, r"GT02014: watch enrollment refused \(403\): .*more objects than", mark)
     body = plist_bytes(machine_info("00008110-AAAA", product="iPhone15,2", **extra), form)
     r = enroll(gt, site.watch.port, body, "application/xml")
     assert r.status == 200 and site.h.record(r.test_id)[1] == body
 
 
+@pytest.mark.gt_log("GT02011")
 def test_oversized_body_refused(gt, site):
     r = enroll(gt, site.watch.port, b"<plist>" + b"x" * 70000, "application/xml")
     assert r.status == 413
@@ -427,12 +445,14 @@ def test_ca_signer_chaining_goes_on(gt, site, form):
     assert_admitted(gt, site, r, body, site.phone.uuid)
 
 
+@pytest.mark.gt_log("GT02014")
 def test_ca_signer_not_chaining_403(gt, site):
     assert_ask_refused(gt, site, r"chaining to GetTokenWatchEnrollmentCA",
                        site.watch_ca, new_watch_udid(), who=gt.devices["dev_rogue"])
 
 
 @pytest.mark.parametrize("form", ["xml", "binary"])
+@pytest.mark.gt_log("GT02014")
 def test_ca_unsigned_watch_403(gt, site, form):
     assert_ask_refused(gt, site, r"not signed", site.watch_ca, new_watch_udid(), form)
 
@@ -492,6 +512,7 @@ def test_pg_two_nodes_share_security_tokens(gt, site, pg, nodes):
                               "security_token = '%s'" % secret).strip() == "1"
 
 
+@pytest.mark.gt_log("GT02009")
 def test_pg_fifty_concurrent_admissions_one_success(gt, site, nodes):
     a, b = nodes
     udid = new_watch_udid()
@@ -518,6 +539,7 @@ def test_pg_fifty_concurrent_admissions_one_success(gt, site, nodes):
     assert len(reached) == 1 and reached[0].status == 200
 
 
+@pytest.mark.gt_log("GT02005", "GT02007")
 def test_pg_outage_503_then_recovery(gt, site, pg, nodes):
     a, _ = nodes
     udid = new_watch_udid()
