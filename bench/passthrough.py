@@ -149,6 +149,16 @@ class SinkVHost:
                 "</VirtualHost>")
 
 
+def fresh(h):
+    """h with no pid file left by a run that was killed: the harness would
+    read its dead pid and give up on the new server."""
+    try:
+        os.unlink(h.pidfile)
+    except FileNotFoundError:
+        pass
+    return h
+
+
 def backend(work, cpus, threads):
     d = os.path.join(work, "backend")
     docroot = os.path.join(d, "htdocs")
@@ -341,10 +351,10 @@ def main():
     items = bodies()
     if a.only:
         items = [x for x in items if x[0] in a.only.split(",")]
-    be = start(backend(a.work, client_cpus, 2 * a.concurrency))
+    be = start(fresh(backend(a.work, client_cpus, 2 * a.concurrency)))
     fh = None
     try:
-        fh = start(front(a.work, pki, db, be.port, server_cpus, 2 * a.concurrency))
+        fh = start(fresh(front(a.work, pki, db, be.port, server_cpus, 2 * a.concurrency)))
         fr = Front(fh, pki, client_cpus, a.concurrency)
         log(f"front httpd on CPU {server_cpus} (port {fh.port}), backend and loadgen on CPU "
             f"{client_cpus}; load average {' '.join(load)}")
