@@ -35,6 +35,7 @@ import argparse
 import json
 import os
 import plistlib
+import resource
 import statistics
 import sys
 import time
@@ -44,10 +45,11 @@ from dataclasses import dataclass
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from bench_common import BENCH, LOADGEN, log, run  # noqa: E402 (puts tests/harness on sys.path)
+from bench_common import BENCH, CLK_TCK, LOADGEN, log, run  # noqa: E402 (puts tests/harness on sys.path)
+from bench_measure import busy_ticks  # noqa: E402
 from bench_httpd import settings as bench_settings, start  # noqa: E402
 from bench_setup import ensure_loadgen, ensure_module, make_db, make_pki  # noqa: E402
-from gt_httpd import Httpd, VHost, free_port  # noqa: E402
+from gt_httpd import GETTOKEN_SO, Httpd, VHost, free_port  # noqa: E402
 from gt_stream import mem_kb  # noqa: E402
 
 SINK_BODY = b"SINK-OK\n"
@@ -206,9 +208,10 @@ def cpu_s(pids):
 
 
 class Front:
-    def __init__(self, h, pki, client_cpus, conc):
+    def __init__(self, h, backend_h, pki, client_cpus, conc):
         self.h, self.pki, self.client_cpus, self.conc = h, pki, client_cpus, conc
         self.pids = [h.pid] + h.children()
+        self.backend_pids = [backend_h.pid] + backend_h.children()
 
     def post(self, label, path, body_file, n, secs, conc=None):
         cmd = [LOADGEN, "-p", str(self.h.port), "-C", self.pki.ca, "-i", self.pki.identities,
@@ -216,9 +219,11 @@ class Front:
                "-m", "POST", "-u", path, "-B", body_file, "-s", "200", "-e", "SINK-OK"]
         if self.client_cpus:
             cmd = ["taskset", "-c", self.client_cpus] + cmd
-        c0 = cpu_s(self.pids)
+        c0, b0, busy0 = cpu_s(self.pids), cpu_s(self.backend_pids), busy_ticks()
+        u0, t0 = resource.getrusage(resource.RUSAGE_CHILDREN), time.time()
         p = run(cmd, capture_output=True, text=True, timeout=secs + 120, check=False)
-        c1 = cpu_s(self.pids)
+        c1, b1, busy1 = cpu_s(self.pids), cpu_s(self.backend_pids), busy_ticks()
+        u1, t1 = resource.getrusage(resource.RUSAGE_CHILDREN), time.time()
         if p.returncode != 0:
             raise RuntimeError(f"{label}: loadgen failed ({p.returncode}): {p.stderr[-1500:]}")
         r = json.loads(p.stdout)
@@ -227,6 +232,10 @@ class Front:
             raise RuntimeError(f"{label}: {bad} of {r['requests']} requests failed\n"
                                + self.h.log_tail(10))
         r["cpu_s"] = c1 - c0
+        # CPUs busy with neither httpd nor loadgen: other users of the machine
+        loadgen_s = (u1.ru_utime + u1.ru_stime) - (u0.ru_utime + u0.ru_stime)
+        other_s = (busy1 - busy0) / CLK_TCK - (c1 - c0) - (b1 - b0) - loadgen_s
+        r["background_cpus"] = max(0.0, other_s) / max(t1 - t0, 1e-9)
         return r
 
 
@@ -249,10 +258,12 @@ def palindromes(fr, items, rounds, secs, workdir):
             fig["requests"] = {loc: sum(r["requests"] for r in rs) for loc, rs in halves.items()}
             fig["added_us"] = fig["gettoken"] - fig["plain"]
             fig["added_pct"] = fig["added_us"] / fig["plain"] * 100
+            fig["background_cpus"] = max(r["background_cpus"] for rs in halves.values()
+                                         for r in rs)
             per[key].append(fig)
             log(f"round {i + 1}: {label} ({len(b)} B): plain {fig['plain']:.1f} µs, "
                 f"GetToken On {fig['gettoken']:.1f} µs, added {fig['added_us']:+.1f} µs "
-                f"({fig['added_pct']:+.1f} %)")
+                f"({fig['added_pct']:+.1f} %), background {fig['background_cpus']:.2f} CPUs")
     return per
 
 
@@ -299,6 +310,7 @@ def summary(items, per, mem):
                      "added_us": statistics.median(r["added_us"] for r in rs),
                      "added_pct": statistics.median(r["added_pct"] for r in rs),
                      "added_pct_rounds": [round(r["added_pct"], 1) for r in rs],
+                     "background_cpus_max": max(r["background_cpus"] for r in rs),
                      "rounds": rs})
     peak = {loc: max(x["peak_kb"] for x in xs) for loc, xs in mem.items() if xs}
     return {"messages": rows, "memory": mem, "peak_kb": peak,
@@ -310,11 +322,12 @@ def print_table(s, load):
           f"(median of {len(s['messages'][0]['rounds'])} palindromic rounds; load average "
           f"at the start {load})")
     print(f"{'message passed through':34} {'bytes':>8} {'plain µs':>9} {'GetToken On':>11} "
-          f"{'added µs':>9} {'added %':>8}  rounds (%)")
-    print("-" * 100)
+          f"{'added µs':>9} {'added %':>8} {'bg CPUs':>7}  rounds (%)")
+    print("-" * 108)
     for m in s["messages"]:
         print(f"{m['label']:34} {m['bytes']:>8} {m['plain_us']:>9.1f} {m['gettoken_us']:>11.1f} "
-              f"{m['added_us']:>+9.1f} {m['added_pct']:>+7.1f}%  {m['added_pct_rounds']}")
+              f"{m['added_us']:>+9.1f} {m['added_pct']:>+7.1f}% {m['background_cpus_max']:>7.2f}  "
+              f"{m['added_pct_rounds']}")
     worst = max(m["added_pct"] for m in s["messages"])
     print(f"\nworst median: {worst:+.1f} % (target <= {TARGET_PCT:.0f} %)")
     if s["peak_kb"]:
@@ -355,7 +368,7 @@ def main():
     fh = None
     try:
         fh = start(fresh(front(a.work, pki, db, be.port, server_cpus, 2 * a.concurrency)))
-        fr = Front(fh, pki, client_cpus, a.concurrency)
+        fr = Front(fh, be, pki, client_cpus, a.concurrency)
         log(f"front httpd on CPU {server_cpus} (port {fh.port}), backend and loadgen on CPU "
             f"{client_cpus}; load average {' '.join(load)}")
         for key, label, _ in items:      # warm-up: every location, every body
@@ -374,7 +387,7 @@ def main():
             fh.stop()
         be.stop()
     s = summary(items, per, mem)
-    s.update({"load_average_at_start": load, "secs_per_run": secs, "rounds": a.rounds,
+    s.update({"module": GETTOKEN_SO, "load_average_at_start": load, "secs_per_run": secs, "rounds": a.rounds,
               "concurrency": a.concurrency, "when": time.strftime("%Y-%m-%d %H:%M UTC",
                                                                  time.gmtime())})
     with open(a.json, "w") as f:
