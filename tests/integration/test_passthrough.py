@@ -97,6 +97,7 @@ def test_gettoken_spelled_without_the_word_is_answered(server, client, gt, case)
                       server.vhosts[0].uuid, time.time())
 
 
+@pytest.mark.gt_log("GT01407")
 def test_malformed_gettoken_spelled_without_the_word_is_refused(server, client):
     # no TokenServiceType: the 400 of a malformed GetToken, not the backend
     body = spelled({"MessageType": "GetToken", "UDID": "U"}, SPELLED_GETTOKEN["char-ref"])
