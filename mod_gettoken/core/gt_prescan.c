@@ -26,9 +26,26 @@
 #define WORD     GT_MESSAGE_GETTOKEN
 #define WORD_LEN (sizeof(GT_MESSAGE_GETTOKEN) - 1)
 
-static int has(const char *buf, size_t len, const char *lit, size_t n)
+/*
+ * The word anywhere: Horspool's search (glibc's memmem is slower on bodies
+ * of a few kilobytes).  Most bytes of a plist are not letters of the word,
+ * and those move the window by all of its eight bytes.
+ */
+static int has_word(const unsigned char *buf, size_t len)
 {
-    return len >= n && memmem(buf, len, lit, n) != NULL;
+    unsigned char skip[256];
+    size_t i, at;
+
+    if (len < WORD_LEN)
+        return 0;
+    memset(skip, WORD_LEN, sizeof(skip));
+    for (i = 0; i + 1 < WORD_LEN; i++)
+        skip[(unsigned char)WORD[i]] = (unsigned char)(WORD_LEN - 1 - i);
+    for (at = 0; at + WORD_LEN <= len; at += skip[buf[at + WORD_LEN - 1]])
+        if (buf[at + WORD_LEN - 1] == (unsigned char)WORD[WORD_LEN - 1]
+            && memcmp(buf + at, WORD, WORD_LEN - 1) == 0)
+            return 1;
+    return 0;
 }
 
 static int is_surrogate_unit(const unsigned char *u)
@@ -68,24 +85,40 @@ static int has_utf16_word(const unsigned char *buf, size_t len)
     return 0;
 }
 
-/* A comment or CDATA section: libplist joins the text around it. */
+/* "&#": found through the rare '&' (memchr), not memmem, which is slow
+ * with a two-byte needle. */
+static int has_char_reference(const char *buf, size_t len)
+{
+    const char *p = buf, *stop = buf + len;
+
+    while (p < stop && (p = memchr(p, '&', (size_t)(stop - p))) != NULL) {
+        if (p + 1 < stop && p[1] == '#')
+            return 1;
+        p++;
+    }
+    return 0;
+}
+
+/* "<!--" or "<![": a comment or CDATA section, around which libplist joins
+ * the text.  Found through the rare '!'. */
 static int has_text_splitting_markup(const char *buf, size_t len)
 {
     const char *p = buf, *stop = buf + len;
 
-    while ((p = memmem(p, (size_t)(stop - p), "<!", 2)) != NULL) {
-        p += 2;
-        if (p < stop && (*p == '[' || (*p == '-' && p + 1 < stop && p[1] == '-')))
+    while (p < stop && (p = memchr(p, '!', (size_t)(stop - p))) != NULL) {
+        if (p > buf && p[-1] == '<' && p + 1 < stop
+            && (p[1] == '[' || (p[1] == '-' && p + 2 < stop && p[2] == '-')))
             return 1;
+        p++;
     }
     return 0;
 }
 
 int gt_checkin_may_be_gettoken(const char *buf, size_t len)
 {
-    if (has(buf, len, WORD, WORD_LEN))
+    if (has_word((const unsigned char *)buf, len))
         return 1;
     if (len >= 8 && memcmp(buf, "bplist00", 8) == 0)
         return has_utf16_word((const unsigned char *)buf, len);
-    return has(buf, len, "&#", 2) || has_text_splitting_markup(buf, len);
+    return has_char_reference(buf, len) || has_text_splitting_markup(buf, len);
 }
