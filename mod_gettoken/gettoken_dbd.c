@@ -248,10 +248,16 @@ int gettoken_dbd_select(request_rec *r, ap_dbd_t *dbd,
     apr_dbd_row_t *got = NULL;
     int rv = apr_dbd_pselect(dbd->driver, r->pool, dbd->handle, &res, stmt, 1,
                              nargs, args);
+    int rownum;
 
     if (rv != 0)
         return rv;
-    while ((rv = apr_dbd_get_row(dbd->driver, r->pool, res, &got, -1)) == 0)
+    /* Rows by number, from 1: with random access, "the next row" (-1) is
+     * what apr_dbd_pgsql and apr_dbd_sqlite3 read, but apr_dbd_mysql
+     * answers it with "no row" at once -- every select would be empty. */
+    for (rownum = 1;
+         (rv = apr_dbd_get_row(dbd->driver, r->pool, res, &got, rownum)) == 0;
+         rownum++)
         if (row)
             row(r, dbd, got, ctx);
     return rv == -1 ? 0 : rv;
