@@ -93,7 +93,7 @@ typedef struct {
     apr_uint32_t *joint_state;         /* per child: untried/works/broken */
 } gettoken_organizations_conf;
 
-/* service_watch_pairing.c: the phone's side. */
+/* service_phone_pairing.c: the phone's side. */
 typedef struct {
     apr_int64_t lifetime;              /* GetTokenWatchPairingLifetime */
     int lifetime_set;
@@ -450,7 +450,7 @@ GETTOKEN_TAKE1(gettoken_set_max_body);
                   "65536)")
 int gettoken_handler(request_rec *r);
 
-/* gettoken_services.c: GetTokenServices (directory scope). */
+/* gettoken_service_filter.c: GetTokenServices (directory scope). */
 GETTOKEN_TAKE_ARGV(gettoken_cmd_services);
 #define GETTOKEN_SERVICES_DIRECTIVES \
     AP_INIT_TAKE_ARGV("GetTokenServices", gettoken_cmd_services, NULL, \
@@ -463,7 +463,7 @@ int gettoken_service_answered_here(const gettoken_dir_conf *dir,
 /* service_maid.c: com.apple.maid, an implementation of the public hook. */
 int gettoken_maid_generate(const gettoken_request *req, gettoken_token *tok);
 
-/* service_watch_pairing.c: com.apple.watch.pairing, the phone's side. */
+/* service_phone_pairing.c: com.apple.watch.pairing, the phone's side. */
 GETTOKEN_MERGE(gettoken_pairing_merge, gettoken_pairing_conf);
 GETTOKEN_TAKE1(gettoken_set_pairing_lifetime);
 #define GETTOKEN_PAIRING_DIRECTIVES \
@@ -475,13 +475,11 @@ GETTOKEN_TAKE1(gettoken_set_pairing_lifetime);
                   "vouch for watches (phone UDID, identity sha256)")
 int gettoken_watch_pairing_generate(const gettoken_request *req,
                                     gettoken_token *tok);
-/* gettoken_pairing_eligibility.c: GetTokenWatchPairingSQL, whether the
+/* GetTokenWatchPairingSQL: prepares the statement that says whether the
  * MDM's database lets a phone vouch for watches. */
 GETTOKEN_STARTUP_STEP(gettoken_pairing_eligibility_startup);
-/* OK (also without the directive), or 403/503 (logged). */
-int gettoken_pairing_eligibility_check(const gettoken_request *req);
 
-/* watch_verify.c: the watch's side, optional function and handler. */
+/* gettoken_watch_verify.c: the watch's side, optional function and handler. */
 struct gettoken_watch_verify *gettoken_watch_verify_create(apr_pool_t *p);
 struct gettoken_watch_verify *gettoken_watch_verify_merge(
     apr_pool_t *p, const struct gettoken_watch_verify *base,

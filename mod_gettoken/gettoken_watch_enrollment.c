@@ -7,9 +7,10 @@
  * An Apple Watch POSTs its MachineInfo there.  Without PAIRING_TOKEN it is
  * answered 403 {"code":"com.apple.watch.pairing.token.missing",...} with a
  * fresh security token, recorded in gettoken_watch_security_token.  With
- * one, the pairing token must verify (watch_verify.c: trusted signature,
- * claims, single-use jti), name this watch, and carry the hash (sth) of a
- * security token issued to it, unexpired and unused, which is used up now.
+ * one, the pairing token must verify (gettoken_watch_verify.c: trusted
+ * signature, claims, single-use jti), name this watch, and carry the hash
+ * (sth) of a security token issued to it, unexpired and unused, which is
+ * used up now.
  * Admitted, the request goes on to the location's handler, body intact,
  * with GetToken-Watch-Paired-Phone / GetToken-Watch-Pairing-Issuer.
  * Bodies that are not a watch's MachineInfo pass on untouched.

@@ -128,7 +128,7 @@ static void check_bounds_hold(apr_pool_t *pool, const uint8_t *data, size_t len)
     check_tree(root);
 }
 
-/* watch_verify.c's limits */
+/* gettoken_watch_verify.c's limits */
 static const gt_plist_limits verify_limits = { 8, 256, GT_PLIST_MAX_EXPANDED };
 
 static void check_verify_request(apr_pool_t *pool, const uint8_t *data,

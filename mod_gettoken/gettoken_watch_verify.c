@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0
  * Copyright 2026 The mod_gettoken Authors */
 /*
- * watch_verify.c - com.apple.watch.pairing, the watch MDM's side.
+ * gettoken_watch_verify.c - com.apple.watch.pairing, the watch MDM's side.
  *
  * The optional function gettoken_watch_verify (mod_gettoken.h) checks a
  * pairing token against the GetTokenWatchPairingTrust keys of r->server,

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0
  * Copyright 2026 The mod_gettoken Authors */
 /*
- * gettoken_services.c - GetTokenServices: which TokenServiceTypes a
+ * gettoken_service_filter.c - GetTokenServices: which TokenServiceTypes a
  * location answers.  An MDM behind the location that answers some types
  * itself (e.g. com.apple.maid) keeps them: GetTokens of unlisted types go
  * on to it untouched, like every other check-in.
