@@ -1,0 +1,59 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The mod_gettoken Authors
+"""The SQL servers the database tests run on, one fixture parameter each:
+PostgreSQL (DBDriver pgsql, gt_pg) and MariaDB (DBDriver mysql, gt_mysql).
+Both servers have the same methods (start/stop/sql/create_db/dbd_params/
+connections/kill_connections/cleanup); what differs in SQL is here.
+
+MariaDB's tests are skipped -- loudly, and counted as skipped by tests/run,
+never as passed -- only when its packages are not installed (tests/run
+installs them)."""
+import pytest
+
+import gt_mysql
+from gt_mysql import MariaDbServer
+from gt_pg import PgServer
+
+SERVERS = ("pgsql", "mysql")
+
+
+def need(kind):
+    if kind == "mysql" and gt_mysql.missing():
+        pytest.skip("MARIADB TESTS NOT RUN: %s not installed (tests/run installs them)"
+                    % ", ".join(gt_mysql.missing()))
+
+
+def sql_server(kind, workdir, name):
+    """A started server of this kind (its schema is loaded by create_db)."""
+    need(kind)
+    if kind == "mysql":
+        return MariaDbServer(workdir, name=name).start()
+    return PgServer(workdir, name=name).start()
+
+
+def served_sql(kind, workdir, name, db):
+    """For a fixture (`yield from served_sql(...)`): a started server holding
+    database db with the schema loaded, removed afterwards."""
+    server = sql_server(kind, workdir, name)
+    try:
+        server.create_db(db)
+        yield server
+    finally:
+        server.cleanup()
+
+
+def insert_ignore(server, db, table, columns, values):
+    """INSERT a row unless its key is there already."""
+    cols = ", ".join(columns)
+    vals = ", ".join("'%s'" % v for v in values)
+    if server.driver == "mysql":
+        server.sql(db, "INSERT IGNORE INTO %s (%s) VALUES (%s)" % (table, cols, vals))
+    else:
+        server.sql(db, "INSERT INTO %s (%s) VALUES (%s) ON CONFLICT DO NOTHING" % (table, cols, vals))
+
+
+def sleep_sql(server, seconds):
+    """An SQL condition that is true after `seconds` of sleep."""
+    if server.driver == "mysql":
+        return "SLEEP(%s) = 0" % seconds
+    return "pg_sleep(%s) IS NOT NULL" % seconds
