@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from gt_client import UUID4_RX, decode_unverified, token_from_response
 from gt_httpd import JWT_RX, running
 from gt_pairing import issue_request, resign_parts, sth_of
-from gt_pg import served_pg
+from gt_sql import SERVERS, served_sql
 from gt_stream import run_concurrently
 from gt_watch import (ISSUER_HEADER, MISSING_CODE, PHONE_HEADER, PKCS7_CT, encode, enroll,
                       machine_info, new_watch_udid, plist_bytes, sign_attached, sqlite_rows,
@@ -461,38 +461,38 @@ def test_misconfiguration_refused(gt, case):
     assert re.search(r"GetTokenWatch(Enrollment|SecurityTokenLifetime)", out), out
 
 
-# --- PostgreSQL: outage, two nodes -------------------------------------------------------------
+# --- PostgreSQL and MariaDB: outage, two nodes ---------------------------------------------------
 
 NODE_MPM = "StartServers 2\nThreadsPerChild 16\nMaxRequestWorkers 32"
 
 
-@pytest.fixture(scope="module")
-def pg(gt):
-    yield from served_pg(gt.dir, "pg-watch-enroll", "watchmdm")
+@pytest.fixture(scope="module", params=SERVERS)
+def sqldb(gt, request):
+    yield from served_sql(request.param, gt.dir, "%s-watch-enroll" % request.param, "watchmdm")
 
 
-def pg_node(gt, pg, site):
-    v = watch_mdm_vhost(gt, pg.dbd_params("watchmdm"), site.trust, db_driver="pgsql")
+def pg_node(gt, sqldb, site):
+    v = watch_mdm_vhost(gt, sqldb.dbd_params("watchmdm"), site.trust, db_driver=sqldb.driver)
     return gt.httpd([v], extra_global=NODE_MPM)
 
 
 @pytest.fixture(scope="module")
-def nodes(gt, pg, site):
-    yield from running(pg_node(gt, pg, site), pg_node(gt, pg, site))
+def nodes(gt, sqldb, site):
+    yield from running(pg_node(gt, sqldb, site), pg_node(gt, sqldb, site))
 
 
-def test_pg_two_nodes_share_security_tokens(gt, site, pg, nodes):
+def test_db_two_nodes_share_security_tokens(gt, site, sqldb, nodes):
     a, b = nodes
     udid = new_watch_udid()
     secret = security_token(gt, site, a.vhosts[0], udid)        # issued by node a
     r, body = ask(gt, b.vhosts[0], udid, token=pairing_token(gt, site, udid, secret))
     assert r.status == 200, (r.status, b.log_tail(3))           # admitted by node b
     assert b.record(r.test_id)[1] == body
-    assert pg.sql("watchmdm", "SELECT used FROM gettoken_watch_security_token WHERE "
+    assert sqldb.sql("watchmdm", "SELECT used FROM gettoken_watch_security_token WHERE "
                               "security_token = '%s'" % secret).strip() == "1"
 
 
-def test_pg_fifty_concurrent_admissions_one_success(gt, site, nodes):
+def test_db_fifty_concurrent_admissions_one_success(gt, site, nodes):
     a, b = nodes
     udid = new_watch_udid()
     secret = security_token(gt, site, a.vhosts[0], udid)
@@ -518,12 +518,12 @@ def test_pg_fifty_concurrent_admissions_one_success(gt, site, nodes):
     assert len(reached) == 1 and reached[0].status == 200
 
 
-def test_pg_outage_503_then_recovery(gt, site, pg, nodes):
+def test_db_outage_503_then_recovery(gt, site, sqldb, nodes):
     a, _ = nodes
     udid = new_watch_udid()
     secret = security_token(gt, site, a.vhosts[0], udid)
     token = pairing_token(gt, site, udid, secret)
-    pg.stop()
+    sqldb.stop()
     try:
         for with_token in (False, True):
             mark = a.log_mark()
@@ -534,8 +534,8 @@ def test_pg_outage_503_then_recovery(gt, site, pg, nodes):
             lines = a.wait_log(mark, r"gettoken: .*\(503\)")
             assert len(lines) == 1, a.log_since(mark)
     finally:
-        pg.start()
-        assert pg.wait_ready()
+        sqldb.start()
+        assert sqldb.wait_ready()
     deadline = time.time() + 30
     while True:
         r, body = ask(gt, a.vhosts[0], udid, token=token)
