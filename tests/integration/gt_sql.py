@@ -8,6 +8,9 @@ connections/kill_connections/cleanup); what differs in SQL is here.
 MariaDB's tests are skipped -- loudly, and counted as skipped by tests/run,
 never as passed -- only when its packages are not installed (tests/run
 installs them)."""
+import os
+import re
+
 import pytest
 
 import gt_mysql
@@ -57,3 +60,32 @@ def sleep_sql(server, seconds):
     if server.driver == "mysql":
         return "SLEEP(%s) = 0" % seconds
     return "pg_sleep(%s) IS NOT NULL" % seconds
+
+
+def log_statements(server):
+    """Have the server log every statement it executes (see executed())."""
+    if server.driver == "mysql":
+        server.sql(None, "SET GLOBAL general_log = 1")
+    else:
+        server.sql("postgres", "ALTER SYSTEM SET log_statement = 'all'")
+        server.sql("postgres", "SELECT pg_reload_conf()")
+
+
+def statement_log_mark(server):
+    path = server.general_log if server.driver == "mysql" else server.log
+    return os.path.getsize(path) if os.path.exists(path) else 0
+
+
+def executed(server, mark):
+    """The prepared statements the server logged executing since mark."""
+    path = server.general_log if server.driver == "mysql" else server.log
+    with open(path, "rb") as f:
+        f.seek(mark)
+        text = f.read().decode(errors="replace")
+    if server.driver == "mysql":
+        # general log: "[date time]<tab(s)> id Command<tab>text" opens an entry
+        entries = re.split(r"\n(?=(?:\d{6}\s+\d{1,2}:\d\d:\d\d)?\s+\d+ [A-Z][a-z_]*\t)", text)
+        return [e.split("\t", 1)[1].split("\t", 1)[-1] for e in entries
+                if re.match(r"(?:\d{6}\s+\d{1,2}:\d\d:\d\d)?\s+\d+ Execute\t", e)]
+    entries = re.split(r"\n(?=\d{4}-\d\d-\d\d )", text)    # one per log_line_prefix
+    return [e.split(": ", 1)[1] for e in entries if re.search(r"LOG:  execute [^:]+: ", e)]
