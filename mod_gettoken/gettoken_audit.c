@@ -7,7 +7,8 @@
  * which token and an operator can list the enrollments that never asked.
  *
  * The audit statement runs on the request's pooled mod_dbd connection
- * once the answer is decided; its failure is logged and changes nothing.
+ * once the answer is decided; its failure -- preparing it included -- is
+ * logged and changes nothing.
  */
 #include "gettoken_private.h"
 
@@ -23,7 +24,7 @@ void gettoken_audit_merge(gettoken_audit_conf *conf,
                           const gettoken_audit_conf *add)
 {
     conf->sql = add->sql ? add->sql : base->sql;
-    conf->label = NULL;         /* prepared at start-up, per vhost */
+    conf->label = NULL;         /* named at start-up, per vhost */
 }
 
 int gettoken_audit_startup(const gettoken_startup *st, server_rec *s,
@@ -33,8 +34,11 @@ int gettoken_audit_startup(const gettoken_startup *st, server_rec *s,
         return OK;
     if (gettoken_dbd_require(s, st->pconf, "GetTokenAuditSQL", "", "") != OK)
         return !OK;
-    conf->audit.label = gettoken_dbd_prepare(s, st->pconf, conf->audit.sql,
-                                             "audit");
+    /* not handed to mod_dbd, which fails a connection on which any of its
+     * statements does not prepare (MySQL checks the INSERT privilege when
+     * preparing): a table the httpd user may not write costs audit rows,
+     * never answers.  Prepared on each connection on first use. */
+    conf->audit.label = gettoken_dbd_label(st->pconf, "audit");
     return OK;
 }
 
@@ -93,8 +97,9 @@ static void run_audit(request_rec *r, const gettoken_server_conf *conf,
     q.args[3] = jti ? jti : "";
     q.args[4] = apr_itoa(r->pool, status == OK ? HTTP_OK : status);
     q.args[5] = identity ? identity : "";
-    if (gettoken_dbd_run(r, dbd, conf->audit.label, conf->audit.sql,
-                         audit_query, &q, &err) != 0)
+    if (gettoken_dbd_run_unregistered(r, dbd, conf->audit.label,
+                                      conf->audit.sql, audit_query, &q,
+                                      &err) != 0)
         audit_failed(r, "the statement failed", err);
 }
 
