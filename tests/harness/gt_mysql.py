@@ -201,8 +201,8 @@ class MariaDbServer:
                                    "table_schema = '%s' AND table_name = '%s'" % (db, table)).strip())
 
     def dbd_params(self, db, user=HTTPD_USER, password=HTTPD_PASS):
-        return "host=127.0.0.1 port=%d user=%s pass=%s dbname=%s connecttimeout=3" % (
-            self.port, user, password, db)
+        # apr-util's driver takes no timeouts here (DBDParams group=: an option file)
+        return "host=127.0.0.1 port=%d user=%s pass=%s dbname=%s" % (self.port, user, password, db)
 
     def connections(self, db):
         """How many client connections use database db now."""
