@@ -1,20 +1,23 @@
 -- SPDX-License-Identifier: Apache-2.0
 -- Copyright 2026 The mod_gettoken Authors
--- mod_gettoken schema for MySQL 8 and MariaDB 10.5+ (DBDriver mysql, Debian
+-- mod_gettoken schema for MariaDB (tested: 10.11) and MySQL 8 (DBDriver mysql, Debian
 -- package libaprutil1-dbd-mysql).  Applying it twice is harmless.
 --   mariadb mdm < conf/schema/mysql.sql      (or: mysql mdm < ...)
 --
 -- httpd side (mod_dbd), e.g.:
 --   DBDriver mysql
---   DBDParams "host=db.example port=3306 user=gettoken pass=... dbname=nanomdm connecttimeout=3 readtimeout=3 writetimeout=3"
--- connecttimeout bounds a connection attempt to a database that does not
--- answer, readtimeout/writetimeout (seconds) a query that waits (a lock, a
--- stalled server): either ends as a 503 with Retry-After.  innodb's own
--- innodb_lock_wait_timeout (50 s by default) bounds a wait for a row lock.
--- DBDMax bounds the connections per httpd process.  Connections the server
--- dropped (restart, KILL, wait_timeout) are re-opened on their next use
--- (apr-util's driver reconnects; reconnect=0 in DBDParams turns that off,
--- and then mod_dbd replaces the connection).
+--   DBDParams "host=db.example port=3306 user=gettoken pass=... dbname=nanomdm group=gettoken"
+-- apr-util's mysql driver takes no timeouts in DBDParams; group=gettoken has
+-- the client library read the [gettoken] section of /etc/my.cnf, e.g.
+--   [gettoken]
+--   connect-timeout=3
+--   init-command=SET SESSION max_statement_time=3
+-- (MariaDB; MySQL 8: SET SESSION lock_wait_timeout=3, innodb_lock_wait_timeout=3):
+-- a database that does not answer, or a statement stuck behind a lock, then
+-- ends as a 503 with Retry-After instead of a request that waits.  DBDMax
+-- bounds the connections per httpd process.  Connections the server dropped
+-- (restart, KILL, wait_timeout) are re-opened on their next use (the driver
+-- reconnects and the module prepares its statements again).
 --
 -- The default GetTokenEnrollmentSQL reads nanomdm's MySQL table
 -- cert_auth_associations unchanged (nanomdm's MySQL tables have no prefix;

@@ -303,3 +303,46 @@ def test_option_file_bounds_a_server_that_never_answers(gt, option_home, start_h
         assert h.wait_log(0, GT_LINE_RX + r".*\(503\)")
     finally:
         sock.close()
+
+
+def test_option_file_bounds_a_query_behind_a_lock(gt, mariadb, backend, option_home, start_httpd):
+    """A query stuck behind another session's table lock ends at the option
+    file's max_statement_time as a 503, and succeeds once the lock is gone."""
+    import subprocess
+    from gt_mysql import CLIENT
+    v = recipe_vhost(gt, adapt(recipe("fleet"), mariadb.port, backend.port))
+    h = start_httpd([v], loglevel="info")
+    a = gt.devices["dev_a"]
+    body = checkin_body(gettoken_fields(udid=a.enrollment_id))
+    verify_maid_token(token_from_response(fleet_request(gt, h, "dev_a", body)),
+                      gt.pki.maid_rsa.public_key, v.uuid, time.time())
+    locker = subprocess.Popen([CLIENT, "--no-defaults", "-uroot", "-S", mariadb.sock, "fleet", "-e",
+                               "LOCK TABLES nano_cert_auth_associations WRITE; SELECT SLEEP(60)"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 10
+        while time.time() < deadline and not mariadb.sql(None, "SELECT 1 FROM information_schema.processlist "
+                                                               "WHERE info = 'SELECT SLEEP(60)'").strip():
+            time.sleep(0.1)
+        mark = h.log_mark()
+        t = time.time()
+        r = fleet_request(gt, h, "dev_a", body)
+        took = time.time() - t
+        assert r.status == 503 and re.fullmatch(r"[1-9][0-9]*", r.header("Retry-After") or ""), r.status
+        assert 2 < took < 10, took          # max_statement_time 3, not retried
+        lines = h.wait_log(mark, GT_LINE_RX + r".*\(503\)")
+        assert len(lines) == 1 and re.search(r"GetTokenEnrollmentSQL failed: MySQL error 1969: "
+                                             r".*max_statement_time", lines[0]), lines
+    finally:
+        locker.kill()
+        locker.wait(10)
+        ids = mariadb.sql(None, "SELECT id FROM information_schema.processlist "
+                                "WHERE info = 'SELECT SLEEP(60)'").split()
+        for i in ids:
+            mariadb.sql(None, "KILL %s" % i)
+    for _ in range(20):
+        r = fleet_request(gt, h, "dev_a", body)
+        if r.status == 200:
+            break
+        time.sleep(0.3)
+    verify_maid_token(token_from_response(r), gt.pki.maid_rsa.public_key, v.uuid, time.time())

@@ -19,6 +19,7 @@ import socket
 import subprocess
 import threading
 import time
+import uuid
 
 import pytest
 
@@ -252,6 +253,12 @@ def test_shipped_schema_applies_twice_and_works(gt, shared_db, start_httpd):
     assert "gettoken_pairing_jti" in before and "gettoken_audit" in before, before
     shared_db.sql("mdm", file=schema)          # a second time: harmless
     assert shared_db.sql("mdm", tables).split() == before
+    # keys compare byte for byte: a jti that differs in case is another one
+    jti = str(uuid.uuid4())
+    shared_db.sql("mdm", "INSERT INTO gettoken_pairing_jti (jti, expires_at) VALUES ('%s', 1), ('%s', 1)"
+                  % (jti, jti.upper()))
+    assert shared_db.sql("mdm", "SELECT count(*) FROM gettoken_pairing_jti WHERE jti = '%s'"
+                         % jti).strip() == "1"
     h = start_httpd([db_vhost(gt, shared_db, "mdm")], loglevel="info")
     assert_token(gt, h, ask(gt, h, "dev_a")[0])
     assert_no_crash(h)

@@ -490,6 +490,14 @@ def test_db_two_nodes_share_security_tokens(gt, site, sqldb, nodes):
     assert b.record(r.test_id)[1] == body
     assert sqldb.sql("watchmdm", "SELECT used FROM gettoken_watch_security_token WHERE "
                               "security_token = '%s'" % secret).strip() == "1"
+    # why a token is refused comes from its row (the server's integer columns read back)
+    for who, reason in ((udid, r"security token was used before"),
+                        (new_watch_udid(), r"security token was issued to another watch")):
+        mark = a.log_mark()
+        r, _ = ask(gt, a.vhosts[0], who, token=pairing_token(gt, site, who, secret))
+        assert r.status == 403 and a.record(r.test_id, timeout=0) is None
+        lines = a.wait_log(mark, r"gettoken: .*\(403\)")
+        assert len(lines) == 1 and re.search(reason, lines[0]), lines
 
 
 def test_db_fifty_concurrent_admissions_one_success(gt, site, nodes):
