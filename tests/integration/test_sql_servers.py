@@ -7,9 +7,10 @@ it) with the default GetTokenEnrollmentSQL, device and user enrollments,
 several httpd nodes on one database, and database faults: a database that is
 down, restarted, missing its table, slow, or short of pooled connections
 gives 503 + Retry-After or a success -- never a crash, never a wait without
-end -- and service comes back by itself.  A few faults are PostgreSQL's
-alone (statement_timeout and connect_timeout in DBDParams: apr-util's mysql
-driver takes neither).
+end -- and service comes back by itself.  statement_timeout and
+connect_timeout in DBDParams are PostgreSQL's alone: apr-util's mysql driver
+takes neither, and MariaDB's counterparts (an option file) are tested with
+README's recipes in test_mysql_recipes.py.
 
 Real servers (Debian's postgresql and mariadb-server packages) are started
 by the tests in throwaway directories (gt_pg.PgServer, gt_mysql.MariaDbServer)."""
