@@ -11,6 +11,7 @@ Tokens are checked with python3-jwt (gt_client.verify_maid_token)."""
 import os
 import re
 import socket
+import subprocess
 import threading
 import time
 import uuid
@@ -21,6 +22,7 @@ import pytest
 from gt_backend import RecordingBackend
 from gt_client import checkin_body, gettoken_fields, token_from_response, verify_maid_token
 from gt_httpd import GT_LINE_RX, assert_refused
+from gt_mysql import CLIENT
 from gt_pairing import PAIRING, issue_request, new_watch_udid, sth_of
 from gt_pki import REPO
 from gt_sign import mdm_signature
@@ -279,6 +281,7 @@ def test_option_file_bounds_a_server_that_never_answers(gt, option_home, start_h
     """A server that accepts connections and never answers: with the README's
     option file every request is a 503 with Retry-After within seconds
     (without it, apr-util's driver would wait for good)."""
+    need("mysql")
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
     sock.listen(64)                       # never accepted, never answered
@@ -308,8 +311,6 @@ def test_option_file_bounds_a_server_that_never_answers(gt, option_home, start_h
 def test_option_file_bounds_a_query_behind_a_lock(gt, mariadb, backend, option_home, start_httpd):
     """A query stuck behind another session's table lock ends at the option
     file's max_statement_time as a 503, and succeeds once the lock is gone."""
-    import subprocess
-    from gt_mysql import CLIENT
     v = recipe_vhost(gt, adapt(recipe("fleet"), mariadb.port, backend.port))
     h = start_httpd([v], loglevel="info")
     a = gt.devices["dev_a"]
