@@ -95,6 +95,12 @@ CREATE TABLE IF NOT EXISTS gettoken_watch_security_token (
     INDEX gettoken_watch_security_token_expires (expires_at)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
 
+-- MySQL checks privileges when a statement is prepared, and mod_dbd
+-- prepares the module's statements on every connection it opens: a
+-- statement the httpd user may not run (a missing GRANT below) fails every
+-- pooled connection, so every GetToken of the vhost is a 503 (start-up
+-- warns: "no database connection at start-up").  Only GetTokenAuditSQL is
+-- prepared apart: without its GRANT, audit rows are missing, answers stand.
 -- The httpd user reads enrollments and writes only the module's tables
 -- (for nanomdm add: GRANT SELECT ON nanomdm.enrollments TO ...; for Fleet,
 -- SELECT on nano_cert_auth_associations and nano_enrollments), e.g.:
