@@ -6,8 +6,9 @@ mariadb-install-db + mariadbd from Debian's mariadb-server package, run as
 an unprivileged user (mysql when the tests run as root), listening on a
 private unix socket and on 127.0.0.1 only, on a free port.  The
 administrator is root over the socket; httpd connects over TCP as
-`gettoken`, a least-privilege user: it may read the database and write
-only the module's own tables (conf/schema/mysql.sql's GRANT lines).
+`gettoken`, a least-privilege user with exactly the GRANTs that
+conf/schema/mysql.sql lists (and SELECT on a database the schema is not
+loaded into, for tables a test makes itself).
 stop()/start() keep the data, for database-fault tests.  The same methods
 as gt_pg.PgServer, so a test takes either:
 
@@ -18,6 +19,7 @@ as gt_pg.PgServer, so a test takes either:
 """
 import os
 import pwd
+import re
 import shutil
 import signal
 import subprocess
@@ -34,13 +36,18 @@ DRIVER = "/usr/lib/x86_64-linux-gnu/apr-util-1/apr_dbd_mysql.so"
 HTTPD_USER = "gettoken"
 HTTPD_PASS = "gettoken-test-pass"
 
-# What the httpd user may do in a database holding the module's tables: read
-# (the MDM's tables too), and write the module's own tables only.
-HTTPD_GRANTS = (
-    "GRANT SELECT ON `{db}`.* TO {user}",
-    "GRANT INSERT, DELETE ON `{db}`.gettoken_pairing_jti TO {user}",
-    "GRANT INSERT, UPDATE, DELETE ON `{db}`.gettoken_watch_security_token TO {user}",
-)
+
+
+def schema_grants():
+    """The GRANT lines conf/schema/mysql.sql suggests, for any db and user."""
+    grants = []
+    with open(SCHEMA) as f:
+        for line in f:
+            m = re.match(r"--\s+(GRANT .* ON )mdm\.(\w+) TO '[^']*'@'[^']*';", line)
+            if m:
+                grants.append(m.group(1) + "`{db}`." + m.group(2) + " TO {user}")
+    assert len(grants) >= 5, grants
+    return tuple(grants)
 
 
 def missing():
@@ -176,29 +183,24 @@ class MariaDbServer:
     psql = sql
 
     def create_db(self, db, schema=SCHEMA):
-        """Database db with the schema loaded and the httpd user's grants."""
+        """Database db with the schema loaded and the httpd user's grants:
+        the schema's own, or SELECT on every table without a schema."""
         self.sql(None, "CREATE DATABASE `%s` CHARACTER SET utf8mb4" % db)
         if schema:
             self.sql(db, file=schema)
-        self.grant_httpd(db)
+            self.grant_httpd(db, schema_grants())
+        else:
+            self.grant_httpd(db, ["GRANT SELECT ON `{db}`.* TO {user}"])
         return self
 
-    def grant_httpd(self, db, extra=()):
-        """The least-privilege httpd user (created once) for database db."""
+    def grant_httpd(self, db, grants):
+        """The least-privilege httpd user (created once), granted these on db."""
         stmts = []
         for host in ("127.0.0.1", "localhost"):
             user = "'%s'@'%s'" % (HTTPD_USER, host)
             stmts.append("CREATE USER IF NOT EXISTS %s IDENTIFIED BY '%s'" % (user, HTTPD_PASS))
-            for g in HTTPD_GRANTS + tuple(extra):
-                if "gettoken_" in g and "{db}`.*" not in g and not self._has_table(db, g):
-                    continue
-                stmts.append(g.format(db=db, user=user))
+            stmts += [g.format(db=db, user=user) for g in grants]
         self.sql(None, ";\n".join(stmts))
-
-    def _has_table(self, db, grant):
-        table = grant.split("`.")[1].split()[0]
-        return bool(self.sql(None, "SELECT 1 FROM information_schema.tables WHERE "
-                                   "table_schema = '%s' AND table_name = '%s'" % (db, table)).strip())
 
     def dbd_params(self, db, user=HTTPD_USER, password=HTTPD_PASS):
         # apr-util's driver takes no timeouts here (DBDParams group=: an option file)
