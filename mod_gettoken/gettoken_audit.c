@@ -11,26 +11,41 @@
  * logged and changes nothing.
  */
 #include "gettoken_private.h"
+#include "gettoken_dbd.h"
+#include "gettoken_status.h"
 
 #include "apr_dbd.h"
 #include "apr_strings.h"
 #include "http_protocol.h"
 #include "mod_dbd.h"
 
-APLOG_USE_MODULE(gettoken);
-
-void gettoken_audit_merge(gettoken_audit_conf *conf,
-                          const gettoken_audit_conf *base,
-                          const gettoken_audit_conf *add)
+gettoken_audit_conf *gettoken_audit_create(apr_pool_t *p)
 {
+    return apr_pcalloc(p, sizeof(gettoken_audit_conf));
+}
+
+gettoken_audit_conf *gettoken_audit_merge(apr_pool_t *p,
+                                          const gettoken_audit_conf *base,
+                                          const gettoken_audit_conf *add)
+{
+    gettoken_audit_conf *conf = apr_pcalloc(p, sizeof(*conf));
+
     conf->sql = add->sql ? add->sql : base->sql;
     conf->label = NULL;         /* named at start-up, per vhost */
+    return conf;
+}
+
+const char *gettoken_set_audit_sql(cmd_parms *cmd, void *dirv, const char *arg)
+{
+    (void)dirv;
+    return gettoken_parse_sql(cmd, arg,
+                              &gettoken_server_config(cmd->server)->audit->sql);
 }
 
 int gettoken_audit_startup(const gettoken_startup *st, server_rec *s,
                            gettoken_server_conf *conf)
 {
-    if (!conf->in_use || !conf->audit.sql)
+    if (!conf->in_use || !conf->audit->sql)
         return OK;
     if (gettoken_dbd_require(s, st->pconf, "GetTokenAuditSQL", "", "") != OK)
         return !OK;
@@ -38,7 +53,7 @@ int gettoken_audit_startup(const gettoken_startup *st, server_rec *s,
      * statements does not prepare (MySQL checks the INSERT privilege when
      * preparing): a table the httpd user may not write costs audit rows,
      * never answers.  Prepared on each connection on first use. */
-    conf->audit.label = gettoken_dbd_label(st->pconf, "audit");
+    conf->audit->label = gettoken_dbd_label(st->pconf, "audit");
     return OK;
 }
 
@@ -59,7 +74,7 @@ static const char *audit_organisation(request_rec *r, int status)
 
 static void audit_failed(request_rec *r, const char *why, const char *detail)
 {
-    ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, GT_LOG_PREFIX
+    ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, GTLOGNO(01801)
                   "GetTokenAuditSQL in %s: %s%s%s (the answer stands)",
                   gettoken_vhost_name(r->server, r->pool), why,
                   detail ? ": " : "", detail ? detail : "");
@@ -97,8 +112,8 @@ static void run_audit(request_rec *r, const gettoken_server_conf *conf,
     q.args[3] = jti ? jti : "";
     q.args[4] = apr_itoa(r->pool, status == OK ? HTTP_OK : status);
     q.args[5] = identity ? identity : "";
-    if (gettoken_dbd_run_unregistered(r, dbd, conf->audit.label,
-                                      conf->audit.sql, audit_query, &q,
+    if (gettoken_dbd_run_unregistered(r, dbd, conf->audit->label,
+                                      conf->audit->sql, audit_query, &q,
                                       &err) != 0)
         audit_failed(r, "the statement failed", err);
 }
@@ -118,7 +133,7 @@ void gettoken_answered(request_rec *r, const gettoken_server_conf *conf,
     else
         gettoken_status_count(GT_STAT_REFUSED, NULL, status);
     /* a 503 is a database that could not be reached: it was logged */
-    if (conf->audit.sql && conf->audit.label
+    if (conf->audit->sql && conf->audit->label
         && status != HTTP_SERVICE_UNAVAILABLE)
         run_audit(r, conf, msg, status);
 }

@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: Apache-2.0
 # Copyright 2026 The mod_gettoken Authors
-"""Apple Watch enrollment, the watch MDM's side: CONTRACT §3
-(GetTokenWatchEnrollment*), §5b and §6 (gettoken_watch_security_token).
+"""Apple Watch enrollment, the watch MDM's side: the gate at the enrollment
+profile URL (GetTokenWatchEnrollment*) and its security tokens
+(gettoken_watch_security_token).
 
 One httpd holds the phone organisation's GetToken vhost (it issues pairing
 tokens, ES256 with maid_ec) and the watch MDM's vhosts, whose enrollment
@@ -145,7 +146,7 @@ def test_flow_admits_once(gt, site, form):
     assert sqlite_rows(site.db, "SELECT used FROM gettoken_watch_security_token WHERE "
                                 "security_token = ?", (secret,)) == [(1,)]
     # the same request again: the security token is used up
-    assert_ask_refused(gt, site, r"watch enrollment refused \(403\).*used before",
+    assert_ask_refused(gt, site, r"GT02009: watch enrollment refused \(403\): .*used before",
                        site.watch, udid, form, token=token)
     log = site.h.read_error_log()
     assert secret not in log and token.split(".")[2] not in log
@@ -183,7 +184,7 @@ def test_security_tokens_are_fresh(gt, site):
 
 def test_other_watch_udid(gt, site):
     udid, secret, token = paired(gt, site)
-    assert_ask_refused(gt, site, r"watch pairing token refused \(403\): UDID mismatch",
+    assert_ask_refused(gt, site, r"GT01911: watch enrollment refused \(403\): pairing token: UDID mismatch",
                        site.watch, new_watch_udid(), token=token)
     # refused before anything was used up
     r, body = ask(gt, site.watch, udid, token=token)
@@ -259,15 +260,16 @@ def test_forged_token_by_trusted_key_admitted(gt, site):
 def test_untrusted_key(gt, site, key):
     udid = new_watch_udid()
     secret = security_token(gt, site, site.watch, udid)
-    reason = "bad signature"
+    reason = "GT01910: watch enrollment refused \\(403\\): pairing token: bad signature"
     if key == "iss-not-listed":      # a trusted key, but for another issuer
         token, _ = forged(gt, site, udid, secret, iss=str(uuid.uuid4()))
-        reason = "untrusted issuer"
+        reason = ("GT01908: watch enrollment refused \\(403\\): pairing token: "
+                  "untrusted issuer")
     elif key == "rsa-other-org":
         token, _ = forged(gt, site, udid, secret, key=gt.pki.maid_rsa2.key, alg="RS256")
     else:
         token, _ = forged(gt, site, udid, secret, key=ec.generate_private_key(ec.SECP256R1()))
-    assert_ask_refused(gt, site, r"watch pairing token refused \(403\): " + reason,
+    assert_ask_refused(gt, site, reason,
                        site.watch, udid, token=token)
     # the security token was not used up by the refusal
     r, body = ask(gt, site.watch, udid, token=forged(gt, site, udid, secret)[0])
@@ -292,7 +294,7 @@ def test_expired_token(gt, site):
     secret = security_token(gt, site, site.watch, udid)
     now = int(time.time())
     token, _ = forged(gt, site, udid, secret, iat=now - 600, exp=now - 300)
-    assert_ask_refused(gt, site, r"watch pairing token refused \(403\): expired",
+    assert_ask_refused(gt, site, r"GT01911: watch enrollment refused \(403\): pairing token: expired",
                        site.watch, udid, token=token)
 
 
@@ -303,7 +305,7 @@ def test_replayed_jti(gt, site):
     claims = assert_forged_admitted(gt, site, udid, first)
     second = security_token(gt, site, site.watch, udid)
     replay, _ = forged(gt, site, udid, second, jti=claims["jti"])
-    assert_ask_refused(gt, site, r"watch pairing token refused \(403\): replayed",
+    assert_ask_refused(gt, site, r"GT01904: watch enrollment refused \(403\): pairing token: replayed",
                        site.watch, udid, token=replay)
 
 
@@ -341,7 +343,7 @@ def test_over_bounds_watch_body_refused(gt, site, form):
     body = plist_bytes(machine_info(new_watch_udid(), **extra), form)
     mark = site.h.log_mark()
     r = enroll(gt, site.watch.port, body, "application/xml")
-    assert_refused(site, r, r"watch enrollment refused \(403\).*more objects than", mark)
+    assert_refused(site, r, r"GT02014: watch enrollment refused \(403\): .*more objects than", mark)
     body = plist_bytes(machine_info("00008110-AAAA", product="iPhone15,2", **extra), form)
     r = enroll(gt, site.watch.port, body, "application/xml")
     assert r.status == 200 and site.h.record(r.test_id)[1] == body
