@@ -19,6 +19,40 @@ from gt_pg import PgServer
 
 SERVERS = ("pgsql", "mysql")
 
+# nanomdm's own definitions (storage/pgsql/schema.sql, storage/mysql/schema.sql), not ours
+NANOMDM_PG_TABLE = """
+CREATE TABLE cert_auth_associations
+(
+    id         VARCHAR(255) NOT NULL,
+    sha256     CHAR(64)     NOT NULL,
+    created_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP,
+    updated_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP,
+    PRIMARY KEY (id, sha256),
+    CHECK (id != ''),
+    CHECK (sha256 != '')
+);
+"""
+NANOMDM_MYSQL_TABLE = """
+CREATE TABLE cert_auth_associations (
+    id     VARCHAR(255) NOT NULL,
+    sha256 CHAR(64)     NOT NULL,
+
+    created_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP,
+    updated_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP ON UPDATE CURRENT_TIMESTAMP,
+
+    PRIMARY KEY (id, sha256),
+
+    CHECK (id != ''),
+    CHECK (sha256 != ''),
+    INDEX idx_sha256 (sha256)
+);
+"""
+
+
+def nanomdm_table(server):
+    """nanomdm's cert_auth_associations, as its schema for this server has it."""
+    return NANOMDM_MYSQL_TABLE if server.driver == "mysql" else NANOMDM_PG_TABLE
+
 
 def need(kind):
     if kind == "mysql" and gt_mysql.missing():

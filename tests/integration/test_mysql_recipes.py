@@ -26,15 +26,16 @@ from gt_mysql import CLIENT
 from gt_pairing import PAIRING, issue_request, new_watch_udid, sth_of
 from gt_pki import REPO
 from gt_sign import mdm_signature
-from gt_sql import need, sql_server
+from gt_sql import NANOMDM_MYSQL_TABLE, need, sql_server
 
 RECIPE_PASS = "recipe-pass"
 PAIRING_SQL = ("SELECT 1 FROM enrollments e JOIN cert_auth_associations c ON c.id = e.id "
                "WHERE e.device_id = %s AND c.sha256 = %s AND e.type = 'Device' AND e.enabled")
 
-# nanomdm's MySQL tables (storage/mysql/schema.sql): the columns the recipes
-# read, with nanomdm's types, keys and checks
-NANOMDM_TABLES = """
+# nanomdm's MySQL enrollments (storage/mysql/schema.sql): the columns the
+# recipes read, with nanomdm's types, keys and checks; its
+# cert_auth_associations is gt_sql's
+NANOMDM_ENROLLMENTS = """
 CREATE TABLE enrollments (
     id        VARCHAR(255) NOT NULL,
     device_id VARCHAR(255) NOT NULL,
@@ -50,16 +51,6 @@ CREATE TABLE enrollments (
     CHECK (id != ''),
     UNIQUE (user_id),
     INDEX (type)
-);
-CREATE TABLE cert_auth_associations (
-    id     VARCHAR(255) NOT NULL,
-    sha256 CHAR(64)     NOT NULL,
-    created_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP,
-    updated_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP ON UPDATE CURRENT_TIMESTAMP,
-    PRIMARY KEY (id, sha256),
-    CHECK (id != ''),
-    CHECK (sha256 != ''),
-    INDEX idx_sha256 (sha256)
 );
 """
 
@@ -148,7 +139,7 @@ def mariadb(gt):
     try:
         a, b, u = gt.devices["dev_a"], gt.devices["dev_b"], gt.devices["dev_user"]
         server.sql(None, "CREATE DATABASE nanomdm; CREATE DATABASE fleet")
-        server.sql("nanomdm", NANOMDM_TABLES)
+        server.sql("nanomdm", NANOMDM_ENROLLMENTS + NANOMDM_MYSQL_TABLE)
         server.sql("fleet", FLEET_TABLES)
         for db, prefix in (("nanomdm", ""), ("fleet", "nano_")):
             enroll(server, db, prefix, a)

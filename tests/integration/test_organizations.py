@@ -420,20 +420,8 @@ def test_mysql_statements_that_do_not_combine_are_asked_one_after_the_other(gt, 
                    "gettoken_device_organization WHERE enrollment_id = %s\"")
         v = bound_vhost(gt, params, north_uuid, gt.pki.maid_rsa2.key_path, org_sql=odd_sql,
                         db_driver="mysql")
-        h = start_httpd([v])
-        for _ in range(4):      # new connections: both children, likely
-            with gt.client(v.port, "dev_a") as c:
-                verify_maid_token(token_from_response(c.checkin(gettoken_fields(udid=udid))),
-                                  gt.pki.maid_rsa2.public_key, north_uuid, time.time())
-                verify_maid_token(token_from_response(c.checkin(gettoken_fields(udid=default))),
-                                  gt.pki.maid_rsa.public_key, v.uuid, time.time())
-        with gt.client(v.port, "dev_b") as other:
-            mark = h.log_mark()
-            assert_refused(h, other.checkin(gettoken_fields(udid=udid)), 403,
-                           r"is not bound to the enrollment", mark)
-        warnings = [l for l in h.read_error_log().splitlines() if "do not combine" in l]
-        assert 1 <= len(warnings) <= 2, warnings      # ServerLimit 2: once per child
-        assert all("[gettoken:warn]" in l and "Duplicate column" in l for l in warnings), warnings
+        assert_asked_one_after_the_other(gt, start_httpd([v]), v, udid, default, north_uuid,
+                                         "Duplicate column")
     finally:
         server.cleanup()
 
@@ -483,7 +471,14 @@ def test_statements_that_do_not_combine_are_asked_one_after_the_other(gt, start_
     odd_sql = ("GetTokenOrganizationSQL \"SELECT organization FROM gettoken_device_organization "
                "WHERE enrollment_id = %s; SELECT 'south'\"")
     v = bound_vhost(gt, db, north_uuid, gt.pki.maid_rsa2.key_path, org_sql=odd_sql)
-    h = start_httpd([v])
+    assert_asked_one_after_the_other(gt, start_httpd([v]), v, udid, default, north_uuid,
+                                     "asks them one after the other")
+
+
+def assert_asked_one_after_the_other(gt, h, v, udid, default, north_uuid, warning_has):
+    """Every GetToken answered as if the statements combined (north's key for
+    udid, the default's for default, 403 for another identity), and each
+    child (ServerLimit 2) warned once that they do not."""
     for _ in range(4):      # new connections: both children, likely
         with gt.client(v.port, "dev_a") as c:
             verify_maid_token(token_from_response(c.checkin(gettoken_fields(udid=udid))),
@@ -496,7 +491,7 @@ def test_statements_that_do_not_combine_are_asked_one_after_the_other(gt, start_
                        r"is not bound to the enrollment", mark)
     warnings = [l for l in h.read_error_log().splitlines() if "do not combine" in l]
     assert 1 <= len(warnings) <= 2, warnings      # ServerLimit 2: once per child
-    assert all("[gettoken:warn]" in l and "asks them one after the other" in l for l in warnings)
+    assert all("[gettoken:warn]" in l and warning_has in l for l in warnings), warnings
 
 
 # --- start-up refusals ----------------------------------------------------------------

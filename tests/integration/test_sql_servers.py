@@ -26,43 +26,11 @@ import pytest
 
 import gt_mysql
 from gt_client import checkin_body, gettoken_fields, token_from_response, verify_maid_token
-from gt_sql import SERVERS, insert_ignore, need, sleep_sql, sql_server
+from gt_sql import SERVERS, insert_ignore, nanomdm_table, need, sleep_sql, sql_server
 from gt_sign import mdm_signature
 from gt_httpd import GT_LINE_RX, running
 
-# nanomdm's own definitions (storage/pgsql/schema.sql, storage/mysql/schema.sql), not ours
-NANOMDM_PG_TABLE = """
-CREATE TABLE cert_auth_associations
-(
-    id         VARCHAR(255) NOT NULL,
-    sha256     CHAR(64)     NOT NULL,
-    created_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP,
-    updated_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP,
-    PRIMARY KEY (id, sha256),
-    CHECK (id != ''),
-    CHECK (sha256 != '')
-);
-"""
-NANOMDM_MYSQL_TABLE = """
-CREATE TABLE cert_auth_associations (
-    id     VARCHAR(255) NOT NULL,
-    sha256 CHAR(64)     NOT NULL,
-
-    created_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP,
-    updated_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP ON UPDATE CURRENT_TIMESTAMP,
-
-    PRIMARY KEY (id, sha256),
-
-    CHECK (id != ''),
-    CHECK (sha256 != ''),
-    INDEX idx_sha256 (sha256)
-);
-"""
 CRASH_RX = re.compile(r"AH00052|exit signal|Segmentation|AH00060|seg fault|core dumped", re.I)
-
-
-def nanomdm_table(server):
-    return NANOMDM_MYSQL_TABLE if server.driver == "mysql" else NANOMDM_PG_TABLE
 
 
 def enroll(server, db, gt, names=("dev_a", "dev_b", "dev_user")):
