@@ -29,6 +29,7 @@ def audit_rows(db, n, table="gettoken_audit", timeout=5.0):
         time.sleep(0.05)
 
 
+@pytest.mark.gt_log("GT01204", "GT01303", "GT01401", "GT01407")
 def test_rows_name_enrollment_service_jti_status_and_identity(gt, start_httpd, client):
     db = gt.make_db("audit-rows", [(gt.devices["dev_a"].enrollment_id, gt.devices["dev_a"].sha256)])
     h = start_httpd([gt.vhost(db=db, directives=AUDIT_SQL)])
@@ -55,6 +56,7 @@ def test_rows_name_enrollment_service_jti_status_and_identity(gt, start_httpd, c
     ], rows
 
 
+@pytest.mark.gt_log("GT01303", "GT01801")
 def test_failing_audit_statement_changes_no_answer(gt, start_httpd, client):
     db = gt.make_db("audit-fail", [(gt.devices["dev_a"].enrollment_id, gt.devices["dev_a"].sha256)])
     con = sqlite3.connect(db)
@@ -89,6 +91,7 @@ def test_audit_sql_without_mod_dbd_stops_configtest(gt):
     assert rc != 0 and "GetTokenAuditSQL" in out and "mod_dbd" in out, out
 
 
+@pytest.mark.gt_log("GT01204")
 @pytest.mark.parametrize("kind", SERVERS)
 def test_rows_on_sql_servers(gt, start_httpd, client, kind):
     """PostgreSQL and MariaDB: the shipped schema's gettoken_audit takes the rows

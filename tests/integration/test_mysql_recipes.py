@@ -23,7 +23,7 @@ from gt_backend import RecordingBackend
 from gt_client import checkin_body, gettoken_fields, token_from_response, verify_maid_token
 from gt_httpd import GT_LINE_RX, assert_refused
 from gt_mysql import CLIENT
-from gt_pairing import PAIRING, issue_request, new_watch_udid, sth_of
+from pairing_helpers import PAIRING, issue_request, new_watch_udid, sth_of
 from gt_pki import REPO
 from gt_sign import mdm_signature
 from gt_sql import NANOMDM_MYSQL_TABLE, need, sql_server
@@ -185,6 +185,7 @@ def test_every_mysql_recipe_is_one_of_these():
         assert "group=gettoken" in b and "connecttimeout" not in b, b
 
 
+@pytest.mark.gt_log("GT01303")
 def test_nanomdm_recipe(gt, mariadb, backend, option_home, start_httpd, client):
     v = recipe_vhost(gt, adapt(recipe("nanomdm"), mariadb.port, backend.port))
     h = start_httpd([v], loglevel="info")
@@ -206,6 +207,7 @@ def test_nanomdm_recipe(gt, mariadb, backend, option_home, start_httpd, client):
     assert rec is not None and rec.body == body and rec.target == "/checkin", (r.status, rec)
 
 
+@pytest.mark.gt_log("GT01702")
 def test_nanomdm_watch_pairing_recipe(gt, mariadb, backend, option_home, start_httpd):
     """README's GetTokenWatchPairingSQL, verbatim, on nanomdm's MySQL tables."""
     assert 'GetTokenWatchPairingSQL "%s"' % PAIRING_SQL in readme()
@@ -239,6 +241,7 @@ def fleet_request(gt, h, device, body):
         c.close()
 
 
+@pytest.mark.gt_log("GT01303")
 def test_fleet_recipe(gt, mariadb, backend, option_home, start_httpd):
     v = recipe_vhost(gt, adapt(recipe("fleet"), mariadb.port, backend.port))
     h = start_httpd([v], loglevel="info")
@@ -268,6 +271,7 @@ def test_fleet_recipe_user_reads_only_its_two_tables(gt, mariadb):
     assert "INSERT" not in grants and "UPDATE" not in grants, grants
 
 
+@pytest.mark.gt_log("GT01302")
 def test_option_file_bounds_a_server_that_never_answers(gt, option_home, start_httpd):
     """A server that accepts connections and never answers: with the README's
     option file every request is a 503 with Retry-After within seconds
@@ -299,6 +303,7 @@ def test_option_file_bounds_a_server_that_never_answers(gt, option_home, start_h
         sock.close()
 
 
+@pytest.mark.gt_log("GT01302")
 def test_option_file_bounds_a_query_behind_a_lock(gt, mariadb, backend, option_home, start_httpd):
     """A query stuck behind another session's table lock ends at the option
     file's max_statement_time as a 503, and succeeds once the lock is gone."""

@@ -45,6 +45,7 @@ def test_sound_configuration_warns_of_nothing(gt, start_httpd):
     assert gettoken_warnings(h) == []
 
 
+@pytest.mark.gt_log("GT00801", "GT01204")
 def test_ssl_identity_without_sslverifyclient(gt, start_httpd, client):
     h = start_httpd([gt.vhost(verify_client=None)])
     only_warning(h, r"GetTokenIdentity ssl in .*no SSLVerifyClient applies.*401")
@@ -53,6 +54,7 @@ def test_ssl_identity_without_sslverifyclient(gt, start_httpd, client):
     assert client(h, "dev_a").checkin(gettoken_fields(udid=udid)).status == 401
 
 
+@pytest.mark.gt_log("GT00801")
 def test_sslverifyclient_none(gt, start_httpd):
     h = start_httpd([gt.vhost(verify_client="none")])
     only_warning(h, r"GetTokenIdentity ssl in .*SSLVerifyClient is none")
@@ -66,11 +68,13 @@ def test_sslverifyclient_at_server_level_counts(gt, start_httpd, client):
     token_from_response(client(h, "dev_a").checkin(gettoken_fields(udid=udid)))
 
 
+@pytest.mark.gt_log("GT00803")
 def test_mod_dbd_without_dbdriver(gt, start_httpd):
     h = start_httpd([gt.vhost(db="")])
     only_warning(h, r"GetTokenEnrollmentSQL in .*no DBDriver applies")
 
 
+@pytest.mark.gt_log("GT00804")
 def test_key_readable_by_others(gt, start_httpd):
     key = private_copy(gt, "open.key", 0o644)
     h = start_httpd([gt.vhost(signing_key=key)])
@@ -80,12 +84,14 @@ def test_key_readable_by_others(gt, start_httpd):
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to give the key another owner")
+@pytest.mark.gt_log("GT00804")
 def test_key_not_owned_by_root(gt, start_httpd):
     key = private_copy(gt, "www.key", 0o600, owner=gt.user)
     h = start_httpd([gt.vhost(signing_key=key)])
     only_warning(h, r"GetTokenSigningKey %s in .*not owned by root" % re.escape(key))
 
 
+@pytest.mark.gt_log("GT00802")
 def test_sqlite_path_typo(gt, start_httpd):
     missing = os.path.join(os.path.dirname(gt.db), "enrolments.db")
     h = start_httpd([gt.vhost(db=missing)])
@@ -97,6 +103,7 @@ AUDIT_SQL = ('GetTokenAuditSQL "INSERT INTO gettoken_audit (enrollment_id, organ
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="the httpd user differs only when run as root")
+@pytest.mark.gt_log("GT00802")
 def test_sqlite_database_the_httpd_user_cannot_write(gt, start_httpd):
     db = gt.make_db("rootowned", [])
     os.chown(db, 0, 0)              # file root's, 0644: www-data reads only
@@ -106,6 +113,7 @@ def test_sqlite_database_the_httpd_user_cannot_write(gt, start_httpd):
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="the httpd user differs only when run as root")
+@pytest.mark.gt_log("GT00802")
 def test_sqlite_directory_the_httpd_user_cannot_write(gt, start_httpd):
     db = gt.make_db("rootdir", [])
     os.chown(os.path.dirname(db), 0, 0)    # the file stays www-data's
@@ -127,6 +135,7 @@ def test_read_only_database_is_fine_without_writes(gt, start_httpd):
     ("3F2B6C1E-8D4A-4B7E-9C2F-1A5D3E7B9F00", r"has upper-case letters"),
     ("00000000-0000-0000-0000-000000000000", r"is the nil UUID"),
 ], ids=["upper-case", "nil"])
+@pytest.mark.gt_log("GT00805", "GT00806")
 def test_server_uuid(gt, start_httpd, server_uuid, rx):
     h = start_httpd([gt.vhost(uuid=server_uuid)])
     only_warning(h, r"GetTokenServerUUID %s in .*%s" % (server_uuid, rx))
@@ -169,6 +178,7 @@ DENIED_RX = {"pgsql": r"a test write \(rolled back\) to its table failed at star
                       r"\(no audit rows\): MySQL error 1142: INSERT command denied .*gettoken_audit"}
 
 
+@pytest.mark.gt_log("GT00807", "GT00810", "GT01801")   # PostgreSQL's ids, MariaDB's
 def test_table_the_httpd_user_cannot_write(gt, start_httpd, sqldb, client):
     h = audit_server(gt, start_httpd, sqldb)
     lines = h.wait_log(0, WARN_RX, timeout=10)     # the first child checks

@@ -25,10 +25,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from gt_client import UUID4_RX, decode_unverified, token_from_response
 from gt_httpd import JWT_RX, running
-from gt_pairing import issue_request, resign_parts, sth_of
+from pairing_helpers import issue_request, resign_parts, sth_of
 from gt_sql import SERVERS, served_sql
 from gt_stream import run_concurrently
-from gt_watch import (ISSUER_HEADER, MISSING_CODE, PHONE_HEADER, PKCS7_CT, encode, enroll,
+from watch_helpers import (ISSUER_HEADER, MISSING_CODE, PHONE_HEADER, PKCS7_CT, encode, enroll,
                       machine_info, new_watch_udid, plist_bytes, sign_attached, sqlite_rows,
                       watch_mdm_vhost)
 
@@ -129,6 +129,7 @@ def paired(gt, site, vhost=None, form="cms"):
 # --- the flow ------------------------------------------------------------------------
 
 @pytest.mark.parametrize("form", FORMS)
+@pytest.mark.gt_log("GT02009")
 def test_flow_admits_once(gt, site, form):
     udid = new_watch_udid()
     secret = security_token(gt, site, site.watch, udid, form)
@@ -182,6 +183,7 @@ def test_security_tokens_are_fresh(gt, site):
 
 # --- refusals --------------------------------------------------------------------------
 
+@pytest.mark.gt_log("GT01911")
 def test_other_watch_udid(gt, site):
     udid, secret, token = paired(gt, site)
     assert_ask_refused(gt, site, r"GT01911: watch enrollment refused \(403\): pairing token: UDID mismatch",
@@ -191,6 +193,7 @@ def test_other_watch_udid(gt, site):
     assert_admitted(gt, site, r, body, site.phone.uuid)
 
 
+@pytest.mark.gt_log("GT02009")
 def test_security_token_never_issued(gt, site):
     udid = new_watch_udid()
     token = pairing_token(gt, site, udid, str(uuid.uuid4()))
@@ -198,6 +201,7 @@ def test_security_token_never_issued(gt, site):
                        site.watch, udid, token=token)
 
 
+@pytest.mark.gt_log("GT02009")
 def test_security_token_issued_to_another_watch(gt, site):
     other = new_watch_udid()
     secret = security_token(gt, site, site.watch, other)
@@ -209,6 +213,7 @@ def test_security_token_issued_to_another_watch(gt, site):
     assert_admitted(gt, site, r, body, site.phone.uuid)
 
 
+@pytest.mark.gt_log("GT02009")
 def test_security_token_of_another_vhost(gt, site):
     """Each watch MDM (database) knows only the security tokens it issued."""
     udid, _, token = paired(gt, site, site.watch_short)
@@ -216,6 +221,7 @@ def test_security_token_of_another_vhost(gt, site):
     assert r.status == 403
 
 
+@pytest.mark.gt_log("GT02009")
 def test_security_token_expired(gt, site):
     udid, secret, token = paired(gt, site, site.watch_short)
     time.sleep(SHORT_LIFETIME + 1.5)
@@ -223,6 +229,7 @@ def test_security_token_expired(gt, site):
                        site.watch_short, udid, token=token)
 
 
+@pytest.mark.gt_log("GT02009")
 def test_security_token_reused_with_a_new_pairing_token(gt, site):
     udid, secret, token = paired(gt, site)
     r, body = ask(gt, site.watch, udid, token=token)
@@ -257,6 +264,7 @@ def test_forged_token_by_trusted_key_admitted(gt, site):
 
 
 @pytest.mark.parametrize("key", ["iss-not-listed", "rsa-other-org", "ec-unknown"])
+@pytest.mark.gt_log("GT01908", "GT01910")
 def test_untrusted_key(gt, site, key):
     udid = new_watch_udid()
     secret = security_token(gt, site, site.watch, udid)
@@ -277,6 +285,7 @@ def test_untrusted_key(gt, site, key):
 
 
 @pytest.mark.parametrize("claim", ["phone_udid", "iss", "exp", "sth"])
+@pytest.mark.gt_log("GT01908")
 def test_tampered_token(gt, site, claim):
     udid, secret, token = paired(gt, site)
     claims = decode_unverified(token)[1]
@@ -289,6 +298,7 @@ def test_tampered_token(gt, site, claim):
     assert_admitted(gt, site, r, body, site.phone.uuid)
 
 
+@pytest.mark.gt_log("GT01911")
 def test_expired_token(gt, site):
     udid = new_watch_udid()
     secret = security_token(gt, site, site.watch, udid)
@@ -298,6 +308,7 @@ def test_expired_token(gt, site):
                        site.watch, udid, token=token)
 
 
+@pytest.mark.gt_log("GT01904")
 def test_replayed_jti(gt, site):
     """Two tokens with one jti, each for a fresh security token: the second is a replay."""
     udid = new_watch_udid()
@@ -310,6 +321,7 @@ def test_replayed_jti(gt, site):
 
 
 @pytest.mark.parametrize("bad", ["string", "empty", "garbage"])
+@pytest.mark.gt_log("GT02014")
 def test_bad_pairing_token_value(gt, site, bad):
     udid = new_watch_udid()
     fields = machine_info(udid)
@@ -317,6 +329,7 @@ def test_bad_pairing_token_value(gt, site, bad):
     assert_ask_refused(gt, site, r"PAIRING_TOKEN", site.watch, udid, fields=fields)
 
 
+@pytest.mark.gt_log("GT02014")
 def test_watch_without_udid(gt, site):
     fields = machine_info("x")
     del fields["UDID"]
@@ -324,6 +337,7 @@ def test_watch_without_udid(gt, site):
                        site.watch, None, form="xml", fields=fields)
 
 
+@pytest.mark.gt_log("GT02014")
 def test_tampered_cms_content(gt, site):
     udid = new_watch_udid()
     fields = machine_info(udid, SERIAL="FAAAAAAAAAAA")
@@ -336,6 +350,7 @@ def test_tampered_cms_content(gt, site):
 
 
 @pytest.mark.parametrize("form", ["xml", "binary"])
+@pytest.mark.gt_log("GT02014")
 def test_over_bounds_watch_body_refused(gt, site, form):
     """A would-be MachineInfo too big for libplist must not slip past unchecked,
     while an iPhone's equally big one is none of the gate's business."""
@@ -349,6 +364,7 @@ def test_over_bounds_watch_body_refused(gt, site, form):
     assert r.status == 200 and site.h.record(r.test_id)[1] == body
 
 
+@pytest.mark.gt_log("GT02011")
 def test_oversized_body_refused(gt, site):
     r = enroll(gt, site.watch.port, b"<plist>" + b"x" * 70000, "application/xml")
     assert r.status == 413
@@ -429,12 +445,14 @@ def test_ca_signer_chaining_goes_on(gt, site, form):
     assert_admitted(gt, site, r, body, site.phone.uuid)
 
 
+@pytest.mark.gt_log("GT02014")
 def test_ca_signer_not_chaining_403(gt, site):
     assert_ask_refused(gt, site, r"chaining to GetTokenWatchEnrollmentCA",
                        site.watch_ca, new_watch_udid(), who=gt.devices["dev_rogue"])
 
 
 @pytest.mark.parametrize("form", ["xml", "binary"])
+@pytest.mark.gt_log("GT02014")
 def test_ca_unsigned_watch_403(gt, site, form):
     assert_ask_refused(gt, site, r"not signed", site.watch_ca, new_watch_udid(), form)
 
@@ -483,6 +501,7 @@ def nodes(gt, sqldb, site):
     yield from running(pg_node(gt, sqldb, site), pg_node(gt, sqldb, site))
 
 
+@pytest.mark.gt_log("GT02009")
 def test_db_two_nodes_share_security_tokens(gt, site, sqldb, nodes):
     a, b = nodes
     udid = new_watch_udid()
@@ -502,6 +521,7 @@ def test_db_two_nodes_share_security_tokens(gt, site, sqldb, nodes):
         assert len(lines) == 1 and re.search(reason, lines[0]), lines
 
 
+@pytest.mark.gt_log("GT02009")
 def test_db_fifty_concurrent_admissions_one_success(gt, site, nodes):
     a, b = nodes
     udid = new_watch_udid()
@@ -528,6 +548,7 @@ def test_db_fifty_concurrent_admissions_one_success(gt, site, nodes):
     assert len(reached) == 1 and reached[0].status == 200
 
 
+@pytest.mark.gt_log("GT02003", "GT02005", "GT02007")
 def test_db_outage_503_then_recovery(gt, site, sqldb, nodes):
     a, _ = nodes
     udid = new_watch_udid()
