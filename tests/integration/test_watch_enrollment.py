@@ -548,7 +548,7 @@ def test_db_fifty_concurrent_admissions_one_success(gt, site, nodes):
     assert len(reached) == 1 and reached[0].status == 200
 
 
-@pytest.mark.gt_log("GT02003", "GT02005", "GT02007")
+@pytest.mark.gt_log("GT02003", "GT02005", "GT02007", "GT02008")   # as the pooled connections stand
 def test_db_outage_503_then_recovery(gt, site, sqldb, nodes):
     a, _ = nodes
     udid = new_watch_udid()
