@@ -285,7 +285,7 @@ def test_untrusted_key(gt, site, key):
 
 
 @pytest.mark.parametrize("claim", ["phone_udid", "iss", "exp", "sth"])
-@pytest.mark.gt_log("GT01908")
+@pytest.mark.gt_log("GT01908", "GT01910")
 def test_tampered_token(gt, site, claim):
     udid, secret, token = paired(gt, site)
     claims = decode_unverified(token)[1]
