@@ -109,12 +109,15 @@ apr_status_t gettoken_body_replay_filter(ap_filter_t *f,
  *
  * The buffer is malloc()ed so that it can become a heap bucket that frees it
  * when the last reader is done with it; until then a cleanup on r->pool owns it
- * (a client that goes away mid-body leaves nothing behind).
+ * (a client that goes away mid-body leaves nothing behind).  Its first size
+ * is the Content-Length when there is one (a 700-byte check-in passed on
+ * keeps 700 bytes, not 8 KB), else 8 KB.
  */
 typedef struct {
     char *data;
     apr_size_t len;
     apr_size_t size;
+    apr_size_t first_size;
 } read_buf;
 
 static apr_status_t read_buf_cleanup(void *p)
@@ -134,7 +137,7 @@ static apr_status_t read_buf_append(read_buf *b, const char *data, apr_size_t n,
     if (n > limit - b->len)
         return APR_ENOSPC;
     if (b->len + n > b->size) {
-        apr_size_t size = b->size ? b->size : 8192;
+        apr_size_t size = b->size ? b->size : b->first_size;
         char *grown;
 
         while (size < b->len + n)
@@ -206,8 +209,11 @@ int gettoken_body_read(request_rec *r, apr_size_t max_body,
     replay_ctx *ctx = apr_pcalloc(r->pool, sizeof(*ctx));
     read_buf *rb = apr_pcalloc(r->pool, sizeof(*rb));
     apr_size_t limit = max_body + 1;    /* one byte more tells "too large" */
+    apr_off_t announced = gettoken_body_announced(r);
     int status;
 
+    rb->first_size = announced > 0 && announced < (apr_off_t)limit
+                     ? (apr_size_t)announced : 8192;
     ctx->kept = apr_brigade_create(r->pool, r->connection->bucket_alloc);
     ap_set_module_config(r->request_config, &gettoken_module, ctx);
     apr_pool_cleanup_register(r->pool, rb, read_buf_cleanup,
