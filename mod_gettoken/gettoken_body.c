@@ -202,14 +202,13 @@ static int read_into(request_rec *r, replay_ctx *ctx, read_buf *rb,
     return OK;
 }
 
-int gettoken_body_read(request_rec *r, apr_size_t max_body,
+int gettoken_body_read(request_rec *r, apr_size_t max_body, apr_off_t announced,
                        gettoken_body_state *state, const char **buf,
                        apr_size_t *len)
 {
     replay_ctx *ctx = apr_pcalloc(r->pool, sizeof(*ctx));
     read_buf *rb = apr_pcalloc(r->pool, sizeof(*rb));
     apr_size_t limit = max_body + 1;    /* one byte more tells "too large" */
-    apr_off_t announced = gettoken_body_announced(r);
     int status;
 
     rb->first_size = announced > 0 && announced < (apr_off_t)limit
@@ -256,11 +255,12 @@ int gettoken_body_read_whole(request_rec *r, apr_size_t cap,
                              const char **buf, apr_size_t *len)
 {
     gettoken_body_state state = GT_BODY_TOO_LARGE;
+    apr_off_t announced = gettoken_body_announced(r);
     int status = OK;
 
     /* a body announced too large is refused unread */
-    if (gettoken_body_announced(r) <= (apr_off_t)cap)
-        status = gettoken_body_read(r, cap, &state, buf, len);
+    if (announced <= (apr_off_t)cap)
+        status = gettoken_body_read(r, cap, announced, &state, buf, len);
     if (status != OK)
         return status;
     if (state == GT_BODY_TOO_LARGE)

@@ -26,8 +26,10 @@ apr_status_t gettoken_body_replay_filter(ap_filter_t *f,
                                         apr_read_type_e block,
                                         apr_off_t readbytes);
 /* Reads at most max_body (+ one read) bytes, keeping what it read for the
- * handler that comes next.  Returns OK or an HTTP status for a broken read. */
-int gettoken_body_read(request_rec *r, apr_size_t max_body,
+ * handler that comes next; `announced` is gettoken_body_announced(r), which
+ * the caller has already asked (it sizes the buffer).  Returns OK or an HTTP
+ * status for a broken read. */
+int gettoken_body_read(request_rec *r, apr_size_t max_body, apr_off_t announced,
                        gettoken_body_state *state, const char **buf,
                        apr_size_t *len);
 /* The Content-Length the client announced, or -1 (chunked, absent, or

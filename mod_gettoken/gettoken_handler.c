@@ -204,7 +204,8 @@ int gettoken_handler(request_rec *r)
                       announced);
         return pass_on(r, 0);
     }
-    status = gettoken_body_read(r, conf->max_body, &state, &body, &len);
+    status = gettoken_body_read(r, conf->max_body, announced, &state, &body,
+                                &len);
     if (status != OK)
         return status;
     if (state == GT_BODY_TOO_LARGE) {
