@@ -400,6 +400,8 @@ static int watch_enrollment_handler(request_rec *r)
                       "not a watch's MachineInfo (%s): passed on", why);
         gettoken_body_replay(r);
         return DECLINED;
+    case GT_MI_INVALID:
+        return refuse(r, HTTP_BAD_REQUEST, why);
     case GT_MI_REFUSED:
         return refuse(r, HTTP_FORBIDDEN, why);
     case GT_MI_WATCH:

@@ -12,6 +12,8 @@
 #include "apr_strings.h"
 
 #include <openssl/bio.h>
+#include <openssl/bn.h>
+#include <openssl/rsa.h>
 #include <openssl/cms.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
@@ -134,26 +136,151 @@ END_TEST
 
 START_TEST(not_a_watch)
 {
-    static const char *const others[] = {
-        "{\"PRODUCT\":\"Watch6,1\",\"UDID\":\"X\"}",     /* JSON mentions Watch */
-        "a=1&b=2", "", "bplist0", "<html><body>hello</body></html>",
+    ck_assert_int_eq(parse_dict(mi_dict("iPhone15,2", "U", "a.b.c", 0), 0),
+                     GT_MI_NOT_WATCH);
+    ck_assert_str_eq(mi.product, "iPhone15,2");
+    ck_assert_int_eq(parse_dict(mi_dict("Mac14,2", "U", NULL, 0), 1),
+                     GT_MI_NOT_WATCH);
+    ck_assert_int_eq(parse_dict(mi_dict("iPad13,4", "U", NULL, 0), 1),
+                     GT_MI_NOT_WATCH);
+}
+END_TEST
+
+/* "watch" in any case, anywhere in PRODUCT, is a watch */
+START_TEST(product_case_insensitive)
+{
+    static const char *const products[] = {
+        "watch6,1", "WATCH6,1", "wAtCh7,3", "AppleWatch6,1", "Watch"
+    };
+    apr_size_t i;
+    int binary;
+
+    for (i = 0; i < sizeof(products) / sizeof(products[0]); i++)
+        for (binary = 0; binary < 2; binary++) {
+            ck_assert_int_eq(parse_dict(mi_dict(products[i], "W", NULL, 0),
+                                        binary), GT_MI_WATCH);
+            ck_assert_str_eq(mi.product, products[i]);
+        }
+}
+END_TEST
+
+static gt_machineinfo_result parse_text(const char *text)
+{
+    return parse(text, strlen(text), NULL);
+}
+
+#define XML_HEAD "<?xml version=\"1.0\"?><plist version=\"1.0\"><dict>"
+#define XML_TAIL "</dict></plist>"
+
+/* The same watch written with every XML device libplist decodes: the gate
+ * decides on the decoded value. */
+START_TEST(xml_encodings_decoded)
+{
+    static const char *const watches[] = {
+        "<key>PRODUCT</key><string>&#87;atch6,1</string>",
+        "<key>PRODUCT</key><string>&#x57;atch6,1</string>",
+        "<key>PRODUCT</key><string>&#119;&#x61;tch6,1</string>",
+        "<key>PRODUCT</key><string><![CDATA[Watch]]>6,1</string>",
+        "<key>PRODUCT</key><string>Wa<!-- - -->tch6,1</string>",
+        "<key>PRO&#68;UCT</key><string>Watch6,1</string>",
     };
     apr_size_t i;
 
-    ck_assert_int_eq(parse_dict(mi_dict("iPhone15,2", "U", "a.b.c", 0), 0),
-                     GT_MI_NOT_WATCH);
-    ck_assert_int_eq(parse_dict(mi_dict("Mac14,2", "U", NULL, 0), 1),
-                     GT_MI_NOT_WATCH);
-    ck_assert_int_eq(parse_dict(mi_dict(NULL, "U", NULL, 0), 0), GT_MI_NOT_WATCH);
-    /* case counts */
-    ck_assert_int_eq(parse_dict(mi_dict("watch6,1", "U", NULL, 0), 0),
-                     GT_MI_NOT_WATCH);
-    for (i = 1; i < sizeof(others) / sizeof(others[0]); i++)
-        ck_assert_int_eq(parse(others[i], strlen(others[i]), NULL),
-                         GT_MI_NOT_WATCH);
-    /* not a plist, yet it names a watch: another parser might disagree */
-    ck_assert_int_eq(parse(others[0], strlen(others[0]), NULL),
-                     GT_MI_REFUSED);
+    for (i = 0; i < sizeof(watches) / sizeof(watches[0]); i++)
+        ck_assert_int_eq(parse_text(apr_pstrcat(pool, XML_HEAD,
+                                                "<key>UDID</key><string>W</string>",
+                                                watches[i], XML_TAIL, NULL)),
+                         GT_MI_WATCH);
+}
+END_TEST
+
+/* Bodies that are no MachineInfo the gate can read: refused, not passed. */
+START_TEST(unreadable_refused)
+{
+    static const char *const bodies[] = {
+        "{\"PRODUCT\":\"iPhone15,2\",\"UDID\":\"X\"}", "a=1&b=2", "", "bplist0",
+        "<html><body>hello</body></html>",
+        /* no PRODUCT, no UDID, PRODUCT not a string or not printable */
+        XML_HEAD "<key>UDID</key><string>U</string>" XML_TAIL,
+        XML_HEAD "<key>PRODUCT</key><string>iPhone15,2</string>" XML_TAIL,
+        XML_HEAD "<key>UDID</key><string>U</string>"
+            "<key>PRODUCT</key><data>V2F0Y2g2LDE=</data>" XML_TAIL,
+        XML_HEAD "<key>UDID</key><string>U</string>"
+            "<key>PRODUCT</key><string> iPhone15,2</string>" XML_TAIL,
+        XML_HEAD "<key>UDID</key><string>U</string>"
+            "<key>PRODUCT</key><string>&#xff37;atch6,1</string>" XML_TAIL,
+        /* keys a case-insensitive reader could take for PRODUCT or UDID */
+        XML_HEAD "<key>UDID</key><string>U</string>"
+            "<key>PRODUCT</key><string>iPhone15,2</string>"
+            "<key>product</key><string>Watch6,1</string>" XML_TAIL,
+        XML_HEAD "<key>UDID</key><string>U</string>"
+            "<key>PRODUCT</key><string>iPhone15,2</string>"
+            "<key>Product</key><string>iPhone15,2</string>" XML_TAIL,
+        XML_HEAD "<key>UDID</key><string>U</string>"
+            "<key>PRODUCT</key><string>iPhone15,2</string>"
+            "<key>PRODUCT</key><string>Watch6,1</string>" XML_TAIL,
+        XML_HEAD "<key>udid</key><string>U</string>"
+            "<key>PRODUCT</key><string>iPhone15,2</string>" XML_TAIL,
+        /* not a dict */
+        "<?xml version=\"1.0\"?><plist version=\"1.0\"><array/></plist>",
+    };
+    apr_size_t i;
+
+    for (i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
+        why = NULL;
+        ck_assert_msg(parse_text(bodies[i]) == GT_MI_INVALID, "body %u",
+                      (unsigned)i);
+        ck_assert_ptr_nonnull(why);
+        ck_assert(*why);
+    }
+}
+END_TEST
+
+START_TEST(udid_validated)
+{
+    static const char *const bad[] = {
+        "", "a\x01" "b", "tab\there", "del\x7f", "\xc2\x85" "nel",
+        "\xff\xfe", "\xc0\xaf", "\xe0\x80\xaf", "\xed\xa0\x80", "\xf4\x90\x80\x80",
+        "abc\xe2\x82",
+    };
+    char longest[GT_MI_MAX_UDID + 2];
+    apr_size_t i;
+    int binary;
+
+    ck_assert_int_eq(gt_machineinfo_udid_ok("00008301-001A2B3C4D5E6F70"), 1);
+    {
+        /* raw bytes in a binary plist's ASCII string object */
+        apr_size_t len;
+        char *b = (char *)unit_plist_bytes(pool, mi_dict("Watch6,1", "ZZ", NULL, 0),
+                                           1, &len);
+        char *zz = memmem(b, len, "ZZ", 2);
+
+        ck_assert_ptr_nonnull(zz);
+        ck_assert_int_eq(parse(b, len, NULL), GT_MI_WATCH);
+        memcpy(zz, "\xff\xfe", 2);
+        ck_assert_int_eq(parse(b, len, NULL), GT_MI_INVALID);
+    }
+    ck_assert_int_eq(gt_machineinfo_udid_ok("\xc3\xa9t\xc3\xa9-\xe2\x82\xac-\xf0\x9f\x98\x80"), 1);
+    memset(longest, 'A', sizeof(longest));
+    longest[GT_MI_MAX_UDID] = '\0';
+    ck_assert_int_eq(gt_machineinfo_udid_ok(longest), 1);
+    longest[GT_MI_MAX_UDID] = 'A';
+    longest[GT_MI_MAX_UDID + 1] = '\0';
+    ck_assert_int_eq(gt_machineinfo_udid_ok(longest), 0);
+    for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        ck_assert_msg(gt_machineinfo_udid_ok(bad[i]) == 0, "udid %u", (unsigned)i);
+        /* a watch or not, such a UDID is not read */
+        for (binary = 0; binary < 2; binary++) {
+            /* libplist writes what is not UTF-8 as UTF-16 of something */
+            if (!*bad[i] || (binary && (unsigned char)bad[i][0] >= 0x80))
+                continue;
+            ck_assert_msg(parse_dict(mi_dict("Watch6,1", bad[i], NULL, 0),
+                                     binary) == GT_MI_INVALID, "udid %u %d",
+                          (unsigned)i, binary);
+            ck_assert_int_eq(parse_dict(mi_dict("iPhone15,2", bad[i], NULL, 0),
+                                        binary), GT_MI_INVALID);
+        }
+    }
 }
 END_TEST
 
@@ -175,7 +302,7 @@ START_TEST(watch_values_refused)
     char big[GT_MI_MAX_TOKEN + 2];
 
     ck_assert_int_eq(parse_dict(mi_dict("Watch6,1", NULL, NULL, 0), 0),
-                     GT_MI_REFUSED);
+                     GT_MI_INVALID);
     ck_assert_ptr_nonnull(strstr(why, "UDID"));
 
     watch_value_refused("PAIRING_TOKEN", plist_new_string("a.b.c"), 0,
@@ -198,14 +325,47 @@ START_TEST(over_bounds)
     for (binary = 0; binary < 2; binary++) {
         ck_assert_int_eq(parse_dict(mi_dict("Watch6,1", "W", NULL,
                                             GT_MI_MAX_OBJECTS), binary),
-                         GT_MI_REFUSED);
+                         GT_MI_INVALID);
         ck_assert_ptr_nonnull(strstr(why, "objects"));
+        /* nobody can tell what a reader behind the gate makes of it */
         ck_assert_int_eq(parse_dict(mi_dict("iPhone15,2", "P", NULL,
                                             GT_MI_MAX_OBJECTS), binary),
-                         GT_MI_NOT_WATCH);
+                         GT_MI_INVALID);
     }
 }
 END_TEST
+
+/* A CMS built by OpenSSL from content, with `flags` and the content type
+ * `econtent` (NID, or NID_undef for id-data), DER-encoded, or BER with
+ * indefinite lengths when `streamed`. */
+static const char *cms_made(const char *content, apr_size_t len, X509 *cert,
+                            EVP_PKEY *key, int econtent, int streamed,
+                            apr_size_t *out_len)
+{
+    BIO *in = BIO_new_mem_buf(content, (int)len), *out = BIO_new(BIO_s_mem());
+    int flags = CMS_BINARY | CMS_PARTIAL | (streamed ? CMS_STREAM : 0);
+    CMS_ContentInfo *cms = CMS_sign(cert, key, NULL, in, flags);
+    char *data = NULL;
+    long n;
+
+    ck_assert_ptr_nonnull(cms);
+    if (econtent != NID_undef)
+        ck_assert_int_eq(CMS_set1_eContentType(cms, OBJ_nid2obj(econtent)), 1);
+    if (streamed)
+        ck_assert_int_eq(i2d_CMS_bio_stream(out, cms, in, flags), 1);
+    else {
+        ck_assert_int_eq(CMS_final(cms, in, NULL, flags), 1);
+        ck_assert_int_eq(i2d_CMS_bio(out, cms), 1);
+    }
+    n = BIO_get_mem_data(out, &data);
+    ck_assert_int_gt(n, 0);
+    *out_len = (apr_size_t)n;
+    data = apr_pmemdup(pool, data, (apr_size_t)n);
+    CMS_ContentInfo_free(cms);
+    BIO_free(in);
+    BIO_free(out);
+    return data;
+}
 
 START_TEST(signed_watch)
 {
@@ -227,20 +387,103 @@ START_TEST(signed_watch)
     ck_assert_int_eq(parse(bad, der_len, NULL), GT_MI_REFUSED);
     ck_assert_ptr_nonnull(strstr(why, "does not verify"));
 
-    /* bytes after the structure: not a SignedData we read, and naming a
-     * watch it cannot pass unchecked */
-    bad = apr_pstrcat(pool, apr_pstrmemdup(pool, der, der_len), "x", NULL);
-    ck_assert_int_eq(parse(bad, der_len + 1, NULL), GT_MI_REFUSED);
-
-    /* detached: no MachineInfo inside */
-    der = sign(plist, len, pair.cert_a, pair.key_a, 1, &der_len);
-    ck_assert_int_eq(parse(der, der_len, NULL), GT_MI_NOT_WATCH);
-
     /* a signed iPhone, whatever its signature, is not the gate's */
     plist = unit_plist_bytes(pool, mi_dict("iPhone15,2", "P", NULL, 0), 0,
                              &len);
     der = sign(plist, len, pair.cert_b, pair.key_b, 0, &der_len);
     ck_assert_int_eq(parse(der, der_len, NULL), GT_MI_NOT_WATCH);
+    ck_assert_int_eq(mi.is_signed, 1);
+    bad = apr_pmemdup(pool, der, der_len);
+    *((char *)memmem(bad, der_len, "P<", 2)) = 'Q';
+    ck_assert_int_eq(parse(bad, der_len, NULL), GT_MI_NOT_WATCH);
+}
+END_TEST
+
+/* Every other CMS shape is refused, for a watch and for an iPhone alike. */
+START_TEST(other_cms_shapes_refused)
+{
+    const char *products[] = { "Watch6,1", "iPhone15,2" };
+    int i;
+
+    for (i = 0; i < 2; i++) {
+        apr_size_t len, der_len;
+        const char *plist = unit_plist_bytes(pool, mi_dict(products[i], "U1",
+                                                           NULL, 0), 0, &len);
+        const char *der = sign(plist, len, pair.cert_a, pair.key_a, 0, &der_len);
+        const char *x;
+        char *bad;
+        apr_size_t x_len;
+
+        ck_assert_int_eq(parse(der, der_len, NULL),
+                         i ? GT_MI_NOT_WATCH : GT_MI_WATCH);
+        /* one byte after the ContentInfo */
+        bad = apr_palloc(pool, der_len + 1);
+        memcpy(bad, der, der_len);
+        bad[der_len] = '\0';
+        ck_assert_int_eq(parse(bad, der_len + 1, NULL), GT_MI_INVALID);
+        /* cut short */
+        ck_assert_int_eq(parse(der, der_len - 1, NULL), GT_MI_INVALID);
+        /* detached */
+        x = sign(plist, len, pair.cert_a, pair.key_a, 1, &x_len);
+        ck_assert_int_eq(parse(x, x_len, NULL), GT_MI_INVALID);
+        ck_assert_ptr_nonnull(strstr(why, "attached id-data"));
+        /* another eContentType */
+        x = cms_made(plist, len, pair.cert_a, pair.key_a, NID_id_smime_ct_TSTInfo,
+                     0, &x_len);
+        ck_assert_int_eq(parse(x, x_len, NULL), GT_MI_INVALID);
+        /* the same as id-data, DER: fine; BER with indefinite lengths: not */
+        x = cms_made(plist, len, pair.cert_a, pair.key_a, NID_undef, 0, &x_len);
+        ck_assert_int_eq(parse(x, x_len, NULL), i ? GT_MI_NOT_WATCH : GT_MI_WATCH);
+        x = cms_made(plist, len, pair.cert_a, pair.key_a, NID_undef, 1, &x_len);
+        ck_assert_int_eq(parse(x, x_len, NULL), GT_MI_INVALID);
+    }
+}
+END_TEST
+
+/* An RSA key made with exponent e and `bits`. */
+static EVP_PKEY *rsa_key(unsigned bits, const char *e_hex)
+{
+    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_id(EVP_PKEY_RSA, NULL);
+    BIGNUM *e = NULL;
+    EVP_PKEY *key = NULL;
+
+    ck_assert_ptr_nonnull(ctx);
+    ck_assert_int_gt(BN_hex2bn(&e, e_hex), 0);
+    ck_assert_int_eq(EVP_PKEY_keygen_init(ctx), 1);
+    ck_assert_int_eq(EVP_PKEY_CTX_set_rsa_keygen_bits(ctx, (int)bits), 1);
+    ck_assert_int_eq(EVP_PKEY_CTX_set1_rsa_keygen_pubexp(ctx, e), 1);
+    ck_assert_int_eq(EVP_PKEY_keygen(ctx, &key), 1);
+    BN_free(e);
+    EVP_PKEY_CTX_free(ctx);
+    return key;
+}
+
+/* Keys that make verification expensive are refused before it. */
+START_TEST(signer_keys_bounded)
+{
+    static const struct { unsigned bits; const char *e; int ok; } keys[] = {
+        { 1024, "10001", 1 },
+        { 1024, "100000001", 0 },          /* 2^32 + 1 */
+        { 1024, "FFFFFFFF", 1 },           /* 2^32 - 1 */
+        { 4160, "10001", 0 },
+    };
+    apr_size_t len, der_len, i;
+    const char *plist = unit_plist_bytes(pool, mi_dict("Watch6,1", "W1", NULL,
+                                                       0), 0, &len);
+
+    for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+        EVP_PKEY *key = rsa_key(keys[i].bits, keys[i].e);
+        X509 *cert = unit_cert(key, "rsa signer", NULL, NULL, 0);
+        const char *der = sign(plist, len, cert, key, 0, &der_len);
+
+        ck_assert_int_eq(parse(der, der_len, NULL),
+                         keys[i].ok ? GT_MI_WATCH : GT_MI_REFUSED);
+        if (!keys[i].ok)
+            ck_assert_ptr_nonnull(strstr(why, keys[i].bits > 4096
+                                              ? "4096" : "exponent"));
+        X509_free(cert);
+        EVP_PKEY_free(key);
+    }
 }
 END_TEST
 
@@ -327,9 +570,15 @@ Suite *machineinfo_suite(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, bare_watch_both_forms);
     tcase_add_test(tc, not_a_watch);
+    tcase_add_test(tc, product_case_insensitive);
+    tcase_add_test(tc, xml_encodings_decoded);
+    tcase_add_test(tc, unreadable_refused);
+    tcase_add_test(tc, udid_validated);
     tcase_add_test(tc, watch_values_refused);
     tcase_add_test(tc, over_bounds);
     tcase_add_test(tc, signed_watch);
+    tcase_add_test(tc, other_cms_shapes_refused);
+    tcase_add_test(tc, signer_keys_bounded);
     tcase_add_test(tc, signed_with_ca);
     tcase_add_test(tc, ca_load_refused);
     tcase_add_test(tc, token_missing_documents);
