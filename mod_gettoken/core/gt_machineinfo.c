@@ -19,6 +19,7 @@
 
 #include <openssl/cms.h>
 #include <openssl/err.h>
+#include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <plist/plist.h>
 
@@ -395,6 +396,40 @@ gt_machineinfo_result gt_machineinfo_parse(apr_pool_t *pool, const char *buf,
         return GT_MI_REFUSED;
     }
     return GT_MI_WATCH;
+}
+
+/* ---- security tokens -------------------------------------------------------- */
+
+int gt_machineinfo_security_token(const unsigned char *secret,
+                                  apr_size_t secret_len, const char *udid,
+                                  apr_int64_t window, int slot,
+                                  char out[GT_UUID_SIZE])
+{
+    unsigned char mac[32];
+    size_t mac_len = 0;
+    char *msg;
+    int n, ok;
+
+    /* udid is at most GT_MI_MAX_UDID bytes */
+    msg = malloc(strlen(udid) + 64);
+    if (!msg)
+        return -1;
+    n = sprintf(msg, "%s", udid) + 1;
+    n += sprintf(msg + n, "%" APR_INT64_T_FMT " %d", window, slot);
+    ok = EVP_Q_mac(NULL, "HMAC", NULL, "SHA256", NULL, secret, secret_len,
+                   (const unsigned char *)msg, (size_t)n, mac, sizeof(mac),
+                   &mac_len) != NULL && mac_len == sizeof(mac);
+    free(msg);
+    ERR_clear_error();
+    if (!ok)
+        return -1;
+    mac[6] = (unsigned char)((mac[6] & 0x0f) | 0x40);     /* version 4 */
+    mac[8] = (unsigned char)((mac[8] & 0x3f) | 0x80);     /* RFC 4122 variant */
+    snprintf(out, GT_UUID_SIZE, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-"
+             "%02x%02x%02x%02x%02x%02x", mac[0], mac[1], mac[2], mac[3],
+             mac[4], mac[5], mac[6], mac[7], mac[8], mac[9], mac[10], mac[11],
+             mac[12], mac[13], mac[14], mac[15]);
+    return 0;
 }
 
 /* ---- the CA ----------------------------------------------------------------- */

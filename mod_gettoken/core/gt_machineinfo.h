@@ -16,6 +16,7 @@
 #define GT_MACHINEINFO_H
 
 #include "apr_pools.h"
+#include "gt_limits.h"
 #include <openssl/x509_vfy.h>
 
 /* Structural limits of a MachineInfo plist (it holds about ten keys). */
@@ -72,6 +73,17 @@ gt_machineinfo_result gt_machineinfo_parse(apr_pool_t *pool, const char *buf,
 /* 1 when a UDID is 1..GT_MI_MAX_UDID bytes of valid UTF-8 (shortest
  * forms, no surrogates) without control characters (C0, DEL, C1). */
 int gt_machineinfo_udid_ok(const char *udid);
+
+/*
+ * The security token of a watch for one time window and slot: a UUID v4
+ * made of HMAC-SHA256(secret, udid NUL window slot), so that a watch asking
+ * again within a window gets the same token instead of a new row, and no
+ * one without the secret can tell it in advance.  0, or -1.
+ */
+int gt_machineinfo_security_token(const unsigned char *secret,
+                                  apr_size_t secret_len, const char *udid,
+                                  apr_int64_t window, int slot,
+                                  char out[GT_UUID_SIZE]);
 
 /* Loads every certificate of a PEM file into a new store (freed with the
  * pool).  NULL with *why when the file holds none or cannot be read. */
