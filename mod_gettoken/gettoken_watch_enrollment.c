@@ -591,7 +591,8 @@ static int watch_enrollment_handler(request_rec *r)
     if (r->main || !gate_enabled(r))
         return DECLINED;
     status = gate(r);
-    if (status != DECLINED)
+    /* OK: the 403 that hands a watch its security token, not a refusal */
+    if (status != DECLINED && status != OK)
         gettoken_status_count(GT_STAT_WATCH_REFUSED, NULL, status);
     return status;
 }
