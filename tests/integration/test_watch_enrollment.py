@@ -539,6 +539,86 @@ def test_spoofed_headers_removed_on_pass_through(gt, site):
     assert PHONE_HEADER.lower() not in rec["headers"] and ISSUER_HEADER.lower() not in rec["headers"]
 
 
+# Spellings of the module's headers that a backend may fold into the same name
+# (WSGI/Rack/CGI: HTTP_GETTOKEN_WATCH_PAIRED_PHONE), and one it never sets.
+FOLDED = ["GetToken_Watch_Paired_Phone", "GETTOKEN_WATCH_PAIRING_ISSUER",
+          "gettoken-watch-paired-phone", "GetToken-Watch_Pairing-Issuer",
+          "GetToken.Watch.Paired.Phone", "GetToken-Watch-Anything"]
+
+
+def watch_headers(headers):
+    """The request headers (name, value) a backend would fold into GetToken-Watch-*."""
+    return [(n, v) for n, v in headers
+            if re.sub(r"[^a-z0-9]", "-", n.lower()).startswith("gettoken-watch-")]
+
+
+@pytest.fixture(scope="module")
+def proxied(gt, site):
+    """The gate in front of mod_proxy (HTTP/1.1 and h2 from clients): the MDM
+    sees every header as sent, as WSGI/Rack servers do."""
+    from gt_backend import RecordingBackend
+    backend = RecordingBackend().start()
+    v = gt.vhost(gettoken=False, signing_key=None, uuid=None, db=gt.make_db("watch-proxied", []),
+                 backend=False, directives="Protocols h2 http/1.1\n" + "\n".join(
+                     "GetTokenWatchPairingTrust %s %s" % t for t in site.trust),
+                 location="GetTokenWatchEnrollment On\nProxyPass http://127.0.0.1:%d/enroll"
+                          % backend.port)
+    h = gt.httpd([v], extra_global="LoadModule http2_module %s/mod_http2.so" % MODDIR)
+    try:
+        h.start()
+        yield h, backend
+    finally:
+        h.stop()
+        backend.stop()
+
+
+def curl_h2(gt, port, body, headers):
+    """POST body over h2 with curl; (status, X-Test-Id)."""
+    test_id = uuid.uuid4().hex
+    with tempfile.NamedTemporaryFile() as f:
+        f.write(body)
+        f.flush()
+        args = ["curl", "-sS", "--http2", "--cacert", gt.pki.ca_cert_path, "-o", "/dev/null",
+                "-w", "%{http_version} %{http_code}", "--data-binary", "@" + f.name,
+                "-H", "Content-Type: " + PKCS7_CT, "-H", "X-Test-Id: " + test_id]
+        for n, v in headers.items():
+            args += ["-H", "%s: %s" % (n, v)]
+        out = subprocess.run(args + ["https://127.0.0.1:%d/mdm/checkin" % port],
+                             capture_output=True, timeout=30, check=True).stdout.decode()
+    version, status = out.split()
+    assert version == "2", out
+    return int(status), test_id
+
+
+@pytest.mark.parametrize("proto", ["http/1.1", "h2"])
+@pytest.mark.parametrize("case", ["phone", "watch"])
+def test_folded_spellings_stripped(gt, site, proxied, proto, case):
+    h, backend = proxied
+    spoof = {n: "SPOOFED-%d" % i for i, n in enumerate(FOLDED)}
+    if case == "phone":
+        body, _ = encode(machine_info("00008110-AAAA", product="iPhone15,2"), "cms", signer(gt))
+    else:
+        udid = new_watch_udid()
+        secret = security_token(gt, site, h.vhosts[0], udid)
+        body, _ = encode(machine_info(udid, token=pairing_token(gt, site, udid, secret)), "cms",
+                         signer(gt))
+    if proto == "h2":
+        status, test_id = curl_h2(gt, h.port, body, spoof)
+    else:
+        r = enroll(gt, h.port, body, PKCS7_CT, spoof)
+        status, test_id = r.status, r.test_id
+    assert status == 200
+    rec = backend.wait(test_id)
+    assert rec is not None and rec.body == body
+    got = watch_headers(rec.headers)
+    assert not [v for _, v in got if "SPOOFED" in v], got
+    if case == "phone":
+        assert got == []
+    else:
+        assert sorted(got) == sorted([(PHONE_HEADER, gt.devices["dev_a"].enrollment_id),
+                                      (ISSUER_HEADER, site.phone.uuid)]), got
+
+
 # --- what is not a watch passes untouched ----------------------------------------------------
 
 def device_info(product, udid, **extra):
