@@ -23,6 +23,7 @@
  */
 #include "gettoken_private.h"
 
+#include "apr_atomic.h"
 #include "apr_lib.h"
 #include "apr_strings.h"
 #include "http_protocol.h"
@@ -49,9 +50,10 @@ APLOG_USE_MODULE(gettoken);
                     " WHERE sth = %s"
 #define SQL_FIND    "SELECT watch_udid, used, expires_at FROM " TABLE \
                     " WHERE security_token = %s"
-/* A bounded batch, in SQL that SQLite, PostgreSQL and MySQL all take
- * (MySQL wants the LIMIT inside a derived table). */
-#define PURGE_BATCH 32
+/* A bounded batch, at most once a second per process, in SQL that SQLite,
+ * PostgreSQL and MySQL all take (MySQL wants the LIMIT inside a derived
+ * table).  A backlog drains over many requests; none waits on all of it. */
+#define PURGE_BATCH 256
 #define SQL_PURGE   "DELETE FROM " TABLE " WHERE security_token IN " \
                     "(SELECT security_token FROM (SELECT security_token FROM " \
                     TABLE " WHERE expires_at < %lld LIMIT " \
@@ -74,6 +76,7 @@ struct gettoken_watch_enrollment {
     X509_STORE *ca;                /* at start-up */
     const char *label[STMT_COUNT];  /* mod_dbd labels, at start-up */
     unsigned char secret[SECRET_LEN];  /* keys the security tokens, at start-up */
+    apr_uint32_t next_purge;           /* the second the next batch is due */
 };
 
 /* ---- configuration -------------------------------------------------------- */
@@ -98,6 +101,7 @@ struct gettoken_watch_enrollment *gettoken_watch_enrollment_merge(
     /* loaded and prepared at start-up, per vhost */
     we->ca = NULL;
     memset(we->label, 0, sizeof(we->label));
+    we->next_purge = 0;
     return we;
 }
 
@@ -306,15 +310,18 @@ static int find_row(request_rec *r, ap_dbd_t *dbd, apr_dbd_prepared_t *stmt,
     return gettoken_dbd_select(r, dbd, stmt, 1, q->args, note_found, q);
 }
 
-/* Up to PURGE_BATCH expired rows, so that no request waits on a backlog:
- * every new row takes a batch of old ones with it. */
+/* Up to PURGE_BATCH expired rows, when a batch is due (another thread may
+ * be purging): each is one short statement, never the whole backlog. */
 static void purge_batch(request_rec *r, ap_dbd_t *dbd,
-                        const struct gettoken_watch_enrollment *we,
-                        apr_int64_t now)
+                        struct gettoken_watch_enrollment *we, apr_int64_t now)
 {
+    apr_uint32_t due = apr_atomic_read32(&we->next_purge);
     struct token_query q;
     const char *err = NULL;
 
+    if ((apr_uint32_t)now < due
+        || apr_atomic_cas32(&we->next_purge, (apr_uint32_t)now + 1, due) != due)
+        return;
     memset(&q, 0, sizeof(q));
     q.args[0] = seconds(r, now);
     if (run(r, dbd, we, STMT_PURGE, change_rows, &q, &err) != 0)

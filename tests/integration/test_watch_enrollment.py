@@ -262,19 +262,30 @@ def expired_rows(db):
                        (int(time.time()),))[0][0]
 
 
+PURGE_BATCH = 256
+
+
 def test_expired_backlog_purged_in_batches(gt, site):
-    """200 000 expired rows: no request purges them all at once.  Each new security
-    token deletes a batch of 32 (the rest stays for later requests), a repeated ask
-    deletes none; the gate answers every request as usual meanwhile."""
+    """200 000 expired rows: no request purges them all.  A new security token
+    deletes a batch of 256 when one is due (once a second per process), a
+    repeated ask none; the gate answers every request as usual meanwhile."""
     fill_expired(site.purge_db, 200000)
-    before = expired_rows(site.purge_db)
-    assert before >= 200000
-    for i in range(1, 6):
+    left = expired_rows(site.purge_db)
+    assert left >= 200000
+    drops = []
+    for _ in range(6):
         udid = new_watch_udid()
         security_token(gt, site, site.watch_purge, udid)
-        assert expired_rows(site.purge_db) == before - 32 * i
+        now = expired_rows(site.purge_db)
+        drops.append(left - now)
+        left = now
         security_token(gt, site, site.watch_purge, udid)      # returned, not recorded
-        assert expired_rows(site.purge_db) == before - 32 * i
+        assert expired_rows(site.purge_db) == left
+    assert set(drops) <= {0, PURGE_BATCH}, drops
+    assert drops[0] == PURGE_BATCH, drops
+    time.sleep(1.1)                                             # the next batch is due
+    security_token(gt, site, site.watch_purge, new_watch_udid())
+    assert left - expired_rows(site.purge_db) == PURGE_BATCH
     # a phone passes, an admission works, with the backlog in place
     body, ct = encode(machine_info("00008110-AAAA", product="iPhone15,2"), "cms", signer(gt))
     r = enroll(gt, site.watch_purge.port, body, ct)
