@@ -12,30 +12,45 @@
  * the values a client chose are cut to AUDIT_MAX_VALUE bytes.
  */
 #include "gettoken_private.h"
+#include "gettoken_dbd.h"
+#include "gettoken_status.h"
 
 #include "apr_dbd.h"
 #include "apr_strings.h"
 #include "http_protocol.h"
 #include "mod_dbd.h"
 
-APLOG_USE_MODULE(gettoken);
-
-void gettoken_audit_merge(gettoken_audit_conf *conf,
-                          const gettoken_audit_conf *base,
-                          const gettoken_audit_conf *add)
+gettoken_audit_conf *gettoken_audit_create(apr_pool_t *p)
 {
+    return apr_pcalloc(p, sizeof(gettoken_audit_conf));
+}
+
+gettoken_audit_conf *gettoken_audit_merge(apr_pool_t *p,
+                                          const gettoken_audit_conf *base,
+                                          const gettoken_audit_conf *add)
+{
+    gettoken_audit_conf *conf = apr_pcalloc(p, sizeof(*conf));
+
     conf->sql = add->sql ? add->sql : base->sql;
     conf->label = NULL;         /* prepared at start-up, per vhost */
+    return conf;
+}
+
+const char *gettoken_set_audit_sql(cmd_parms *cmd, void *dirv, const char *arg)
+{
+    (void)dirv;
+    return gettoken_parse_sql(cmd, arg,
+                              &gettoken_server_config(cmd->server)->audit->sql);
 }
 
 int gettoken_audit_startup(const gettoken_startup *st, server_rec *s,
                            gettoken_server_conf *conf)
 {
-    if (!conf->in_use || !conf->audit.sql)
+    if (!conf->in_use || !conf->audit->sql)
         return OK;
     if (gettoken_dbd_require(s, st->pconf, "GetTokenAuditSQL", "", "") != OK)
         return !OK;
-    conf->audit.label = gettoken_dbd_prepare(s, st->pconf, conf->audit.sql,
+    conf->audit->label = gettoken_dbd_prepare(s, st->pconf, conf->audit->sql,
                                              "audit");
     return OK;
 }
@@ -57,7 +72,7 @@ static const char *audit_organisation(request_rec *r, int status)
 
 static void audit_failed(request_rec *r, const char *why, const char *detail)
 {
-    ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, GT_LOG_PREFIX
+    ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, GTLOGNO(01801)
                   "GetTokenAuditSQL in %s: %s%s%s (the answer stands)",
                   gettoken_vhost_name(r->server, r->pool), why,
                   detail ? ": " : "", detail ? detail : "");
@@ -112,7 +127,7 @@ static void run_audit(request_rec *r, const gettoken_server_conf *conf,
     q.args[3] = jti ? jti : "";
     q.args[4] = apr_itoa(r->pool, status == OK ? HTTP_OK : status);
     q.args[5] = identity ? identity : "";
-    if (gettoken_dbd_run(r, dbd, conf->audit.label, conf->audit.sql,
+    if (gettoken_dbd_run(r, dbd, conf->audit->label, conf->audit->sql,
                          audit_query, &q, &err) != 0)
         audit_failed(r, "the statement failed", err);
 }
@@ -134,7 +149,7 @@ void gettoken_answered(request_rec *r, const gettoken_server_conf *conf,
     /* a 503 is a database that could not be reached: it was logged; a
      * request refused before any identity was found is nobody's (a row
      * per such request would let anyone fill the table) */
-    if (conf->audit.sql && conf->audit.label
+    if (conf->audit->sql && conf->audit->label
         && status != HTTP_SERVICE_UNAVAILABLE
         && !((status == HTTP_BAD_REQUEST || status == HTTP_UNAUTHORIZED)
              && !apr_table_get(r->notes, GT_NOTE_IDENTITY)))

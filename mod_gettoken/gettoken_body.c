@@ -11,18 +11,16 @@
  * from the client.  Memory held is bounded by the cap.
  */
 #include "gettoken_private.h"
+#include "gettoken_body.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 #include "apr_buckets.h"
+#include "apr_strings.h"
 #include "http_protocol.h"
 #include "http_request.h"
 #include "util_filter.h"
-
-APLOG_USE_MODULE(gettoken);
-
-#define REPLAY_FILTER_NAME "GETTOKEN_REPLAY"
 
 typedef struct {
     apr_bucket_brigade *kept;   /* bytes read and not yet handed on */
@@ -30,7 +28,7 @@ typedef struct {
     int replaying;              /* declined: kept goes to whoever reads next */
 } replay_ctx;
 
-static ap_filter_rec_t *replay_filter_handle;
+ap_filter_rec_t *gettoken_body_replay_filter_handle;
 
 static replay_ctx *request_ctx(request_rec *r)
 {
@@ -64,9 +62,11 @@ static apr_status_t move_kept(replay_ctx *ctx, apr_bucket_brigade *bb,
     return APR_SUCCESS;
 }
 
-static apr_status_t replay_filter(ap_filter_t *f, apr_bucket_brigade *bb,
-                                  ap_input_mode_t mode, apr_read_type_e block,
-                                  apr_off_t readbytes)
+apr_status_t gettoken_body_replay_filter(ap_filter_t *f,
+                                        apr_bucket_brigade *bb,
+                                        ap_input_mode_t mode,
+                                        apr_read_type_e block,
+                                        apr_off_t readbytes)
 {
     replay_ctx *ctx = f->ctx;
     apr_status_t rv;
@@ -94,23 +94,6 @@ static apr_status_t replay_filter(ap_filter_t *f, apr_bucket_brigade *bb,
     default:   /* EATCRLF, INIT: nothing of the body to give */
         return APR_SUCCESS;
     }
-}
-
-void gettoken_body_register(void)
-{
-    /* One below AP_FTYPE_RESOURCE, i.e. on top of the request's input
-     * filters.  The kept bytes were read from the top of the chain: they have
-     * been through every input filter of the request already (SetInputFilter
-     * Sed, an ext_filter, ...).  At AP_FTYPE_RESOURCE itself the replay
-     * would be inserted after (below) the filters of that type already
-     * there, which would then filter the kept bytes a second time, behind the
-     * output they still buffer from the first pass
-     * (a Sed filter's output would then come twice).  Filters added after the decline
-     * (by the handler that serves the location) go below it, as they should:
-     * they have not seen any of the body. */
-    replay_filter_handle = ap_register_input_filter(REPLAY_FILTER_NAME,
-                                                    replay_filter, NULL,
-                                                    AP_FTYPE_RESOURCE - 1);
 }
 
 /*
@@ -183,7 +166,7 @@ static int read_into(request_rec *r, replay_ctx *ctx, read_buf *rb,
         rv = ap_get_brigade(r->input_filters, bb, AP_MODE_READBYTES,
                             APR_BLOCK_READ, (apr_off_t)(limit - rb->len));
         if (rv != APR_SUCCESS) {
-            ap_log_rerror(APLOG_MARK, APLOG_INFO, rv, r, GT_LOG_PREFIX
+            ap_log_rerror(APLOG_MARK, APLOG_INFO, rv, r, GTLOGNO(00601)
                           "reading the check-in body failed");
             apr_brigade_destroy(bb);
             return ap_map_http_request_error(rv, HTTP_BAD_REQUEST);
@@ -204,7 +187,7 @@ static int read_into(request_rec *r, replay_ctx *ctx, read_buf *rb,
             if (rv == APR_SUCCESS)
                 rv = read_buf_append(rb, data, n, limit);
             if (rv != APR_SUCCESS) {
-                ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, GT_LOG_PREFIX
+                ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, GTLOGNO(00602)
                               "keeping the check-in body failed");
                 apr_brigade_destroy(bb);
                 return HTTP_INTERNAL_SERVER_ERROR;
@@ -250,6 +233,37 @@ int gettoken_body_read(request_rec *r, apr_size_t max_body,
     return OK;
 }
 
+apr_off_t gettoken_body_announced(request_rec *r)
+{
+    const char *cl = apr_table_get(r->headers_in, "Content-Length");
+    apr_off_t n;
+
+    if (!cl || apr_table_get(r->headers_in, "Transfer-Encoding"))
+        return -1;
+    if (apr_strtoff(&n, cl, NULL, 10) != APR_SUCCESS || n < 0)
+        return -1;
+    return n;
+}
+
+int gettoken_body_read_whole(request_rec *r, apr_size_t cap,
+                             gettoken_refused what, const char *id,
+                             const char **buf, apr_size_t *len)
+{
+    gettoken_body_state state = GT_BODY_TOO_LARGE;
+    int status = OK;
+
+    /* a body announced too large is refused unread */
+    if (gettoken_body_announced(r) <= (apr_off_t)cap)
+        status = gettoken_body_read(r, cap, &state, buf, len);
+    if (status != OK)
+        return status;
+    if (state == GT_BODY_TOO_LARGE)
+        return gettoken_refuse(r, what, HTTP_REQUEST_ENTITY_TOO_LARGE, id,
+                               "the body is over %" APR_SIZE_T_FMT " bytes "
+                               "(GetTokenMaxBodySize)", cap);
+    return OK;
+}
+
 int gettoken_body_was_read(request_rec *r)
 {
     return request_ctx(r) != NULL;
@@ -261,7 +275,8 @@ void gettoken_body_replay(request_rec *r)
 
     if (ctx) {
         ctx->replaying = 1;
-        ap_add_input_filter_handle(replay_filter_handle, ctx, r, r->connection);
+        ap_add_input_filter_handle(gettoken_body_replay_filter_handle, ctx, r,
+                                   r->connection);
     }
 }
 
@@ -288,5 +303,6 @@ void gettoken_body_insert_filter(request_rec *r)
         return;
     ap_set_module_config(r->request_config, &gettoken_module, ctx);
     if (ctx->replaying)
-        ap_add_input_filter_handle(replay_filter_handle, ctx, r, r->connection);
+        ap_add_input_filter_handle(gettoken_body_replay_filter_handle, ctx, r,
+                                   r->connection);
 }

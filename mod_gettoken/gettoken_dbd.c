@@ -9,14 +9,13 @@
  * start-up and prepared by mod_dbd on every pooled connection.
  */
 #include "gettoken_private.h"
+#include "gettoken_dbd.h"
 
 #include "apr_atomic.h"
 #include "apr_dbd.h"
 #include "apr_lib.h"
 #include "apr_strings.h"
 #include "mod_dbd.h"
-
-APLOG_USE_MODULE(gettoken);
 
 /* SQLite's result code for a statement prepared before a schema change */
 #define SQLITE_SCHEMA_CODE 17
@@ -33,18 +32,6 @@ void gettoken_dbd_retrieve_fns(void)
 int gettoken_dbd_loaded(void)
 {
     return dbd_prepare && dbd_acquire;
-}
-
-const char *gettoken_set_statement(cmd_parms *cmd, void *dirv, const char *arg)
-{
-    char *conf = (char *)gettoken_server_config(cmd->server);
-
-    (void)dirv;
-    if (!*arg)
-        return apr_psprintf(cmd->pool, "%s needs an SQL statement",
-                            cmd->cmd->name);
-    *(const char **)(conf + (apr_size_t)cmd->info) = arg;
-    return NULL;
 }
 
 const char *gettoken_dbd_label(apr_pool_t *p, const char *purpose)
@@ -87,7 +74,7 @@ int gettoken_dbd_require(server_rec *s, apr_pool_t *p, const char *directive,
 {
     if (gettoken_dbd_loaded())
         return OK;
-    ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, GT_LOG_PREFIX
+    ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, GTLOGNO(00501)
                  "%s in %s needs mod_dbd%s: load it (LoadModule dbd_module) "
                  "and set DBDriver/DBDParams%s", directive,
                  gettoken_vhost_name(s, p), why, otherwise);
@@ -219,7 +206,7 @@ static int run(request_rec *r, ap_dbd_t *dbd, const char *label,
         return rv;
     }
     if (registered || stmt_was_there)
-        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, GT_LOG_PREFIX
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, GTLOGNO(00502)
                       "statement %s prepared again on its database "
                       "connection (%s)", label, first);
     return 0;
@@ -342,9 +329,9 @@ void gettoken_dbd_purge_maybe(request_rec *r, ap_dbd_t *dbd, const char *label,
         return;     /* not yet, or another thread does it */
     q.now = apr_psprintf(r->pool, "%" APR_INT64_T_FMT, now);
     if (gettoken_dbd_run(r, dbd, label, sql, purge_query, &q, &err) != 0)
-        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, GT_LOG_PREFIX
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, GTLOGNO(00503)
                       "purging expired rows of %s failed: %s", table, err);
     else if (q.nrows > 0)
-        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, GT_LOG_PREFIX
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, GTLOGNO(00504)
                       "purged %d expired rows of %s", q.nrows, table);
 }

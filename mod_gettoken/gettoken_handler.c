@@ -10,12 +10,12 @@
  * the enrollment, and the token services asked through the public hook.
  */
 #include "gettoken_private.h"
+#include "gettoken_body.h"
+#include "gettoken_status.h"
 
 #include "apr_strings.h"
 #include "http_protocol.h"
 #include "http_request.h"
-
-APLOG_USE_MODULE(gettoken);
 
 APR_HOOK_STRUCT(
     APR_HOOK_LINK(generate_token)
@@ -56,19 +56,6 @@ const char *gettoken_set_max_body(cmd_parms *cmd, void *dirv, const char *arg)
 static int is_checkin_method(const request_rec *r)
 {
     return r->method_number == M_PUT || r->method_number == M_POST;
-}
-
-/* The Content-Length the client announced, or -1 (chunked, or absent). */
-static apr_off_t announced_length(request_rec *r)
-{
-    const char *cl = apr_table_get(r->headers_in, "Content-Length");
-    apr_off_t n;
-
-    if (!cl || apr_table_get(r->headers_in, "Transfer-Encoding"))
-        return -1;
-    if (apr_strtoff(&n, cl, NULL, 10) != APR_SUCCESS || n < 0)
-        return -1;
-    return n;
 }
 
 static int send_token(request_rec *r, const gettoken_token *tok)
@@ -142,21 +129,19 @@ static int answer_gettoken(request_rec *r, const gettoken_server_conf *conf,
     status = gettoken_run_generate_token(&req, &tok);
     if (status == OK)
         gettoken_status_signing_time(apr_time_now() - signing_start);
-    if (status == DECLINED) {
-        gettoken_log_refusal(r, HTTP_BAD_REQUEST, "no token service "
-                             "recognises TokenServiceType '%s'",
-                             ap_escape_logitem(r->pool, req.service_type));
-        return HTTP_BAD_REQUEST;
-    }
+    if (status == DECLINED)
+        return gettoken_refuse(r, GT_REFUSED_GETTOKEN, HTTP_BAD_REQUEST,
+                               GTLOGNO(01401), "no token service "
+                               "recognises TokenServiceType '%s'",
+                               ap_escape_logitem(r->pool, req.service_type));
     if (status != OK)
         return status;   /* the service logged why */
-    if (!tok.data) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, GT_LOG_PREFIX
-                      "GetToken failed (500): the service for '%s' returned "
-                      "OK without a token",
-                      ap_escape_logitem(r->pool, req.service_type));
-        return HTTP_INTERNAL_SERVER_ERROR;
-    }
+    if (!tok.data)
+        return gettoken_refuse(r, GT_REFUSED_GETTOKEN,
+                               HTTP_INTERNAL_SERVER_ERROR, GTLOGNO(01402),
+                               "the service for '%s' returned OK without a "
+                               "token",
+                               ap_escape_logitem(r->pool, req.service_type));
     if (tok.jti)
         set_log_env(r, "GETTOKEN_JTI", tok.jti);
     return send_token(r, &tok);
@@ -187,7 +172,7 @@ static const gettoken_server_conf *conf_to_answer(request_rec *r,
     if (!conf || !conf->ready) {
         /* GetToken On reached a vhost whose keys and statements were
          * never set up: leave the request to the location's handler */
-        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, GT_LOG_PREFIX
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, GTLOGNO(01403)
                       "GetToken On in %s, which did not pass the start-up "
                       "checks: request passed on",
                       gettoken_vhost_name(r->server, r->pool));
@@ -209,9 +194,9 @@ int gettoken_handler(request_rec *r)
 
     if (!conf)
         return DECLINED;
-    announced = announced_length(r);
+    announced = gettoken_body_announced(r);
     if (announced > (apr_off_t)conf->max_body) {
-        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, GT_LOG_PREFIX
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, GTLOGNO(01404)
                       "Content-Length %" APR_OFF_T_FMT " is over "
                       "GetTokenMaxBodySize: not a GetToken, passed on unread",
                       announced);
@@ -221,7 +206,7 @@ int gettoken_handler(request_rec *r)
     if (status != OK)
         return status;
     if (state == GT_BODY_TOO_LARGE) {
-        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, GT_LOG_PREFIX
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, GTLOGNO(01405)
                       "body is over GetTokenMaxBodySize: not a GetToken, "
                       "passed on whole");
         return pass_on(r, 1);
@@ -229,17 +214,17 @@ int gettoken_handler(request_rec *r)
 
     switch (gt_checkin_parse(r->pool, body, len, &checkin_limits, &msg, &why)) {
     case GT_CHECKIN_NOT_OURS:
-        ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, r, GT_LOG_PREFIX
+        ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, r, GTLOGNO(01406)
                       "not a GetToken (%s): passed on", why);
         return pass_on(r, 1);
     case GT_CHECKIN_INVALID:
-        gettoken_log_refusal(r, HTTP_BAD_REQUEST, "%s", why);
         gettoken_status_count(GT_STAT_REFUSED, NULL, HTTP_BAD_REQUEST);
-        return HTTP_BAD_REQUEST;
+        return gettoken_refuse(r, GT_REFUSED_GETTOKEN, HTTP_BAD_REQUEST,
+                               GTLOGNO(01407), "%s", why);
     case GT_CHECKIN_GETTOKEN:
         if (gettoken_service_answered_here(dir, msg.service_type))
             break;
-        ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, r, GT_LOG_PREFIX
+        ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, r, GTLOGNO(01408)
                       "GetToken of a type not in GetTokenServices: passed on");
         return pass_on(r, 1);
     }

@@ -38,8 +38,6 @@
 #include "core/gt_identity.h"
 #include "core/gt_keys.h"
 
-APLOG_USE_MODULE(gettoken);
-
 typedef enum {
     SOURCE_FOUND,      /* certificate in *der */
     SOURCE_ABSENT,     /* this source has nothing: try the next */
@@ -55,6 +53,18 @@ typedef struct {
     apr_size_t body_len;
     const char *arg;
 } source_input;
+
+/* One source of GetTokenIdentity: its kind and argument. */
+typedef struct {
+    const struct gettoken_identity_kind *kind;
+    const char *arg;            /* the source's argument (a header name) */
+} gettoken_identity_source;
+
+/* The identity part of a vhost's configuration. */
+struct gettoken_identity_conf {
+    apr_array_header_t *sources;          /* gettoken_identity_source */
+    apr_array_header_t *trusted_proxies;  /* apr_ipsubnet_t *, or NULL */
+};
 
 /* One kind of identity source (one word of GetTokenIdentity). */
 struct gettoken_identity_kind {
@@ -86,7 +96,7 @@ static source_result from_ssl(const source_input *in, gettoken_request *req,
         *why = "no TLS client certificate was presented";
         return SOURCE_ABSENT;
     }
-    if (!conf->binding.sql) {
+    if (!conf->binding->sql) {
         /* Without the enrollment binding only a chain that mod_ssl
          * verified against the configured CA proves anything. */
         const char *verify = ap_ssl_var_lookup(r->pool, r->server,
@@ -131,7 +141,7 @@ static source_result from_mdm_signature(const source_input *in,
         *why = "no Mdm-Signature header";
         return SOURCE_ABSENT;
     }
-    if (!in->conf->binding.sql) {
+    if (!in->conf->binding->sql) {
         /* a self-signed certificate would do: only the binding counts */
         *why = "GetTokenEnrollmentSQL is none, so a signer certificate "
                "proves nothing";
@@ -149,7 +159,8 @@ static source_result from_mdm_signature(const source_input *in,
 const char *gettoken_add_trusted_proxy(cmd_parms *cmd, void *dirv,
                                        const char *arg)
 {
-    gettoken_identity_conf *conf = &gettoken_server_config(cmd->server)->identity;
+    gettoken_identity_conf *conf =
+        gettoken_server_config(cmd->server)->identity;
     char *addr = apr_pstrdup(cmd->pool, arg);
     char *bits = strchr(addr, '/');
     apr_ipsubnet_t *net = NULL;
@@ -196,10 +207,10 @@ static int peer_is_trusted(request_rec *r, const gettoken_server_conf *conf,
         return 0;
     if (apr_sockaddr_ip_get(&ip, sa) == APR_SUCCESS && ip)
         *peer = ip;
-    if (!conf->identity.trusted_proxies)
+    if (!conf->identity->trusted_proxies)
         return 0;
-    for (i = 0; i < conf->identity.trusted_proxies->nelts; i++)
-        if (apr_ipsubnet_test(APR_ARRAY_IDX(conf->identity.trusted_proxies, i,
+    for (i = 0; i < conf->identity->trusted_proxies->nelts; i++)
+        if (apr_ipsubnet_test(APR_ARRAY_IDX(conf->identity->trusted_proxies, i,
                                             apr_ipsubnet_t *), sa))
             return 1;
     return 0;
@@ -227,7 +238,7 @@ static source_result from_header(const source_input *in,
                             "is not a GetTokenTrustedProxy", header, peer);
         return SOURCE_ABSENT;
     }
-    if (!conf->binding.sql) {
+    if (!conf->binding->sql) {
         *why = "GetTokenEnrollmentSQL is none, so a forwarded certificate "
                "proves nothing";
         return SOURCE_REFUSED;
@@ -295,7 +306,7 @@ static const char *check_bound(apr_pool_t *p, const gettoken_server_conf *conf,
 {
     (void)p;
     (void)arg;
-    if (conf->in_use && !conf->binding.sql)
+    if (conf->in_use && !conf->binding->sql)
         return "needs the enrollment binding, but GetTokenEnrollmentSQL is none";
     return NULL;
 }
@@ -307,7 +318,7 @@ static const char *check_header(apr_pool_t *p, const gettoken_server_conf *conf,
 
     if (why)
         return why;
-    if (conf->in_use && !conf->identity.trusted_proxies)
+    if (conf->in_use && !conf->identity->trusted_proxies)
         return "needs GetTokenTrustedProxy (the addresses of the "
                "TLS-terminating proxies that set the header)";
     return NULL;
@@ -333,19 +344,28 @@ static const struct gettoken_identity_kind *kind_named(const char *name)
     return NULL;
 }
 
-void gettoken_identity_merge(gettoken_identity_conf *conf,
-                             const gettoken_identity_conf *base,
-                             const gettoken_identity_conf *add)
+gettoken_identity_conf *gettoken_identity_create(apr_pool_t *p)
 {
+    return apr_pcalloc(p, sizeof(gettoken_identity_conf));
+}
+
+gettoken_identity_conf *gettoken_identity_merge(
+    apr_pool_t *p, const gettoken_identity_conf *base,
+    const gettoken_identity_conf *add)
+{
+    gettoken_identity_conf *conf = apr_pcalloc(p, sizeof(*conf));
+
     conf->sources = add->sources ? add->sources : base->sources;
     conf->trusted_proxies = add->trusted_proxies ? add->trusted_proxies
                                                  : base->trusted_proxies;
+    return conf;
 }
 
 const char *gettoken_set_identity(cmd_parms *cmd, void *dirv, int argc,
                                   char *const argv[])
 {
-    gettoken_identity_conf *conf = &gettoken_server_config(cmd->server)->identity;
+    gettoken_identity_conf *conf =
+        gettoken_server_config(cmd->server)->identity;
     int i;
 
     (void)dirv;
@@ -378,15 +398,15 @@ int gettoken_identity_startup(const gettoken_startup *st, server_rec *s,
     apr_pool_t *p = st->pconf;
     int i;
 
-    if (!conf->identity.sources)
+    if (!conf->identity->sources)
         return OK;
-    src = (const gettoken_identity_source *)conf->identity.sources->elts;
-    for (i = 0; i < conf->identity.sources->nelts; i++) {
+    src = (const gettoken_identity_source *)conf->identity->sources->elts;
+    for (i = 0; i < conf->identity->sources->nelts; i++) {
         const struct gettoken_identity_kind *kind = src[i].kind;
         const char *why;
 
         if (kind->arg_ok && !kind->arg_ok(src[i].arg)) {
-            ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, GT_LOG_PREFIX
+            ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, GTLOGNO(01201)
                          "GetTokenIdentity %s '%s' in %s: not %s", kind->name,
                          src[i].arg, gettoken_vhost_name(s, p), kind->arg_is);
             return !OK;
@@ -394,7 +414,7 @@ int gettoken_identity_startup(const gettoken_startup *st, server_rec *s,
         why = src[i].kind->check ? src[i].kind->check(p, conf, src[i].arg)
                                  : NULL;
         if (why) {
-            ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, GT_LOG_PREFIX
+            ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, GTLOGNO(01202)
                          "GetTokenIdentity %s in %s %s",
                          source_name(p, &src[i]), gettoken_vhost_name(s, p),
                          why);
@@ -412,10 +432,10 @@ int gettoken_identity_uses_ssl(const gettoken_server_conf *conf)
 {
     int i;
 
-    if (!conf->identity.sources)
+    if (!conf->identity->sources)
         return 1;
-    for (i = 0; i < conf->identity.sources->nelts; i++)
-        if (APR_ARRAY_IDX(conf->identity.sources, i,
+    for (i = 0; i < conf->identity->sources->nelts; i++)
+        if (APR_ARRAY_IDX(conf->identity->sources, i,
                           gettoken_identity_source).kind == default_source.kind)
             return 1;
     return 0;
@@ -430,9 +450,10 @@ int gettoken_identity_find(request_rec *r, const gettoken_server_conf *conf,
     const char *why = "no identity source is configured";
     source_input in;
 
-    if (conf->identity.sources) {
-        sources = (const gettoken_identity_source *)conf->identity.sources->elts;
-        count = conf->identity.sources->nelts;
+    if (conf->identity->sources) {
+        sources = (const gettoken_identity_source *)
+                  conf->identity->sources->elts;
+        count = conf->identity->sources->nelts;
     }
     in.r = r;
     in.conf = conf;
@@ -449,11 +470,11 @@ int gettoken_identity_find(request_rec *r, const gettoken_server_conf *conf,
             req->identity_source = source_name(r->pool, &sources[i]);
             return OK;
         }
-        gettoken_log_refusal(r, HTTP_UNAUTHORIZED, "identity source %s: %s",
-                             source_name(r->pool, &sources[i]), why);
-        return HTTP_UNAUTHORIZED;
+        return gettoken_refuse(r, GT_REFUSED_GETTOKEN, HTTP_UNAUTHORIZED,
+                               GTLOGNO(01203), "identity source %s: %s",
+                               source_name(r->pool, &sources[i]), why);
     }
-    gettoken_log_refusal(r, HTTP_UNAUTHORIZED,
-                         "no device identity presented (%s)", why);
-    return HTTP_UNAUTHORIZED;
+    return gettoken_refuse(r, GT_REFUSED_GETTOKEN, HTTP_UNAUTHORIZED,
+                           GTLOGNO(01204), "no device identity presented (%s)",
+                           why);
 }

@@ -14,11 +14,17 @@
 #include "core/gt_keys.h"
 #include "jose/gt_jose.h"
 
-APLOG_USE_MODULE(gettoken);
-
-void gettoken_keys_merge(gettoken_keys_conf *conf, const gettoken_keys_conf *base,
-                         const gettoken_keys_conf *add)
+gettoken_keys_conf *gettoken_keys_create(apr_pool_t *p)
 {
+    return apr_pcalloc(p, sizeof(gettoken_keys_conf));
+}
+
+gettoken_keys_conf *gettoken_keys_merge(apr_pool_t *p,
+                                        const gettoken_keys_conf *base,
+                                        const gettoken_keys_conf *add)
+{
+    gettoken_keys_conf *conf = apr_pcalloc(p, sizeof(*conf));
+
     conf->server_uuid = add->server_uuid ? add->server_uuid : base->server_uuid;
     conf->signing_cert = add->signing_cert ? add->signing_cert
                                            : base->signing_cert;
@@ -27,11 +33,12 @@ void gettoken_keys_merge(gettoken_keys_conf *conf, const gettoken_keys_conf *bas
                                              : base->signing.where;
     conf->pairing.where = add->pairing.where ? add->pairing.where
                                              : base->pairing.where;
+    return conf;
 }
 
 static gettoken_keys_conf *cmd_keys(cmd_parms *cmd)
 {
-    return &gettoken_server_config(cmd->server)->keys;
+    return gettoken_server_config(cmd->server)->keys;
 }
 
 const char *gettoken_key_location(apr_pool_t *p, const char *arg)
@@ -85,7 +92,7 @@ int gettoken_key_load(const gettoken_startup *st, server_rec *s,
     if (k->key)
         k->signer = gt_jws_signer_create(st->pconf, k->key, &why);
     if (!k->key || !k->signer) {
-        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, GT_LOG_PREFIX
+        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, GTLOGNO(00901)
                      "%s %s in %s: %s", directive,
                      gt_key_location_for_log(st->pconf, k->where),
                      gettoken_vhost_name(s, st->pconf), why);
@@ -105,7 +112,7 @@ int gettoken_certificate_check(apr_pool_t *pconf, server_rec *s,
 
     if (cert && gt_certificate_matches_key(cert, key))
         return OK;
-    ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, GT_LOG_PREFIX
+    ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, GTLOGNO(00902)
                  "%s %s in %s: %s", directive, cert_path,
                  gettoken_vhost_name(s, pconf),
                  cert ? "the certificate does not match its key" : why);
@@ -117,16 +124,16 @@ int gettoken_certificate_check(apr_pool_t *pconf, server_rec *s,
 static int check_default_needed(apr_pool_t *p, server_rec *s,
                                 const gettoken_server_conf *conf)
 {
-    if (!conf->in_use || conf->orgs.configured->nelts)
+    if (!conf->in_use || conf->orgs->configured->nelts)
         return OK;
-    if (!conf->keys.signing.where) {
-        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, GT_LOG_PREFIX
+    if (!conf->keys->signing.where) {
+        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, GTLOGNO(00903)
                      "GetToken On in %s needs GetTokenSigningKey",
                      gettoken_vhost_name(s, p));
         return !OK;
     }
-    if (!conf->keys.server_uuid) {
-        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, GT_LOG_PREFIX
+    if (!conf->keys->server_uuid) {
+        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, GTLOGNO(00904)
                      "GetToken On in %s needs GetTokenServerUUID (the "
                      "server_uuid of AccountDetail)", gettoken_vhost_name(s, p));
         return !OK;
@@ -137,7 +144,7 @@ static int check_default_needed(apr_pool_t *p, server_rec *s,
 int gettoken_keys_startup(const gettoken_startup *st, server_rec *s,
                           gettoken_server_conf *conf)
 {
-    gettoken_keys_conf *keys = &conf->keys;
+    gettoken_keys_conf *keys = conf->keys;
 
     if (check_default_needed(st->pconf, s, conf) != OK)
         return !OK;

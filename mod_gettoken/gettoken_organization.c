@@ -13,6 +13,7 @@
  * of both built-in token types.
  */
 #include "gettoken_private.h"
+#include "gettoken_dbd.h"
 
 #include "apr_strings.h"
 #include "http_core.h"
@@ -23,20 +24,22 @@
 #include "core/gt_organization.h"
 #include "jose/gt_jose.h"
 
-APLOG_USE_MODULE(gettoken);
-
 /* ---- configuration ---------------------------------------------------- */
 
-void gettoken_organizations_init(apr_pool_t *p,
-                                 gettoken_organizations_conf *conf)
+gettoken_organizations_conf *gettoken_organizations_create(apr_pool_t *p)
 {
+    gettoken_organizations_conf *conf = apr_pcalloc(p, sizeof(*conf));
+
     conf->configured = apr_array_make(p, 2, sizeof(gettoken_organization));
+    return conf;
 }
 
-void gettoken_organizations_merge(gettoken_organizations_conf *conf,
-                                  const gettoken_organizations_conf *base,
-                                  const gettoken_organizations_conf *add)
+gettoken_organizations_conf *gettoken_organizations_merge(
+    apr_pool_t *p, const gettoken_organizations_conf *base,
+    const gettoken_organizations_conf *add)
 {
+    gettoken_organizations_conf *conf = apr_pcalloc(p, sizeof(*conf));
+
     /* a vhost's organisations replace the main server's, never add to them */
     conf->configured = add->configured->nelts ? add->configured
                                               : base->configured;
@@ -50,6 +53,15 @@ void gettoken_organizations_merge(gettoken_organizations_conf *conf,
     conf->joint_org_params = 0;
     conf->joint_binding_params = 0;
     conf->joint_state = NULL;
+    return conf;
+}
+
+const char *gettoken_set_organization_sql(cmd_parms *cmd, void *dirv,
+                                          const char *arg)
+{
+    (void)dirv;
+    return gettoken_parse_sql(cmd, arg,
+                              &gettoken_server_config(cmd->server)->orgs->sql);
 }
 
 const char *gettoken_cmd_organization(cmd_parms *cmd, void *dirv, int argc,
@@ -71,8 +83,8 @@ const char *gettoken_cmd_organization(cmd_parms *cmd, void *dirv, int argc,
         return "GetTokenOrganization: the name '" GT_ORGANIZATION_DEFAULT "' "
                "is the vhost's own GetTokenServerUUID / GetTokenSigningKey; "
                "choose another";
-    for (i = 0; i < conf->orgs.configured->nelts; i++)
-        if (!strcmp(APR_ARRAY_IDX(conf->orgs.configured, i,
+    for (i = 0; i < conf->orgs->configured->nelts; i++)
+        if (!strcmp(APR_ARRAY_IDX(conf->orgs->configured, i,
                                   gettoken_organization).name, argv[0]))
             return apr_psprintf(cmd->pool, "GetTokenOrganization: '%s' is "
                                 "defined twice in this virtual host", argv[0]);
@@ -81,7 +93,7 @@ const char *gettoken_cmd_organization(cmd_parms *cmd, void *dirv, int argc,
                             "a UUID (the server_uuid of AccountDetail, "
                             "8-4-4-4-12 hex digits)", argv[0], argv[1]);
 
-    org = apr_array_push(conf->orgs.configured);
+    org = apr_array_push(conf->orgs->configured);
     memset(org, 0, sizeof(*org));
     org->name = argv[0];
     org->server_uuid = argv[1];
@@ -95,7 +107,7 @@ const char *gettoken_cmd_organization(cmd_parms *cmd, void *dirv, int argc,
 
 static int refuse_startup(apr_pool_t *p, server_rec *s, const char *what)
 {
-    ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, GT_LOG_PREFIX "%s in %s",
+    ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, GTLOGNO(01001) "%s in %s",
                  what, gettoken_vhost_name(s, p));
     return !OK;
 }
@@ -105,25 +117,25 @@ static int refuse_startup(apr_pool_t *p, server_rec *s, const char *what)
 static int check_combination(apr_pool_t *p, server_rec *s,
                              const gettoken_server_conf *conf)
 {
-    int has_orgs = conf->orgs.configured->nelts > 0;
+    int has_orgs = conf->orgs->configured->nelts > 0;
 
     if (!conf->in_use)
         return OK;
-    if (has_orgs && !conf->keys.server_uuid != !conf->keys.signing.where)
-        return refuse_startup(p, s, conf->keys.server_uuid
+    if (has_orgs && !conf->keys->server_uuid != !conf->keys->signing.where)
+        return refuse_startup(p, s, conf->keys->server_uuid
             ? "GetTokenServerUUID without GetTokenSigningKey (the default "
               "organisation needs both, or neither)"
             : "GetTokenSigningKey without GetTokenServerUUID (the default "
               "organisation needs both, or neither)");
-    if (has_orgs && !conf->orgs.sql)
+    if (has_orgs && !conf->orgs->sql)
         return refuse_startup(p, s, "GetTokenOrganization needs "
                               "GetTokenOrganizationSQL (nothing would ever "
                               "choose the organisation)");
-    if (conf->orgs.sql && !has_orgs)
+    if (conf->orgs->sql && !has_orgs)
         return refuse_startup(p, s, "GetTokenOrganizationSQL without any "
                               "GetTokenOrganization (every name it returns "
                               "would be undefined)");
-    if (conf->orgs.sql)
+    if (conf->orgs->sql)
         return gettoken_dbd_require(s, p, "GetTokenOrganizationSQL", "", "");
     return OK;
 }
@@ -134,12 +146,12 @@ static void add_default(apr_pool_t *pconf, gettoken_server_conf *conf)
     gettoken_organization *def = apr_pcalloc(pconf, sizeof(*def));
 
     def->name = GT_ORGANIZATION_DEFAULT;
-    def->server_uuid = conf->keys.server_uuid;
-    def->signing = conf->keys.signing;
-    def->cert = conf->keys.signing_cert;
-    def->pairing = conf->keys.pairing;  /* GetTokenWatchPairingKey, or signing */
-    conf->orgs.fallback = def;
-    apr_hash_set(conf->orgs.by_name, def->name, APR_HASH_KEY_STRING, def);
+    def->server_uuid = conf->keys->server_uuid;
+    def->signing = conf->keys->signing;
+    def->cert = conf->keys->signing_cert;
+    def->pairing = conf->keys->pairing;  /* GetTokenWatchPairingKey, or signing */
+    conf->orgs->fallback = def;
+    apr_hash_set(conf->orgs->by_name, def->name, APR_HASH_KEY_STRING, def);
 }
 
 int gettoken_organizations_startup(const gettoken_startup *st, server_rec *s,
@@ -150,15 +162,15 @@ int gettoken_organizations_startup(const gettoken_startup *st, server_rec *s,
 
     if (check_combination(pconf, s, conf) != OK)
         return !OK;
-    conf->orgs.by_name = apr_hash_make(pconf);
-    conf->orgs.fallback = NULL;
-    if (conf->keys.server_uuid && conf->keys.signing.signer)
+    conf->orgs->by_name = apr_hash_make(pconf);
+    conf->orgs->fallback = NULL;
+    if (conf->keys->server_uuid && conf->keys->signing.signer)
         add_default(pconf, conf);
     /* a copy per vhost: vhosts that inherit the main server's organisations
      * load them into their own records (keys shared across vhosts) */
-    for (i = 0; i < conf->orgs.configured->nelts; i++) {
+    for (i = 0; i < conf->orgs->configured->nelts; i++) {
         gettoken_organization *org = apr_pmemdup(pconf,
-            &APR_ARRAY_IDX(conf->orgs.configured, i, gettoken_organization),
+            &APR_ARRAY_IDX(conf->orgs->configured, i, gettoken_organization),
             sizeof(*org));
         const char *directive = apr_pstrcat(pconf, "GetTokenOrganization ",
                                             org->name, NULL);
@@ -169,10 +181,10 @@ int gettoken_organizations_startup(const gettoken_startup *st, server_rec *s,
                                                     org->signing.key) != OK)
             return !OK;
         org->pairing = org->signing;
-        apr_hash_set(conf->orgs.by_name, org->name, APR_HASH_KEY_STRING, org);
+        apr_hash_set(conf->orgs->by_name, org->name, APR_HASH_KEY_STRING, org);
     }
-    if (conf->in_use && conf->orgs.sql)
-        conf->orgs.label = gettoken_dbd_prepare(s, pconf, conf->orgs.sql,
+    if (conf->in_use && conf->orgs->sql)
+        conf->orgs->label = gettoken_dbd_prepare(s, pconf, conf->orgs->sql,
                                                 "organization");
     gettoken_organization_query_startup(pconf, conf);
     return OK;
@@ -183,7 +195,7 @@ static void announce(apr_pool_t *p, server_rec *s,
 {
     const char *fp = gt_public_key_fingerprint(p, org->signing.key);
 
-    ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s, GT_LOG_PREFIX
+    ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s, GTLOGNO(01002)
                  "organisation '%s' in %s: server UUID %s, %s, public key "
                  "SHA-256 %s", org->name, gettoken_vhost_name(s, p),
                  org->server_uuid, gt_jws_signer_alg(org->signing.signer),
@@ -198,14 +210,14 @@ void gettoken_organizations_announce(apr_pool_t *p, server_rec *s,
     /* the first of httpd's two start-up passes only checks: announce once */
     if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG)
         return;
-    if (!conf->in_use || !conf->orgs.by_name)
+    if (!conf->in_use || !conf->orgs->by_name)
         return;
-    if (conf->orgs.fallback)
-        announce(p, s, conf->orgs.fallback);
-    for (i = 0; i < conf->orgs.configured->nelts; i++) {
-        const char *name = APR_ARRAY_IDX(conf->orgs.configured, i,
+    if (conf->orgs->fallback)
+        announce(p, s, conf->orgs->fallback);
+    for (i = 0; i < conf->orgs->configured->nelts; i++) {
+        const char *name = APR_ARRAY_IDX(conf->orgs->configured, i,
                                          gettoken_organization).name;
-        announce(p, s, apr_hash_get(conf->orgs.by_name, name,
+        announce(p, s, apr_hash_get(conf->orgs->by_name, name,
                                     APR_HASH_KEY_STRING));
     }
 }
@@ -216,35 +228,34 @@ int gettoken_organization_choose(request_rec *r,
                                  const gettoken_server_conf *conf,
                                  gettoken_request *req)
 {
-    const gettoken_organization *org = conf->orgs.fallback;
+    const gettoken_organization *org = conf->orgs->fallback;
     const char *name = NULL;
     int status = gettoken_organization_ask(r, conf, req, &name);
 
     if (status != OK)
         return status;
     if (name) {
-        org = conf->orgs.by_name
-              ? apr_hash_get(conf->orgs.by_name, name,
+        org = conf->orgs->by_name
+              ? apr_hash_get(conf->orgs->by_name, name,
                              APR_HASH_KEY_STRING)
               : NULL;
-        if (!org) {
-            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, GT_LOG_PREFIX
-                          "GetToken failed (500): GetTokenOrganizationSQL "
-                          "names organisation '%s' for enrollment %s, which "
-                          "no GetTokenOrganization of %s defines",
-                          ap_escape_logitem(r->pool,
-                                            apr_pstrndup(r->pool, name, 200)),
-                          ap_escape_logitem(r->pool, req->enrollment_id),
-                          gettoken_vhost_name(r->server, r->pool));
-            return HTTP_INTERNAL_SERVER_ERROR;
-        }
+        if (!org)
+            return gettoken_refuse(r, GT_REFUSED_GETTOKEN,
+                                   HTTP_INTERNAL_SERVER_ERROR, GTLOGNO(01003),
+                                   "GetTokenOrganizationSQL names organisation "
+                                   "'%s' for enrollment %s, which no "
+                                   "GetTokenOrganization of the vhost defines",
+                                   ap_escape_logitem(r->pool, apr_pstrndup(
+                                       r->pool, name, 200)),
+                                   ap_escape_logitem(r->pool,
+                                                     req->enrollment_id));
     }
     else if (!org) {
-        gettoken_log_refusal(r, HTTP_FORBIDDEN, "GetTokenOrganizationSQL has "
-                             "no organisation for the enrollment and the "
-                             "vhost has no default organisation "
-                             "(GetTokenServerUUID and GetTokenSigningKey)");
-        return HTTP_FORBIDDEN;
+        return gettoken_refuse(r, GT_REFUSED_GETTOKEN, HTTP_FORBIDDEN,
+                               GTLOGNO(01004), "GetTokenOrganizationSQL has "
+                               "no organisation for the enrollment and the "
+                               "vhost has no default organisation "
+                               "(GetTokenServerUUID and GetTokenSigningKey)");
     }
     req->organization = org->name;
     req->organization_server_uuid = org->server_uuid;
@@ -258,8 +269,8 @@ const gettoken_organization *gettoken_organization_of(
 {
     const gettoken_server_conf *conf = gettoken_server_config(req->r->server);
 
-    if (!req->organization || !conf->orgs.by_name)
+    if (!req->organization || !conf->orgs->by_name)
         return NULL;
-    return apr_hash_get(conf->orgs.by_name, req->organization,
+    return apr_hash_get(conf->orgs->by_name, req->organization,
                         APR_HASH_KEY_STRING);
 }

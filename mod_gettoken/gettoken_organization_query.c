@@ -27,6 +27,7 @@
  * trying, with one warning.
  */
 #include "gettoken_private.h"
+#include "gettoken_dbd.h"
 
 #include "apr_atomic.h"
 #include "apr_dbd.h"
@@ -34,8 +35,6 @@
 #include "apr_strings.h"
 #include "http_protocol.h"
 #include "mod_dbd.h"
-
-APLOG_USE_MODULE(gettoken);
 
 /* What a child knows of the combined statement. */
 #define JOINT_UNTRIED 0
@@ -57,13 +56,13 @@ static const char *as_subquery(apr_pool_t *p, const char *sql)
 void gettoken_organization_query_startup(apr_pool_t *pconf,
                                          gettoken_server_conf *conf)
 {
-    gettoken_organizations_conf *orgs = &conf->orgs;
+    gettoken_organizations_conf *orgs = conf->orgs;
     int org_params, binding_params;
 
-    if (!conf->in_use || !orgs->sql || !conf->binding.sql)
+    if (!conf->in_use || !orgs->sql || !conf->binding->sql)
         return;
     org_params = gettoken_dbd_placeholders(orgs->sql);
-    binding_params = gettoken_dbd_placeholders(conf->binding.sql);
+    binding_params = gettoken_dbd_placeholders(conf->binding->sql);
     /* more parameters than the directives give: asked as they are */
     if (org_params > 1 || binding_params > 2)
         return;
@@ -73,7 +72,7 @@ void gettoken_organization_query_startup(apr_pool_t *pconf,
         "SELECT gettoken_organization.* FROM (SELECT 1) AS gettoken_one "
         "LEFT JOIN (\n", as_subquery(pconf, orgs->sql),
         "\n) AS gettoken_organization ON 1 = 1 WHERE EXISTS (\n",
-        as_subquery(pconf, conf->binding.sql), "\n)", NULL);
+        as_subquery(pconf, conf->binding->sql), "\n)", NULL);
     orgs->joint_label = gettoken_dbd_label(pconf, "enrollment_organization");
     orgs->joint_state = apr_pcalloc(pconf, sizeof(*orgs->joint_state));
 }
@@ -115,14 +114,14 @@ static int ask_alone(request_rec *r, const gettoken_server_conf *conf,
     struct organization_query q = { 1, { req->enrollment_id }, 0, NULL };
     const char *err = NULL;
 
-    if (gettoken_dbd_ask(r, conf->orgs.label, conf->orgs.sql,
+    if (gettoken_dbd_ask(r, conf->orgs->label, conf->orgs->sql,
                          organization_query, &q, &err) == 0) {
         *name = q.name;
         return OK;
     }
-    gettoken_log_refusal(r, HTTP_SERVICE_UNAVAILABLE,
-                         "GetTokenOrganizationSQL failed: %s", err);
-    return gettoken_retry_later(r);
+    return gettoken_refuse(r, GT_REFUSED_GETTOKEN, HTTP_SERVICE_UNAVAILABLE,
+                           GTLOGNO(01101), "GetTokenOrganizationSQL failed: "
+                           "%s", err);
 }
 
 /* Both questions in one statement: OK (bound, *name), 403 or 503 (logged),
@@ -132,13 +131,14 @@ static int ask_jointly(request_rec *r, const gettoken_server_conf *conf,
                        const gettoken_request *req, const char **name,
                        const char **err)
 {
-    const gettoken_organizations_conf *orgs = &conf->orgs;
+    const gettoken_organizations_conf *orgs = conf->orgs;
     struct organization_query q = { 0, { NULL }, 0, NULL };
     ap_dbd_t *dbd = gettoken_dbd_acquire(r);
     int i;
 
     if (!dbd)   /* asking again would only wait for the database again */
-        return gettoken_binding_unavailable(r, GETTOKEN_DBD_NO_CONNECTION " "
+        return gettoken_binding_unavailable(r, GTLOGNO(01102),
+                                            GETTOKEN_DBD_NO_CONNECTION " "
                                             GETTOKEN_DBD_CHECK_SETUP);
     for (i = 0; i < orgs->joint_org_params; i++)
         q.args[q.nargs++] = req->enrollment_id;
@@ -153,7 +153,7 @@ static int ask_jointly(request_rec *r, const gettoken_server_conf *conf,
     if (apr_atomic_read32(orgs->joint_state) == JOINT_UNTRIED)
         apr_atomic_set32(orgs->joint_state, JOINT_WORKS);
     if (!q.rows)
-        return gettoken_binding_refuse(r, req);
+        return gettoken_binding_refuse(r, GTLOGNO(01103), req);
     gettoken_binding_bound(r);
     *name = q.name;
     return OK;
@@ -167,7 +167,7 @@ static void give_up_joint(request_rec *r, const gettoken_organizations_conf *org
     if (apr_atomic_cas32(orgs->joint_state, JOINT_BROKEN, JOINT_UNTRIED)
         != JOINT_UNTRIED)
         return;
-    ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, GT_LOG_PREFIX
+    ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, GTLOGNO(01104)
                   "GetTokenEnrollmentSQL and GetTokenOrganizationSQL of %s do "
                   "not combine into one statement (%s): this child asks them "
                   "one after the other, one more query per GetToken; write "
@@ -178,7 +178,7 @@ static void give_up_joint(request_rec *r, const gettoken_organizations_conf *org
 int gettoken_organization_ask(request_rec *r, const gettoken_server_conf *conf,
                               const gettoken_request *req, const char **name)
 {
-    const gettoken_organizations_conf *orgs = &conf->orgs;
+    const gettoken_organizations_conf *orgs = conf->orgs;
     const char *joint_err = NULL;
     int status;
 
@@ -191,7 +191,7 @@ int gettoken_organization_ask(request_rec *r, const gettoken_server_conf *conf,
         if (status != DECLINED)
             return status;
         /* trace: the separate query that fails too logs the refusal */
-        ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, r, GT_LOG_PREFIX
+        ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, r, GTLOGNO(01105)
                       "the combined enrollment and organisation statement "
                       "failed (%s): asking them one after the other",
                       joint_err);

@@ -15,6 +15,7 @@
  * atomics on Linux, which work across processes in shared memory).
  */
 #include "gettoken_private.h"
+#include "gettoken_status.h"
 
 #include "apr_atomic.h"
 #include "apr_shm.h"
@@ -22,8 +23,6 @@
 #include "ap_mpm.h"
 #include "http_protocol.h"
 #include "mod_status.h"
-
-APLOG_USE_MODULE(gettoken);
 
 /* Where the parent keeps the segment between restarts. */
 #define SHM_USERDATA_KEY "gettoken_status_shm"
@@ -69,7 +68,7 @@ int gettoken_status_init(apr_pool_t *pconf, server_rec *s)
         rv = apr_shm_create(&shm, sizeof(gettoken_counters), NULL, proc);
         if (rv != APR_SUCCESS) {
             counters = NULL;
-            ap_log_error(APLOG_MARK, APLOG_ERR, rv, s, GT_LOG_PREFIX
+            ap_log_error(APLOG_MARK, APLOG_ERR, rv, s, GTLOGNO(00701)
                          "no shared memory for the server-status counters: "
                          "they stay empty");
             return OK;      /* counting is not worth refusing to start */
@@ -151,7 +150,7 @@ int gettoken_status_first_child(void)
     return apr_atomic_xchg32(&counters->checked_generation, mine) != mine;
 }
 
-static int status_hook(request_rec *r, int flags)
+int gettoken_status_hook(request_rec *r, int flags)
 {
     apr_uint64_t v[C_COUNT], mean;
     int i;
@@ -194,9 +193,3 @@ static int status_hook(request_rec *r, int flags)
     return OK;
 }
 
-void gettoken_status_register(void)
-{
-    /* mod_status may be absent or loaded after us: an optional hook */
-    APR_OPTIONAL_HOOK(ap, status_hook, status_hook, NULL, NULL,
-                      APR_HOOK_MIDDLE);
-}

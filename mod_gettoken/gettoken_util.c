@@ -11,8 +11,6 @@
 #include "apr_strings.h"
 #include "http_protocol.h"
 
-APLOG_USE_MODULE(gettoken);
-
 const char *gettoken_vhost_name(server_rec *s, apr_pool_t *p)
 {
     /* a vhost's port is in its address unless ServerName gives one */
@@ -57,5 +55,15 @@ const char *gettoken_parse_number(cmd_parms *cmd, const char *arg,
                             "from 1 to %" APR_INT64_T_FMT,
                             cmd->cmd->name, arg, max);
     *out = v;
+    return NULL;
+}
+
+const char *gettoken_parse_sql(cmd_parms *cmd, const char *arg,
+                               const char **sql)
+{
+    if (!*arg)
+        return apr_psprintf(cmd->pool, "%s needs an SQL statement",
+                            cmd->cmd->name);
+    *sql = arg;
     return NULL;
 }

@@ -18,6 +18,8 @@
  * mode bits say).
  */
 #include "gettoken_private.h"
+#include "gettoken_dbd.h"
+#include "gettoken_status.h"
 
 #include "apr_dbd.h"
 #include "apr_strings.h"
@@ -30,8 +32,6 @@
 #include <unistd.h>
 
 #include "core/gt_keys.h"
-
-APLOG_USE_MODULE(gettoken);
 
 /* The last `name` directive in file order under node; <VirtualHost>
  * sections are skipped when skip_vhosts. */
@@ -97,7 +97,7 @@ static void warn_ssl_identity(server_rec *s, const gettoken_server_conf *conf,
     verify = directive_in_scope(s, "SSLVerifyClient", p);
     if (verify && strcasecmp(verify, "none"))
         return;
-    ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, GT_LOG_PREFIX
+    ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, GTLOGNO(00801)
                  "GetTokenIdentity ssl in %s: %s, so mod_ssl never asks for "
                  "a client certificate and the ssl identity source finds "
                  "none (GetTokens get 401): add SSLVerifyClient "
@@ -109,9 +109,9 @@ static void warn_ssl_identity(server_rec *s, const gettoken_server_conf *conf,
 /* The directive that makes the vhost use the database, or NULL. */
 static const char *database_user(const gettoken_server_conf *conf)
 {
-    if (conf->in_use && conf->binding.sql)
+    if (conf->in_use && conf->binding->sql)
         return "GetTokenEnrollmentSQL";
-    if (conf->in_use && conf->audit.sql)
+    if (conf->in_use && conf->audit->sql)
         return "GetTokenAuditSQL";
     if (gettoken_watch_verify_ready(conf))
         return "GetTokenWatchPairingTrust";
@@ -121,7 +121,7 @@ static const char *database_user(const gettoken_server_conf *conf)
 /* The tables the httpd user writes in this vhost, or NULL. */
 static const char *tables_written(const gettoken_server_conf *conf)
 {
-    int audit = conf->in_use && conf->audit.sql;
+    int audit = conf->in_use && conf->audit->sql;
 
     if (gettoken_watch_verify_ready(conf) && audit)
         return "gettoken_pairing_jti and the GetTokenAuditSQL table";
@@ -176,7 +176,7 @@ static void warn_sqlite_access(server_rec *s, const gettoken_server_conf *conf,
                                "journal there to write %s (requests that "
                                "write get 503)", dir, writes);
     if (problem)
-        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, GT_LOG_PREFIX
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, GTLOGNO(00802)
                      "%s in %s: the SQLite database %s %s",
                      database_user(conf), gettoken_vhost_name(s, p), path,
                      problem);
@@ -191,7 +191,7 @@ static void warn_database(server_rec *s, const gettoken_server_conf *conf,
         return;      /* without mod_dbd the config test stopped already */
     driver = directive_in_scope(s, "DBDriver", p);
     if (!driver) {
-        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, GT_LOG_PREFIX
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, GTLOGNO(00803)
                      "%s in %s: no DBDriver applies to this vhost, so mod_dbd "
                      "has no connection to give (GetTokens get 503): add "
                      "DBDriver and DBDParams to the vhost",
@@ -219,7 +219,7 @@ static void warn_key_file(server_rec *s, const char *directive,
     foreign_owner = geteuid() == 0 && st.st_uid != 0;
     if (!foreign_owner && !(st.st_mode & (S_IRWXG | S_IRWXO)))
         return;
-    ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, GT_LOG_PREFIX
+    ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, GTLOGNO(00804)
                  "%s %s in %s: the key file is %s (mode %04o, owner uid %ld): "
                  "make it root's, mode 0600 or 0400 (httpd reads it as root "
                  "at start-up)", directive, path, gettoken_vhost_name(s, p),
@@ -240,12 +240,12 @@ static void warn_uuid(server_rec *s, const char *directive, const char *uuid,
         nonzero |= (*c != '0' && *c != '-');
     }
     if (!nonzero)
-        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, GT_LOG_PREFIX
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, GTLOGNO(00805)
                      "%s %s in %s is the nil UUID, never a server's: use the "
                      "server_uuid of AccountDetail", directive, uuid,
                      gettoken_vhost_name(s, p));
     else if (upper)
-        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, GT_LOG_PREFIX
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, GTLOGNO(00806)
                      "%s %s in %s has upper-case letters and goes into iss as "
                      "written: copy the server_uuid of AccountDetail exactly",
                      directive, uuid, gettoken_vhost_name(s, p));
@@ -267,10 +267,10 @@ void gettoken_warnings_log(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
             warn_database(vs, conf, ptemp);   /* a watch MDM's verify vhost */
         if (!conf->in_use)
             continue;
-        warn_uuid(vs, "GetTokenServerUUID", conf->keys.server_uuid, ptemp);
-        warn_key_file(vs, "GetTokenSigningKey", conf->keys.signing.where,
+        warn_uuid(vs, "GetTokenServerUUID", conf->keys->server_uuid, ptemp);
+        warn_key_file(vs, "GetTokenSigningKey", conf->keys->signing.where,
                       seen_keys, ptemp);
-        warn_key_file(vs, "GetTokenWatchPairingKey", conf->keys.pairing.where,
+        warn_key_file(vs, "GetTokenWatchPairingKey", conf->keys->pairing.where,
                       seen_keys, ptemp);
         warn_ssl_identity(vs, conf, ptemp);
         warn_database(vs, conf, ptemp);
@@ -308,12 +308,12 @@ static void try_write(server_rec *s, ap_dbd_t *dbd, apr_pool_t *p,
                                  APR_DBD_TRANSACTION_ROLLBACK);
     apr_dbd_transaction_end(dbd->driver, p, trans);
     if (err)
-        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, GT_LOG_PREFIX
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, GTLOGNO(00807)
                      "%s in %s: a test write (rolled back) to %s failed at "
                      "start-up: %s", directive, gettoken_vhost_name(s, p),
                      table, err);
     else
-        ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, s, GT_LOG_PREFIX
+        ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, s, GTLOGNO(00808)
                      "%s in %s: a test write (rolled back) to %s succeeded",
                      directive, gettoken_vhost_name(s, p), table);
 }
@@ -328,8 +328,8 @@ static void check_writes(server_rec *s, const gettoken_server_conf *conf,
                   "gettoken_pairing_jti",
                   "INSERT INTO gettoken_pairing_jti (jti, expires_at) "
                   "VALUES ('gettoken-start-up-check', 0)", NULL);
-    if (conf->in_use && conf->audit.sql
-        && apr_dbd_prepare(dbd->driver, p, dbd->handle, conf->audit.sql, NULL,
+    if (conf->in_use && conf->audit->sql
+        && apr_dbd_prepare(dbd->driver, p, dbd->handle, conf->audit->sql, NULL,
                            &stmt) == 0 && stmt)
         try_write(s, dbd, p, "GetTokenAuditSQL", "its table", NULL, stmt);
 }
@@ -365,7 +365,7 @@ void gettoken_warnings_child_init(apr_pool_t *p, server_rec *s)
         }
         dbd = dbd_open(tmp, vs);
         if (!dbd)
-            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, vs, GT_LOG_PREFIX
+            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, vs, GTLOGNO(00809)
                          "%s in %s: no database connection at start-up "
                          "(database down, DBDParams wrong, or a statement "
                          "that does not prepare: are the tables of "

@@ -22,6 +22,9 @@
  * lifetime, a few at most), so no one can fill the table per request.
  */
 #include "gettoken_private.h"
+#include "gettoken_body.h"
+#include "gettoken_dbd.h"
+#include "gettoken_status.h"
 
 #include "apr_atomic.h"
 #include "apr_lib.h"
@@ -32,8 +35,6 @@
 #include "core/gt_machineinfo.h"
 #include "core/gt_pairing.h"
 #include "jose/gt_jose.h"
-
-APLOG_USE_MODULE(gettoken);
 
 #define GT_DEFAULT_SECURITY_TOKEN_LIFETIME 600
 #define PHONE_HEADER  "GetToken-Watch-Paired-Phone"
@@ -101,6 +102,7 @@ struct gettoken_watch_enrollment *gettoken_watch_enrollment_merge(
     /* loaded and prepared at start-up, per vhost */
     we->ca = NULL;
     memset(we->label, 0, sizeof(we->label));
+    memset(we->secret, 0, sizeof(we->secret));
     we->next_purge = 0;
     return we;
 }
@@ -153,7 +155,7 @@ int gettoken_watch_enrollment_startup(const gettoken_startup *st,
     if (!we->in_use)
         return OK;
     if (!gettoken_watch_verify_ready(conf)) {
-        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, GT_LOG_PREFIX
+        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, GTLOGNO(02001)
                      "GetTokenWatchEnrollment On in %s needs "
                      "GetTokenWatchPairingTrust (whose pairing tokens admit "
                      "a watch) and mod_dbd (DBDriver/DBDParams)",
@@ -162,14 +164,14 @@ int gettoken_watch_enrollment_startup(const gettoken_startup *st,
     }
     if (we->ca_file && !(we->ca = gt_machineinfo_ca_load(pconf, we->ca_file,
                                                          &why))) {
-        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, GT_LOG_PREFIX
+        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, GTLOGNO(02002)
                      "GetTokenWatchEnrollmentCA %s in %s: %s", we->ca_file,
                      gettoken_vhost_name(s, pconf), why);
         return !OK;
     }
     if (apr_generate_random_bytes(we->secret, sizeof(we->secret))
         != APR_SUCCESS) {
-        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, GT_LOG_PREFIX
+        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, GTLOGNO(02015)
                      "GetTokenWatchEnrollment in %s: no random bytes for the "
                      "security tokens' key", gettoken_vhost_name(s, pconf));
         return !OK;
@@ -180,30 +182,10 @@ int gettoken_watch_enrollment_startup(const gettoken_startup *st,
     return OK;
 }
 
-/* ---- refusals ------------------------------------------------------------- */
-
-static int refuse(request_rec *r, int status, const char *why)
-{
-    ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, GT_LOG_PREFIX
-                  "watch enrollment refused (%d) in %s: %s", status,
-                  gettoken_vhost_name(r->server, r->pool), why);
-    return status;
-}
-
-static int unavailable(request_rec *r, const char *why, const char *err)
-{
-    refuse(r, HTTP_SERVICE_UNAVAILABLE,
-           apr_pstrcat(r->pool, why, err ? ": " : "", err, NULL));
-    return gettoken_retry_later(r);
-}
-
 /* ---- the database --------------------------------------------------------- */
 
-static int no_connection(request_rec *r)
-{
-    return unavailable(r, GETTOKEN_DBD_NO_CONNECTION " for " TABLE " "
-                       GETTOKEN_DBD_CHECK_SETUP, NULL);
-}
+/* What the gate refuses, for the refusal log lines. */
+#define GATE GT_REFUSED_WATCH_ENROLLMENT
 
 /* The parameters and results of the gate's queries. */
 struct token_query {
@@ -325,7 +307,7 @@ static void purge_batch(request_rec *r, ap_dbd_t *dbd,
     memset(&q, 0, sizeof(q));
     q.args[0] = seconds(r, now);
     if (run(r, dbd, we, STMT_PURGE, change_rows, &q, &err) != 0)
-        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, GT_LOG_PREFIX
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, GTLOGNO(02016)
                       "purging expired rows of " TABLE " failed: %s", err);
 }
 
@@ -343,7 +325,7 @@ static int issue_security_token(request_rec *r,
     int slot, fresh = 0;
 
     if (!dbd)
-        return no_connection(r);
+        return gettoken_no_connection(r, GATE, GTLOGNO(02003), TABLE);
     memset(&q, 0, sizeof(q));
     q.now = apr_time_sec(apr_time_now());
     q.udid = mi->udid;
@@ -352,12 +334,15 @@ static int issue_security_token(request_rec *r,
                                           mi->udid, q.now / half, slot,
                                           token) != 0
             || !(q.args[1] = gt_pairing_sth(r->pool, token)))
-            return refuse(r, HTTP_INTERNAL_SERVER_ERROR,
-                          "no security token could be made");
+            return gettoken_refuse(r, GATE, HTTP_INTERNAL_SERVER_ERROR,
+                                   GTLOGNO(02004), "no security token could "
+                                   "be made");
         q.args[0] = token;
         q.args[2] = NULL;
         if (run(r, dbd, we, STMT_FIND, find_row, &q, &err) != 0)
-            return unavailable(r, "reading " TABLE " failed", err);
+            return gettoken_refuse(r, GATE, HTTP_SERVICE_UNAVAILABLE,
+                                   GTLOGNO(02017), "reading " TABLE
+                                   " failed: %s", err);
         if (q.usable)
             break;
         if (q.found)
@@ -374,22 +359,25 @@ static int issue_security_token(request_rec *r,
         if (run(r, dbd, we, STMT_FIND, find_row, &q, &again) == 0
             && q.usable)
             break;
-        return unavailable(r, "recording a security token in " TABLE
-                           " failed", err ? err : "no row inserted");
+        return gettoken_refuse(r, GATE, HTTP_SERVICE_UNAVAILABLE,
+                               GTLOGNO(02005), "recording a security token "
+                               "in " TABLE " failed: %s",
+                               err ? err : "no row inserted");
     }
     if (slot == TOKEN_SLOTS) {
         apr_table_setn(r->err_headers_out, "Retry-After",
                        seconds(r, half - q.now % half));
-        return refuse(r, HTTP_TOO_MANY_REQUESTS, apr_psprintf(r->pool,
-                      "watch %s used up %d security tokens within %"
-                      APR_INT64_T_FMT " seconds", ap_escape_logitem(r->pool,
-                      mi->udid), TOKEN_SLOTS, half));
+        return gettoken_refuse(r, GATE, HTTP_TOO_MANY_REQUESTS,
+                               GTLOGNO(02018), "watch %s used up %d security "
+                               "tokens within %" APR_INT64_T_FMT " seconds",
+                               ap_escape_logitem(r->pool, mi->udid),
+                               TOKEN_SLOTS, half);
     }
     if (fresh) {
         gettoken_status_count(GT_STAT_WATCH_SECURITY_TOKEN, NULL, 0);
         purge_batch(r, dbd, we, q.now);
     }
-    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, GT_LOG_PREFIX
+    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, GTLOGNO(02006)
                   "watch %s (%s) brought no PAIRING_TOKEN: 403 with its "
                   "security token (%s)",
                   ap_escape_logitem(r->pool, mi->udid),
@@ -410,7 +398,7 @@ static int use_security_token(request_rec *r,
     const char *err = NULL;
 
     if (!dbd)
-        return no_connection(r);
+        return gettoken_no_connection(r, GATE, GTLOGNO(02007), TABLE);
     memset(&q, 0, sizeof(q));
     q.now = apr_time_sec(apr_time_now());
     q.udid = mi->udid;
@@ -418,15 +406,18 @@ static int use_security_token(request_rec *r,
     q.args[1] = mi->udid;
     q.args[2] = seconds(r, q.now);
     if (run(r, dbd, we, STMT_USE, change_rows, &q, &err) != 0)
-        return unavailable(r, "using up the security token failed", err);
+        return gettoken_refuse(r, GATE, HTTP_SERVICE_UNAVAILABLE,
+                               GTLOGNO(02008), "using up the security token "
+                               "failed%s%s", err ? ": " : "", err ? err : "");
     if (q.nrows == 1)
         return OK;
     if (run(r, dbd, we, STMT_EXPLAIN, explain_row, &q, &err) != 0)
         q.why = "no unexpired, unused security token of this watch matches "
                 "the pairing token's sth";
-    return refuse(r, HTTP_FORBIDDEN, apr_psprintf(r->pool, "watch %s, jti %s: "
-                  "%s", ap_escape_logitem(r->pool, mi->udid), claims->jti,
-                  q.why));
+    return gettoken_refuse(r, GATE, HTTP_FORBIDDEN, GTLOGNO(02009),
+                           "watch %s, jti %s: %s",
+                           ap_escape_logitem(r->pool, mi->udid), claims->jti,
+                           q.why);
 }
 
 /* A watch with PAIRING_TOKEN: OK when it is admitted. */
@@ -436,13 +427,15 @@ static int admit(request_rec *r, struct gettoken_watch_enrollment *we,
     gt_pairing_claims claims;
     int status;
 
-    status = gettoken_watch_check_token(r, mi->pairing_token, mi->udid, NULL,
+    status = gettoken_watch_check_token(r, GT_REFUSED_WATCH_ENROLLMENT,
+                                        mi->pairing_token, mi->udid, NULL,
                                         &claims);
     if (status == OK)
         status = use_security_token(r, we, mi, &claims);
     /* the security token is spent; a replayed jti still ends here */
     if (status == OK)
-        status = gettoken_watch_use_jti(r, &claims);
+        status = gettoken_watch_use_jti(r, GT_REFUSED_WATCH_ENROLLMENT,
+                                        &claims);
     if (status != OK)
         return status;
 
@@ -451,7 +444,7 @@ static int admit(request_rec *r, struct gettoken_watch_enrollment *we,
     gettoken_status_count(GT_STAT_WATCH_ADMITTED, NULL, 0);
     apr_table_setn(r->subprocess_env, "GETTOKEN_WATCH_PHONE", claims.phone_udid);
     apr_table_setn(r->subprocess_env, "GETTOKEN_WATCH_ISSUER", claims.iss);
-    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, GT_LOG_PREFIX
+    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, GTLOGNO(02010)
                   "watch enrollment admitted: watch %s (%s), phone %s, iss %s, "
                   "jti %s", ap_escape_logitem(r->pool, mi->udid),
                   ap_escape_logitem(r->pool, mi->product),
@@ -495,7 +488,7 @@ static int collect_watch_header(void *names, const char *key, const char *value)
 
 /* header_parser: the first phase that knows the location.  The MDM must
  * only ever see the GetToken-Watch-* headers this module sets. */
-static int strip_headers(request_rec *r)
+int gettoken_watch_enrollment_strip_headers(request_rec *r)
 {
     apr_array_header_t *names;
     int i;
@@ -530,55 +523,50 @@ static const char *encoded(request_rec *r)
                         apr_pstrmemdup(r->pool, ce, n > 64 ? 64 : n)));
 }
 
-/* The gate's decision on one request: DECLINED (it goes on) or a status
- * that ends it. */
-static int gate(request_rec *r)
+int gettoken_watch_enrollment_handler(request_rec *r)
 {
     const gettoken_server_conf *conf;
     struct gettoken_watch_enrollment *we;
-    gettoken_body_state state;
-    const char *body = NULL, *why = NULL, *cl;
+    const char *body = NULL, *why = NULL;
     apr_size_t len = 0;
     gt_machineinfo mi;
     int status;
 
+    if (r->main || !gate_enabled(r))
+        return DECLINED;
     if (!ap_request_has_body(r)) {
         /* a GET (or any bodiless request but a POST or PUT) carries no
          * MachineInfo: nothing to decide */
         if (r->method_number != M_POST && r->method_number != M_PUT)
             return DECLINED;
-        return refuse(r, HTTP_BAD_REQUEST, "a POST without a body is no "
-                      "MachineInfo");
+        return gettoken_refuse(r, GATE, HTTP_BAD_REQUEST, GTLOGNO(02019),
+                               "a %s without a body is no MachineInfo",
+                               r->method);
     }
     conf = gettoken_server_config(r->server);
     we = conf->watch_enrollment;
     if ((why = encoded(r)) != NULL)
-        return refuse(r, HTTP_BAD_REQUEST, why);
+        return gettoken_refuse(r, GATE, HTTP_BAD_REQUEST, GTLOGNO(02020), "%s",
+                               why);
     /* a body that cannot be read whole cannot be shown not to be a watch's */
-    cl = apr_table_get(r->headers_in, "Content-Length");
-    if (cl && !apr_table_get(r->headers_in, "Transfer-Encoding")
-        && apr_atoi64(cl) > (apr_int64_t)conf->max_body)
-        return refuse(r, HTTP_REQUEST_ENTITY_TOO_LARGE,
-                      "the body is over GetTokenMaxBodySize");
-    status = gettoken_body_read(r, conf->max_body, &state, &body, &len);
+    status = gettoken_body_read_whole(r, conf->max_body, GATE, GTLOGNO(02011),
+                                      &body, &len);
     if (status != OK)
-        return status;      /* logged */
-    if (state == GT_BODY_TOO_LARGE)
-        return refuse(r, HTTP_REQUEST_ENTITY_TOO_LARGE,
-                      "the body is over GetTokenMaxBodySize");
+        return status;
 
     switch (gt_machineinfo_parse(r->pool, body, len, we->ca, &mi, &why)) {
     case GT_MI_NOT_WATCH:
-        ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, r, GT_LOG_PREFIX
+        ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, r, GTLOGNO(02013)
                       "not a watch's MachineInfo (%s): passed on",
                       ap_escape_logitem(r->pool, mi.product));
         gettoken_body_replay(r);
         return DECLINED;
     case GT_MI_INVALID:
-        return refuse(r, HTTP_BAD_REQUEST, apr_pstrcat(r->pool, "not a "
-                      "MachineInfo the gate can read: ", why, NULL));
+        return gettoken_refuse(r, GATE, HTTP_BAD_REQUEST, GTLOGNO(02021),
+                               "not a MachineInfo the gate can read: %s", why);
     case GT_MI_REFUSED:
-        return refuse(r, HTTP_FORBIDDEN, why);
+        return gettoken_refuse(r, GATE, HTTP_FORBIDDEN, GTLOGNO(02014), "%s",
+                               why);
     case GT_MI_WATCH:
         break;
     }
@@ -589,25 +577,4 @@ static int gate(request_rec *r)
         return status;
     gettoken_body_replay(r);
     return DECLINED;
-}
-
-static int watch_enrollment_handler(request_rec *r)
-{
-    int status;
-
-    if (r->main || !gate_enabled(r))
-        return DECLINED;
-    status = gate(r);
-    /* OK: the 403 that hands a watch its security token, not a refusal */
-    if (status != DECLINED && status != OK)
-        gettoken_status_count(GT_STAT_WATCH_REFUSED, NULL, status);
-    return status;
-}
-
-void gettoken_watch_enrollment_register(void)
-{
-    ap_hook_header_parser(strip_headers, NULL, NULL, APR_HOOK_REALLY_FIRST);
-    /* ahead of mod_proxy, mod_cgi and every other content handler */
-    ap_hook_handler(watch_enrollment_handler, NULL, NULL,
-                    APR_HOOK_REALLY_FIRST);
 }

@@ -13,6 +13,9 @@
  *     -> 200 plist {PhoneUDID, Issuer} | 400 | 403 | 503 + Retry-After
  */
 #include "gettoken_private.h"
+#include "gettoken_body.h"
+#include "gettoken_dbd.h"
+#include "gettoken_status.h"
 
 #include "apr_dbd.h"
 #include "apr_strings.h"
@@ -23,8 +26,6 @@
 #include "core/gt_keys.h"
 #include "core/gt_pairing.h"
 #include "jose/gt_jose.h"
-
-APLOG_USE_MODULE(gettoken);
 
 #define VERIFY_HANDLER "gettoken-watch-verify"
 
@@ -133,7 +134,7 @@ static int load_trust(apr_pool_t *pconf, server_rec *s,
             t->keys = keys = apr_array_make(pconf, 2, sizeof(EVP_PKEY *));
         }
         if (gt_public_keys_load(pconf, f->file, keys, &why) < 0) {
-            ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, GT_LOG_PREFIX
+            ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, GTLOGNO(01901)
                          "GetTokenWatchPairingTrust %s %s in %s: %s",
                          f->issuer, f->file, gettoken_vhost_name(s, pconf), why);
             return !OK;
@@ -154,7 +155,7 @@ static int check_trust_algs(apr_pool_t *p, server_rec *s,
             const char *why = NULL;
             if (!gt_jws_alg_for_key(APR_ARRAY_IDX(t->keys, k, EVP_PKEY *),
                                     &why)) {
-                ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, GT_LOG_PREFIX
+                ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, GTLOGNO(01902)
                              "GetTokenWatchPairingTrust %s in %s: key %d: %s",
                              t->issuer, gettoken_vhost_name(s, p), k + 1, why);
                 return !OK;
@@ -188,27 +189,20 @@ int gettoken_watch_verify_startup(const gettoken_startup *st, server_rec *s,
     return OK;
 }
 
-static int refuse(request_rec *r, const char *reason, const char *detail,
-                  const gt_pairing_claims *c)
+/* A token refused (403), naming the issuer and jti when they are known:
+ * `what` asked for the check; `id` is the call site's GTLOGNO(). */
+static int refuse_token(request_rec *r, gettoken_refused what, const char *id,
+                        const char *reason, const char *detail,
+                        const gt_pairing_claims *c)
 {
-    ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, GT_LOG_PREFIX
-                  "watch pairing token refused (403): %s: %s%s%s%s%s; vhost %s",
-                  reason, detail,
-                  c && c->iss ? "; iss " : "",
-                  c && c->iss ? ap_escape_logitem(r->pool, c->iss) : "",
-                  c && c->jti ? ", jti " : "",
-                  c && c->jti ? ap_escape_logitem(r->pool, c->jti) : "",
-                  gettoken_vhost_name(r->server, r->pool));
-    return HTTP_FORBIDDEN;
-}
-
-static int unavailable(request_rec *r, const char *why, const char *detail)
-{
-    ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, GT_LOG_PREFIX
-                  "watch pairing verification failed (503): %s%s%s; vhost %s",
-                  why, detail ? ": " : "", detail ? detail : "",
-                  gettoken_vhost_name(r->server, r->pool));
-    return gettoken_retry_later(r);
+    return gettoken_refuse(r, what, HTTP_FORBIDDEN, id,
+                           "pairing token: %s: %s%s%s%s%s", reason, detail,
+                           c && c->iss ? "; iss " : "",
+                           c && c->iss ? ap_escape_logitem(r->pool, c->iss)
+                                       : "",
+                           c && c->jti ? ", jti " : "",
+                           c && c->jti ? ap_escape_logitem(r->pool, c->jti)
+                                       : "");
 }
 
 /* The parameters and results of the replay store's queries. */
@@ -250,7 +244,8 @@ static int jti_seen(request_rec *r, ap_dbd_t *dbd, apr_dbd_prepared_t *stmt,
 
 /* Records the jti: OK the first time, HTTP_FORBIDDEN for a replay,
  * HTTP_SERVICE_UNAVAILABLE when the database cannot say. */
-static int record_jti(request_rec *r, struct pairing_store *st,
+static int record_jti(request_rec *r, gettoken_refused what,
+                      struct pairing_store *st,
                       const gt_pairing_claims *c, apr_int64_t now)
 {
     ap_dbd_t *dbd = gettoken_dbd_acquire(r);
@@ -258,8 +253,8 @@ static int record_jti(request_rec *r, struct pairing_store *st,
     const char *insert_err = NULL, *seen_err = NULL;
 
     if (!dbd)
-        return unavailable(r, GETTOKEN_DBD_NO_CONNECTION " for the replay "
-                           "store " GETTOKEN_DBD_CHECK_SETUP, NULL);
+        return gettoken_no_connection(r, what, GTLOGNO(01903),
+                                      "the pairing tokens' replay store");
     q.expires = apr_psprintf(r->pool, "%" APR_INT64_T_FMT,
                              c->exp + GT_PAIRING_SKEW);
     if (gettoken_dbd_run(r, dbd, st->insert_label, SQL_INSERT, jti_insert, &q,
@@ -275,12 +270,17 @@ static int record_jti(request_rec *r, struct pairing_store *st,
     /* a unique-key violation, or a real failure?  Ask for the row. */
     if (gettoken_dbd_run(r, dbd, st->seen_label, SQL_SEEN, jti_seen, &q,
                          &seen_err) == 0 && q.found)
-        return refuse(r, "replayed", "the token was used before", c);
-    return unavailable(r, "recording the jti failed (is the table "
-                       "gettoken_pairing_jti there? conf/schema/)", insert_err);
+        return refuse_token(r, what, GTLOGNO(01904), "replayed",
+                            "the token was used before", c);
+    return gettoken_refuse(r, what, HTTP_SERVICE_UNAVAILABLE, GTLOGNO(01905),
+                           "pairing token: recording the jti failed (is the "
+                           "table gettoken_pairing_jti there? conf/schema/)"
+                           "%s%s", insert_err ? ": " : "",
+                           insert_err ? insert_err : "");
 }
 
-int gettoken_watch_check_token(request_rec *r, const char *token,
+int gettoken_watch_check_token(request_rec *r, gettoken_refused what,
+                               const char *token,
                                const char *watch_udid,
                                const char *security_token,
                                gt_pairing_claims *claims)
@@ -294,19 +294,25 @@ int gettoken_watch_check_token(request_rec *r, const char *token,
     memset(claims, 0, sizeof(*claims));
     if (!conf || !conf->watch_verify->trust
         || !conf->watch_verify->trust->nelts || !conf->watch_verify->store)
-        return refuse(r, "untrusted issuer", "no GetTokenWatchPairingTrust is "
-                      "configured for this virtual host", NULL);
+        return refuse_token(r, what, GTLOGNO(01906), "untrusted issuer",
+                            "no GetTokenWatchPairingTrust is configured for "
+                            "this virtual host", NULL);
 
     /* only the keys listed for the issuer the token names may verify it */
     claimed_iss = gt_pairing_claimed_issuer(r->pool, token, strlen(token),
                                             &why);
     if (!claimed_iss)
-        return refuse(r, "malformed token", why, NULL);
+        return refuse_token(r, what, GTLOGNO(01907), "malformed token", why,
+                            NULL);
     keys = gt_pairing_trusted_keys(conf->watch_verify->trust, claimed_iss);
     if (!keys)
-        return refuse(r, "untrusted issuer", apr_pstrcat(r->pool, "iss ",
-                      ap_escape_logitem(r->pool, claimed_iss), " is not listed "
-                      "in GetTokenWatchPairingTrust", NULL), NULL);
+        return refuse_token(r, what, GTLOGNO(01908), "untrusted issuer",
+                            apr_pstrcat(r->pool, "iss ",
+                                        ap_escape_logitem(r->pool,
+                                                          claimed_iss),
+                                        " is not listed in "
+                                        "GetTokenWatchPairingTrust", NULL),
+                            NULL);
 
     /* claims->iss names the issuer whose keys were tried in the log line */
     claims->iss = claimed_iss;
@@ -315,53 +321,57 @@ int gettoken_watch_check_token(request_rec *r, const char *token,
     case GT_JWS_VALID:
         break;
     case GT_JWS_MALFORMED:
-        return refuse(r, "malformed token", why, NULL);
+        return refuse_token(r, what, GTLOGNO(01909), "malformed token", why,
+                            NULL);
     case GT_JWS_ALG_REFUSED:
     case GT_JWS_NO_KEY:
     case GT_JWS_BAD_SIGNATURE:
-        return refuse(r, "bad signature", why, claims);
+        return refuse_token(r, what, GTLOGNO(01910), "bad signature", why,
+                            claims);
     }
 
     pres = gt_pairing_check(r->pool, payload, payload_len,
                             apr_time_sec(apr_time_now()), watch_udid,
                             security_token, claims, &why);
     if (pres != GT_PAIRING_OK)
-        return refuse(r, gt_pairing_reason(pres), why, claims);
+        return refuse_token(r, what, GTLOGNO(01911), gt_pairing_reason(pres),
+                            why, claims);
     apr_table_setn(r->subprocess_env, "GETTOKEN_SERVICE",
                    GETTOKEN_SERVICE_WATCH_PAIRING);
     apr_table_setn(r->subprocess_env, "GETTOKEN_JTI", claims->jti);
     return OK;
 }
 
-int gettoken_watch_use_jti(request_rec *r, const gt_pairing_claims *claims)
+int gettoken_watch_use_jti(request_rec *r, gettoken_refused what,
+                           const gt_pairing_claims *claims)
 {
     const gettoken_server_conf *conf = gettoken_server_config(r->server);
 
-    return record_jti(r, conf->watch_verify->store, claims,
+    return record_jti(r, what, conf->watch_verify->store, claims,
                       apr_time_sec(apr_time_now()));
 }
 
-static int gettoken_watch_verify(request_rec *r, const char *token,
-                                 const char *watch_udid,
-                                 const char *security_token,
-                                 const char **phone_udid, const char **issuer)
+int gettoken_watch_verify(request_rec *r, const char *token,
+                          const char *watch_udid, const char *security_token,
+                          const char **phone_udid, const char **issuer)
 {
     gt_pairing_claims claims;
     int status;
 
     if (!token || !watch_udid || !security_token || !phone_udid || !issuer)
-        return refuse(r, "malformed request", "token, WatchUDID or "
-                      "SecurityToken missing", NULL);
-    status = gettoken_watch_check_token(r, token, watch_udid, security_token,
-                                        &claims);
+        return refuse_token(r, GT_REFUSED_PAIRING_VERIFY, GTLOGNO(01912),
+                            "malformed request", "token, WatchUDID or "
+                            "SecurityToken missing", NULL);
+    status = gettoken_watch_check_token(r, GT_REFUSED_PAIRING_VERIFY, token,
+                                        watch_udid, security_token, &claims);
     if (status == OK)
-        status = gettoken_watch_use_jti(r, &claims);
+        status = gettoken_watch_use_jti(r, GT_REFUSED_PAIRING_VERIFY, &claims);
     if (status != OK)
         return status;
     *phone_udid = claims.phone_udid;
     *issuer = claims.iss;
     gettoken_status_count(GT_STAT_WATCH_ADMITTED, NULL, 0);
-    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, GT_LOG_PREFIX
+    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, GTLOGNO(01913)
                   "watch pairing token accepted: iss %s, jti %s, phone %s",
                   ap_escape_logitem(r->pool, claims.iss), claims.jti,
                   ap_escape_logitem(r->pool, claims.phone_udid));
@@ -370,25 +380,7 @@ static int gettoken_watch_verify(request_rec *r, const char *token,
 
 /* ---- SetHandler gettoken-watch-verify ------------------------------------ */
 
-/* The whole body, at most `cap` bytes: OK, or an HTTP status. */
-static int read_body(request_rec *r, apr_size_t cap, const char **buf,
-                     apr_size_t *len)
-{
-    gettoken_body_state state;
-    int status = gettoken_body_read(r, cap, &state, buf, len);
-
-    if (status != OK)
-        return status;
-    if (state == GT_BODY_TOO_LARGE) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, GT_LOG_PREFIX
-                      "watch pairing verify refused (413): the body is over "
-                      "%" APR_SIZE_T_FMT " bytes (GetTokenMaxBodySize)", cap);
-        return HTTP_REQUEST_ENTITY_TOO_LARGE;
-    }
-    return OK;
-}
-
-static int watch_verify_handler(request_rec *r)
+int gettoken_watch_verify_handler(request_rec *r)
 {
     const gettoken_server_conf *conf;
     gt_pairing_verify_request req;
@@ -405,22 +397,21 @@ static int watch_verify_handler(request_rec *r)
         return HTTP_METHOD_NOT_ALLOWED;
     }
     conf = gettoken_server_config(r->server);
-    status = read_body(r, conf ? conf->max_body : GT_DEFAULT_MAX_BODY,
-                       &body, &len);
+    status = gettoken_body_read_whole(r, conf ? conf->max_body
+                                              : GT_DEFAULT_MAX_BODY,
+                                      GT_REFUSED_PAIRING_VERIFY,
+                                      GTLOGNO(01914), &body, &len);
     if (status != OK)
         return status;
     if (gt_pairing_parse_verify_request(r->pool, body, len, &verify_limits,
-                                        &req, &why) != 0) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, GT_LOG_PREFIX
-                      "watch pairing verify refused (400): %s", why);
-        return HTTP_BAD_REQUEST;
-    }
-    if (!verify_fn) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, GT_LOG_PREFIX
-                      "watch pairing verify failed (500): the optional "
-                      "function gettoken_watch_verify is not registered");
-        return HTTP_INTERNAL_SERVER_ERROR;
-    }
+                                        &req, &why) != 0)
+        return gettoken_refuse(r, GT_REFUSED_PAIRING_VERIFY, HTTP_BAD_REQUEST,
+                               GTLOGNO(01915), "%s", why);
+    if (!verify_fn)
+        return gettoken_refuse(r, GT_REFUSED_PAIRING_VERIFY,
+                               HTTP_INTERNAL_SERVER_ERROR, GTLOGNO(01916),
+                               "the optional function gettoken_watch_verify "
+                               "is not registered");
     status = verify_fn(r, req.token, req.watch_udid, req.security_token,
                        &phone, &issuer);
     if (status != OK)
@@ -430,16 +421,8 @@ static int watch_verify_handler(request_rec *r)
     return gettoken_send_answer(r, "application/xml", xml, xml_len);
 }
 
-static void retrieve_verify_fn(void)
+void gettoken_watch_verify_retrieve(void)
 {
     /* the handler uses the function the way another module would */
     verify_fn = APR_RETRIEVE_OPTIONAL_FN(gettoken_watch_verify);
-}
-
-void gettoken_watch_register(void)
-{
-    APR_REGISTER_OPTIONAL_FN(gettoken_watch_verify);
-    ap_hook_optional_fn_retrieve(retrieve_verify_fn, NULL, NULL,
-                                 APR_HOOK_MIDDLE);
-    ap_hook_handler(watch_verify_handler, NULL, NULL, APR_HOOK_MIDDLE);
 }

@@ -11,12 +11,16 @@
  * the table below; the parts never call back here.
  */
 #include "gettoken_private.h"
+#include "gettoken_body.h"
+#include "gettoken_dbd.h"
+#include "gettoken_status.h"
 
 #include "core/gt_cert.h"
 
 #include "http_core.h"
 #include "http_main.h"
 #include "http_request.h"
+#include "mod_status.h"
 
 typedef int (*part_startup)(const gettoken_startup *st, server_rec *s,
                             gettoken_server_conf *conf);
@@ -51,9 +55,9 @@ static const part_notice notices[] = {
  * left alone, whatever it inherited). */
 static int gettoken_configured(const gettoken_server_conf *conf)
 {
-    return conf->in_use || conf->keys.signing.where || conf->keys.pairing.where
+    return conf->in_use || conf->keys->signing.where || conf->keys->pairing.where
            || gettoken_watch_trust_configured(conf)
-           || conf->orgs.configured->nelts;
+           || conf->orgs->configured->nelts;
 }
 
 static int start_vhost(const gettoken_startup *st, server_rec *s,
@@ -126,7 +130,7 @@ static int gettoken_post_config(apr_pool_t *pconf, apr_pool_t *plog,
     (void)plog;
     gettoken_dbd_retrieve_fns();
     if (gt_digests_init(pconf) != 0) {
-        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, GT_LOG_PREFIX
+        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, GTLOGNO(00101)
                      "OpenSSL has no SHA-256 implementation available");
         return HTTP_INTERNAL_SERVER_ERROR;
     }
@@ -137,6 +141,7 @@ static int gettoken_post_config(apr_pool_t *pconf, apr_pool_t *plog,
     return gettoken_status_init(pconf, s);
 }
 
+/* Every hook, handler, filter and optional function of the module. */
 static void gettoken_register_hooks(apr_pool_t *p)
 {
     /* statements go to mod_dbd before its post_config groups them into
@@ -146,29 +151,64 @@ static void gettoken_register_hooks(apr_pool_t *p)
     static const char *const after_dbd[] = { "mod_dbd.c", NULL };
 
     (void)p;
+    /* start-up */
     ap_hook_check_config(gettoken_check_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_post_config(gettoken_post_config, NULL, before_dbd, APR_HOOK_MIDDLE);
-    /* ahead of mod_proxy, mod_cgi and every other content handler */
-    ap_hook_handler(gettoken_handler, NULL, NULL, APR_HOOK_REALLY_FIRST);
-    gettoken_body_register();
-    /* internal redirects after a decline take the body replay along */
-    ap_hook_insert_filter(gettoken_body_insert_filter, NULL, NULL,
-                          APR_HOOK_MIDDLE);
-
-    gettoken_hook_generate_token(gettoken_maid_generate, NULL, NULL,
-                                 APR_HOOK_MIDDLE);
-    gettoken_hook_generate_token(gettoken_watch_pairing_generate, NULL, NULL,
-                                 APR_HOOK_MIDDLE);
-    gettoken_watch_register();
-    gettoken_status_register();
     ap_hook_child_init(gettoken_refusal_child_init, NULL, NULL,
                        APR_HOOK_MIDDLE);
     ap_hook_child_init(gettoken_warnings_child_init, after_dbd, NULL,
                        APR_HOOK_MIDDLE);
-    gettoken_watch_enrollment_register();
+
+    /* requests.  The watch gate takes its headers away from the client
+     * before any other module can read them. */
+    ap_hook_header_parser(gettoken_watch_enrollment_strip_headers, NULL, NULL,
+                          APR_HOOK_REALLY_FIRST);
+    /* Both content handlers run ahead of mod_proxy, mod_cgi and every
+     * other one, so that they see the body first.  Within
+     * APR_HOOK_REALLY_FIRST, hooks run in the order they are registered
+     * here: GetToken first, then the watch gate.  Each declines outside
+     * its own directive (GetToken On, GetTokenWatchEnrollment On), and a
+     * body either passes on is replayed to whatever reads it next. */
+    ap_hook_handler(gettoken_handler, NULL, NULL, APR_HOOK_REALLY_FIRST);
+    ap_hook_handler(gettoken_watch_enrollment_handler, NULL, NULL,
+                    APR_HOOK_REALLY_FIRST);
+    ap_hook_handler(gettoken_watch_verify_handler, NULL, NULL,
+                    APR_HOOK_MIDDLE);
+    /* One below AP_FTYPE_RESOURCE, i.e. on top of the request's input
+     * filters.  The kept bytes were read from the top of the chain: they
+     * have been through every input filter of the request already
+     * (SetInputFilter Sed, an ext_filter, ...).  At AP_FTYPE_RESOURCE
+     * itself the replay would be inserted below the filters of that type
+     * already there, which would filter the kept bytes a second time,
+     * behind the output they still buffer from the first pass (a Sed
+     * filter's output would come twice).  Filters added after the decline
+     * (by the handler that serves the location) go below it, as they
+     * should: they have not seen any of the body. */
+    gettoken_body_replay_filter_handle = ap_register_input_filter(
+        GETTOKEN_REPLAY_FILTER, gettoken_body_replay_filter, NULL,
+        AP_FTYPE_RESOURCE - 1);
+    /* internal redirects after a decline take the body replay along */
+    ap_hook_insert_filter(gettoken_body_insert_filter, NULL, NULL,
+                          APR_HOOK_MIDDLE);
+
+    /* the token services of the public hook */
+    gettoken_hook_generate_token(gettoken_maid_generate, NULL, NULL,
+                                 APR_HOOK_MIDDLE);
+    gettoken_hook_generate_token(gettoken_watch_pairing_generate, NULL, NULL,
+                                 APR_HOOK_MIDDLE);
+
+    /* for other modules: verifying a watch's pairing token */
+    APR_REGISTER_OPTIONAL_FN(gettoken_watch_verify);
+    ap_hook_optional_fn_retrieve(gettoken_watch_verify_retrieve, NULL, NULL,
+                                 APR_HOOK_MIDDLE);
+    /* mod_status may be absent or loaded after us: an optional hook */
+    APR_OPTIONAL_HOOK(ap, status_hook, gettoken_status_hook, NULL, NULL,
+                      APR_HOOK_MIDDLE);
 }
 
-AP_DECLARE_MODULE(gettoken) = {
+/* Not AP_DECLARE_MODULE(): its APLOG_USE_MODULE() is in gettoken_private.h,
+ * once for every file. */
+module AP_MODULE_DECLARE_DATA gettoken_module = {
     STANDARD20_MODULE_STUFF,
     gettoken_create_dir_conf,
     gettoken_merge_dir_conf,

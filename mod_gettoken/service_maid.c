@@ -16,8 +16,6 @@
 #include "core/gt_keys.h"
 #include "core/gt_maid.h"
 
-APLOG_USE_MODULE(gettoken);
-
 int gettoken_maid_generate(const gettoken_request *req, gettoken_token *tok)
 {
     request_rec *r = req->r;
@@ -29,22 +27,22 @@ int gettoken_maid_generate(const gettoken_request *req, gettoken_token *tok)
         return DECLINED;
     /* the device's organisation: its key signs, its server UUID is iss */
     org = gettoken_organization_of(req);
-    if (!org) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, GT_LOG_PREFIX
-                      "GetToken failed (500): no organisation was chosen");
-        return HTTP_INTERNAL_SERVER_ERROR;
-    }
+    if (!org)
+        return gettoken_refuse(r, GT_REFUSED_GETTOKEN,
+                               HTTP_INTERNAL_SERVER_ERROR, GTLOGNO(01601),
+                               "no organisation was chosen");
     jti = apr_palloc(r->pool, GT_UUID_SIZE);
     token = gt_maid_token(r->pool, org->signing.signer,
                           org->server_uuid, apr_time_sec(apr_time_now()),
                           jti, &why);
-    if (!token) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, GT_LOG_PREFIX
-                      "GetToken failed (500): signing the com.apple.maid "
-                      "token with %s failed: %s",
-                      gt_key_location_for_log(r->pool, org->signing.where), why);
-        return HTTP_INTERNAL_SERVER_ERROR;
-    }
+    if (!token)
+        return gettoken_refuse(r, GT_REFUSED_GETTOKEN,
+                               HTTP_INTERNAL_SERVER_ERROR, GTLOGNO(01602),
+                               "signing the com.apple.maid token with %s "
+                               "failed: %s",
+                               gt_key_location_for_log(r->pool,
+                                                       org->signing.where),
+                               why);
     tok->data = token;
     tok->len = strlen(token);
     tok->jti = jti;

@@ -16,6 +16,7 @@
  * way the enrollment binding does: a row means yes.
  */
 #include "gettoken_private.h"
+#include "gettoken_dbd.h"
 
 #include "apr_strings.h"
 #include "apr_time.h"
@@ -24,22 +25,51 @@
 #include "core/gt_keys.h"
 #include "core/gt_pairing.h"
 
-APLOG_USE_MODULE(gettoken);
+/* How this service's refusals start, after "GetToken refused (<status>): " */
+#define SERVICE GETTOKEN_SERVICE_WATCH_PAIRING ": "
 
-void gettoken_pairing_merge(gettoken_pairing_conf *conf,
-                            const gettoken_pairing_conf *base,
-                            const gettoken_pairing_conf *add)
+/* The phone side's part of a vhost's configuration. */
+struct gettoken_pairing_conf {
+    apr_int64_t lifetime;              /* GetTokenWatchPairingLifetime */
+    int lifetime_set;
+    const char *eligibility_sql;       /* GetTokenWatchPairingSQL, or NULL */
+    const char *eligibility_label;     /* its mod_dbd label, at start-up */
+};
+
+gettoken_pairing_conf *gettoken_pairing_create(apr_pool_t *p)
 {
+    gettoken_pairing_conf *conf = apr_pcalloc(p, sizeof(*conf));
+
+    conf->lifetime = GT_DEFAULT_PAIRING_LIFETIME;
+    return conf;
+}
+
+gettoken_pairing_conf *gettoken_pairing_merge(apr_pool_t *p,
+                                              const gettoken_pairing_conf *base,
+                                              const gettoken_pairing_conf *add)
+{
+    gettoken_pairing_conf *conf = apr_pcalloc(p, sizeof(*conf));
+
     GETTOKEN_MERGE_FLAGGED(conf, base, add, lifetime, lifetime_set);
     conf->eligibility_sql = add->eligibility_sql ? add->eligibility_sql
                                                  : base->eligibility_sql;
     conf->eligibility_label = NULL;     /* prepared at start-up, per vhost */
+    return conf;
+}
+
+const char *gettoken_set_pairing_sql(cmd_parms *cmd, void *dirv,
+                                     const char *arg)
+{
+    gettoken_pairing_conf *conf = gettoken_server_config(cmd->server)->pairing;
+
+    (void)dirv;
+    return gettoken_parse_sql(cmd, arg, &conf->eligibility_sql);
 }
 
 const char *gettoken_set_pairing_lifetime(cmd_parms *cmd, void *dirv,
                                           const char *arg)
 {
-    gettoken_pairing_conf *conf = &gettoken_server_config(cmd->server)->pairing;
+    gettoken_pairing_conf *conf = gettoken_server_config(cmd->server)->pairing;
     const char *err = gettoken_parse_number(cmd, arg, GT_PAIRING_MAX_LIFETIME,
                                             &conf->lifetime);
 
@@ -52,7 +82,7 @@ int gettoken_pairing_eligibility_startup(const gettoken_startup *st,
                                          server_rec *s,
                                          gettoken_server_conf *conf)
 {
-    gettoken_pairing_conf *pc = &conf->pairing;
+    gettoken_pairing_conf *pc = conf->pairing;
 
     if (!conf->in_use || !pc->eligibility_sql)
         return OK;
@@ -68,7 +98,8 @@ int gettoken_pairing_eligibility_startup(const gettoken_startup *st,
 static int eligibility_check(const gettoken_request *req)
 {
     request_rec *r = req->r;
-    const gettoken_pairing_conf *pc = &gettoken_server_config(r->server)->pairing;
+    const gettoken_pairing_conf *pc =
+        gettoken_server_config(r->server)->pairing;
     const char *args[2];
     const char *err = NULL;
     int found = 0;
@@ -78,28 +109,19 @@ static int eligibility_check(const gettoken_request *req)
     args[0] = req->udid;
     args[1] = req->identity_sha256 ? req->identity_sha256 : "";
     if (gettoken_dbd_exists(r, pc->eligibility_label, pc->eligibility_sql, 2,
-                            args, &found, &err) != 0) {
-        gettoken_log_refusal(r, HTTP_SERVICE_UNAVAILABLE,
-                             GETTOKEN_SERVICE_WATCH_PAIRING
-                             ": GetTokenWatchPairingSQL failed: %s", err);
-        return gettoken_retry_later(r);
-    }
-    if (!found) {
-        gettoken_log_refusal(r, HTTP_FORBIDDEN, GETTOKEN_SERVICE_WATCH_PAIRING
-                             ": GetTokenWatchPairingSQL has no row for phone "
-                             "%s with identity sha256 %s: this enrollment "
-                             "may not vouch for watches",
-                             ap_escape_logitem(r->pool, req->udid), args[1]);
-        return HTTP_FORBIDDEN;
-    }
+                            args, &found, &err) != 0)
+        return gettoken_refuse(r, GT_REFUSED_GETTOKEN, HTTP_SERVICE_UNAVAILABLE,
+                               GTLOGNO(01701),
+                               SERVICE "GetTokenWatchPairingSQL failed: %s",
+                               err);
+    if (!found)
+        return gettoken_refuse(r, GT_REFUSED_GETTOKEN, HTTP_FORBIDDEN,
+                               GTLOGNO(01702),
+                               SERVICE "GetTokenWatchPairingSQL has no row for "
+                               "phone %s with identity sha256 %s: this "
+                               "enrollment may not vouch for watches",
+                               ap_escape_logitem(r->pool, req->udid), args[1]);
     return OK;
-}
-
-static int refuse(request_rec *r, int status, const char *why)
-{
-    gettoken_log_refusal(r, status, GETTOKEN_SERVICE_WATCH_PAIRING ": %s",
-                         why);
-    return status;
 }
 
 /* Why this message may not ask for a pairing token, or NULL.  Apple's
@@ -135,26 +157,31 @@ static int check_parameters(const gettoken_request *req,
     }
     if (!*security_token || !**security_token || !*phone || !**phone
         || !*watch || !**watch)
-        return refuse(r, HTTP_BAD_REQUEST, "TokenParameters must hold "
-                      "SecurityToken, PhoneUDID and WatchUDID");
+        return gettoken_refuse(r, GT_REFUSED_GETTOKEN, HTTP_BAD_REQUEST,
+                               GTLOGNO(01703), SERVICE "TokenParameters must "
+                               "hold SecurityToken, PhoneUDID and WatchUDID");
     if (strlen(*security_token) > GT_PAIRING_MAX_SECRET)
-        return refuse(r, HTTP_BAD_REQUEST, "SecurityToken is too long");
+        return gettoken_refuse(r, GT_REFUSED_GETTOKEN, HTTP_BAD_REQUEST,
+                               GTLOGNO(01704), SERVICE "SecurityToken is too "
+                               "long");
     if (!gt_pairing_id_ok(*phone) || !gt_pairing_id_ok(*watch))
-        return refuse(r, HTTP_BAD_REQUEST, "PhoneUDID or WatchUDID is not a "
-                      "plausible device identifier");
+        return gettoken_refuse(r, GT_REFUSED_GETTOKEN, HTTP_BAD_REQUEST,
+                               GTLOGNO(01705), SERVICE "PhoneUDID or WatchUDID "
+                               "is not a plausible device identifier");
     why = not_a_phone(req);
     if (why)
-        return refuse(r, HTTP_FORBIDDEN, apr_psprintf(r->pool,
-                      "only a phone's device channel may ask: %s (enrollment "
-                      "%s)", why, ap_escape_logitem(r->pool,
-                                                     req->enrollment_id)));
+        return gettoken_refuse(r, GT_REFUSED_GETTOKEN, HTTP_FORBIDDEN,
+                               GTLOGNO(01706), SERVICE "only a phone's device "
+                               "channel may ask: %s (enrollment %s)", why,
+                               ap_escape_logitem(r->pool, req->enrollment_id));
     /* the phone vouches only for itself: the authenticated enrollment */
     if (strcmp(*phone, req->udid) != 0)
-        return refuse(r, HTTP_FORBIDDEN, apr_psprintf(r->pool,
-                      "UDID mismatch: PhoneUDID %s is not the UDID of the "
-                      "authenticated enrollment %s",
-                      ap_escape_logitem(r->pool, *phone),
-                      ap_escape_logitem(r->pool, req->enrollment_id)));
+        return gettoken_refuse(r, GT_REFUSED_GETTOKEN, HTTP_FORBIDDEN,
+                               GTLOGNO(01707), SERVICE "UDID mismatch: "
+                               "PhoneUDID %s is not the UDID of the "
+                               "authenticated enrollment %s",
+                               ap_escape_logitem(r->pool, *phone),
+                               ap_escape_logitem(r->pool, req->enrollment_id));
     return OK;
 }
 
@@ -181,22 +208,23 @@ int gettoken_watch_pairing_generate(const gettoken_request *req,
      * the default organisation's key only) */
     org = gettoken_organization_of(req);
     if (!org || !org->pairing.signer)
-        return refuse(r, HTTP_INTERNAL_SERVER_ERROR, "no pairing key for "
-                      "the device's organisation");
+        return gettoken_refuse(r, GT_REFUSED_GETTOKEN,
+                               HTTP_INTERNAL_SERVER_ERROR, GTLOGNO(01708),
+                               SERVICE "no pairing key for the device's "
+                               "organisation");
 
     jti = apr_palloc(r->pool, GT_UUID_SIZE);
     token = gt_pairing_token(r->pool, org->pairing.signer,
                              org->server_uuid, apr_time_sec(apr_time_now()),
-                             conf->pairing.lifetime, phone, watch,
+                             conf->pairing->lifetime, phone, watch,
                              security_token, jti, &why);
-    if (!token) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, GT_LOG_PREFIX
-                      "GetToken failed (500): signing the "
-                      GETTOKEN_SERVICE_WATCH_PAIRING " token with %s failed: "
-                      "%s", gt_key_location_for_log(r->pool, org->pairing.where),
-                      why);
-        return HTTP_INTERNAL_SERVER_ERROR;
-    }
+    if (!token)
+        return gettoken_refuse(r, GT_REFUSED_GETTOKEN,
+                               HTTP_INTERNAL_SERVER_ERROR, GTLOGNO(01709),
+                               SERVICE "signing the token with %s failed: %s",
+                               gt_key_location_for_log(r->pool,
+                                                       org->pairing.where),
+                               why);
     tok->data = token;
     tok->len = strlen(token);
     tok->jti = jti;

@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
 # Copyright 2026 The mod_gettoken Authors
-"""GetTokenWatchPairingSQL (CONTRACT §3, §5): the phone MDM's database says
+"""GetTokenWatchPairingSQL: the phone MDM's database says
 which enrollments may vouch for watches.  A row: the pairing token is
 issued; no row: 403 with one refusal line; database down: 503 with
 Retry-After, then recovery; without the directive only the message-shape

@@ -98,14 +98,30 @@ def test_every_config_member_has_a_merge_rule():
 
 def test_every_config_sub_struct_has_a_merge_function():
     text = glue_text()
-    typed = re.findall(r"\}\s*(gettoken_\w+_conf)\s*;", text)
+    typed = (re.findall(r"\}\s*(gettoken_\w+_conf)\s*;", text)
+             + re.findall(r"struct\s+(gettoken_\w+_conf)\s*\{", text))
     assert len(typed) >= 8
     assert set(typed) <= set(MERGES), set(typed) - set(MERGES)
-    # the parts' own structs, held by pointer in the server configuration
-    for member in re.findall(r"struct\s+(gettoken_\w+)\s*\*\s*\w+\s*;",
-                             re.search(r"typedef struct \{([^{}]*)\}\s*gettoken_server_conf",
-                                       text).group(1)):
-        assert member in MERGES, member
+
+
+def test_every_part_owns_its_config_one_way():
+    """A part's configuration is a pointer in gettoken_server_conf, made and
+    merged by the part (gettoken_<part>_create / gettoken_<part>_merge),
+    never a struct embedded in the server's."""
+    text = glue_text()
+    server = re.search(r"typedef struct \{([^{}]*)\}\s*gettoken_server_conf", text).group(1)
+    assert not re.search(r"\bgettoken_\w+_conf\s+\w+\s*;", server), "an embedded part"
+    parts = re.findall(r"(?:struct\s+)?(gettoken_\w+)\s*\*\s*(\w+)\s*;", server)
+    assert len(parts) >= 8, parts
+    create = function_body(text, "gettoken_create_server_conf")
+    merge = function_body(text, "gettoken_merge_server_conf")
+    for typ, member in parts:
+        assert typ in MERGES, typ
+        part_merge = MERGES[typ]
+        part_create = part_merge[:-len("_merge")] + "_create"
+        assert re.search(r"conf->%s = %s\(p\)" % (member, part_create), create), member
+        assert re.search(r"conf->%s = %s\(\s*p, base->%s,\s*add->%s\)"
+                         % (member, part_merge, member, member), merge), member
 
 
 # --- README's layout table ----------------------------------------------------
@@ -195,3 +211,152 @@ def test_core_calls_nothing_of_the_glue():
     glue_names = {os.path.basename(o)[:-2] for o in glue}
     for name in core_names:
         assert not graph[name] & glue_names, (name, graph[name] & glue_names)
+
+
+# --- log lines: ids, the one refusal logger, hooks in one place -----------------
+LOG_CALL_RX = re.compile(r"\bap_log_(?:r|p|c)?error\s*\(")
+LOGNO_RX = re.compile(r"GTLOGNO\((\d{5})\)")
+REFUSAL_LOGGER = "gettoken_refuse"
+
+
+def call_args(text, start):
+    """The text of a call's parentheses, from the "(" at text[start - 1]."""
+    depth, i = 1, start
+    while depth:
+        depth += {"(": 1, ")": -1}.get(text[i], 0)
+        i += 1
+    return text[start:i - 1]
+
+
+def glue_files():
+    """{file name: its text without comments}, every glue file."""
+    out = {}
+    for path in sorted(glob.glob(os.path.join(SRC, "*.[ch]"))):
+        with open(path) as f:
+            out[os.path.basename(path)] = strip_comments(f.read())
+    return out
+
+
+def log_calls(files):
+    """(file, the call's arguments) of every ap_log_*error() call."""
+    return [(name, call_args(text, m.end()))
+            for name, text in files.items() for m in LOG_CALL_RX.finditer(text)]
+
+
+def id_passing_helpers(files):
+    """Functions that take the caller's id (a `const char *id` parameter)."""
+    helpers = set()
+    for text in files.values():
+        for m in re.finditer(r"(\w+)\s*\(([^;{)]*\bconst char \*id\b[^;{)]*)\)\s*\{", text):
+            helpers.add(m.group(1))
+    return helpers
+
+
+def id_problems(files):
+    """Log calls without an id of their own, and ids used twice."""
+    problems, seen = [], {}
+    for name, args in log_calls(files):
+        ids = LOGNO_RX.findall(args)
+        # the refusal logger writes the id its caller passed
+        if not ids and not (name == "gettoken_refusal.c" and re.match(
+                r'[^"]*"%s', args.split(",", 4)[-1].strip())):
+            problems.append("%s: a log line without GTLOGNO(): %.60s" % (name, args))
+    helpers = id_passing_helpers(files) | {REFUSAL_LOGGER}
+    for name, text in files.items():
+        for helper in helpers:
+            for m in re.finditer(r"\b%s\s*\(" % helper, text):
+                args = call_args(text, m.end())
+                if re.search(r"\bconst char \*id\b", args):
+                    continue        # its definition or prototype
+                if not LOGNO_RX.search(args) and not re.search(r"\bid\b", args):
+                    problems.append("%s: %s() without an id" % (name, helper))
+    for name, text in files.items():
+        for n in LOGNO_RX.findall(text):
+            if n in seen:
+                problems.append("GT%s in %s and %s" % (n, seen[n], name))
+            seen[n] = name
+    return problems
+
+
+def test_id_check_finds_missing_and_repeated_ids():
+    files = {"a.c": 'x() { ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, GTLOGNO(00001) "a");\n'
+                    'ap_log_error(APLOG_MARK, APLOG_ERR, 0, s, "gettoken: b"); }',
+             "b.c": 'static int refuse(request_rec *r, const char *id, int status) {'
+                    ' gettoken_refuse(r, GT_REFUSED_GETTOKEN, status, id, "c"); }\n'
+                    'y() { refuse(r, GTLOGNO(00001), 403); refuse(r, "x", 400); }'}
+    problems = id_problems(files)
+    assert len(problems) == 3, problems
+    assert any("without GTLOGNO" in p for p in problems)
+    assert any("refuse() without an id" in p for p in problems)
+    assert any("GT00001 in a.c and b.c" in p for p in problems)
+
+
+def test_every_log_line_has_its_own_id():
+    files = glue_files()
+    assert len(log_calls(files)) > 40
+    assert id_problems(files) == []
+
+
+def test_core_and_jose_never_log():
+    for pattern in ("core/*.[ch]", "jose/*.[ch]"):
+        for path in glob.glob(os.path.join(SRC, pattern)):
+            with open(path) as f:
+                assert not LOG_CALL_RX.search(f.read()), path
+
+
+def test_every_refusal_goes_through_the_one_logger():
+    """No log line but the refusal logger's says "refused (4xx)" or
+    "failed (5xx)": a refusal written by hand would escape its level,
+    format and grouping."""
+    for name, args in log_calls(glue_files()):
+        if name == "gettoken_refusal.c":
+            continue
+        assert not re.search(r"\((?:[45]\d\d|%d)\)", args), (name, args[:80])
+
+
+def hand_written_refusals(files):
+    """A request's log line followed by returning an HTTP error status: a
+    refusal that bypasses the one logger."""
+    found = []
+    for name, text in files.items():
+        for m in re.finditer(r"\bap_log_rerror\s*\(", text):
+            end = m.end() + len(call_args(text, m.end())) + 1
+            after = text[end:end + 200]
+            if re.match(r"\s*;\s*return\s+(HTTP_\w+|gettoken_retry_later)", after):
+                found.append(name)
+    return found
+
+
+def test_refusal_check_finds_a_hand_written_one():
+    files = {"a.c": 'int f(request_rec *r) {\n ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,'
+                    ' GTLOGNO(00001) "no (%s)", why);\n return HTTP_FORBIDDEN; }'}
+    assert hand_written_refusals(files) == ["a.c"]
+
+
+def test_no_refusal_is_written_by_hand():
+    assert hand_written_refusals(glue_files()) == []
+
+
+def test_the_module_logs_as_itself_once():
+    files = glue_files()
+    users = [n for n, t in files.items() if "APLOG_USE_MODULE" in t]
+    assert users == ["gettoken_private.h"], users
+    assert "AP_DECLARE_MODULE" not in files["mod_gettoken.c"]   # it would repeat it
+
+
+HOOK_CALL_RX = re.compile(r"\b(ap_hook_\w+|ap_register_(?:input|output)_filter\w*|"
+                          r"APR_OPTIONAL_HOOK|APR_REGISTER_OPTIONAL_FN|"
+                          r"gettoken_hook_\w+)\s*\(")
+
+
+def test_every_hook_is_registered_in_register_hooks():
+    files = glue_files()
+    elsewhere = [(n, m.group(1)) for n, t in files.items() if n != "mod_gettoken.c"
+                 for m in HOOK_CALL_RX.finditer(t)]
+    assert elsewhere == [], elsewhere
+    body = function_body(files["mod_gettoken.c"], "gettoken_register_hooks")
+    outside = HOOK_CALL_RX.findall(files["mod_gettoken.c"].replace(body, ""))
+    assert outside == [], outside
+    for hook in ("ap_hook_handler", "ap_hook_post_config", "ap_register_input_filter",
+                 "APR_OPTIONAL_HOOK", "APR_REGISTER_OPTIONAL_FN", "gettoken_hook_generate_token"):
+        assert hook in body, hook

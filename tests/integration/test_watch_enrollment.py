@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: Apache-2.0
 # Copyright 2026 The mod_gettoken Authors
-"""Apple Watch enrollment, the watch MDM's side: CONTRACT §3
-(GetTokenWatchEnrollment*), §5b and §6 (gettoken_watch_security_token).
+"""Apple Watch enrollment, the watch MDM's side: the gate at the enrollment
+profile URL (GetTokenWatchEnrollment*) and its security tokens
+(gettoken_watch_security_token).
 
 One httpd holds the phone organisation's GetToken vhost (it issues pairing
 tokens, ES256 with maid_ec) and the watch MDM's vhosts, whose enrollment
@@ -155,7 +156,7 @@ def test_flow_admits_once(gt, site, form):
     assert sqlite_rows(site.db, "SELECT used FROM gettoken_watch_security_token WHERE "
                                 "security_token = ?", (secret,)) == [(1,)]
     # the same request again: the security token is used up
-    assert_ask_refused(gt, site, r"watch enrollment refused \(403\).*used before",
+    assert_ask_refused(gt, site, r"GT02009: watch enrollment refused \(403\): .*used before",
                        site.watch, udid, form, token=token)
     log = site.h.read_error_log()
     assert secret not in log and token.split(".")[2] not in log
@@ -216,7 +217,7 @@ def test_after_admission_a_new_token_then_429(gt, site):
     r, _ = ask(gt, site.watch, udid)
     assert r.status == 429 and 0 < int(r.header("Retry-After")) <= 300, r.status
     assert site.h.record(r.test_id, timeout=0) is None
-    assert len(site.h.wait_log(mark, r"watch enrollment refused \(429\).*3 security tokens")) == 1
+    assert len(site.h.wait_log(mark, r"GT02018: watch enrollment refused \(429\): watch .* used up 3 security tokens")) == 1
     assert len(rows_of(site.db, udid)) == 3
 
 
@@ -323,7 +324,7 @@ def test_server_status_counts_refusals_and_security_tokens(gt, site):
 
 def test_other_watch_udid(gt, site):
     udid, secret, token = paired(gt, site)
-    assert_ask_refused(gt, site, r"watch pairing token refused \(403\): UDID mismatch",
+    assert_ask_refused(gt, site, r"GT01911: watch enrollment refused \(403\): pairing token: UDID mismatch",
                        site.watch, new_watch_udid(), token=token)
     # refused before anything was used up
     r, body = ask(gt, site.watch, udid, token=token)
@@ -399,15 +400,16 @@ def test_forged_token_by_trusted_key_admitted(gt, site):
 def test_untrusted_key(gt, site, key):
     udid = new_watch_udid()
     secret = security_token(gt, site, site.watch, udid)
-    reason = "bad signature"
+    reason = "GT01910: watch enrollment refused \\(403\\): pairing token: bad signature"
     if key == "iss-not-listed":      # a trusted key, but for another issuer
         token, _ = forged(gt, site, udid, secret, iss=str(uuid.uuid4()))
-        reason = "untrusted issuer"
+        reason = ("GT01908: watch enrollment refused \\(403\\): pairing token: "
+                  "untrusted issuer")
     elif key == "rsa-other-org":
         token, _ = forged(gt, site, udid, secret, key=gt.pki.maid_rsa2.key, alg="RS256")
     else:
         token, _ = forged(gt, site, udid, secret, key=ec.generate_private_key(ec.SECP256R1()))
-    assert_ask_refused(gt, site, r"watch pairing token refused \(403\): " + reason,
+    assert_ask_refused(gt, site, reason,
                        site.watch, udid, token=token)
     # the security token was not used up by the refusal
     r, body = ask(gt, site.watch, udid, token=forged(gt, site, udid, secret)[0])
@@ -432,7 +434,7 @@ def test_expired_token(gt, site):
     secret = security_token(gt, site, site.watch, udid)
     now = int(time.time())
     token, _ = forged(gt, site, udid, secret, iat=now - 600, exp=now - 300)
-    assert_ask_refused(gt, site, r"watch pairing token refused \(403\): expired",
+    assert_ask_refused(gt, site, r"GT01911: watch enrollment refused \(403\): pairing token: expired",
                        site.watch, udid, token=token)
 
 
@@ -443,7 +445,7 @@ def test_replayed_jti(gt, site):
     claims = assert_forged_admitted(gt, site, udid, first)
     second = security_token(gt, site, site.watch, udid)
     replay, _ = forged(gt, site, udid, second, jti=claims["jti"])
-    assert_ask_refused(gt, site, r"watch pairing token refused \(403\): replayed",
+    assert_ask_refused(gt, site, r"GT01904: watch enrollment refused \(403\): pairing token: replayed",
                        site.watch, udid, token=replay)
 
 
@@ -520,7 +522,8 @@ def test_over_bounds_body_refused(gt, site, form, product):
     body = plist_bytes(fields, form).replace(b"PRODUCT-HERE", product.encode())
     before, mark = count_rows(site), site.h.log_mark()
     r = enroll(gt, site.watch.port, body, "application/xml")
-    assert_bad_request(gt, site, r, r"\(400\).*more objects than", mark, before)
+    assert_bad_request(gt, site, r, r"GT02021: watch enrollment refused \(400\): .*more objects than",
+                       mark, before)
 
 
 def test_oversized_body_refused(gt, site):
