@@ -193,9 +193,8 @@ struct token_query {
     int nrows;
     apr_int64_t now;
     const char *udid;
-    const char *why;            /* explain: what the row says */
-    int found;                  /* find: a row, usable by udid */
-    int usable;
+    int found;                  /* select_row: a row, and what it says */
+    int other_watch, used, expired;
 };
 
 static int change_rows(request_rec *r, ap_dbd_t *dbd, apr_dbd_prepared_t *stmt,
@@ -209,9 +208,9 @@ static int change_rows(request_rec *r, ap_dbd_t *dbd, apr_dbd_prepared_t *stmt,
     return gettoken_dbd_change(r, dbd, stmt, nargs, q->args, &q->nrows);
 }
 
-/* Why no security token could be used up, from the row of that sth. */
-static void explain(request_rec *r, const ap_dbd_t *dbd, apr_dbd_row_t *row,
-                    void *ctx)
+/* A row (watch_udid, used, expires_at) of the table, read into q. */
+static void note_row(request_rec *r, const ap_dbd_t *dbd, apr_dbd_row_t *row,
+                     void *ctx)
 {
     struct token_query *q = ctx;
     const char *owner = apr_dbd_get_entry(dbd->driver, row, 0);
@@ -219,23 +218,33 @@ static void explain(request_rec *r, const ap_dbd_t *dbd, apr_dbd_row_t *row,
     const char *exp = apr_dbd_get_entry(dbd->driver, row, 2);
 
     (void)r;
-    if (owner && strcmp(owner, q->udid) != 0)
-        q->why = "the security token was issued to another watch";
-    else if (used && strcmp(used, "0") != 0)
-        q->why = "the security token was used before";
-    else if (exp && apr_atoi64(exp) <= q->now)
-        q->why = "the security token has expired";
-    else
-        q->why = "the security token could not be used up";
+    q->found = 1;
+    q->other_watch = !owner || strcmp(owner, q->udid) != 0;
+    q->used = !used || strcmp(used, "0") != 0;
+    q->expired = !exp || apr_atoi64(exp) <= q->now;
 }
 
-static int explain_row(request_rec *r, ap_dbd_t *dbd, apr_dbd_prepared_t *stmt,
-                       void *ctx)
+static int select_row(request_rec *r, ap_dbd_t *dbd, apr_dbd_prepared_t *stmt,
+                      void *ctx)
 {
     struct token_query *q = ctx;
 
-    q->why = "the pairing token's sth matches no security token issued here";
-    return gettoken_dbd_select(r, dbd, stmt, 1, q->args, explain, q);
+    q->found = 0;
+    return gettoken_dbd_select(r, dbd, stmt, 1, q->args, note_row, q);
+}
+
+/* Why no security token could be used up, from the row of that sth. */
+static const char *explain(const struct token_query *q)
+{
+    if (!q->found)
+        return "the pairing token's sth matches no security token issued here";
+    if (q->other_watch)
+        return "the security token was issued to another watch";
+    if (q->used)
+        return "the security token was used before";
+    if (q->expired)
+        return "the security token has expired";
+    return "the security token could not be used up";
 }
 
 static int run(request_rec *r, ap_dbd_t *dbd,
@@ -266,30 +275,6 @@ static int send_token_missing(request_rec *r, const char *security_token)
     apr_table_setn(r->headers_out, "Cache-Control", "no-store");
     return gettoken_send_answer(r, as_plist ? "application/x-apple-plist"
                                             : "application/json", doc, len);
-}
-
-/* The row of one security token, if any: whether this watch can use it. */
-static void note_found(request_rec *r, const ap_dbd_t *dbd, apr_dbd_row_t *row,
-                       void *ctx)
-{
-    struct token_query *q = ctx;
-    const char *owner = apr_dbd_get_entry(dbd->driver, row, 0);
-    const char *used = apr_dbd_get_entry(dbd->driver, row, 1);
-    const char *exp = apr_dbd_get_entry(dbd->driver, row, 2);
-
-    (void)r;
-    q->found = 1;
-    q->usable = owner && strcmp(owner, q->udid) == 0 && used
-                && strcmp(used, "0") == 0 && exp && apr_atoi64(exp) > q->now;
-}
-
-static int find_row(request_rec *r, ap_dbd_t *dbd, apr_dbd_prepared_t *stmt,
-                    void *ctx)
-{
-    struct token_query *q = ctx;
-
-    q->found = q->usable = 0;
-    return gettoken_dbd_select(r, dbd, stmt, 1, q->args, note_found, q);
 }
 
 /* Up to PURGE_BATCH expired rows, when a batch is due (another thread may
@@ -339,11 +324,11 @@ static int issue_security_token(request_rec *r,
                                    "be made");
         q.args[0] = token;
         q.args[2] = NULL;
-        if (run(r, dbd, we, STMT_FIND, find_row, &q, &err) != 0)
+        if (run(r, dbd, we, STMT_FIND, select_row, &q, &err) != 0)
             return gettoken_refuse(r, GATE, HTTP_SERVICE_UNAVAILABLE,
                                    GTLOGNO(02017), "reading " TABLE
                                    " failed: %s", err);
-        if (q.usable)
+        if (q.found && !q.other_watch && !q.used && !q.expired)
             break;
         if (q.found)
             continue;       /* used up (the watch enrolled): the next slot */
@@ -356,8 +341,8 @@ static int issue_security_token(request_rec *r,
         }
         /* another request of this watch may have recorded it just now */
         q.args[2] = NULL;
-        if (run(r, dbd, we, STMT_FIND, find_row, &q, &again) == 0
-            && q.usable)
+        if (run(r, dbd, we, STMT_FIND, select_row, &q, &again) == 0
+            && q.found && !q.other_watch && !q.used && !q.expired)
             break;
         return gettoken_refuse(r, GATE, HTTP_SERVICE_UNAVAILABLE,
                                GTLOGNO(02005), "recording a security token "
@@ -411,13 +396,13 @@ static int use_security_token(request_rec *r,
                                "failed%s%s", err ? ": " : "", err ? err : "");
     if (q.nrows == 1)
         return OK;
-    if (run(r, dbd, we, STMT_EXPLAIN, explain_row, &q, &err) != 0)
-        q.why = "no unexpired, unused security token of this watch matches "
-                "the pairing token's sth";
     return gettoken_refuse(r, GATE, HTTP_FORBIDDEN, GTLOGNO(02009),
                            "watch %s, jti %s: %s",
                            ap_escape_logitem(r->pool, mi->udid), claims->jti,
-                           q.why);
+                           run(r, dbd, we, STMT_EXPLAIN, select_row, &q,
+                               &err) == 0 ? explain(&q)
+                           : "no unexpired, unused security token of this "
+                             "watch matches the pairing token's sth");
 }
 
 /* A watch with PAIRING_TOKEN: OK when it is admitted. */
