@@ -520,6 +520,38 @@ START_TEST(ca_load_refused)
 }
 END_TEST
 
+/* The same inputs give the same token, any other input another one; each
+ * is a UUID v4. */
+START_TEST(security_tokens_derived)
+{
+    static const unsigned char key[32] = { 1, 2, 3 }, other_key[32] = { 9 };
+    char a[GT_UUID_SIZE], b[GT_UUID_SIZE];
+    int i;
+
+    ck_assert_int_eq(gt_machineinfo_security_token(key, sizeof(key), "W1", 100, 0, a), 0);
+    ck_assert_int_eq(gt_machineinfo_security_token(key, sizeof(key), "W1", 100, 0, b), 0);
+    ck_assert_str_eq(a, b);
+    ck_assert_uint_eq(strlen(a), GT_UUID_LEN);
+    ck_assert(a[8] == '-' && a[13] == '-' && a[18] == '-' && a[23] == '-');
+    ck_assert(a[14] == '4' && strchr("89ab", a[19]));
+    for (i = 0; i < GT_UUID_LEN; i++)
+        ck_assert(strchr("0123456789abcdef-", a[i]));
+    ck_assert_int_eq(gt_machineinfo_security_token(key, sizeof(key), "W1", 100, 1, b), 0);
+    ck_assert_str_ne(a, b);
+    ck_assert_int_eq(gt_machineinfo_security_token(key, sizeof(key), "W1", 101, 0, b), 0);
+    ck_assert_str_ne(a, b);
+    ck_assert_int_eq(gt_machineinfo_security_token(key, sizeof(key), "W2", 100, 0, b), 0);
+    ck_assert_str_ne(a, b);
+    ck_assert_int_eq(gt_machineinfo_security_token(other_key, sizeof(other_key), "W1", 100, 0,
+                                                   b), 0);
+    ck_assert_str_ne(a, b);
+    /* the UDID ends where the window starts: "W1" + "0..." is not "W10" + "..." */
+    ck_assert_int_eq(gt_machineinfo_security_token(key, sizeof(key), "W10", 0, 0, a), 0);
+    ck_assert_int_eq(gt_machineinfo_security_token(key, sizeof(key), "W1", 0, 0, b), 0);
+    ck_assert_str_ne(a, b);
+}
+END_TEST
+
 START_TEST(token_missing_documents)
 {
     static const char *const token = "0f8e2a4c-3b1d-4e5f-9a6b-7c8d9e0f1a2b";
@@ -581,6 +613,7 @@ Suite *machineinfo_suite(void)
     tcase_add_test(tc, signer_keys_bounded);
     tcase_add_test(tc, signed_with_ca);
     tcase_add_test(tc, ca_load_refused);
+    tcase_add_test(tc, security_tokens_derived);
     tcase_add_test(tc, token_missing_documents);
     tcase_add_test(tc, accept_preference);
     suite_add_tcase(s, tc);
