@@ -1001,3 +1001,27 @@ def test_pg_outage_503_then_recovery(gt, site, pg, nodes):
         time.sleep(0.2)
     assert r.status == 200, (r.status, a.log_tail())
     assert a.record(r.test_id)[1] == body
+
+
+def test_pg_repeat_and_purge_batch(gt, site, pg, nodes):
+    """On PostgreSQL too: a repeated ask returns the recorded token (one row per
+    node), and a due purge deletes one batch of expired rows with the portable
+    bounded DELETE."""
+    a, b = nodes
+    udid = new_watch_udid()
+    first = security_token(gt, site, a.vhosts[0], udid)
+    assert security_token(gt, site, a.vhosts[0], udid) == first
+    assert security_token(gt, site, b.vhosts[0], udid) != first     # another node's key
+    rows = pg.sql("watchmdm", "SELECT count(*) FROM gettoken_watch_security_token WHERE "
+                              "watch_udid = '%s'" % udid).strip()
+    assert int(rows) == 2, rows
+    pg.sql("watchmdm", "INSERT INTO gettoken_watch_security_token (security_token, sth, "
+                       "watch_udid, expires_at, used) SELECT 'pg-old-' || i, 'pg-sth-' || i, "
+                       "'OLD', 1000 + i, 0 FROM generate_series(1, 300) AS i")
+    time.sleep(1.1)             # every process's next batch is due
+    mark = a.log_mark()
+    security_token(gt, site, a.vhosts[0], new_watch_udid())
+    left = int(pg.sql("watchmdm", "SELECT count(*) FROM gettoken_watch_security_token "
+                                  "WHERE watch_udid = 'OLD'").strip())
+    assert left == 300 - PURGE_BATCH, left
+    assert not a.wait_log(mark, r"GT02016", timeout=0.5)
