@@ -233,6 +233,12 @@ static int select_row(request_rec *r, ap_dbd_t *dbd, apr_dbd_prepared_t *stmt,
     return gettoken_dbd_select(r, dbd, stmt, 1, q->args, note_row, q);
 }
 
+/* The row read is this watch's security token, unused and unexpired. */
+static int usable(const struct token_query *q)
+{
+    return q->found && !q->other_watch && !q->used && !q->expired;
+}
+
 /* Why no security token could be used up, from the row of that sth. */
 static const char *explain(const struct token_query *q)
 {
@@ -328,7 +334,7 @@ static int issue_security_token(request_rec *r,
             return gettoken_refuse(r, GATE, HTTP_SERVICE_UNAVAILABLE,
                                    GTLOGNO(02017), "reading " TABLE
                                    " failed: %s", err);
-        if (q.found && !q.other_watch && !q.used && !q.expired)
+        if (usable(&q))
             break;
         if (q.found)
             continue;       /* used up (the watch enrolled): the next slot */
@@ -342,7 +348,7 @@ static int issue_security_token(request_rec *r,
         /* another request of this watch may have recorded it just now */
         q.args[2] = NULL;
         if (run(r, dbd, we, STMT_FIND, select_row, &q, &again) == 0
-            && q.found && !q.other_watch && !q.used && !q.expired)
+            && usable(&q))
             break;
         return gettoken_refuse(r, GATE, HTTP_SERVICE_UNAVAILABLE,
                                GTLOGNO(02005), "recording a security token "
