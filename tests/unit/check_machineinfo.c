@@ -458,6 +458,72 @@ static EVP_PKEY *rsa_key(unsigned bits, const char *e_hex)
     return key;
 }
 
+/* A 4104-bit RSA key for this test only, made once with openssl genpkey
+ * (making one takes seconds, too long for a unit test under load). */
+static const char rsa4104_pem[] =
+    "-----BEGIN PRIVATE KEY-----\n"
+    "MIIJRgIBADANBgkqhkiG9w0BAQEFAASCCTAwggksAgEAAoICAgDZViSrqUvkd+a5\n"
+    "brYdvvXqZRRhXXrJnbOA2uhCG15wq3vioZmnmnRhLo0YJ8DG5F0bgg8vwUfmTv/1\n"
+    "eywzNJJ7V9pnnRfQXj6K5gG97zpDbY3TvisVUtdqHVHTDpyEJeMdagiz7WvftN2r\n"
+    "yXjiv2e9zwmJOdX0icwabfpmVlpFss3oSZ/9/uUlG2WhdmhLD0W9Q+MzKEpFFGS/\n"
+    "+H7JojDx963fJFZhPEtUZpJQ4u8IfLeRKDD8eAMn40DNO194bjqKr98ZNoDeqBKe\n"
+    "yyybPOcxQMFuVEP53X8aKnN310MEklCOoTefaM8ss/F4gXu9k8Ydbty0deqqB4jD\n"
+    "bxF5olRzU1Cb6I85Wm0TvJfhvdBO5wiEbhSfRbBH/N1T9F4sXl5DsfruPyPYESzc\n"
+    "VCSR0F48y1nsx8htHQihn6LK8IyQeiS46j5MNPe5t4M3Vt9+m02UAXrVywm+L5ZQ\n"
+    "6RJLuQohc4N02DRSQu/M0TFxfoPUPttxYqoFMexyu89c/3JgU1BUE9xYOW+FDqyY\n"
+    "oCjUNpFPkkYIR+c1fQTiPFGk598IBQpPocB4RJYB6a2hXU+PsuRe0oaTLCXelpdG\n"
+    "xkZORaxuV+1p0hbH+qSx30Mzpwpwa+oiO0iSqvo2pN6ZOCHJ+jWKhJFNNBLy7+yc\n"
+    "1RUH+UYPk35NTj6BUQLxZAcXzj71nKkCAwEAAQKCAgEtrffmJp6fZf4WAml/pgfM\n"
+    "3LLkZf/tSVqVni0L2/HFD53pu9puSj3kwSKBrbVMeGoDYporiN3CT99napyXJJkX\n"
+    "GJd8iJ2dO3m8uuwpzhK6YlfZZdJrWG6TTJdKm3sVIVtzbrpmiuPN8JdYyG9ChUVa\n"
+    "NR5Fe+T20VGXSn9DLCosFRFHHdZlTcI+wtvhDGCOSib3yUGDGphFnawxVxra6V6N\n"
+    "NOgUCvCm3kPc+PQO0Su5ZnE0rrRhFB5hr1eK60w9JTnjtWRYScbbRYsoWf7FoA7d\n"
+    "oMUnGcnxxfa1eq+rRBC/cLtCxyrINAC7XhTGJbzq0xjkTc1QlqocU5oQrZMINDC4\n"
+    "yFl4ST/+yTiUJ+xhd/2E1IOXU+RB5Y9n9mx9pYFgoRuqLsl8QZLiW52uS34NNbq5\n"
+    "LmPdfAXSBLH9XTuNHEgqEp7gBcVdV/cRbN5kSWpIk1GHyr4V+cm16mDtU0dkJNGW\n"
+    "kYmJtz3e5hzdKA3gzJA8RaGHZxlLrPKmgGwnov6Xto8NEVEZuI3sCX35ZFOEeZ89\n"
+    "Di1Xgesq2PjckJVnZBlFvW6BA7Kc3YfOzzoUbOf9htsoa0i0N2rnpVkRs8N6uK2D\n"
+    "JXixKmi1Bjo24159RbVcRTVleEdFuH0KEhXVM+6Ujv3O3OdOrCOhKeSdy9BRtEYu\n"
+    "hpKOIKfBGnrdoam5YjyGSjsCggEBD285XiYqvwaRVouaYbk8LgVA/ZS11vMMaKaG\n"
+    "Q+TZgNy/sepuXmYza5hSnj6ZKrRTHhi0MJUqb97zf1SyrnS4uwL5mwTl8EaBzl0a\n"
+    "FS4gden0wbQW5Rd9gyo4VFocN32xRamQrSiOJf/DR3cxivMFtHxfKfDOmuWfymmx\n"
+    "KRcXKwTUdiVcZxaMpCNcTfIyoLSbIxoRVMXVFNQnhDH/OU0aQnk+Hp2bbA16RFmy\n"
+    "WaV4EAFhOVXIu3CKiWe2Y7LQh26KrTucqs5nNrzfCjGAjOBtHyex8OUVcv88H/fP\n"
+    "CSYmC8YE5t+aW14H/Nj3MZ98jwNLbd6JxsDhghxD1yqT92jV2NsCggEBDhTMSR2l\n"
+    "wV9Klm76DFnjyRcdf5RxZ4EEReD+ssAJkObwL1BZA/KVf/2/6SGDmjnRkeDLdhES\n"
+    "jNMcHiaYWXyTlwH0c2SSChE7G8mMaH9FmkJmMnsjOQcCJHTysQLfAD0Zw/hUM/l3\n"
+    "aaumBDiYBJICMz+PQA+XbqUAn6qaJp8IpVSQz0mN2dgNqRV7DwoTwpoJcaU88g74\n"
+    "8PtaNT+HxOpgydtV2IXdOWLcZKBCeuhkBhS/PL8FtK5SEUehd8TfOmndZ2aozvgG\n"
+    "1VV7i8WcFxhZIjl5APRcGGGFRd8/iLTXOY8XZLDJWqEZt+pPcTi5gRqd7AvJKBiE\n"
+    "RSPNWUf913ORJcsCggEBB8FovzFIe3JuZ2GAsqgkYC+Np54o/Rhl3NQIVWdSD5lc\n"
+    "zaaxzMdoASGqKg/kYPv5Y/8f0+WwTERocEv7+QN3q6jkCYwdim2zXiGUMJ5b+0QT\n"
+    "E55NftId5GG7qk8ZLJ0BDbMVmpztSJTK6EcxYtOYw0dXfjidaGIHt+sB9Va/8oLb\n"
+    "y34cf0RqaTPHdvdDj1MRPUMlAEbkOjIcpSWGTKG8lzhbCYFCjrn6/QthPgCSYuB+\n"
+    "nRPI6L61LjQqBtDcTaEzF7cDkyRh4rRnErUrFh7TVjtZA2XpMD6mVJ3tr3g21+Wp\n"
+    "ouUqp8yJEPloxMuSCD6skUmoS3GyHvHa+OxRK5nHEs8CggEBCLvbraoG6na5Y683\n"
+    "xrtmbo64zC39XO6IAPO55pL4G/kxlpcmby1ijv2LsAUKhHlCRFICwJt8Pv6eHRFh\n"
+    "Q3fibzJWNdB2SGpBmE2dmh7+w9xVWRBJW5C+QnCLK0GVoadEOOnpCEe+SjueAFY9\n"
+    "6+/ID5NnvZsuGQGc7mu5qyTPDwTxwLBlnG3Go05ggoaElRpHq0aLE7Q3sfilDgv2\n"
+    "oSuilvFFQMRe374y5vMD6QoFKERsDTiKSHQrEO619vyUXL3XBtCE+cKbMm0P8TTD\n"
+    "SQvgFTtCk1X9XV33dMwwsxE/wULAhsKkUWNE+W8KkTZW0P36X7M7tHPobp3zO2JM\n"
+    "zvquV5sCggEBAO0/n4Da+IpU/pEFim2Z6hZJb0O/49+0zhQhvaKvLmdowNR0qR4G\n"
+    "og/3bke/k5hzPEOUpyh+jW/v7soRU+lmWFJQJkG0Q5PS9koZxLuoo4oJfZEMA20c\n"
+    "dQr/azqEkfDG/OKVESUw5GNObImBTbbwobAR/EVxfCjBimZZ5o0IfGxVNAbkpJh+\n"
+    "G3208R2vNXyAkq2lERg0Qv76VkvdjKMuhjTfedo5AWiiQGAb8QPRFpvveRbAX0S8\n"
+    "pZWI4r4Bj9N5jX/+Vy2pAiS1JVYHAE/D2TO91YmzEcquri/beteFOj0F2qh1ETSE\n"
+    "ZVQnRxKxktd4ekfczsrDihfjXTPM0GQvPL8=\n"
+    "-----END PRIVATE KEY-----\n";
+
+static EVP_PKEY *rsa4104(void)
+{
+    BIO *in = BIO_new_mem_buf(rsa4104_pem, -1);
+    EVP_PKEY *key = PEM_read_bio_PrivateKey(in, NULL, NULL, NULL);
+
+    ck_assert_ptr_nonnull(key);
+    BIO_free(in);
+    return key;
+}
+
 /* Keys that make verification expensive are refused before it. */
 START_TEST(signer_keys_bounded)
 {
@@ -465,14 +531,15 @@ START_TEST(signer_keys_bounded)
         { 1024, "10001", 1 },
         { 1024, "100000001", 0 },          /* 2^32 + 1 */
         { 1024, "FFFFFFFF", 1 },           /* 2^32 - 1 */
-        { 4160, "10001", 0 },
+        { 4104, "10001", 0 },
     };
     apr_size_t len, der_len, i;
     const char *plist = unit_plist_bytes(pool, mi_dict("Watch6,1", "W1", NULL,
                                                        0), 0, &len);
 
     for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
-        EVP_PKEY *key = rsa_key(keys[i].bits, keys[i].e);
+        EVP_PKEY *key = keys[i].bits > 4096 ? rsa4104()
+                                            : rsa_key(keys[i].bits, keys[i].e);
         X509 *cert = unit_cert(key, "rsa signer", NULL, NULL, 0);
         const char *der = sign(plist, len, cert, key, 0, &der_len);
 
