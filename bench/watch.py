@@ -41,8 +41,8 @@ sys.path.insert(0, HERE)
 from bench_common import CLK_TCK  # noqa: E402 (also puts tests/harness on sys.path)
 from bench_measure import sign_us  # noqa: E402
 from gt_env import Env  # noqa: E402
-from gt_pairing import es256, sth_of  # noqa: E402
-from gt_watch import PKCS7_CT, machine_info, plist_bytes, sign_attached  # noqa: E402
+from pairing_helpers import es256, sth_of  # noqa: E402
+from watch_helpers import PKCS7_CT, machine_info, plist_bytes, sign_attached  # noqa: E402
 
 
 def httpd_cpu_s(h):

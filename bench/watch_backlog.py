@@ -36,7 +36,7 @@ sys.path.insert(0, HERE)
 
 import bench_common  # noqa: E402,F401 (puts tests/harness on sys.path)
 from gt_env import Env  # noqa: E402
-from gt_watch import PKCS7_CT, machine_info, plist_bytes, sign_attached  # noqa: E402
+from watch_helpers import PKCS7_CT, machine_info, plist_bytes, sign_attached  # noqa: E402
 
 TABLE = "gettoken_watch_security_token"
 

@@ -87,14 +87,18 @@ const command_rec gettoken_directives[] = {
                   "com.apple.maid tokens"),
     AP_INIT_TAKE1("GetTokenSigningKey", gettoken_set_key,
                   (void *)APR_OFFSETOF(gettoken_keys_conf, signing),
-                  RSRC_CONF, "private key (file or pkcs11: URI) signing "
-                  "com.apple.maid tokens"),
+                  RSRC_CONF, "private key (file, pkcs11: URI or a provider's "
+                  "URI such as handle:0x81000001) signing com.apple.maid "
+                  "tokens"),
+    AP_INIT_TAKE1("GetTokenKeyProvider", gettoken_add_key_provider, NULL,
+                  RSRC_CONF, "OpenSSL 3 provider to load for key locations "
+                  "(e.g. tpm2, pkcs11); repeatable, main server only"),
     AP_INIT_TAKE1("GetTokenSigningCertificate", gettoken_set_signing_cert,
                   NULL, RSRC_CONF, "certificate registered with Apple "
                   "Business/School Manager; must match GetTokenSigningKey"),
     AP_INIT_TAKE1("GetTokenWatchPairingKey", gettoken_set_key,
                   (void *)APR_OFFSETOF(gettoken_keys_conf, pairing),
-                  RSRC_CONF, "private key (file or pkcs11: URI) signing "
+                  RSRC_CONF, "private key (file or URI) signing "
                   GETTOKEN_SERVICE_WATCH_PAIRING " tokens (default: the "
                   "signing key)"),
     /* gettoken_identity.c: where the device identity comes from */

@@ -57,7 +57,7 @@ APLOG_USE_MODULE(gettoken);
 
 /* A signing key, as configured and as loaded at start-up. */
 typedef struct {
-    const char *where;          /* file path or pkcs11: URI */
+    const char *where;          /* file path or URI (pkcs11:, handle:, ...) */
     EVP_PKEY *key;
     struct gt_jws_signer *signer;   /* alg + prepared signing context */
 } gettoken_key;
@@ -69,6 +69,7 @@ typedef struct {
     gettoken_key signing;
     const char *signing_cert;
     gettoken_key pairing;              /* GetTokenWatchPairingKey */
+    apr_array_header_t *providers;     /* GetTokenKeyProvider (main server) */
 } gettoken_keys_conf;
 
 /* gettoken_identity.c: where the device identity comes from. */
@@ -221,8 +222,15 @@ GETTOKEN_TAKE1(gettoken_set_signing_cert);
 /* GetTokenSigningKey, GetTokenWatchPairingKey: cmd->info is the offset of
  * the key in gettoken_keys_conf. */
 GETTOKEN_TAKE1(gettoken_set_key);
-/* Where a key directive's argument points (a pkcs11: URI stays as it is). */
+GETTOKEN_TAKE1(gettoken_add_key_provider);
+/* Where a key directive's argument points (a URI stays as it is). */
 const char *gettoken_key_location(apr_pool_t *p, const char *arg);
+/* Before any key loads: the key store with GetTokenKeyProvider's
+ * providers; logs naming the directive and returns !OK on error. */
+int gettoken_keys_store_startup(apr_pool_t *pconf, server_rec *s);
+/* Opens again in the child the keys that cannot cross fork() and checks
+ * that every key signs. */
+void gettoken_keys_child_init(apr_pool_t *pchild, server_rec *s);
 /* Loads a key, once per location across vhosts; logs naming the
  * directive and the vhost and returns !OK on error. */
 int gettoken_key_load(const gettoken_startup *st, server_rec *s,

@@ -210,7 +210,7 @@ static void warn_key_file(server_rec *s, const char *directive,
     struct stat st;
     int foreign_owner;
 
-    if (!path || gt_key_is_pkcs11_uri(path)
+    if (!path || gt_key_is_uri(path)
         || apr_hash_get(seen, path, APR_HASH_KEY_STRING))
         return;
     apr_hash_set(seen, path, APR_HASH_KEY_STRING, path);

@@ -86,6 +86,8 @@ static int start_vhosts(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
     st.pconf = pconf;
     st.ptemp = ptemp;
     st.loaded_keys = apr_hash_make(ptemp);
+    if (gettoken_keys_store_startup(pconf, s) != OK)
+        return HTTP_INTERNAL_SERVER_ERROR;
     for (vs = s; vs; vs = vs->next)
         if (start_vhost(&st, vs, gettoken_server_config(vs)) != OK)
             return HTTP_INTERNAL_SERVER_ERROR;
@@ -156,6 +158,9 @@ static void gettoken_register_hooks(apr_pool_t *p)
     ap_hook_post_config(gettoken_post_config, NULL, before_dbd, APR_HOOK_MIDDLE);
     ap_hook_child_init(gettoken_refusal_child_init, NULL, NULL,
                        APR_HOOK_MIDDLE);
+    /* before any request: keys that cannot cross fork() open again */
+    ap_hook_child_init(gettoken_keys_child_init, NULL, NULL,
+                       APR_HOOK_REALLY_FIRST);
     ap_hook_child_init(gettoken_warnings_child_init, after_dbd, NULL,
                        APR_HOOK_MIDDLE);
 

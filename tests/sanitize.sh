@@ -23,7 +23,8 @@ GT_VALGRIND_SUBSET="test_core and (device_enrollment or user_enrollment or token
  or test_hostile and not stalled_body and not longer_than_sent
  or test_watch_pairing and (issued_token_claims or round_trip or key_of_another_issuer
  or issue_user_enrollment or verify_bad_request)
- or test_organizations and (one_statement or combine or fault_of)"
+ or test_organizations and (one_statement or combine or fault_of)
+ or test_tpm_keys and tokens_signed"
 
 # $1: the run's work directory (removed by tests/run at exit).  Sets GT_SAN_DIR.
 gt_san_dir() {

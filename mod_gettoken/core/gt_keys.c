@@ -1,24 +1,32 @@
 /* SPDX-License-Identifier: Apache-2.0
  * Copyright 2026 The mod_gettoken Authors */
 /*
- * gt_keys.c - key and certificate loading (files and PKCS#11).
+ * gt_keys.c - key and certificate loading: files and URIs through
+ * OpenSSL 3's key store and providers, pkcs11: through the engine where
+ * no provider opens it.
  */
-/* The pkcs11 engine is reached through the ENGINE API, deprecated but the
- * only PKCS#11 route OpenSSL 3.0 on Debian 12 offers (no pkcs11-provider). */
-#define OPENSSL_SUPPRESS_DEPRECATED 1
-
 #include "gt_keys.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "apr_lib.h"
 #include "apr_strings.h"
 
-#include <openssl/bio.h>
-#include <openssl/engine.h>
+#include <openssl/conf.h>
+#include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
+#include <openssl/provider.h>
+#include <openssl/store.h>
+#include <openssl/ui.h>
+
+struct gt_key_store {
+    OSSL_LIB_CTX *libctx;
+    apr_array_header_t *providers;      /* OSSL_PROVIDER *, loaded here */
+};
 
 static apr_status_t pkey_cleanup(void *data)
 {
@@ -32,284 +40,326 @@ static apr_status_t x509_cleanup(void *data)
     return APR_SUCCESS;
 }
 
-static apr_status_t engine_cleanup(void *data)
+static apr_status_t store_cleanup(void *data)
 {
-    ENGINE_finish(data);
-    ENGINE_free(data);
+    gt_key_store *store = data;
+    int i;
+
+    for (i = store->providers->nelts - 1; i >= 0; i--)
+        OSSL_PROVIDER_unload(APR_ARRAY_IDX(store->providers, i,
+                                           OSSL_PROVIDER *));
+    OSSL_LIB_CTX_free(store->libctx);
     return APR_SUCCESS;
 }
 
-/* Never prompt: an encrypted key file cannot be used unattended. */
+/* Never prompt: an encrypted key file or a PIN cannot be typed in by a
+ * server that starts unattended. */
 static int no_passphrase(char *buf, int size, int rwflag, void *u)
 {
     (void)buf; (void)size; (void)rwflag; (void)u;
     return -1;
 }
 
-int gt_key_is_pkcs11_uri(const char *where)
+/* The reason of the latest OpenSSL error, from OpenSSL's or the
+ * provider's fixed table (never the error's data, which may quote a URI),
+ * as " (reason)", or "" when there is none.  Clears the queue. */
+static const char *openssl_reason(apr_pool_t *pool)
 {
-    return strncasecmp(where, "pkcs11:", 7) == 0;
+    unsigned long code, last = 0;
+    const char *reason;
+
+    while ((code = ERR_get_error()) != 0)
+        last = code;
+    reason = last ? ERR_reason_error_string(last) : NULL;
+    return reason ? apr_psprintf(pool, " (%s)", reason) : "";
 }
 
-/* Percent-decodes s[0..n) (RFC 3986); `lower` folds ASCII to lowercase.
- * A '%' not followed by two hex digits is kept as it is. */
-static char *pct_decode(apr_pool_t *pool, const char *s, apr_size_t n,
-                        int lower)
+/* Where OpenSSL looks for provider modules. */
+static const char *modules_dir(void)
 {
-    char *out = apr_palloc(pool, n + 1), *o = out;
-    apr_size_t i;
+    const char *dir = getenv("OPENSSL_MODULES");
 
-    for (i = 0; i < n; i++) {
-        char c = s[i];
-        if (c == '%' && i + 2 < n && apr_isxdigit(s[i + 1]) && apr_isxdigit(s[i + 2])) {
-            char hex[3] = { s[i + 1], s[i + 2], '\0' };
-            c = (char)strtol(hex, NULL, 16);
-            i += 2;
-        }
-        *o++ = lower ? (char)apr_tolower(c) : c;
-    }
-    *o = '\0';
-    return out;
+    if (!dir || !*dir)
+        dir = OPENSSL_info(OPENSSL_INFO_MODULES_DIR);
+    return dir ? dir : "OpenSSL's modules directory";
 }
 
-/* 1 for an attribute that carries a PIN or says where one is: pin-value,
- * pin-source, and any other name with "pin" in it, whatever its case or
- * percent-encoding. */
-static int is_pin_attribute(const char *name)
+gt_key_store *gt_key_store_create(apr_pool_t *pool, const char **why)
 {
-    return strstr(name, "pin") != NULL;
-}
+    gt_key_store *store = apr_pcalloc(pool, sizeof(*store));
+    char *cnf;
+    OSSL_PROVIDER *def;
 
-/*
- * Walks the attributes of a pkcs11: URI, path (';'-separated) and query
- * ('&'-separated).  For each, `visit` gets its decoded lowercase name, its
- * raw text and its raw value (NULL without '='), and returns the text to
- * keep (NULL to drop it).  Returns the URI rebuilt from what was kept.
- */
-typedef const char *(*pkcs11_visit)(apr_pool_t *pool, void *ctx, int query,
-                                    const char *name, const char *text,
-                                    const char *value);
-
-static const char *pkcs11_rebuild(apr_pool_t *pool, const char *uri,
-                                  pkcs11_visit visit, void *ctx)
-{
-    const char *path = uri + 7, *q = strchr(path, '?');
-    apr_size_t path_len = q ? (apr_size_t)(q - path) : strlen(path);
-    char *out = apr_pstrmemdup(pool, uri, 7);
-    int part;
-
-    for (part = 0; part < 2; part++) {
-        const char *a = part ? (q ? q + 1 : "") : path;
-        const char *stop = part ? a + strlen(a) : path + path_len;
-        char sep = part ? '&' : ';';
-        int kept_any = 0;
-
-        while (a < stop) {
-            const char *end = memchr(a, sep, (apr_size_t)(stop - a));
-            const char *eq, *text, *keep;
-            apr_size_t n;
-
-            if (!end)
-                end = stop;
-            n = (apr_size_t)(end - a);
-            if (n > 0) {
-                eq = memchr(a, '=', n);
-                text = apr_pstrmemdup(pool, a, n);
-                keep = visit(pool, ctx, part,
-                             pct_decode(pool, a, eq ? (apr_size_t)(eq - a) : n, 1),
-                             text, eq ? text + (eq - a) + 1 : NULL);
-                if (keep) {
-                    out = apr_pstrcat(pool, out, kept_any ? (part ? "&" : ";")
-                                      : (part ? "?" : ""), keep, NULL);
-                    kept_any = 1;
-                }
-            }
-            a = end < stop ? end + 1 : stop;
-        }
-    }
-    return out;
-}
-
-struct pkcs11_split {
-    const char *module;
-    const char *pin;
-    const char *pin_source;
-};
-
-/* libp11 must not see module-path= (it takes it as the engine's
- * MODULE_PATH and refuses URIs carrying it) nor any PIN attribute, in the
- * path or the query: libp11's messages quote the URI.  The PIN goes to the
- * engine as its PIN (pin-source= read here); an attribute that only looks
- * like one ("pin-value%3D...") is dropped, never passed on. */
-static const char *split_visit(apr_pool_t *pool, void *ctx, int query,
-                               const char *name, const char *text,
-                               const char *value)
-{
-    struct pkcs11_split *sp = ctx;
-
-    if (value && query && strcmp(name, "module-path") == 0) {
-        sp->module = pct_decode(pool, value, strlen(value), 0);
+    store->providers = apr_array_make(pool, 4, sizeof(OSSL_PROVIDER *));
+    store->libctx = OSSL_LIB_CTX_new();
+    if (!store->libctx) {
+        *why = "OpenSSL cannot create a library context (out of memory?)";
         return NULL;
     }
-    if (!is_pin_attribute(name))
-        return text;
-    if (value && strcmp(name, "pin-value") == 0)
-        sp->pin = pct_decode(pool, value, strlen(value), 0);
-    else if (value && strcmp(name, "pin-source") == 0)
-        sp->pin_source = pct_decode(pool, value, strlen(value), 0);
-    return NULL;
+    apr_pool_cleanup_register(pool, store, store_cleanup,
+                              apr_pool_cleanup_null);
+    /* pkcs11-provider takes its module path and PIN from here */
+    cnf = CONF_get1_default_config_file();
+    if (cnf && access(cnf, R_OK) == 0
+        && !OSSL_LIB_CTX_load_config(store->libctx, cnf)) {
+        *why = apr_psprintf(pool, "OpenSSL's configuration %s does not "
+                            "load%s", cnf, openssl_reason(pool));
+        OPENSSL_free(cnf);
+        return NULL;
+    }
+    OPENSSL_free(cnf);
+    def = OSSL_PROVIDER_load(store->libctx, "default");
+    if (!def) {
+        *why = apr_psprintf(pool, "OpenSSL's default provider does not "
+                            "load%s", openssl_reason(pool));
+        return NULL;
+    }
+    APR_ARRAY_PUSH(store->providers, OSSL_PROVIDER *) = def;
+    return store;
 }
 
-/* The PIN in a pin-source file ("file:" URI or path): its first line. */
-static const char *read_pin_source(apr_pool_t *pool, const char *source)
+int gt_key_store_add_provider(gt_key_store *store, const char *name,
+                              const char **why)
 {
-    char buf[256];
-    FILE *f;
-    size_t n;
+    OSSL_PROVIDER *prov = OSSL_PROVIDER_load(store->libctx, name);
 
-    if (strncmp(source, "file:", 5) == 0)
-        source += 5;
-    f = fopen(source, "r");
-    if (!f)
-        return NULL;
-    n = fread(buf, 1, sizeof(buf) - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    buf[strcspn(buf, "\r\n")] = '\0';
-    return apr_pstrdup(pool, buf);
+    if (!prov) {
+        apr_pool_t *p = store->providers->pool;
+        *why = apr_psprintf(p, "OpenSSL cannot load the provider '%s'%s: no "
+                            "%s.so in %s, or it failed to start (a TPM or HSM "
+                            "it cannot reach, its settings in OpenSSL's "
+                            "configuration or environment)", name,
+                            openssl_reason(p), name, modules_dir());
+        return -1;
+    }
+    APR_ARRAY_PUSH(store->providers, OSSL_PROVIDER *) = prov;
+    return 0;
 }
 
-static const char *pkcs11_split_uri(apr_pool_t *pool, const char *uri,
-                                    const char **module, const char **pin,
-                                    const char **pin_source)
+OSSL_LIB_CTX *gt_key_store_libctx(const gt_key_store *store)
 {
-    struct pkcs11_split sp = { NULL, NULL, NULL };
-    const char *kept = pkcs11_rebuild(pool, uri, split_visit, &sp);
-
-    *module = sp.module;
-    *pin = sp.pin;
-    *pin_source = sp.pin_source;
-    return kept;
+    return store ? store->libctx : NULL;
 }
 
-/* A PIN attribute is logged by its kind only: its raw text could hold the
- * PIN even in the name (an encoded '=' in "pin-value%3D..."). */
-static const char *log_visit(apr_pool_t *pool, void *ctx, int query,
-                             const char *name, const char *text,
-                             const char *value)
+/* The length of where's URI scheme (RFC 3986: a letter, then letters,
+ * digits, '+', '-', '.'), followed by ':'; 0 for a path. */
+static apr_size_t uri_scheme_length(const char *where)
 {
-    (void)pool; (void)ctx; (void)query; (void)value;
-    if (!is_pin_attribute(name))
-        return text;
-    return strcmp(name, "pin-source") == 0 ? "pin-source=(hidden)"
-                                           : "pin-value=(hidden)";
+    apr_size_t n = 0;
+
+    if (!apr_isalpha(where[0]))
+        return 0;
+    while (apr_isalnum(where[n]) || where[n] == '+' || where[n] == '-'
+           || where[n] == '.')
+        n++;
+    return where[n] == ':' && n > 1 ? n : 0;
 }
 
-const char *gt_key_location_for_log(apr_pool_t *pool, const char *where)
+int gt_key_is_uri(const char *where)
 {
-    if (!where || !gt_key_is_pkcs11_uri(where))
-        return where;
-    return pkcs11_rebuild(pool, where, log_visit, NULL);
+    return uri_scheme_length(where) > 0;
 }
 
-static EVP_PKEY *pkcs11_key_load(apr_pool_t *pool, const char *uri,
-                                 const char **why)
+/* 1 when a provider loaded into libctx has a key store for the scheme. */
+static int scheme_has_store(OSSL_LIB_CTX *libctx, const char *scheme)
 {
-    ENGINE *e;
-    EVP_PKEY *key;
-    const char *module, *pin, *pin_source;
+    OSSL_STORE_LOADER *loader = OSSL_STORE_LOADER_fetch(libctx, scheme, NULL);
 
-    uri = pkcs11_split_uri(pool, uri, &module, &pin, &pin_source);
-    if (!pin && pin_source && !(pin = read_pin_source(pool, pin_source))) {
-        *why = "the URI's pin-source cannot be read";
-        return NULL;
-    }
+    ERR_clear_error();
+    if (!loader)
+        return 0;
+    OSSL_STORE_LOADER_free(loader);
+    return 1;
+}
 
-    ENGINE_load_builtin_engines();
-    e = ENGINE_by_id("pkcs11");
-    if (!e) {
-        ERR_clear_error();
-        *why = "OpenSSL's pkcs11 engine is not installed "
-               "(Debian package libengine-pkcs11-openssl)";
+/* Bounds the objects looked at in one location (a token or a file may
+ * hold certificates and public keys before the private key). */
+#define MAX_STORE_OBJECTS 64
+
+/* The first private key the key store finds at `where`, or in `bio` when
+ * given (read as a file); NULL with *why. */
+static EVP_PKEY *store_key_load(apr_pool_t *pool, OSSL_LIB_CTX *libctx,
+                                const char *where, BIO *bio, const char *none,
+                                const char **why)
+{
+    UI_METHOD *ui = UI_UTIL_wrap_read_pem_callback(no_passphrase, 0);
+    OSSL_STORE_CTX *ctx;
+    EVP_PKEY *key = NULL;
+    int n;
+
+    if (!ui) {
+        *why = "out of memory preparing the key store";
         return NULL;
     }
-    if (module && !ENGINE_ctrl_cmd_string(e, "MODULE_PATH", module, 0)) {
-        ENGINE_free(e);
-        ERR_clear_error();
-        *why = "the pkcs11 engine refused the URI's module-path";
+    ctx = bio ? OSSL_STORE_attach(bio, "file", libctx, NULL, ui, NULL, NULL,
+                                  NULL, NULL)
+              : OSSL_STORE_open_ex(where, libctx, NULL, ui, NULL, NULL, NULL,
+                                   NULL);
+    if (!ctx) {
+        *why = apr_pstrcat(pool, "the key store cannot open the location",
+                           openssl_reason(pool), NULL);
+        UI_destroy_method(ui);
         return NULL;
     }
-    if (!ENGINE_init(e)) {
-        ENGINE_free(e);
-        ERR_clear_error();
-        *why = "the pkcs11 engine could not be initialised (module missing?)";
-        return NULL;
+    (void)OSSL_STORE_expect(ctx, OSSL_STORE_INFO_PKEY);
+    for (n = 0; !key && n < MAX_STORE_OBJECTS && !OSSL_STORE_eof(ctx); n++) {
+        OSSL_STORE_INFO *info = OSSL_STORE_load(ctx);
+
+        if (!info)
+            continue;
+        if (OSSL_STORE_INFO_get_type(info) == OSSL_STORE_INFO_PKEY)
+            key = OSSL_STORE_INFO_get1_PKEY(info);
+        OSSL_STORE_INFO_free(info);
     }
-    apr_pool_cleanup_register(pool, e, engine_cleanup, apr_pool_cleanup_null);
-    if (pin && !ENGINE_ctrl_cmd_string(e, "PIN", pin, 0)) {
-        ERR_clear_error();
-        *why = "the pkcs11 engine refused the PIN";
-        return NULL;
-    }
-    key = ENGINE_load_private_key(e, uri, NULL, NULL);
-    if (!key) {
-        ERR_clear_error();
-        *why = "no private key matches the pkcs11 URI (token, object, PIN?)";
-        return NULL;
-    }
+    if (!key)
+        *why = apr_pstrcat(pool, none, openssl_reason(pool), NULL);
+    OSSL_STORE_close(ctx);
+    UI_destroy_method(ui);
+    ERR_clear_error();
     return key;
 }
 
-/* A private key (is_key) or a certificate from a file, read as PEM, else
- * as DER.  NULL with *why: `unreadable` or `empty`. */
-static void *file_object_load(const char *path, int is_key,
-                              const char *unreadable, const char *empty,
-                              const char **why)
+static EVP_PKEY *file_key_load(apr_pool_t *pool, OSSL_LIB_CTX *libctx,
+                               const char *path, const char **why)
 {
-    BIO *bio = BIO_new_file(path, "rb");
-    void *obj;
+    FILE *f;
 
-    if (!bio) {
-        ERR_clear_error();
-        *why = unreadable;
+    if (strncmp(path, "file:", 5) == 0)      /* the key store reads the URI */
+        return store_key_load(pool, libctx, path, NULL, "the file cannot be read "
+                              "or holds no unencrypted private key", why);
+    f = fopen(path, "rb");
+    if (!f) {
+        *why = "the key file cannot be read";
         return NULL;
     }
-    obj = is_key ? (void *)PEM_read_bio_PrivateKey(bio, NULL, no_passphrase, NULL)
-                 : (void *)PEM_read_bio_X509(bio, NULL, no_passphrase, NULL);
-    if (!obj) {
-        (void)BIO_reset(bio);
-        obj = is_key ? (void *)d2i_PrivateKey_bio(bio, NULL)
-                     : (void *)d2i_X509_bio(bio, NULL);
-    }
-    BIO_free(bio);
-    ERR_clear_error();
-    if (!obj)
-        *why = empty;
-    return obj;
+    fclose(f);
+    return store_key_load(pool, libctx, path, NULL, "the file holds no "
+                          "unencrypted private key (PEM or DER)", why);
 }
 
-EVP_PKEY *gt_private_key_load(apr_pool_t *pool, const char *where,
-                              const char **why)
+static EVP_PKEY *uri_key_load(apr_pool_t *pool, OSSL_LIB_CTX *libctx,
+                              const char *where, const char **why)
 {
-    EVP_PKEY *key = gt_key_is_pkcs11_uri(where)
-                    ? pkcs11_key_load(pool, where, why)
-                    : file_object_load(where, 1, "the key file cannot be read",
-                                       "the file holds no unencrypted "
-                                       "private key (PEM or DER)", why);
+    const char *scheme = apr_pstrmemdup(pool, where,
+                                        uri_scheme_length(where));
+
+    if (!scheme_has_store(libctx, scheme)) {
+#if GT_HAVE_ENGINE
+        if (gt_key_is_pkcs11_uri(where))
+            return gt_pkcs11_engine_load(pool, where, why);
+#endif
+        *why = apr_psprintf(pool, "no loaded OpenSSL provider opens %s: "
+                            "locations (GetTokenKeyProvider names the "
+                            "provider that does, e.g. %s)", scheme,
+                            gt_key_is_pkcs11_uri(where) ? "pkcs11"
+                                                        : "tpm2 for handle:");
+        return NULL;
+    }
+    return store_key_load(pool, libctx, where, NULL, "no private key at this "
+                          "location (no such handle or object, or a wrong "
+                          "PIN?)", why);
+}
+
+EVP_PKEY *gt_private_key_load(apr_pool_t *pool, gt_key_store *store,
+                              const char *where, const char **why)
+{
+    OSSL_LIB_CTX *libctx = gt_key_store_libctx(store);
+    EVP_PKEY *key = gt_key_is_uri(where) && strncmp(where, "file:", 5) != 0
+                    ? uri_key_load(pool, libctx, where, why)
+                    : file_key_load(pool, libctx, where, why);
+
     if (key)
         apr_pool_cleanup_register(pool, key, pkey_cleanup,
                                   apr_pool_cleanup_null);
     return key;
 }
 
+const char *gt_key_file_copy(apr_pool_t *pool, const char *path,
+                             apr_size_t *len, const char **why)
+{
+    FILE *f = fopen(path, "rb");
+    char *data;
+
+    if (!f) {
+        *why = "the key file cannot be read";
+        return NULL;
+    }
+    data = apr_palloc(pool, GT_KEY_FILE_MAX);
+    *len = fread(data, 1, GT_KEY_FILE_MAX, f);
+    if (ferror(f) || !feof(f)) {
+        fclose(f);
+        *why = "the key file cannot be read whole (or is over 64 KiB)";
+        return NULL;
+    }
+    fclose(f);
+    return data;
+}
+
+EVP_PKEY *gt_private_key_from_bytes(apr_pool_t *pool, gt_key_store *store,
+                                    const char *data, apr_size_t len,
+                                    const char **why)
+{
+    BIO *bio = BIO_new_mem_buf(data, (int)len);
+    EVP_PKEY *key;
+
+    if (!bio) {
+        *why = "out of memory reading the key";
+        return NULL;
+    }
+    key = store_key_load(pool, gt_key_store_libctx(store), NULL, bio,
+                         "the copy of the key file holds no private key", why);
+    BIO_free(bio);
+    if (key)
+        apr_pool_cleanup_register(pool, key, pkey_cleanup,
+                                  apr_pool_cleanup_null);
+    return key;
+}
+
+const char *gt_key_holder(const EVP_PKEY *key)
+{
+    const OSSL_PROVIDER *prov = EVP_PKEY_get0_provider(key);
+
+    return prov ? OSSL_PROVIDER_get0_name(prov) : "engine";
+}
+
+int gt_key_is_external(const EVP_PKEY *key)
+{
+    static const char *const builtin[] = { "default", "fips", "base",
+                                           "legacy", NULL };
+    const OSSL_PROVIDER *prov = EVP_PKEY_get0_provider(key);
+    const char *name;
+    int i;
+
+    if (!prov)
+        return 0;       /* an ENGINE key: libp11 reopens its session itself */
+    name = OSSL_PROVIDER_get0_name(prov);
+    for (i = 0; builtin[i]; i++)
+        if (strcmp(name, builtin[i]) == 0)
+            return 0;
+    return 1;
+}
+
 X509 *gt_certificate_load(apr_pool_t *pool, const char *path, const char **why)
 {
-    X509 *cert = file_object_load(path, 0, "the certificate file cannot be "
-                                  "read", "the file holds no certificate "
-                                  "(PEM or DER)", why);
+    BIO *bio = BIO_new_file(path, "rb");
+    X509 *cert;
 
-    if (!cert)
+    if (!bio) {
+        ERR_clear_error();
+        *why = "the certificate file cannot be read";
         return NULL;
+    }
+    cert = PEM_read_bio_X509(bio, NULL, no_passphrase, NULL);
+    if (!cert) {
+        (void)BIO_reset(bio);
+        cert = d2i_X509_bio(bio, NULL);
+    }
+    BIO_free(bio);
+    ERR_clear_error();
+    if (!cert) {
+        *why = "the file holds no certificate (PEM or DER)";
+        return NULL;
+    }
     apr_pool_cleanup_register(pool, cert, x509_cleanup, apr_pool_cleanup_null);
     return cert;
 }

@@ -15,6 +15,8 @@
 #include <openssl/core_names.h>
 #include <openssl/err.h>
 #include <openssl/ecdsa.h>
+#include <openssl/provider.h>
+#include <openssl/x509.h>
 
 const char *gt_jws_alg_for_key(EVP_PKEY *key, const char **why)
 {
@@ -97,21 +99,91 @@ struct gt_jws_signer {
     const char *alg;
     const char *header_b64;     /* base64url of the JWS header, with '.' */
     size_t sig_max;             /* EVP_PKEY_get_size */
+    OSSL_LIB_CTX *libctx;       /* where the key was loaded */
+    const char *propq;          /* the key's own provider */
     EVP_MD_CTX *prepared;       /* after EVP_DigestSignInit; never signed on */
-    EVP_MD *sha256;
+    EVP_PKEY *public_key;       /* its public half, in OpenSSL's default
+                                 * provider: verifies the start-up test */
+    apr_thread_mutex_t *lock;   /* held while signing, or NULL */
+    const char *unusable;       /* why this process cannot sign, or NULL */
 };
 
-static apr_status_t signer_cleanup(void *data)
+static apr_status_t prepared_cleanup(void *data)
 {
-    gt_jws_signer *signer = data;
-
-    EVP_MD_CTX_free(signer->prepared);
-    EVP_MD_free(signer->sha256);
+    EVP_MD_CTX_free(data);
     return APR_SUCCESS;
 }
 
-gt_jws_signer *gt_jws_signer_create(apr_pool_t *pool, EVP_PKEY *key,
-                                    const char **why)
+static apr_status_t public_key_cleanup(void *data)
+{
+    EVP_PKEY_free(data);
+    return APR_SUCCESS;
+}
+
+/* A signing context for the key: the signature (and the digest, when the
+ * signature wants one fetched) come from the key's own provider in the
+ * library context it was loaded in; OpenSSL 3.0 would otherwise take the
+ * default provider's, which has no access to a key held in a TPM or HSM
+ * ("missing private key").  An ENGINE key keeps OpenSSL's legacy route. */
+static int sign_init(const gt_jws_signer *signer, EVP_MD_CTX *md)
+{
+    return EVP_DigestSignInit_ex(md, NULL, "SHA256", signer->libctx,
+                                 signer->propq, signer->key, NULL) == 1;
+}
+
+/* The public half as a plain default-provider key (DER round trip). */
+static EVP_PKEY *public_half(EVP_PKEY *key)
+{
+    unsigned char *der = NULL;
+    const unsigned char *p;
+    int n = i2d_PUBKEY(key, &der);
+    EVP_PKEY *pub;
+
+    if (n <= 0)
+        return NULL;
+    p = der;
+    pub = d2i_PUBKEY(NULL, &p, n);
+    OPENSSL_free(der);
+    return pub;
+}
+
+/* Points the signer at `key`: its provider, a prepared context and its
+ * public half, each freed with `pool`.  -1 with *why. */
+static int signer_use_key(apr_pool_t *pool, gt_jws_signer *signer,
+                          EVP_PKEY *key, OSSL_LIB_CTX *libctx,
+                          const char **why)
+{
+    const OSSL_PROVIDER *prov = EVP_PKEY_get0_provider(key);
+
+    signer->key = key;
+    signer->libctx = prov ? libctx : NULL;
+    signer->propq = prov ? apr_pstrcat(pool, "?provider=",
+                                       OSSL_PROVIDER_get0_name(prov), NULL)
+                         : NULL;
+    signer->sig_max = (size_t)EVP_PKEY_get_size(key);
+    signer->prepared = EVP_MD_CTX_new();
+    if (signer->prepared)
+        apr_pool_cleanup_register(pool, signer->prepared, prepared_cleanup,
+                                  apr_pool_cleanup_null);
+    signer->public_key = public_half(key);
+    if (signer->public_key)
+        apr_pool_cleanup_register(pool, signer->public_key,
+                                  public_key_cleanup, apr_pool_cleanup_null);
+    if (!signer->prepared || signer->sig_max == 0 || !signer->public_key
+        || !sign_init(signer, signer->prepared)) {
+        ERR_clear_error();
+        *why = signer->public_key
+               ? "the key cannot be prepared for signing (EVP_DigestSignInit)"
+               : "the key's public half cannot be read (i2d_PUBKEY)";
+        return -1;
+    }
+    signer->unusable = NULL;
+    return 0;
+}
+
+gt_jws_signer *gt_jws_signer_create_ex(apr_pool_t *pool, EVP_PKEY *key,
+                                       OSSL_LIB_CTX *libctx,
+                                       const char **why)
 {
     gt_jws_signer *signer;
     const char *alg = gt_jws_alg_for_key(key, why), *header;
@@ -119,30 +191,53 @@ gt_jws_signer *gt_jws_signer_create(apr_pool_t *pool, EVP_PKEY *key,
     if (!alg)
         return NULL;
     signer = apr_pcalloc(pool, sizeof(*signer));
-    signer->key = key;
     signer->alg = alg;
     header = apr_pstrcat(pool, "{\"alg\":\"", alg, "\",\"typ\":\"JWT\"}", NULL);
     signer->header_b64 = apr_pstrcat(pool,
         gt_b64url_encode(pool, (const unsigned char *)header, strlen(header)),
         ".", NULL);
-    signer->sig_max = (size_t)EVP_PKEY_get_size(key);
-    signer->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
-    signer->prepared = EVP_MD_CTX_new();
-    apr_pool_cleanup_register(pool, signer, signer_cleanup,
-                              apr_pool_cleanup_null);
-    if (!signer->sha256 || !signer->prepared || signer->sig_max == 0
-        || EVP_DigestSignInit(signer->prepared, NULL, signer->sha256, NULL,
-                              key) != 1) {
-        ERR_clear_error();
-        *why = "the key cannot be prepared for signing (EVP_DigestSignInit)";
+    if (signer_use_key(pool, signer, key, libctx, why) != 0)
         return NULL;
-    }
     return signer;
+}
+
+gt_jws_signer *gt_jws_signer_create(apr_pool_t *pool, EVP_PKEY *key,
+                                    const char **why)
+{
+    return gt_jws_signer_create_ex(pool, key, NULL, why);
 }
 
 const char *gt_jws_signer_alg(const gt_jws_signer *signer)
 {
     return signer->alg;
+}
+
+int gt_jws_signer_rekey(apr_pool_t *pool, gt_jws_signer *signer,
+                        EVP_PKEY *key, OSSL_LIB_CTX *libctx, const char **why)
+{
+    EVP_PKEY *before = signer->public_key;
+    const char *alg = gt_jws_alg_for_key(key, why);
+
+    if (alg && strcmp(alg, signer->alg) != 0)
+        *why = "the key opened again is of another kind";
+    else if (alg && signer_use_key(pool, signer, key, libctx, why) == 0) {
+        if (!before || EVP_PKEY_eq(before, signer->public_key) == 1)
+            return 0;
+        ERR_clear_error();
+        *why = "the key opened again is not the key checked at start-up";
+    }
+    gt_jws_signer_disable(signer, *why);
+    return -1;
+}
+
+void gt_jws_signer_serialise(gt_jws_signer *signer, apr_thread_mutex_t *lock)
+{
+    signer->lock = lock;
+}
+
+void gt_jws_signer_disable(gt_jws_signer *signer, const char *why)
+{
+    signer->unusable = why;
 }
 
 /* The signature over `input` in the form the alg's JWS carries, from
@@ -155,11 +250,10 @@ static const unsigned char *sign_input(apr_pool_t *pool,
     unsigned char *sig, *raw;
 
     if (EVP_MD_CTX_copy_ex(md, signer->prepared) != 1) {
-        /* a key whose context cannot be copied (an engine without a copy
-         * method): prepare this one afresh */
+        /* a key whose context cannot be copied (an engine or provider
+         * without a dup method): prepare this one afresh */
         ERR_clear_error();
-        if (EVP_DigestSignInit(md, NULL, signer->sha256, NULL,
-                               signer->key) != 1) {
+        if (!sign_init(signer, md)) {
             *why = "the signing key refused to sign (EVP_DigestSignInit)";
             return NULL;
         }
@@ -182,29 +276,72 @@ static const unsigned char *sign_input(apr_pool_t *pool,
     return raw;
 }
 
+/* sign_input, one thread at a time where the provider needs it. */
+static const unsigned char *sign_serialised(apr_pool_t *pool,
+                                            const gt_jws_signer *signer,
+                                            EVP_MD_CTX *md, const char *input,
+                                            size_t *sig_len, const char **why)
+{
+    const unsigned char *sig;
+
+    if (signer->lock && apr_thread_mutex_lock(signer->lock) != APR_SUCCESS) {
+        *why = "the signing key's lock cannot be taken";
+        return NULL;
+    }
+    sig = sign_input(pool, signer, md, input, sig_len, why);
+    ERR_clear_error();
+    if (signer->lock)
+        apr_thread_mutex_unlock(signer->lock);
+    return sig;
+}
+
 const char *gt_jws_sign(apr_pool_t *pool, const gt_jws_signer *signer,
                         const char *claims_json, const char **why)
 {
-    const char *input = apr_pstrcat(pool, signer->header_b64,
-        gt_b64url_encode(pool, (const unsigned char *)claims_json,
-                         strlen(claims_json)),
-        NULL);
-    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    const char *input;
+    EVP_MD_CTX *md;
     const unsigned char *sig;
     size_t sig_len = 0;
 
-    if (!md) {
+    if (signer->unusable) {
+        *why = signer->unusable;
+        return NULL;
+    }
+    input = apr_pstrcat(pool, signer->header_b64,
+        gt_b64url_encode(pool, (const unsigned char *)claims_json,
+                         strlen(claims_json)),
+        NULL);
+    if (!(md = EVP_MD_CTX_new())) {
         *why = "out of memory creating the signing context";
         return NULL;
     }
-    sig = sign_input(pool, signer, md, input, &sig_len, why);
+    sig = sign_serialised(pool, signer, md, input, &sig_len, why);
     EVP_MD_CTX_free(md);
-    if (!sig) {
-        ERR_clear_error();
+    if (!sig)
         return NULL;
-    }
     return apr_pstrcat(pool, input, ".", gt_b64url_encode(pool, sig, sig_len),
                        NULL);
+}
+
+int gt_jws_signer_check(apr_pool_t *pool, const gt_jws_signer *signer,
+                        const char **why)
+{
+    apr_array_header_t *keys = apr_array_make(pool, 1, sizeof(EVP_PKEY *));
+    const char *token = gt_jws_sign(pool, signer, "{\"check\":\"start-up\"}",
+                                    why);
+    const char *payload;
+    apr_size_t payload_len;
+
+    if (!token)
+        return -1;
+    APR_ARRAY_PUSH(keys, EVP_PKEY *) = signer->public_key;
+    if (gt_jws_verify(pool, token, strlen(token), keys, &payload,
+                      &payload_len, why) != GT_JWS_VALID) {
+        *why = "a signature made with the key does not verify with its "
+               "public key";
+        return -1;
+    }
+    return 0;
 }
 
 /* ES256: r||s (32 bytes each) to the DER ECDSA-Sig-Value OpenSSL verifies. */

@@ -9,6 +9,7 @@
 
 #include "apr_pools.h"
 #include "apr_tables.h"
+#include "apr_thread_mutex.h"
 #include <openssl/evp.h>
 
 /* The JWS alg for a key: "RS256" (RSA >= 2048 bits), "ES256" (EC P-256),
@@ -20,13 +21,35 @@ const char *gt_jws_alg_for_key(EVP_PKEY *key, const char **why);
  * header, and a signing context on which EVP_DigestSignInit has already
  * run (in OpenSSL 3 that init looks up the digest and signature methods
  * under global locks, ~5-15 µs a token).  Each signature works on a copy
- * of that context, so one signer serves every thread.  NULL with *why for
- * a key gt_jws_alg_for_key refuses.  Lives as long as `pool`.
+ * of that context, so one signer serves every thread.  The signature is
+ * fetched from the key's own provider in `libctx`, the library context
+ * the key was loaded in (NULL: OpenSSL's default).  NULL with *why for a
+ * key gt_jws_alg_for_key refuses.  Lives as long as `pool`.
  */
 typedef struct gt_jws_signer gt_jws_signer;
+gt_jws_signer *gt_jws_signer_create_ex(apr_pool_t *pool, EVP_PKEY *key,
+                                       OSSL_LIB_CTX *libctx,
+                                       const char **why);
 gt_jws_signer *gt_jws_signer_create(apr_pool_t *pool, EVP_PKEY *key,
                                     const char **why);
 const char *gt_jws_signer_alg(const gt_jws_signer *signer);
+
+/*
+ * After fork(): the same key opened again in this process (a provider's
+ * handle that cannot cross fork()).  It must be of the same alg and have
+ * the same public key as before; -1 with *why otherwise, and the signer
+ * refuses to sign from then on.  Not while other threads sign.
+ */
+int gt_jws_signer_rekey(apr_pool_t *pool, gt_jws_signer *signer,
+                        EVP_PKEY *key, OSSL_LIB_CTX *libctx, const char **why);
+/* Signing holds `lock` (a provider that is not thread-safe: tpm2). */
+void gt_jws_signer_serialise(gt_jws_signer *signer, apr_thread_mutex_t *lock);
+/* From now on gt_jws_sign fails with `why`. */
+void gt_jws_signer_disable(gt_jws_signer *signer, const char *why);
+/* Signs a throwaway token and verifies it with the key's public half in
+ * OpenSSL's default provider: 0, or -1 with *why. */
+int gt_jws_signer_check(apr_pool_t *pool, const gt_jws_signer *signer,
+                        const char **why);
 
 /*
  * Signs `claims_json` (a complete JSON object) as a compact JWS with

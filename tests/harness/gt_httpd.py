@@ -173,7 +173,7 @@ class Httpd:
 
     def __init__(self, workdir, vhosts, load_gettoken=True, load_echo=False,
                  extra_global="", loglevel=None, user=True, omit_modules=(),
-                 settings=None, cpus=None):
+                 settings=None, cpus=None, expect_log=()):
         self.dir = workdir
         self.vhosts = vhosts
         self.load_gettoken = load_gettoken
@@ -198,6 +198,10 @@ class Httpd:
         os.chmod(self.cgi, 0o755)
         os.chmod(self.records, 0o777)
         self.pid = None
+        # message ids of the module's warn/error lines this server is set up
+        # to write (its start-up warnings); see unexpected_lines()
+        self.expect_log = set(expect_log)
+        self.log_checked = 0
         self.write_config()
 
     @property
@@ -422,6 +426,40 @@ class Httpd:
                 return lines
             time.sleep(0.05)
 
+    def crash_lines(self, mark=0):
+        """Error-log lines since mark that tell of a crash (CRASH_RX)."""
+        return crash_lines(self.log_since(mark) if os.path.exists(self.error_log) else "")
+
+    def unexpected_lines(self, declared=()):
+        """The error-log lines written since the last call that nobody
+        expected: a crash, or one of the module's warn-or-worse lines whose
+        message id is neither in `declared` (the test's) nor in this
+        server's expect_log.  Only whole lines are taken."""
+        if not os.path.exists(self.error_log):
+            return []
+        with open(self.error_log, "rb") as f:
+            f.seek(self.log_checked)
+            text = f.read()
+        text = text[:text.rfind(b"\n") + 1]
+        self.log_checked += len(text)
+        allowed = set(declared) | self.expect_log
+        return [l for l in text.decode(errors="replace").splitlines()
+                if CRASH_RX.search(l)
+                or (GT_PROBLEM_RX.search(l) and gt_line_id(l) not in allowed)]
+
+    def settle_log(self, quiet=0.05, timeout=1.0):
+        """Waits until the error log has not grown for `quiet` seconds (a
+        line written just after the answer went out belongs to this test)."""
+        deadline = time.time() + timeout
+        size, since = self.log_mark(), time.time()
+        while time.time() < deadline:
+            time.sleep(quiet / 2)
+            now = self.log_mark()
+            if now != size:
+                size, since = now, time.time()
+            elif time.time() - since >= quiet:
+                return
+
     def access_lines(self, test_id, timeout=10.0):
         # mod_log_config writes after the answer went out: on a loaded machine
         # the line can come well after the client read the answer
@@ -463,6 +501,37 @@ def running(*servers):
 # One of the module's own error-log lines (its "gettoken: " prefix), never a
 # line that merely mentions a path such as /tmp/gettoken-test-... .
 GT_LINE_RX = r"(^|\s)gettoken: "
+
+# The module's lines at LogLevel warn or worse, and their message id.
+GT_PROBLEM_RX = re.compile(r"\[gettoken:(?:warn|error|crit|alert|emerg)\]")
+GT_ID_RX = re.compile(r"(?:^|\s)gettoken: (GT\d{5}): ")
+
+# The one crash matcher: a child or the parent that died of a signal
+# (AH00051/AH00052 "child pid N exit signal ...", AH00050, AH00060 "seg
+# fault or similar nasty error detected in the parent process"), a core dump.
+CRASH_RX = re.compile(r"exit signal|segmentation|seg fault|AH0005[0-2]|AH00060|"
+                      r"dumped core|core dumped", re.I)
+
+
+def gt_line_id(line):
+    """The message id (GT01234) of one of the module's lines, or None."""
+    m = GT_ID_RX.search(line)
+    return m.group(1) if m else None
+
+
+def crash_lines(text):
+    """The lines of an error-log text that tell of a crash."""
+    return [l for l in text.splitlines() if CRASH_RX.search(l)]
+
+
+def unexpected_log_lines(servers, declared=()):
+    """unexpected_lines() of every server, each log settled first."""
+    found = []
+    for h in servers:
+        if h.log_mark() > h.log_checked:
+            h.settle_log()
+        found += ["%s: %s" % (h.dir, l) for l in h.unexpected_lines(declared)]
+    return found
 
 # A compact JWS (a token) anywhere in a log: never allowed.
 JWT_RX = re.compile(r"eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]+")

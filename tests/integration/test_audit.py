@@ -7,6 +7,8 @@ cut to 255 bytes; a failing audit statement is logged and changes no answer."""
 import sqlite3
 import time
 
+import pytest
+
 from gt_client import decode_unverified, gettoken_fields, token_from_response
 
 AUDIT_SQL = ('GetTokenAuditSQL "INSERT INTO gettoken_audit (enrollment_id, organization, '
@@ -27,6 +29,7 @@ def audit_rows(db, n, table="gettoken_audit", timeout=5.0):
         time.sleep(0.05)
 
 
+@pytest.mark.gt_log("GT01204", "GT01303", "GT01401", "GT01407")
 def test_rows_name_enrollment_service_jti_status_and_identity(gt, start_httpd, client):
     db = gt.make_db("audit-rows", [(gt.devices["dev_a"].enrollment_id, gt.devices["dev_a"].sha256)])
     h = start_httpd([gt.vhost(db=db, directives=AUDIT_SQL)])
@@ -53,6 +56,7 @@ def test_rows_name_enrollment_service_jti_status_and_identity(gt, start_httpd, c
     ], rows
 
 
+@pytest.mark.gt_log("GT01204", "GT01303", "GT01401")
 def test_no_row_without_identity_and_client_values_cut(gt, start_httpd, client):
     db = gt.make_db("audit-cut", [(gt.devices["dev_a"].enrollment_id, gt.devices["dev_a"].sha256)])
     h = start_httpd([gt.vhost(db=db, directives=AUDIT_SQL)])
@@ -79,6 +83,7 @@ def test_no_row_without_identity_and_client_values_cut(gt, start_httpd, client):
     assert rows[2][0] == "U" * 249 + "[...]", rows[2]
 
 
+@pytest.mark.gt_log("GT01303", "GT01801")
 def test_failing_audit_statement_changes_no_answer(gt, start_httpd, client):
     db = gt.make_db("audit-fail", [(gt.devices["dev_a"].enrollment_id, gt.devices["dev_a"].sha256)])
     con = sqlite3.connect(db)
@@ -113,6 +118,7 @@ def test_audit_sql_without_mod_dbd_stops_configtest(gt):
     assert rc != 0 and "GetTokenAuditSQL" in out and "mod_dbd" in out, out
 
 
+@pytest.mark.gt_log("GT01204")
 def test_rows_on_postgresql(gt, start_httpd, client):
     from gt_pg import PgServer
     pg = PgServer(gt.dir, name="pg-audit").start()

@@ -56,6 +56,7 @@ def test_misconfiguration_stops_configtest(gt, case):
 
 
 @pytest.mark.parametrize("case", ["key-rsa-1024", "cert-mismatch", "uuid-garbage"])
+@pytest.mark.gt_log("GT00901", "GT00902")
 def test_misconfiguration_stops_startup(gt, case):
     h = gt.httpd([bad_vhost(gt, case)])
     with pytest.raises(RuntimeError) as failed:
@@ -122,6 +123,7 @@ def test_settings_inherited_from_main_server(gt, start_httpd, client):
     verify_maid_token(token_from_response(r), gt.pki.maid_ec.public_key, server_uuid, time.time())
 
 
+@pytest.mark.gt_log("GT00806")
 def test_uppercase_uuid_accepted(gt, start_httpd, client):
     u = str(uuid.uuid4()).upper()
     h = start_httpd([gt.vhost(uuid=u)])
@@ -141,6 +143,7 @@ def nobind_server(gt):
         h.stop()
 
 
+@pytest.mark.gt_log("GT01301")
 def test_enrollment_sql_none_warns_at_startup(nobind_server):
     lines = [l for l in nobind_server.read_error_log().splitlines()
              if re.search(r"GetTokenEnrollmentSQL", l)]
@@ -155,6 +158,7 @@ def test_enrollment_sql_none_accepts_verified_chain(nobind_server, client, gt):
                       time.time())
 
 
+@pytest.mark.gt_log("GT01203")
 def test_enrollment_sql_none_refuses_unverified_chain(nobind_server, client, gt):
     dev = gt.devices["dev_rogue"]       # optional_no_ca let it in; its chain did not verify
     r = client(nobind_server, "dev_rogue").checkin(gettoken_fields(udid=dev.enrollment_id))
@@ -162,6 +166,7 @@ def test_enrollment_sql_none_refuses_unverified_chain(nobind_server, client, gt)
     assert b"TokenData" not in r.body
 
 
+@pytest.mark.gt_log("GT00804")
 def test_stop_works_when_the_key_became_unreadable(gt):
     """apachectl stop re-reads the configuration: a key (or HSM) that went
     away since start-up must not keep the server from stopping."""

@@ -126,6 +126,7 @@ def test_custom_log_has_service_enrollment_and_jti(server, client, gt):
     assert " 200 svc=com.apple.maid enr=%s jti=%s " % (gt.devices["dev_a"].enrollment_id, claims["jti"]) in lines[0]
 
 
+@pytest.mark.gt_log("GT01401")
 def test_no_token_or_key_material_in_logs(server, client, gt):
     """Tokens are bearer credentials: not in the error log, even at gettoken:debug."""
     tokens = [token_from_response(maid(server, client, gt)) for _ in range(3)]

@@ -11,7 +11,7 @@ import jwt
 import pytest
 
 from gt_client import gettoken_fields, token_from_response
-from gt_pairing import es256, new_watch_udid, sth_of, verify_request, watch_vhost
+from pairing_helpers import es256, new_watch_udid, sth_of, verify_request, watch_vhost
 
 # one process, several threads: several pooled connections, each prepared
 MPM = "StartServers 1\nServerLimit 1\nThreadsPerChild 8\nMaxRequestWorkers 8"
@@ -30,6 +30,7 @@ def checkin(gt, h, device="dev_a"):
         return c.checkin(gettoken_fields(udid=gt.devices[device].enrollment_id), keep=False)
 
 
+@pytest.mark.gt_log("GT01303")
 def test_binding_survives_schema_change(gt):
     db = gt.make_db("migrated", [(gt.devices["dev_a"].enrollment_id,
                                   gt.devices["dev_a"].sha256)])
@@ -50,6 +51,7 @@ def test_binding_survives_schema_change(gt):
         h.stop()
 
 
+@pytest.mark.gt_log("GT01904")
 def test_replay_store_survives_schema_change(gt):
     issuer = str(uuid.uuid4())
     db = gt.make_db("watch-migrated", [])

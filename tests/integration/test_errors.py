@@ -58,6 +58,7 @@ BAD_BODIES = {
 
 @pytest.mark.parametrize("fmt", ["xml", "binary"])
 @pytest.mark.parametrize("case", sorted(BAD_BODIES))
+@pytest.mark.gt_log("GT01401", "GT01407", "GT01703")
 def test_bad_request_400(err_server, client, gt, case, fmt):
     make, reason = BAD_BODIES[case]
     c = client(err_server, "dev_a")
@@ -66,6 +67,7 @@ def test_bad_request_400(err_server, client, gt, case, fmt):
     assert_refused(err_server, r, 400, reason, mark)
 
 
+@pytest.mark.gt_log("GT01204")
 def test_no_client_certificate_401(err_server, client, gt):
     c = client(err_server, None)
     mark = err_server.log_mark()
@@ -79,6 +81,7 @@ def test_no_client_certificate_401(err_server, client, gt):
     ("dev_a", "dev_user"),                  # ... or for another (user) enrollment
     ("dev_rogue", "dev_rogue"),             # a cert from a CA nobody trusts, not enrolled
 ])
+@pytest.mark.gt_log("GT01303")
 def test_identity_not_bound_403(err_server, client, gt, device, enrolled_as):
     target = gt.devices[enrolled_as]
     fields = (gettoken_fields(enrollment_id=target.enrollment_id) if enrolled_as == "dev_user"
@@ -112,11 +115,13 @@ def assert_503(h, c, gt):
     return line
 
 
+@pytest.mark.gt_log("GT00802", "GT01302")
 def test_database_missing_503(start_httpd, client, gt):
     h = start_httpd([gt.vhost(db="/nonexistent-gettoken-dir/enroll.db")], loglevel="info")
     assert_503(h, client(h, "dev_a"), gt)
 
 
+@pytest.mark.gt_log("GT00802", "GT01302")
 def test_database_unreadable_503(start_httpd, client, gt):
     db = gt.make_db("unreadable", [(udid(gt), gt.devices["dev_a"].sha256)])
     os.chmod(db, 0)     # the httpd user (www-data, owner) can no longer open it
@@ -124,6 +129,7 @@ def test_database_unreadable_503(start_httpd, client, gt):
     assert_503(h, client(h, "dev_a"), gt)
 
 
+@pytest.mark.gt_log("GT01302")
 def test_database_without_table_503(start_httpd, client, gt):
     db = gt.make_db("notable", [])
     con = sqlite3.connect(db)
@@ -134,12 +140,14 @@ def test_database_without_table_503(start_httpd, client, gt):
     assert_503(h, client(h, "dev_a"), gt)
 
 
+@pytest.mark.gt_log("GT01302")
 def test_postgresql_unreachable_503(start_httpd, client, gt):
     params = "host=127.0.0.1 port=%d dbname=mdm user=mdm connect_timeout=2" % free_port()
     h = start_httpd([gt.vhost(db_driver="pgsql", db=params)], loglevel="info")
     assert_503(h, client(h, "dev_a"), gt)
 
 
+@pytest.mark.gt_log("GT00802", "GT01302")
 def test_database_recovers_after_503(start_httpd, client, gt):
     """503 is temporary: once the DB is readable again the same request succeeds."""
     db = gt.make_db("flaky", [(udid(gt), gt.devices["dev_a"].sha256)])

@@ -57,6 +57,7 @@ def test_hook_status_ends_request(echo_server, client, gt):
     assert echo_server.record(r.test_id, timeout=0) is None
 
 
+@pytest.mark.gt_log("GT01204", "GT01303")
 def test_hook_services_still_require_identity(echo_server, client, gt):
     udid = gt.devices["dev_a"].enrollment_id
     r = client(echo_server, None).checkin(gettoken_fields(service="com.example.echo", udid=udid))
@@ -65,6 +66,7 @@ def test_hook_services_still_require_identity(echo_server, client, gt):
     assert r.status == 403
 
 
+@pytest.mark.gt_log("GT01401")
 def test_builtin_and_unknown_services_alongside_echo(echo_server, client, gt):
     udid = gt.devices["dev_a"].enrollment_id
     c = client(echo_server, "dev_a")

@@ -6,7 +6,6 @@ pass-through (the backend gets the body byte for byte) for bodies that are not
 a GetToken or are over the structural bounds -- while no child dies (same pids,
 no "exit signal" in the error log), no child balloons, and a good GetToken is
 answered right after."""
-import re
 import time
 import uuid
 
@@ -19,7 +18,6 @@ from gt_httpd import BACKEND_MARKER, assert_refused
 from gt_stream import RawClient, children, mem_kb
 
 PASS = "pass-through"
-CRASH_RX = r"exit signal|Segmentation|AH0005[0-2]|dumped core|AH00060"
 BALLOON_LIMIT_KB = 32 * 1024      # "a few MiB per request": far below the 360 MB of a copy per reference
 
 
@@ -57,7 +55,7 @@ def snapshot(h):
 
 def assert_still_serving(h, before, gt):
     pids, mark = before
-    crashes = [l for l in h.log_since(mark).splitlines() if re.search(CRASH_RX, l)]
+    crashes = h.crash_lines(mark)
     assert not crashes, crashes
     gone = [p for p in pids if not alive(p)]
     assert not gone, "httpd processes gone: %s\n%s" % (gone, h.log_tail(10))
@@ -242,6 +240,7 @@ CASES = {
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
+@pytest.mark.gt_log("GT01204", "GT01303", "GT01407", "GT01706", "GT01707")
 def test_hostile_body(hostile, client, gt, case):
     make, expect, cert = CASES[case]
     body = make(udid(gt))
@@ -437,7 +436,7 @@ def edges(gt):
     """main: GetToken On, header identity believed only from 192.0.2.7; an
     AllowOverride All directory holding `GetToken On` in .htaccess; a watch
     MDM's verify location (trust per issuer)."""
-    from gt_pairing import VERIFY_PATH, watch_vhost
+    from pairing_helpers import VERIFY_PATH, watch_vhost
     htdir = gt.readable_dir("hostile-htaccess", {".htaccess": "GetToken On\n"})
     main = gt.vhost(directives="GetTokenIdentity ssl header Client-Cert\nGetTokenTrustedProxy 192.0.2.7\n"
                     "Alias /ht %s\n<Directory %s>\n    AllowOverride All\n</Directory>" % (htdir, htdir))
@@ -467,6 +466,7 @@ def test_gettoken_on_in_htaccess_500(edges, gt, shape):
 
 
 @pytest.mark.parametrize("header", ["Client-Cert", "client-cert", "X-Forwarded-For"])
+@pytest.mark.gt_log("GT01204")
 def test_proxy_header_from_untrusted_peer_401(edges, gt, header):
     """No client certificate, an enrolled device's certificate in the header (and
     a forwarding header naming the trusted proxy): the peer is 127.0.0.1, not
@@ -485,6 +485,7 @@ def test_proxy_header_from_untrusted_peer_401(edges, gt, header):
     assert_still_serving(h, before, gt)
 
 
+@pytest.mark.gt_log("GT01915")
 def test_watch_verify_balloon_bounded(edges, gt):
     """The 4095-reference body at the watch-verify handler: refused, no balloon."""
     h, main, watch, verify_path = edges

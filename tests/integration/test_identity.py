@@ -92,6 +92,7 @@ def test_mdm_signature_sha512_and_no_signed_attributes(ids, client, gt):
         ok(send(client, v["sig"], body, None, {"Mdm-Signature": sig}), v["sig"], gt)
 
 
+@pytest.mark.gt_log("GT01203")
 def test_mdm_signature_tampered_body_401(ids, client, gt):
     h, v = ids
     dev = gt.devices["dev_a"]
@@ -135,6 +136,7 @@ GARBAGE = {
 
 
 @pytest.mark.parametrize("case", sorted(GARBAGE))
+@pytest.mark.gt_log("GT01203")
 def test_mdm_signature_invalid_401(ids, client, gt, case):
     h, v = ids
     make, reason = GARBAGE[case]
@@ -145,6 +147,7 @@ def test_mdm_signature_invalid_401(ids, client, gt, case):
     assert "BEGIN" not in line and "MII" not in line      # no decoded material logged
 
 
+@pytest.mark.gt_log("GT01203")
 def test_mdm_signature_oversized_401(ids, client, gt):
     h, v = ids
     body = body_for(gt, "dev_a")
@@ -155,6 +158,7 @@ def test_mdm_signature_oversized_401(ids, client, gt):
 
 @pytest.mark.parametrize("signer,target", [("dev_unenrolled", "dev_unenrolled"),
                                            ("dev_b", "dev_a"), ("dev_rogue", "dev_rogue")])
+@pytest.mark.gt_log("GT01303")
 def test_mdm_signature_valid_but_not_enrolled_403(ids, client, gt, signer, target):
     h, v = ids
     body = body_for(gt, target)
@@ -164,6 +168,7 @@ def test_mdm_signature_valid_but_not_enrolled_403(ids, client, gt, signer, targe
     assert gt.devices[signer].sha256 in line and "mdm-signature" in line
 
 
+@pytest.mark.gt_log("GT01203")
 def test_mdm_signature_expired_signer_401(ids, client, gt):
     h, v = ids
     key = ec.generate_private_key(ec.SECP256R1())
@@ -179,6 +184,7 @@ def test_mdm_signature_expired_signer_401(ids, client, gt):
             r"expired", mark)
 
 
+@pytest.mark.gt_log("GT01204")
 def test_no_identity_401(ids, client, gt):
     h, v = ids
     for name, cert in (("sig", None), ("sig", "dev_a"), ("hdr", "dev_a"), ("ssl_sig", None)):
@@ -186,6 +192,7 @@ def test_no_identity_401(ids, client, gt):
         assert_refused(h, send(client, v[name], body_for(gt, "dev_a"), cert), 401, r"no device identity", mark)
 
 
+@pytest.mark.gt_log("GT01204")
 def test_ssl_only_ignores_mdm_signature(ids, client, gt):
     """The default (ssl) does not look at the header at all."""
     h, v = ids
@@ -207,6 +214,7 @@ def test_non_gettoken_passes_with_any_signature(ids, client, gt):
 
 # --- order of sources ----------------------------------------------------------
 @pytest.mark.parametrize("vh,winner", [("ssl_sig", "dev_a"), ("sig_ssl", "dev_b")])
+@pytest.mark.gt_log("GT01303")
 def test_first_source_that_presents_wins(ids, client, gt, vh, winner):
     """TLS client certificate dev_a, Mdm-Signature by dev_b: the first
     configured source decides whose enrollment the request may speak for."""
@@ -232,6 +240,7 @@ def test_absent_source_passes_to_next(ids, client, gt):
             {"X-SSL-Client-Cert": client_cert_nginx(gt.devices["dev_a"])}), v["hdr"], gt)
 
 
+@pytest.mark.gt_log("GT01203")
 def test_invalid_source_does_not_fall_through(ids, client, gt):
     """A source that presents something invalid is a 401, even though a
     later source would have had a valid identity."""
@@ -260,6 +269,7 @@ def test_proxy_header_token(ids, client, gt, form, header, device):
     ok(r, v["hdr"], gt)
 
 
+@pytest.mark.gt_log("GT01303")
 def test_proxy_header_not_enrolled_403(ids, client, gt):
     h, v = ids
     mark = h.log_mark()
@@ -280,6 +290,7 @@ BAD_HEADERS = {
 
 
 @pytest.mark.parametrize("case", sorted(BAD_HEADERS))
+@pytest.mark.gt_log("GT01203")
 def test_proxy_header_invalid_401(ids, client, gt, case):
     h, v = ids
     value, reason = BAD_HEADERS[case]

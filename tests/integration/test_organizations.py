@@ -23,7 +23,7 @@ from gt_client import (checkin_body, decode_unverified, gettoken_fields, signatu
                        token_from_response, verify_maid_token)
 from gt_hsm import pkcs11_uri, softhsm_token
 from gt_httpd import assert_refused
-from gt_pairing import PAIRING, sth_of, new_watch_udid
+from pairing_helpers import PAIRING, sth_of, new_watch_udid
 from gt_pg import PgServer
 from gt_pki import new_udid
 
@@ -138,6 +138,7 @@ def test_no_row_falls_back_to_the_default_organisation(gt, fleet):
     assert lines and " org=default " in lines[0], lines
 
 
+@pytest.mark.gt_log("GT01003")
 def test_undefined_organisation_500_names_it(gt, fleet):
     mark = fleet.h.log_mark()
     r = fleet.ask(gt, fleet.stray_udid)
@@ -145,6 +146,7 @@ def test_undefined_organisation_500_names_it(gt, fleet):
     assert fleet.stray_udid in line
 
 
+@pytest.mark.gt_log("GT01103")
 def test_organisation_query_runs_after_the_binding(gt, fleet):
     """A certificate not bound to the UDID is refused whatever organisation
     the UDID belongs to (the binding comes first)."""
@@ -209,6 +211,7 @@ def test_startup_notice_per_organisation(gt, fleet):
 
 
 # --- no default organisation ---------------------------------------------------------
+@pytest.mark.gt_log("GT01004")
 def test_without_default_unassigned_device_403(gt, start_httpd, client):
     north_udid, lost_udid = new_udid(), new_udid()
     db = org_db(gt, "nodefault", {north_udid: "north"}, bound=[lost_udid])
@@ -240,6 +243,7 @@ def assert_org_503(h, c, udid):
     assert re.fullmatch(r"[1-9][0-9]*", r.header("Retry-After") or ""), r.header("Retry-After")
 
 
+@pytest.mark.gt_log("GT01101", "GT01301")
 def test_sqlite_organisation_table_gone_503_then_recovers(gt, start_httpd, client):
     udid = new_udid()
     db = org_db(gt, "flaky", {udid: "north"})
@@ -255,6 +259,7 @@ def test_sqlite_organisation_table_gone_503_then_recovers(gt, start_httpd, clien
     verify_maid_token(token_from_response(r), gt.pki.maid_ec.public_key, north_uuid, time.time())
 
 
+@pytest.mark.gt_log("GT01101", "GT01301")
 def test_sqlite_database_unreadable_503_then_recovers(gt, start_httpd, client):
     udid = new_udid()
     db = org_db(gt, "chmod", {udid: "north"})
@@ -270,6 +275,7 @@ def test_sqlite_database_unreadable_503_then_recovers(gt, start_httpd, client):
     verify_maid_token(token_from_response(r), gt.pki.maid_rsa2.public_key, north_uuid, time.time())
 
 
+@pytest.mark.gt_log("GT01101", "GT01301")
 def test_postgresql_stopped_503_then_recovers(gt, start_httpd, client):
     pg = PgServer(gt.dir, "pg-orgs").start()
     try:
@@ -322,6 +328,7 @@ def executed(pg, mark):
     return [e.split(": ", 1)[1] for e in entries if re.search(r"LOG:  execute [^:]+: ", e)]
 
 
+@pytest.mark.gt_log("GT01103")
 def test_postgresql_one_statement_per_gettoken(gt, start_httpd, client):
     """One statement reaches the database per GetToken (the binding and the
     organisation together), and it decides all three outcomes."""
@@ -366,6 +373,7 @@ def test_postgresql_one_statement_per_gettoken(gt, start_httpd, client):
         pg.cleanup()
 
 
+@pytest.mark.gt_log("GT01101")
 def test_sqlite_fault_of_the_organisation_query_is_its_own_503(gt, start_httpd, client):
     """When the combined statement fails, the two are asked one after the
     other, so the refusal names the query at fault; once the fault is
@@ -401,6 +409,7 @@ def test_sqlite_fault_of_the_organisation_query_is_its_own_503(gt, start_httpd, 
     assert "do not combine" not in h.read_error_log()
 
 
+@pytest.mark.gt_log("GT01104", "GT01303")
 def test_statements_that_do_not_combine_are_asked_one_after_the_other(gt, start_httpd):
     """SQL that works alone but not as a subquery (here a second statement
     after the first, which the driver ignores alone): every GetToken is
@@ -479,6 +488,7 @@ def test_misconfigured_organisation_stops_configtest(gt, case):
 
 
 @pytest.mark.parametrize("case", ["cert-mismatch", "missing-key"])
+@pytest.mark.gt_log("GT00901", "GT00902")
 def test_misconfigured_organisation_stops_startup(gt, case):
     h = gt.httpd([refusal_vhost(gt, case)])
     with pytest.raises(RuntimeError) as failed:
@@ -555,12 +565,14 @@ def test_listed_services_are_answered(gt, routed, client):
     assert token_from_response(r) == "echo:%s:m" % udid
 
 
+@pytest.mark.gt_log("GT01204")
 def test_listed_service_still_needs_identity(gt, routed, client):
     udid = gt.devices["dev_a"].enrollment_id
     r = client(routed, None).checkin(gettoken_fields("com.example.echo", udid=udid))
     assert r.status == 401
 
 
+@pytest.mark.gt_log("GT01401")
 def test_without_directive_unknown_type_400_and_maid_answered(gt, routed, client):
     udid = gt.devices["dev_a"].enrollment_id
     c = client(routed, "dev_a")

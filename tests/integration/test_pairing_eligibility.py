@@ -16,7 +16,7 @@ import pytest
 
 from gt_client import token_from_response
 from gt_httpd import assert_refused
-from gt_pairing import PAIRING, issue_request, new_watch_udid, sth_of
+from pairing_helpers import PAIRING, issue_request, new_watch_udid, sth_of
 from gt_pki import REPO
 
 # the README's nanomdm recipe, verbatim (checked below): a device enrollment,
@@ -100,6 +100,7 @@ def test_phone_with_a_row_gets_a_pairing_token(gt, phones):
         assert_pairing_token(gt, vhost, r, "dev_a", watch, secret)
 
 
+@pytest.mark.gt_log("GT01702")
 def test_no_row_403_with_one_refusal_line(gt, phones):
     h, _, _, _, recipe = phones
     udid = gt.devices["dev_b"].enrollment_id
@@ -109,6 +110,7 @@ def test_no_row_403_with_one_refusal_line(gt, phones):
     assert recipe.server_name in line
 
 
+@pytest.mark.gt_log("GT01702")
 def test_params_are_the_udid_and_the_identity_sha256(gt, phones):
     """dev_b's row names its UDID with another certificate: refused.  dev_a's
     row (UDID, its certificate) is found, so the order is UDID then SHA-256."""
@@ -122,6 +124,7 @@ def test_params_are_the_udid_and_the_identity_sha256(gt, phones):
     assert_pairing_token(gt, vouchers, r, "dev_a", watch, secret)
 
 
+@pytest.mark.gt_log("GT01702")
 def test_disabled_enrollment_refused_then_enabled_again(gt, phones):
     h, db, _, _, recipe = phones
     a = gt.devices["dev_a"]
@@ -136,6 +139,7 @@ def test_disabled_enrollment_refused_then_enabled_again(gt, phones):
     assert_pairing_token(gt, recipe, r, "dev_a", watch, secret)
 
 
+@pytest.mark.gt_log("GT01707")
 def test_without_the_directive_only_the_message_shape_rules(gt, phones):
     h, _, plain, _, recipe = phones
     # dev_b has no row that would let it vouch, and needs none here
@@ -177,6 +181,7 @@ def assert_503(gt, h, vhost):
     assert re.fullmatch(r"[1-9][0-9]*", r.header("Retry-After") or ""), r.header("Retry-After")
 
 
+@pytest.mark.gt_log("GT01301", "GT01701")
 def test_table_gone_503_then_recovers(gt, start_httpd):
     db = vouching_db(gt, "eligibility-moved")
     v = unbound_vhost(gt, db)
@@ -190,6 +195,7 @@ def test_table_gone_503_then_recovers(gt, start_httpd):
     assert_pairing_token(gt, v, r, "dev_a", watch, secret)
 
 
+@pytest.mark.gt_log("GT01301", "GT01701")
 def test_database_unreadable_503_then_recovers(gt, start_httpd):
     db = vouching_db(gt, "eligibility-chmod")
     v = unbound_vhost(gt, db)
@@ -210,6 +216,7 @@ def test_database_unreadable_503_then_recovers(gt, start_httpd):
 
 
 # --- start-up --------------------------------------------------------------------
+@pytest.mark.gt_log("GT00501")
 def test_without_mod_dbd_start_up_refused(gt):
     v = gt.vhost(db="", verify_client="require", ca_file=gt.pki.ca_cert_path,
                  directives='GetTokenEnrollmentSQL none\nGetTokenWatchPairingSQL "%s"'

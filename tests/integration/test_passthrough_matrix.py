@@ -23,7 +23,6 @@ import base64
 import hashlib
 import os
 import plistlib
-import re
 import subprocess
 import tempfile
 import time
@@ -464,13 +463,6 @@ def _as_response(raw_resp, tid):
 
 
 # --- clients that hang up mid-body ---------------------------------------------------------
-def crash_lines(h, mark):
-    """Error-log lines since mark that tell of a crashed child (AH00052 'child pid N
-    exit signal Segmentation fault', aborts, core dumps)."""
-    return [l for l in h.log_since(mark).splitlines()
-            if re.search(r"exit signal|Segmentation|AH0005[0-2]|dumped core|AH00060", l)]
-
-
 @pytest.mark.parametrize("where", ["before-cap", "after-cap"])
 @pytest.mark.parametrize("upload", ["content-length", "chunked"])
 @pytest.mark.parametrize("backend", ["location-proxypass", "cgi", "reflector"])
@@ -491,7 +483,7 @@ def test_client_abort_mid_body(stack, client, gt, backend, upload, where):
     c.abort()
     # the server carries on: nothing crashed, the next request is served
     time.sleep(0.5)
-    assert crash_lines(h, mark) == []
+    assert h.crash_lines(mark) == []
     assert h._alive(h.pid)
     if BACKENDS[backend][0] == "proxy":
         for rec in stack.backend.seen(tid):
@@ -621,4 +613,4 @@ def test_input_filter_applies_once(stack, client, gt, upload, size):
 def test_no_child_crashed_during_the_matrix(stack):
     """Last in this file: the shared httpd is still up and its error log shows no crash."""
     assert stack.h._alive(stack.h.pid)
-    assert crash_lines(stack.h, 0) == []
+    assert stack.h.crash_lines(0) == []

@@ -66,6 +66,7 @@ SECRET = "SECRET123"
     ("mixed-forms", "pkcs11:token=mdm;object=k;Pin%%2DValue=%s?PIN-Source=/%s&pin-value=%s"
      "&module-path=%s" % (SECRET, SECRET, SECRET, SOFTHSM_MODULE)),
 ])
+@pytest.mark.gt_log("GT00901")
 def test_pin_never_logged_when_start_up_fails(hsm, gt, monkeypatch, case, bad_uri):
     """Whatever form the PIN takes in the URI, neither `apachectl -t` nor a
     failed start-up prints it, even at LogLevel trace8."""

@@ -36,7 +36,6 @@ CREATE TABLE cert_auth_associations
     CHECK (sha256 != '')
 );
 """
-CRASH_RX = re.compile(r"AH00052|exit signal|Segmentation|AH00060|seg fault|core dumped", re.I)
 
 
 def enroll(pg, db, gt, names=("dev_a", "dev_b", "dev_user")):
@@ -100,7 +99,7 @@ def assert_503(h, r, mark=None):
 
 def assert_no_crash(*servers):
     for h in servers:
-        bad = [l for l in h.read_error_log().splitlines() if CRASH_RX.search(l)]
+        bad = h.crash_lines()
         assert not bad, "httpd child crashed:\n" + "\n".join(bad)
 
 
@@ -167,6 +166,7 @@ def test_default_sql_reads_nanomdm_table(nodes, gt):
         assert_token(gt, h, r)
 
 
+@pytest.mark.gt_log("GT01303")
 def test_not_bound_403_on_postgresql(nodes, gt):
     h = nodes[0]
     for dev, signer in (("dev_unenrolled", None), ("dev_a", "dev_b")):
@@ -177,6 +177,7 @@ def test_not_bound_403_on_postgresql(nodes, gt):
         assert len(lines) == 1 and gt.devices[dev].enrollment_id in lines[0], lines
 
 
+@pytest.mark.gt_log("GT01303")
 def test_injection_is_a_parameter(nodes, gt):
     c = gt.client(nodes[0].port, "dev_a")
     try:
@@ -186,6 +187,7 @@ def test_injection_is_a_parameter(nodes, gt):
     assert r.status == 403
 
 
+@pytest.mark.gt_log("GT01303")
 def test_nodes_see_enrollment_changes_at_once(nodes, gt, pg):
     """Nothing is cached: a row added or removed counts at the next request on every node."""
     dev = gt.devices["dev_unenrolled"]
@@ -209,6 +211,7 @@ def test_shipped_schema_applies_twice_and_works(gt, pg, start_httpd):
 
 
 # --- faults ----------------------------------------------------------------------
+@pytest.mark.gt_log("GT01302")
 def test_database_stopped_then_started(gt, own_pg):
     """Two nodes; PostgreSQL stops under them: 503 + Retry-After, promptly;
     it starts again: 200 within a few requests, without a restart of httpd."""
@@ -265,6 +268,7 @@ def test_dropped_pooled_connections_cost_no_request(gt, own_pg, how):
     assert_no_crash(h)
 
 
+@pytest.mark.gt_log("GT01302")
 def test_table_missing_then_created(gt, own_pg):
     """A query error (no such table) is a 503; creating the table heals it."""
     own_pg.create_db("empty", schema=None)
@@ -325,6 +329,7 @@ def release_lock(pg, locker):
     locker.wait(10)
 
 
+@pytest.mark.gt_log("GT01302")
 def test_slow_database_is_bounded_by_statement_timeout(gt, own_pg):
     """A query stuck behind a lock ends at the operator's statement_timeout
     (DBDParams options) as a 503, and succeeds once the lock is gone."""
@@ -357,6 +362,7 @@ def test_slow_database_is_bounded_by_statement_timeout(gt, own_pg):
     assert_no_crash(h)
 
 
+@pytest.mark.gt_log("GT01302")
 def test_unresponsive_database_is_bounded_by_connect_timeout(gt, start_httpd):
     """A server that accepts TCP and never answers: connect_timeout (DBDParams)
     bounds every request, concurrent ones included; all are 503."""

@@ -10,6 +10,7 @@ import re
 
 from gt_httpd import free_port
 from gt_pki import REPO
+from gt_tpm import SoftTPM
 
 CONF = os.path.join(REPO, "conf", "examples", "gettoken-vhost.conf")
 ENABLED_CONF = os.path.join(REPO, "conf", "gettoken.conf")
@@ -72,8 +73,18 @@ def test_load_file_declares_its_module_dependencies():
                      text, re.M), text
 
 
-def test_reference_config_passes_configtest(gt):
-    """The shipped file, paths replaced by the test PKI, passes apache2 -t."""
+def test_reference_config_passes_configtest(gt, monkeypatch):
+    """The shipped file, paths replaced by the test PKI, passes apache2 -t
+    (its GetTokenKeyProvider tpm2 reaching a software TPM)."""
+    tpm = SoftTPM(os.path.join(gt.dir, "refconf-tpm")).start()
+    try:
+        monkeypatch.setenv("TPM2OPENSSL_TCTI", tpm.tcti)
+        _reference_config_passes_configtest(gt)
+    finally:
+        tpm.stop()
+
+
+def _reference_config_passes_configtest(gt):
     with open(CONF) as f:
         text = f.read()
     pki = gt.pki

@@ -7,6 +7,8 @@ only at LogLevel gettoken:info."""
 import re
 import time
 
+import pytest
+
 from gt_client import gettoken_fields
 
 
@@ -25,6 +27,7 @@ def refusal_lines(h, mark, n, timeout=3.0):
         time.sleep(0.05)
 
 
+@pytest.mark.gt_log("GT01204")
 def test_401_line_names_vhost_and_claimed_enrollment(gt, start_httpd, client):
     h = start_httpd(loglevel="warn")
     udid = gt.devices["dev_a"].enrollment_id
@@ -39,6 +42,7 @@ def test_401_line_names_vhost_and_claimed_enrollment(gt, start_httpd, client):
     assert access and " enr=claimed:%s " % udid in access[0], access
 
 
+@pytest.mark.gt_log("GT01303")
 def test_403_line_marks_the_enrollment_as_claimed(gt, start_httpd, client):
     h = start_httpd(loglevel="warn")
     dev = gt.devices["dev_rogue"]     # a certificate bound to no enrollment
@@ -53,6 +57,7 @@ def test_403_line_marks_the_enrollment_as_claimed(gt, start_httpd, client):
     assert " enr=claimed:%s " % victim in h.access_lines(r.test_id)[0]
 
 
+@pytest.mark.gt_log("GT01401")
 def test_after_binding_the_enrollment_is_not_claimed(gt, start_httpd, client):
     h = start_httpd(loglevel="warn")
     udid = gt.devices["dev_a"].enrollment_id
@@ -76,6 +81,7 @@ def refuse_repeatedly(gt, start_httpd, client, loglevel, times):
     return h, mark, udid
 
 
+@pytest.mark.gt_log("GT01204", "GT01303")
 def test_repeats_of_one_client_are_logged_once_at_warn(gt, start_httpd, client):
     h, mark, udid = refuse_repeatedly(gt, start_httpd, client, "warn", 5)
     lines = refusal_lines(h, mark, 1)
@@ -87,6 +93,7 @@ def test_repeats_of_one_client_are_logged_once_at_warn(gt, start_httpd, client):
     assert len(refusal_lines(h, mark, 2)) == 2
 
 
+@pytest.mark.gt_log("GT01303")
 def test_loglevel_info_shows_every_repeat(gt, start_httpd, client):
     h, mark, _ = refuse_repeatedly(gt, start_httpd, client, "warn gettoken:info", 4)
     lines = refusal_lines(h, mark, 4)

@@ -8,7 +8,14 @@
     file it lists exists;
   - the httpd glue depends one way: no file of mod_gettoken/ calls a
     function of a file that calls back into it (read from the built
-    objects' symbol tables), and core/ and jose/ call nothing of the glue.
+    objects' symbol tables), and core/ and jose/ call nothing of the glue;
+  - each part owns its configuration one way (made and merged by the part,
+    held by pointer);
+  - every log line has a message id of its own (GTLOGNO, unique), every
+    refusal goes through the one refusal logger, README's "Log messages"
+    lists exactly the ids of the source, the module logs as itself once;
+  - every hook, handler and filter is registered in gettoken_register_hooks;
+  - nothing cites a document the repository does not have.
 """
 import glob
 import os
@@ -360,3 +367,38 @@ def test_every_hook_is_registered_in_register_hooks():
     for hook in ("ap_hook_handler", "ap_hook_post_config", "ap_register_input_filter",
                  "APR_OPTIONAL_HOOK", "APR_REGISTER_OPTIONAL_FN", "gettoken_hook_generate_token"):
         assert hook in body, hook
+
+
+def readme_log_ids():
+    with open(os.path.join(REPO, "README.md")) as f:
+        section = f.read().split("### Log messages", 1)[1].split("\n#", 1)[0]
+    return [m.group(1) for m in re.finditer(r"^\| `GT(\d{5})` \|", section, re.M)]
+
+
+def test_readme_lists_every_log_id_once():
+    """README's "Log messages" table is the operator's reference: every id
+    of the source, each once, and none that the source no longer has."""
+    listed = readme_log_ids()
+    assert len(listed) == len(set(listed)), "listed twice"
+    in_source = {n for text in glue_files().values() for n in LOGNO_RX.findall(text)}
+    assert len(in_source) > 40
+    assert sorted(in_source - set(listed)) == [], "ids missing from README"
+    assert sorted(set(listed) - in_source) == [], "README lists ids the source lacks"
+
+
+def test_no_reference_to_documents_outside_the_repository():
+    """Rules are stated where they apply, not cited from a document the
+    repository does not have."""
+    found = []
+    for top in ("mod_gettoken", "tests", "bench", "conf", "debian", "README.md"):
+        path = os.path.join(REPO, top)
+        files = [path] if os.path.isfile(path) else [
+            os.path.join(d, f) for d, _, fs in os.walk(path) for f in fs
+            if f.endswith((".c", ".h", ".py", ".md", ".conf", ".sh", ".txt"))]
+        for name in files:
+            with open(name, errors="replace") as f:
+                text = f.read()
+            # a section sign is fine after a public RFC's number
+            if "CON" "TRACT" in text or re.search(r"(?<!RFC \d{4} )\u00a7", text):
+                found.append(os.path.relpath(name, REPO))
+    assert found == [], found

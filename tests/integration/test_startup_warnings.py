@@ -44,6 +44,7 @@ def test_sound_configuration_warns_of_nothing(gt, start_httpd):
     assert gettoken_warnings(h) == []
 
 
+@pytest.mark.gt_log("GT00801", "GT01204")
 def test_ssl_identity_without_sslverifyclient(gt, start_httpd, client):
     h = start_httpd([gt.vhost(verify_client=None)])
     only_warning(h, r"GetTokenIdentity ssl in .*no SSLVerifyClient applies.*401")
@@ -52,6 +53,7 @@ def test_ssl_identity_without_sslverifyclient(gt, start_httpd, client):
     assert client(h, "dev_a").checkin(gettoken_fields(udid=udid)).status == 401
 
 
+@pytest.mark.gt_log("GT00801")
 def test_sslverifyclient_none(gt, start_httpd):
     h = start_httpd([gt.vhost(verify_client="none")])
     only_warning(h, r"GetTokenIdentity ssl in .*SSLVerifyClient is none")
@@ -65,11 +67,13 @@ def test_sslverifyclient_at_server_level_counts(gt, start_httpd, client):
     token_from_response(client(h, "dev_a").checkin(gettoken_fields(udid=udid)))
 
 
+@pytest.mark.gt_log("GT00803")
 def test_mod_dbd_without_dbdriver(gt, start_httpd):
     h = start_httpd([gt.vhost(db="")])
     only_warning(h, r"GetTokenEnrollmentSQL in .*no DBDriver applies")
 
 
+@pytest.mark.gt_log("GT00804")
 def test_key_readable_by_others(gt, start_httpd):
     key = private_copy(gt, "open.key", 0o644)
     h = start_httpd([gt.vhost(signing_key=key)])
@@ -79,12 +83,14 @@ def test_key_readable_by_others(gt, start_httpd):
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to give the key another owner")
+@pytest.mark.gt_log("GT00804")
 def test_key_not_owned_by_root(gt, start_httpd):
     key = private_copy(gt, "www.key", 0o600, owner=gt.user)
     h = start_httpd([gt.vhost(signing_key=key)])
     only_warning(h, r"GetTokenSigningKey %s in .*not owned by root" % re.escape(key))
 
 
+@pytest.mark.gt_log("GT00802")
 def test_sqlite_path_typo(gt, start_httpd):
     missing = os.path.join(os.path.dirname(gt.db), "enrolments.db")
     h = start_httpd([gt.vhost(db=missing)])
@@ -96,6 +102,7 @@ AUDIT_SQL = ('GetTokenAuditSQL "INSERT INTO gettoken_audit (enrollment_id, organ
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="the httpd user differs only when run as root")
+@pytest.mark.gt_log("GT00802")
 def test_sqlite_database_the_httpd_user_cannot_write(gt, start_httpd):
     db = gt.make_db("rootowned", [])
     os.chown(db, 0, 0)              # file root's, 0644: www-data reads only
@@ -105,6 +112,7 @@ def test_sqlite_database_the_httpd_user_cannot_write(gt, start_httpd):
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="the httpd user differs only when run as root")
+@pytest.mark.gt_log("GT00802")
 def test_sqlite_directory_the_httpd_user_cannot_write(gt, start_httpd):
     db = gt.make_db("rootdir", [])
     os.chown(os.path.dirname(db), 0, 0)    # the file stays www-data's
@@ -126,6 +134,7 @@ def test_read_only_database_is_fine_without_writes(gt, start_httpd):
     ("3F2B6C1E-8D4A-4B7E-9C2F-1A5D3E7B9F00", r"has upper-case letters"),
     ("00000000-0000-0000-0000-000000000000", r"is the nil UUID"),
 ], ids=["upper-case", "nil"])
+@pytest.mark.gt_log("GT00805", "GT00806")
 def test_server_uuid(gt, start_httpd, server_uuid, rx):
     h = start_httpd([gt.vhost(uuid=server_uuid)])
     only_warning(h, r"GetTokenServerUUID %s in .*%s" % (server_uuid, rx))
@@ -154,6 +163,7 @@ def pg_audit_server(gt, start_httpd, pg):
     return start_httpd([gt.vhost(db_driver="pgsql", db=params, directives=AUDIT_SQL)])
 
 
+@pytest.mark.gt_log("GT00807", "GT01801")
 def test_postgresql_table_the_httpd_user_cannot_write(gt, start_httpd, pg, client):
     h = pg_audit_server(gt, start_httpd, pg)
     lines = h.wait_log(0, WARN_RX, timeout=10)     # the first child checks

@@ -6,6 +6,8 @@ import os
 import subprocess
 import time
 
+import pytest
+
 from gt_client import checkin_body, gettoken_fields, token_from_response
 from gt_httpd import APACHE, MODDIR, httpd_env
 
@@ -46,6 +48,7 @@ def diff(after, before):
     return {k: after[k] - before.get(k, 0) for k in after if after[k] != before.get(k, 0)}
 
 
+@pytest.mark.gt_log("GT01204", "GT01303", "GT01401", "GT01407")
 def test_counters_move_by_exactly_what_was_done(gt, start_httpd):
     h = status_server(gt, start_httpd)
     before = auto(gt, h)
@@ -83,6 +86,7 @@ def test_html_page_has_a_gettoken_section(gt, start_httpd):
     assert "Tokens issued: 1 (com.apple.maid 1," in page, page[-800:]
 
 
+@pytest.mark.gt_log("GT01204")
 def test_counters_are_shared_by_every_child(gt, start_httpd):
     # every connection gets a fresh child: the counts can only add up when
     # all children write to the same memory
@@ -138,6 +142,7 @@ def graceful(h, timeout=20):
         time.sleep(0.1)
 
 
+@pytest.mark.gt_log("GT01204")
 def test_counters_survive_a_graceful_restart(gt, start_httpd):
     h = status_server(gt, start_httpd)
     for _ in range(2):
@@ -152,8 +157,9 @@ def test_counters_survive_a_graceful_restart(gt, start_httpd):
     assert after["GetTokenIssued"] == 3 and after["GetTokenRefused"] == 1, after
 
 
+@pytest.mark.gt_log("GT01904")
 def test_watch_pairing_issued_and_admitted(gt, start_httpd):
-    from gt_pairing import issue_request, verify_request, watch_vhost, new_watch_udid
+    from pairing_helpers import issue_request, verify_request, watch_vhost, new_watch_udid
     phone = gt.vhost(directives="GetTokenWatchPairingKey %s\n%s"
                      % (gt.pki.maid_ec.key_path, STATUS_LOCATION))
     watch = watch_vhost(gt, [(phone.uuid, gt.pki.maid_ec.cert_path)], gt.make_db("status-watch", []))

@@ -29,10 +29,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from gt_client import UUID4_RX, decode_unverified, token_from_response
 from gt_httpd import JWT_RX, MODDIR, running
-from gt_pairing import issue_request, low_s, resign_parts, sth_of
+from pairing_helpers import issue_request, low_s, resign_parts, sth_of
 from gt_pg import served_pg
 from gt_stream import run_concurrently
-from gt_watch import (ISSUER_HEADER, MISSING_CODE, PHONE_HEADER, PKCS7_CT, encode, enroll,
+from watch_helpers import (ISSUER_HEADER, MISSING_CODE, PHONE_HEADER, PKCS7_CT, encode, enroll,
                       machine_info, new_watch_udid, plist_bytes, sign_attached, sqlite_rows,
                       watch_mdm_vhost)
 
@@ -139,6 +139,7 @@ def paired(gt, site, vhost=None, form="cms"):
 # --- the flow ------------------------------------------------------------------------
 
 @pytest.mark.parametrize("form", FORMS)
+@pytest.mark.gt_log("GT02009")
 def test_flow_admits_once(gt, site, form):
     udid = new_watch_udid()
     secret = security_token(gt, site, site.watch, udid, form)
@@ -201,6 +202,7 @@ def test_repeat_gets_the_same_security_token(gt, site):
                                                                            udid)
 
 
+@pytest.mark.gt_log("GT02018")
 def test_after_admission_a_new_token_then_429(gt, site):
     """Used up by an admission, the next ask gets the next token; a watch that
     enrolled three times within half the lifetime waits (429, Retry-After)."""
@@ -304,6 +306,7 @@ def status_counters(gt, site):
             if k in ("GetTokenWatchRefused", "GetTokenWatchSecurityTokens", "GetTokenWatchAdmitted")}
 
 
+@pytest.mark.gt_log("GT02021", "GT02014")
 def test_server_status_counts_refusals_and_security_tokens(gt, site):
     before = status_counters(gt, site)
     assert set(before) == {"GetTokenWatchRefused", "GetTokenWatchSecurityTokens",
@@ -322,6 +325,7 @@ def test_server_status_counts_refusals_and_security_tokens(gt, site):
 
 # --- refusals --------------------------------------------------------------------------
 
+@pytest.mark.gt_log("GT01911")
 def test_other_watch_udid(gt, site):
     udid, secret, token = paired(gt, site)
     assert_ask_refused(gt, site, r"GT01911: watch enrollment refused \(403\): pairing token: UDID mismatch",
@@ -331,6 +335,7 @@ def test_other_watch_udid(gt, site):
     assert_admitted(gt, site, r, body, site.phone.uuid)
 
 
+@pytest.mark.gt_log("GT02009")
 def test_security_token_never_issued(gt, site):
     udid = new_watch_udid()
     token = pairing_token(gt, site, udid, str(uuid.uuid4()))
@@ -338,6 +343,7 @@ def test_security_token_never_issued(gt, site):
                        site.watch, udid, token=token)
 
 
+@pytest.mark.gt_log("GT02009")
 def test_security_token_issued_to_another_watch(gt, site):
     other = new_watch_udid()
     secret = security_token(gt, site, site.watch, other)
@@ -349,6 +355,7 @@ def test_security_token_issued_to_another_watch(gt, site):
     assert_admitted(gt, site, r, body, site.phone.uuid)
 
 
+@pytest.mark.gt_log("GT02009")
 def test_security_token_of_another_vhost(gt, site):
     """Each watch MDM (database) knows only the security tokens it issued."""
     udid, _, token = paired(gt, site, site.watch_short)
@@ -356,6 +363,7 @@ def test_security_token_of_another_vhost(gt, site):
     assert r.status == 403
 
 
+@pytest.mark.gt_log("GT02009")
 def test_security_token_expired(gt, site):
     udid, secret, token = paired(gt, site, site.watch_short)
     time.sleep(SHORT_LIFETIME + 1.5)
@@ -363,6 +371,7 @@ def test_security_token_expired(gt, site):
                        site.watch_short, udid, token=token)
 
 
+@pytest.mark.gt_log("GT02009")
 def test_security_token_reused_with_a_new_pairing_token(gt, site):
     udid, secret, token = paired(gt, site)
     r, body = ask(gt, site.watch, udid, token=token)
@@ -397,6 +406,7 @@ def test_forged_token_by_trusted_key_admitted(gt, site):
 
 
 @pytest.mark.parametrize("key", ["iss-not-listed", "rsa-other-org", "ec-unknown"])
+@pytest.mark.gt_log("GT01908", "GT01910")
 def test_untrusted_key(gt, site, key):
     udid = new_watch_udid()
     secret = security_token(gt, site, site.watch, udid)
@@ -417,6 +427,7 @@ def test_untrusted_key(gt, site, key):
 
 
 @pytest.mark.parametrize("claim", ["phone_udid", "iss", "exp", "sth"])
+@pytest.mark.gt_log("GT01908")
 def test_tampered_token(gt, site, claim):
     udid, secret, token = paired(gt, site)
     claims = decode_unverified(token)[1]
@@ -429,6 +440,7 @@ def test_tampered_token(gt, site, claim):
     assert_admitted(gt, site, r, body, site.phone.uuid)
 
 
+@pytest.mark.gt_log("GT01911")
 def test_expired_token(gt, site):
     udid = new_watch_udid()
     secret = security_token(gt, site, site.watch, udid)
@@ -438,6 +450,7 @@ def test_expired_token(gt, site):
                        site.watch, udid, token=token)
 
 
+@pytest.mark.gt_log("GT01904")
 def test_replayed_jti(gt, site):
     """Two tokens with one jti, each for a fresh security token: the second is a replay."""
     udid = new_watch_udid()
@@ -450,6 +463,7 @@ def test_replayed_jti(gt, site):
 
 
 @pytest.mark.parametrize("bad", ["string", "empty", "garbage"])
+@pytest.mark.gt_log("GT02014")
 def test_bad_pairing_token_value(gt, site, bad):
     udid = new_watch_udid()
     fields = machine_info(udid)
@@ -471,6 +485,7 @@ def count_rows(site):
     return sqlite_rows(site.db, "SELECT count(*) FROM %s" % TABLE)
 
 
+@pytest.mark.gt_log("GT02021")
 @pytest.mark.parametrize("udid", [None, "", "A\x01B", "tab\tin", "del\x7f", "nel\u0085",
                                   "x" * 129])
 @pytest.mark.parametrize("product", ["Watch6,1", "iPhone15,2"])
@@ -491,6 +506,7 @@ def test_unusable_udid_400_without_row(gt, site, udid, product, form):
     assert_bad_request(gt, site, r, r"\(400\).*(no usable UDID|malformed)", mark, before)
 
 
+@pytest.mark.gt_log("GT02021")
 def test_udid_invalid_utf8_400(gt, site):
     """Raw bytes that are not UTF-8 in a binary plist's ASCII string object."""
     body = plist_bytes(machine_info("ZZZZ"), "binary").replace(b"ZZZZ", b"\xff\xfeZZ")
@@ -499,6 +515,7 @@ def test_udid_invalid_utf8_400(gt, site):
     assert_bad_request(gt, site, r, r"no usable UDID", mark, before)
 
 
+@pytest.mark.gt_log("GT02014")
 def test_tampered_cms_content(gt, site):
     udid = new_watch_udid()
     fields = machine_info(udid, SERIAL="FAAAAAAAAAAA")
@@ -510,6 +527,7 @@ def test_tampered_cms_content(gt, site):
     assert_refused(site, r, r"signature does not verify over its content", mark)
 
 
+@pytest.mark.gt_log("GT02021")
 @pytest.mark.parametrize("form,product", [("xml", "Watch6,1"), ("xml", "&#87;atch6,1"),
                                           ("xml", "iPhone15,2"), ("binary", "Watch6,1"),
                                           ("binary", "iPhone15,2")])
@@ -526,6 +544,7 @@ def test_over_bounds_body_refused(gt, site, form, product):
                        mark, before)
 
 
+@pytest.mark.gt_log("GT02011")
 def test_oversized_body_refused(gt, site):
     r = enroll(gt, site.watch.port, b"<plist>" + b"x" * 70000, "application/xml")
     assert r.status == 413
@@ -799,6 +818,7 @@ REFUSED = ["cms-trailing-byte", "cms-trailing-byte-phone", "cms-other-econtent-t
            "checkin-plist", "json", "random", "form", "utf16-xml", "array", "empty"]
 
 
+@pytest.mark.gt_log("GT02019", "GT02020", "GT02021")
 @pytest.mark.parametrize("kind", REFUSED)
 def test_unreadable_refused_400(gt, site, kind):
     """Whatever the gate cannot read as a MachineInfo is refused: it never reaches
@@ -836,6 +856,7 @@ def test_watch_spelt_otherwise_is_a_watch(gt, site, kind, signed):
     assert len(rows_of(site.db, udid)) == 1
 
 
+@pytest.mark.gt_log("GT02011")
 def test_chunked_over_size_413(gt, site):
     with gt.client(site.watch.port) as c:
         r = c.request(b"<plist>" + b"x" * 70000, method="POST", path="/mdm/checkin",
@@ -860,6 +881,7 @@ def rsa_signer(gt, name, exponent, bits=2048):
     return Ident
 
 
+@pytest.mark.gt_log("GT02014")
 def test_signer_with_huge_rsa_exponent_refused(gt, site):
     """A signer key that makes verification expensive is refused before it."""
     huge = rsa_signer(gt, "huge-e", 2 ** 64 + 13, 1024)
@@ -884,12 +906,14 @@ def test_ca_signer_chaining_goes_on(gt, site, form):
     assert_admitted(gt, site, r, body, site.phone.uuid)
 
 
+@pytest.mark.gt_log("GT02014")
 def test_ca_signer_not_chaining_403(gt, site):
     assert_ask_refused(gt, site, r"chaining to GetTokenWatchEnrollmentCA",
                        site.watch_ca, new_watch_udid(), who=gt.devices["dev_rogue"])
 
 
 @pytest.mark.parametrize("form", ["xml", "binary"])
+@pytest.mark.gt_log("GT02014")
 def test_ca_unsigned_watch_403(gt, site, form):
     assert_ask_refused(gt, site, r"not signed", site.watch_ca, new_watch_udid(), form)
 
@@ -949,6 +973,7 @@ def test_pg_two_nodes_share_security_tokens(gt, site, pg, nodes):
                               "security_token = '%s'" % secret).strip() == "1"
 
 
+@pytest.mark.gt_log("GT02009")
 def test_pg_fifty_concurrent_admissions_one_success(gt, site, nodes):
     a, b = nodes
     udid = new_watch_udid()
@@ -975,6 +1000,7 @@ def test_pg_fifty_concurrent_admissions_one_success(gt, site, nodes):
     assert len(reached) == 1 and reached[0].status == 200
 
 
+@pytest.mark.gt_log("GT02005", "GT02007", "GT02017")
 def test_pg_outage_503_then_recovery(gt, site, pg, nodes):
     a, _ = nodes
     udid = new_watch_udid()

@@ -24,9 +24,9 @@ from cryptography.hazmat.primitives import serialization
 
 from gt_client import UUID4_RX, decode_unverified, gettoken_fields, token_from_response
 from gt_httpd import running
-from gt_pairing import (P256_ORDER, PAIRING, VERIFY_LOCATION, VERIFY_PATH, Pairing, b64url, es256,
-                        high_s, issue_request, new_watch_udid, public_key_pem_file, resign_parts,
-                        sth_of, verify_request, watch_vhost)
+from pairing_helpers import (P256_ORDER, PAIRING, VERIFY_LOCATION, VERIFY_PATH, Pairing, b64url,
+                             es256, high_s, issue_request, new_watch_udid, public_key_pem_file,
+                             resign_parts, sth_of, verify_request, watch_vhost)
 from gt_pg import served_pg
 from gt_stream import run_concurrently
 
@@ -116,6 +116,7 @@ def test_jti_never_repeats(gt, pairing):
 
 
 @pytest.mark.parametrize("missing", ["SecurityToken", "PhoneUDID", "WatchUDID", "all", "empty"])
+@pytest.mark.gt_log("GT01703")
 def test_issue_missing_parameter_400(gt, pairing, missing):
     dev = gt.devices["dev_a"]
     params = {"SecurityToken": "s", "PhoneUDID": dev.enrollment_id, "WatchUDID": new_watch_udid()}
@@ -134,6 +135,7 @@ def test_issue_missing_parameter_400(gt, pairing, missing):
                                     r"TokenParameters must hold")
 
 
+@pytest.mark.gt_log("GT01407")
 def test_issue_parameter_not_a_string_400(gt, pairing):
     dev = gt.devices["dev_a"]
     fields = gettoken_fields(PAIRING, udid=dev.enrollment_id,
@@ -143,6 +145,7 @@ def test_issue_parameter_not_a_string_400(gt, pairing):
         assert c.checkin(fields).status == 400
 
 
+@pytest.mark.gt_log("GT01707")
 def test_issue_phone_udid_of_another_device_403(gt, pairing):
     mark = pairing.h.log_mark()
     other = gt.devices["dev_b"].enrollment_id
@@ -153,6 +156,7 @@ def test_issue_phone_udid_of_another_device_403(gt, pairing):
     assert lines and other in lines[0]
 
 
+@pytest.mark.gt_log("GT01706")
 def test_issue_user_enrollment_403(gt, pairing):
     dev = gt.devices["dev_user"]
     fields = gettoken_fields(PAIRING, enrollment_id=dev.enrollment_id,
@@ -162,6 +166,7 @@ def test_issue_user_enrollment_403(gt, pairing):
         assert c.checkin(fields).status == 403
 
 
+@pytest.mark.gt_log("GT01204")
 def test_issue_unauthenticated_401(gt, pairing):
     dev = gt.devices["dev_a"]
     fields = gettoken_fields(PAIRING, udid=dev.enrollment_id,
@@ -174,6 +179,7 @@ def test_issue_unauthenticated_401(gt, pairing):
 # --- verifying (the watch's MDM) -------------------------------------------------
 
 @pytest.mark.parametrize("as_data", [True, False], ids=["data", "string"])
+@pytest.mark.gt_log("GT01904")
 def test_round_trip_single_use(gt, pairing, as_data):
     token, watch, secret = pairing.issue(gt)
     r = pairing.verify(gt, token, watch, secret, as_data=as_data)
@@ -185,6 +191,7 @@ def test_round_trip_single_use(gt, pairing, as_data):
     assert token not in log and token.split(".")[2] not in log and secret not in log
 
 
+@pytest.mark.gt_log("GT01904")
 def test_round_trip_rsa_public_key_trust(gt, pairing):
     token, watch, secret = pairing.issue(gt, pairing.phone_rsa, device="dev_b")
     assert_verified(pairing.verify(gt, token, watch, secret),
@@ -192,6 +199,7 @@ def test_round_trip_rsa_public_key_trust(gt, pairing):
     assert pairing.verify(gt, token, watch, secret).status == 403
 
 
+@pytest.mark.gt_log("GT01911")
 def test_wrong_watch_udid_and_security_token_403(gt, pairing):
     token, watch, secret = pairing.issue(gt)
     mark = pairing.h.log_mark()
@@ -219,6 +227,7 @@ TAMPER = {
 
 
 @pytest.mark.parametrize("claim", sorted(TAMPER))
+@pytest.mark.gt_log("GT01908", "GT01910")
 def test_tampered_claim_403(gt, pairing, claim):
     token, watch, secret = pairing.issue(gt)
     _, claims, _ = decode_unverified(token)
@@ -248,6 +257,7 @@ def test_signature_bit_flips_403(gt, pairing):
     assert pairing.verify(gt, token, watch, secret).status == 200
 
 
+@pytest.mark.gt_log("GT01910")
 def test_high_s_twin_403(gt, pairing):
     """(r, n - s) verifies as ECDSA, but only the low-s form is accepted."""
     token, watch, secret = pairing.issue(gt)
@@ -263,6 +273,7 @@ def test_high_s_twin_403(gt, pairing):
 
 @pytest.mark.parametrize("variant", ["none-empty-sig", "none-with-sig", "hs256-cert-pem",
                                      "hs256-pubkey-pem", "hs256-rsa-pubkey", "es256-as-rs256"])
+@pytest.mark.gt_log("GT01909", "GT01910")
 def test_algorithm_switch_403(gt, pairing, variant):
     token, watch, secret = pairing.issue(gt)
     h64, c64, s64 = token.split(".")
@@ -294,6 +305,7 @@ def test_algorithm_switch_403(gt, pairing, variant):
     assert pairing.verify(gt, token, watch, secret).status == 200
 
 
+@pytest.mark.gt_log("GT01907", "GT01909")
 def test_truncated_token_403(gt, pairing):
     token, watch, secret = pairing.issue(gt)
     for n in (1, 10, len(token) // 2, token.rindex("."), token.rindex(".") + 1, len(token) - 1):
@@ -312,6 +324,7 @@ def forged_claims(gt, pairing, **over):
     return claims
 
 
+@pytest.mark.gt_log("GT01910")
 def test_other_organisation_key_403(gt, pairing):
     """A valid signature by a key the watch vhost does not trust."""
     claims = forged_claims(gt, pairing, iss=pairing.phone_rsa.uuid)
@@ -324,6 +337,7 @@ def test_other_organisation_key_403(gt, pairing):
     assert pairing.verify(gt, good, claims["watch_udid"], "sec").status == 200
 
 
+@pytest.mark.gt_log("GT01910")
 def test_key_of_another_issuer_403(gt, pairing):
     """Organisation B's trusted key cannot vouch for organisation A: a token
     with iss = A signed by B's key is refused, the same claims signed by A's
@@ -345,6 +359,7 @@ def test_key_of_another_issuer_403(gt, pairing):
                     claims["phone_udid"], org_a)
 
 
+@pytest.mark.gt_log("GT01908")
 def test_unlisted_issuer_403(gt, pairing):
     """A trusted key signing for an issuer nobody listed: refused, one line."""
     stranger = str(uuid.uuid4())
@@ -368,6 +383,7 @@ def test_untrusted_ec_key_403(gt, pairing):
 
 @pytest.mark.parametrize("case", ["expired", "future", "absurd-lifetime", "maid-token",
                                   "exp-string", "no-jti"])
+@pytest.mark.gt_log("GT01911")
 def test_trusted_signature_bad_claims_403(gt, pairing, case):
     now = int(time.time())
     over = {"expired": dict(iat=now - 500, exp=now - 200),
@@ -393,6 +409,7 @@ def test_trusted_signature_bad_claims_403(gt, pairing, case):
 
 @pytest.mark.parametrize("case", ["not-plist", "not-dict", "no-TokenData", "no-WatchUDID",
                                   "no-SecurityToken", "TokenData-int", "empty-TokenData"])
+@pytest.mark.gt_log("GT01915")
 def test_verify_bad_request_400(gt, pairing, case):
     fields = {"TokenData": b"a.b.c", "WatchUDID": "W", "SecurityToken": "S"}
     body = None
@@ -419,12 +436,14 @@ def test_verify_get_405(gt, pairing):
     assert "POST" in (r.header("Allow") or "")
 
 
+@pytest.mark.gt_log("GT01914")
 def test_verify_oversized_body_413(gt, pairing):
     body = plistlib.dumps({"TokenData": b"x" * 70000, "WatchUDID": "W", "SecurityToken": "S"})
     r = verify_request(gt, pairing.watch.port, None, None, None, body=body)
     assert r.status == 413
 
 
+@pytest.mark.gt_log("GT01906")
 def test_phone_vhost_does_not_verify(gt, pairing):
     """Trust is per vhost: the phone's vhost has none, so the handler refuses there."""
     h = gt.httpd([gt.vhost(directives=VERIFY_LOCATION)])
@@ -503,6 +522,7 @@ def nodes(gt, pg, pairing):
     yield from running(pg_node(gt, pg, pairing.phone.uuid), pg_node(gt, pg, pairing.phone.uuid))
 
 
+@pytest.mark.gt_log("GT01904")
 def test_two_nodes_single_use(gt, pairing, pg, nodes):
     a, b = nodes
     for first, second in ((a, b), (b, a)):
@@ -557,6 +577,7 @@ def concurrent_verifies(gt, ports, token, watch, secret, n):
     return statuses
 
 
+@pytest.mark.gt_log("GT01904")
 def test_fifty_concurrent_verifies_one_success(gt, pairing, nodes):
     a, b = nodes
     token, watch, secret = pairing.issue(gt)
@@ -572,6 +593,7 @@ def test_fifty_concurrent_verifies_one_success(gt, pairing, nodes):
     assert (accepted, replayed) == (1, n - 1)
 
 
+@pytest.mark.gt_log("GT01904")
 def test_concurrent_verifies_sqlite_one_success(gt, pairing):
     token, watch, secret = pairing.issue(gt)
     statuses = concurrent_verifies(gt, [pairing.watch.port], token, watch, secret, 8)
@@ -595,6 +617,7 @@ def test_expired_rows_purged(gt, pairing, pg):
         node.stop()
 
 
+@pytest.mark.gt_log("GT01904", "GT01905")
 def test_database_down_503_then_recovers(gt, pairing, pg, nodes):
     a, _ = nodes
     token, watch, secret = pairing.issue(gt)
@@ -620,6 +643,7 @@ def test_database_down_503_then_recovers(gt, pairing, pg, nodes):
     assert verify_request(gt, a.port, token, watch, secret).status == 403
 
 
+@pytest.mark.gt_log("GT00809", "GT01903")
 def test_missing_jti_table_503(gt, pairing, pg):
     pg.create_db("nojti", schema=None)
     node = gt.httpd([watch_vhost(gt, [(pairing.phone.uuid, gt.pki.maid_ec.cert_path)],
@@ -636,6 +660,7 @@ def test_missing_jti_table_503(gt, pairing, pg):
 
 # --- last: the short-lifetime token issued at start-up has expired by now -------------
 
+@pytest.mark.gt_log("GT01911")
 def test_expired_after_lifetime_403(gt, pairing):
     token, watch, secret = pairing.short
     exp = decode_unverified(token)[1]["exp"]
