@@ -1000,7 +1000,8 @@ def test_pg_fifty_concurrent_admissions_one_success(gt, site, nodes):
     assert len(reached) == 1 and reached[0].status == 200
 
 
-@pytest.mark.gt_log("GT02005", "GT02007", "GT02017")
+# with or without a pooled connection, while reading, recording or using up
+@pytest.mark.gt_log("GT02003", "GT02005", "GT02007", "GT02008", "GT02017")
 def test_pg_outage_503_then_recovery(gt, site, pg, nodes):
     a, _ = nodes
     udid = new_watch_udid()
