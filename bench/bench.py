@@ -20,6 +20,7 @@ certificate, mod_dbd/SQLite with N enrolled devices, an RSA-2048 maid key) on
   rss                     VmRSS of each child after warm-up and at the end
   --organizations         + the organisation query's cost, in the keep-alive blocks
   --postgresql            + a PostgreSQL vhost (1 000 000 enrolled), in the same blocks
+  --mysql                 + a MariaDB vhost (1 000 000 enrolled), in the same blocks
   watch (full run)        bench/watch.py's admitted watch enrollment figure
 
 Prints one table, writes bench/results.json, and prints
@@ -40,6 +41,7 @@ from gt_httpd import APACHE
 from bench_measure import Runner, busy_ticks, combine, join_halves, median, sanity_check, sign_us
 from bench_report import report
 from bench_setup import ensure_loadgen, ensure_module, make_db, make_pki
+from bench_mysql import make_mysql
 from bench_pg import make_pg
 
 # (key, label, kind, keep-alive) of the measured runs
@@ -50,7 +52,8 @@ KINDS = [("static_ka", "static keep-alive", "static", True),
 # keep-alive GetToken runs on the optional vhosts, measured inside the
 # keep-alive block next to the plain one: (key, label, Httpd port attribute)
 VARIANTS = [("gettoken_org_ka", "GetToken keep-alive, organisation query", "org_port"),
-            ("gettoken_pg_ka", "GetToken keep-alive, PostgreSQL", "pg_port")]
+            ("gettoken_pg_ka", "GetToken keep-alive, PostgreSQL", "pg_port"),
+            ("gettoken_mysql_ka", "GetToken keep-alive, MariaDB", "mysql_port")]
 
 
 @dataclass
@@ -69,6 +72,8 @@ class Setup:
     R: Runner = None
     pg: object = None
     n_pg: int = None
+    mysql: object = None
+    n_mysql: int = None
 
 
 # --------------------------------------------------------------------------
@@ -100,6 +105,12 @@ def parse_args():
                          "keep-alive block next to SQLite")
     ap.add_argument("--pg-devices", type=int, default=1000000,
                     help="enrolled devices in the PostgreSQL DB (default 1000000)")
+    ap.add_argument("--mysql", action="store_true",
+                    help="also a vhost on a MariaDB server the bench starts (a data directory "
+                         "in the work directory) with --mysql-devices enrolled, measured in "
+                         "every keep-alive block next to SQLite")
+    ap.add_argument("--mysql-devices", type=int, default=1000000,
+                    help="enrolled devices in the MariaDB DB (default 1000000)")
     ap.add_argument("--watch", action="store_true",
                     help="only the watch enrollment figure (bench/watch.py); a full run "
                          "(no --quick) runs it after the rest")
@@ -202,8 +213,12 @@ def prepare(a):
     pg_params = None
     if have_module and a.postgresql:
         st.pg, pg_params, st.n_pg = make_pg(a.work, pki, a.pg_devices)
+    mysql_params = None
+    if have_module and a.mysql:
+        st.mysql, mysql_params, st.n_mysql = make_mysql(a.work, pki, a.mysql_devices)
     st.h = bench_httpd(a.work, pki, small_db, have_module, server_cpus, a.concurrency * 2,
-                       big_db=big_db, organizations=a.organizations, pg_params=pg_params)
+                       big_db=big_db, organizations=a.organizations, pg_params=pg_params,
+                       mysql_params=mysql_params)
     st.big_db = big_db
     return st
 
@@ -441,9 +456,12 @@ def main():
         st.h.stop()
         if st.pg:
             st.pg.cleanup()
+        if st.mysql:
+            st.mysql.cleanup()
     if st.big_db:
         os.unlink(st.big_db)   # 200+ MB; rebuilt in ~2 s next time
     res["enrolled_postgresql"] = st.n_pg
+    res["enrolled_mysql"] = st.n_mysql
     status = report(a, res, runs, st.have_module, st.n_small, st.server_cpus, st.client_cpus,
                     t_begin, errs)
     if st.have_module and not a.quick:

@@ -49,13 +49,15 @@ def bench_vhost(pki, db, with_module, organizations, location="", server_uuid=No
 
 
 def bench_httpd(work, pki, db, with_module, server_cpus, threads, big_db=None,
-                organizations=False, location="", extra_global="", pg_params=None):
+                organizations=False, location="", extra_global="", pg_params=None,
+                mysql_params=None):
     """An Httpd (not started) in work.  The scaling DB, big_db, is served by a
     second vhost of the same server on its own port (h.big_port), so both DBs
     are measured in one server, alternately.  With organizations, a third
     vhost on db adds the organisation query (h.org_port); with pg_params
-    (DBDParams), another one reads PostgreSQL (h.pg_port): each is measured
-    next to the plain vhost, in the same block."""
+    (DBDParams), another one reads PostgreSQL (h.pg_port), with mysql_params
+    one reads MariaDB (h.mysql_port): each is measured next to the plain
+    vhost, in the same block."""
     write_static(work)
     server_uuid = str(uuid.uuid4())
     vhosts = [bench_vhost(pki, d, with_module, False, location, server_uuid)
@@ -68,12 +70,17 @@ def bench_httpd(work, pki, db, with_module, server_cpus, threads, big_db=None,
         vhosts.append(bench_vhost(pki, pg_params, True, False, location, server_uuid,
                                   driver="pgsql"))
         h_ports["pg_port"] = vhosts[-1].port
+    if with_module and mysql_params:
+        vhosts.append(bench_vhost(pki, mysql_params, True, False, location, server_uuid,
+                                  driver="mysql"))
+        h_ports["mysql_port"] = vhosts[-1].port
     h = Httpd(work, vhosts, load_gettoken=with_module, extra_global=extra_global,
               loglevel="warn", omit_modules=OMITTED_MODULES,
               settings=settings(work, threads), cpus=server_cpus)
     h.server_uuid = server_uuid
     h.big_port = vhosts[1].port if big_db else None
     h.org_port, h.pg_port = h_ports.get("org_port"), h_ports.get("pg_port")
+    h.mysql_port = h_ports.get("mysql_port")
     return h
 
 

@@ -70,14 +70,14 @@ def overhead_figures(f, runs):
 
 
 def variant_figures(f, runs):
-    """The optional vhosts' keep-alive runs (organisation query, PostgreSQL),
+    """The optional vhosts' keep-alive runs (organisation query, PostgreSQL, MariaDB),
     measured in the same keep-alive blocks: their overhead_ratio, and what
     they add to the plain GetToken's, per round against that block's
     signature, the medians."""
     g, st = runs["gettoken_ka"]["rounds"], runs["static_ka"]["rounds"]
     sign = f["sign_us_in_rounds"]["ka"]
     f["variants"] = {}
-    for key in ("gettoken_org_ka", "gettoken_pg_ka"):
+    for key in ("gettoken_org_ka", "gettoken_pg_ka", "gettoken_mysql_ka"):
         if key not in runs:
             continue
         v = runs[key]["rounds"]

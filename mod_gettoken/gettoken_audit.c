@@ -7,9 +7,10 @@
  * which token and an operator can list the enrollments that never asked.
  *
  * The audit statement runs on the request's pooled mod_dbd connection
- * once the answer is decided; its failure is logged and changes nothing.
- * A refusal before any identity was found (400, 401) writes no row, and
- * the values a client chose are cut to AUDIT_MAX_VALUE bytes.
+ * once the answer is decided; its failure -- preparing it included -- is
+ * logged and changes nothing.  A refusal before any identity was found
+ * (400, 401) writes no row, and the values a client chose are cut to
+ * AUDIT_MAX_VALUE bytes.
  */
 #include "gettoken_private.h"
 #include "gettoken_dbd.h"
@@ -32,7 +33,7 @@ gettoken_audit_conf *gettoken_audit_merge(apr_pool_t *p,
     gettoken_audit_conf *conf = apr_pcalloc(p, sizeof(*conf));
 
     conf->sql = add->sql ? add->sql : base->sql;
-    conf->label = NULL;         /* prepared at start-up, per vhost */
+    conf->label = NULL;         /* named at start-up, per vhost */
     return conf;
 }
 
@@ -50,8 +51,11 @@ int gettoken_audit_startup(const gettoken_startup *st, server_rec *s,
         return OK;
     if (gettoken_dbd_require(s, st->pconf, "GetTokenAuditSQL", "", "") != OK)
         return !OK;
-    conf->audit->label = gettoken_dbd_prepare(s, st->pconf, conf->audit->sql,
-                                             "audit");
+    /* not handed to mod_dbd, which fails a connection on which any of its
+     * statements does not prepare (MySQL checks the INSERT privilege when
+     * preparing): a table the httpd user may not write costs audit rows,
+     * never answers.  Prepared on each connection on first use. */
+    conf->audit->label = gettoken_dbd_label(st->pconf, "audit");
     return OK;
 }
 
@@ -127,8 +131,9 @@ static void run_audit(request_rec *r, const gettoken_server_conf *conf,
     q.args[3] = jti ? jti : "";
     q.args[4] = apr_itoa(r->pool, status == OK ? HTTP_OK : status);
     q.args[5] = identity ? identity : "";
-    if (gettoken_dbd_run(r, dbd, conf->audit->label, conf->audit->sql,
-                         audit_query, &q, &err) != 0)
+    if (gettoken_dbd_run_unregistered(r, dbd, conf->audit->label,
+                                      conf->audit->sql, audit_query, &q,
+                                      &err) != 0)
         audit_failed(r, "the statement failed", err);
 }
 

@@ -86,14 +86,58 @@ ap_dbd_t *gettoken_dbd_acquire(request_rec *r)
     return dbd_acquire ? dbd_acquire(r) : NULL;
 }
 
+/* apr_dbd_mysql reports the connection's message (mysql_error), but a
+ * prepared statement's own failures are recorded on the statement: for
+ * those the code is all there is.  These codes say the statement or its
+ * connection is gone (preparing it again on the re-opened connection
+ * helps); any other is the query's own failure. */
+static const struct {
+    int code;
+    const char *text;
+} mysql_stale[] = {
+    { 1053, "the server is shutting down" },
+    { 1243, "unknown prepared statement handler" },
+    { 1615, "the prepared statement needs to be prepared again" },
+    { 1927, "the connection was killed" },
+    { 2006, "the server has gone away" },
+    { 2013, "lost connection to the server during the query" },
+    { 2030, "the statement is not prepared (its connection was re-opened)" },
+    { 2055, "lost connection to the server" },
+    { 2057, "the statement's result columns changed" },
+    { 4031, "the server closed the connection (inactivity)" },
+};
+
+static int is_mysql(const ap_dbd_t *dbd)
+{
+    const char *name = apr_dbd_name(dbd->driver);
+
+    return name && strcmp(name, "mysql") == 0;
+}
+
+static const char *mysql_stale_text(int rv)
+{
+    apr_size_t i;
+
+    for (i = 0; i < sizeof(mysql_stale) / sizeof(mysql_stale[0]); i++)
+        if (mysql_stale[i].code == rv)
+            return mysql_stale[i].text;
+    return NULL;
+}
+
 const char *gettoken_dbd_error(apr_pool_t *p, const ap_dbd_t *dbd, int rv)
 {
     const char *msg = apr_dbd_error(dbd->driver, dbd->handle, rv);
+    const char *known;
     char *line, *c;
     apr_size_t n;
 
-    if (!msg || !*msg)
+    if (!msg || !*msg) {
+        if (rv && is_mysql(dbd) && (known = mysql_stale_text(rv)))
+            return apr_psprintf(p, "MySQL error %d: %s", rv, known);
+        if (rv)
+            return apr_psprintf(p, "error %d, no message from the driver", rv);
         return "no message from the driver";
+    }
     line = apr_pstrdup(p, msg);
     for (c = line; *c; c++)     /* libpq's messages span lines */
         if (*c == '\n' || *c == '\r' || *c == '\t')
@@ -101,6 +145,8 @@ const char *gettoken_dbd_error(apr_pool_t *p, const ap_dbd_t *dbd, int rv)
     n = strlen(line);
     while (n && line[n - 1] == ' ')
         line[--n] = '\0';
+    if (rv > 0 && is_mysql(dbd))
+        return apr_psprintf(p, "MySQL error %d: %s", rv, line);
     return line;
 }
 
@@ -110,7 +156,9 @@ const char *gettoken_dbd_error(apr_pool_t *p, const ap_dbd_t *dbd, int rv)
  * itself (a duplicate key, a timeout, a missing table), which would only
  * repeat.  SQLite keeps statements prepared before a schema change; libpq
  * and MySQL lose them when mod_dbd re-opens a connection in place
- * (apr_dbd_check_conn), and PostgreSQL on DEALLOCATE.  A PostgreSQL
+ * (apr_dbd_check_conn; MySQL's client library reconnects by itself, and
+ * its statements then fail with "not prepared" even where mod_dbd's check
+ * of the connection succeeded), and PostgreSQL on DEALLOCATE.  A PostgreSQL
  * message of any other severity than ERROR (FATAL, or libpq's own without
  * one) is the connection's failure: the session ended.
  */
@@ -127,9 +175,7 @@ static int statement_is_stale(const ap_dbd_t *dbd, int rv, const char *msg)
                 && ap_strstr_c(msg, "does not exist"))
                || strncmp(msg, "ERROR:", 6) != 0;
     if (strcmp(name, "mysql") == 0)
-        return ap_strcasestr(msg, "unknown prepared statement") != NULL
-               || ap_strcasestr(msg, "server has gone away") != NULL
-               || ap_strcasestr(msg, "lost connection") != NULL;
+        return mysql_stale_text(rv) != NULL;
     return 0;
 }
 
@@ -235,10 +281,16 @@ int gettoken_dbd_select(request_rec *r, ap_dbd_t *dbd,
     apr_dbd_row_t *got = NULL;
     int rv = apr_dbd_pselect(dbd->driver, r->pool, dbd->handle, &res, stmt, 1,
                              nargs, args);
+    int rownum;
 
     if (rv != 0)
         return rv;
-    while ((rv = apr_dbd_get_row(dbd->driver, r->pool, res, &got, -1)) == 0)
+    /* Rows by number, from 1: with random access, "the next row" (-1) is
+     * what apr_dbd_pgsql and apr_dbd_sqlite3 read, but apr_dbd_mysql
+     * answers it with "no row" at once -- every select would be empty. */
+    for (rownum = 1;
+         (rv = apr_dbd_get_row(dbd->driver, r->pool, res, &got, rownum)) == 0;
+         rownum++)
         if (row)
             row(r, dbd, got, ctx);
     return rv == -1 ? 0 : rv;

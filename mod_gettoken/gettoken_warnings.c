@@ -322,16 +322,25 @@ static void check_writes(server_rec *s, const gettoken_server_conf *conf,
                          ap_dbd_t *dbd, apr_pool_t *p)
 {
     apr_dbd_prepared_t *stmt = NULL;
+    int rv;
 
     if (gettoken_watch_verify_ready(conf))
         try_write(s, dbd, p, "GetTokenWatchPairingTrust",
                   "gettoken_pairing_jti",
                   "INSERT INTO gettoken_pairing_jti (jti, expires_at) "
                   "VALUES ('gettoken-start-up-check', 0)", NULL);
-    if (conf->in_use && conf->audit->sql
-        && apr_dbd_prepare(dbd->driver, p, dbd->handle, conf->audit->sql, NULL,
-                           &stmt) == 0 && stmt)
+    if (!conf->in_use || !conf->audit->sql)
+        return;
+    rv = apr_dbd_prepare(dbd->driver, p, dbd->handle, conf->audit->sql, NULL,
+                         &stmt);
+    if (rv == 0 && stmt)
         try_write(s, dbd, p, "GetTokenAuditSQL", "its table", NULL, stmt);
+    else    /* MySQL checks the privilege when preparing */
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, GTLOGNO(00810)
+                     "GetTokenAuditSQL in %s: the statement does not prepare "
+                     "as the httpd user at start-up (no audit rows): %s",
+                     gettoken_vhost_name(s, p),
+                     gettoken_dbd_error(p, dbd, rv));
 }
 
 /*

@@ -14,23 +14,7 @@
 -- re-opened on their next use.  The default GetTokenEnrollmentSQL reads
 -- nanomdm's cert_auth_associations table unchanged.
 --
--- MySQL/MariaDB (DBDriver mysql, DBDParams "host=... dbname=... user=...
--- pass=..."; the default GetTokenEnrollmentSQL works unchanged: apr_dbd
--- maps %s to the driver's placeholders) takes the same tables -- nanomdm's
--- MySQL schema has the same cert_auth_associations:
---   CREATE TABLE IF NOT EXISTS cert_auth_associations (
---       id VARCHAR(255) NOT NULL, sha256 CHAR(64) NOT NULL,
---       created_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP,
---       updated_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP,
---       PRIMARY KEY (id, sha256));
---   CREATE TABLE IF NOT EXISTS gettoken_pairing_jti (
---       jti CHAR(36) NOT NULL PRIMARY KEY, expires_at BIGINT NOT NULL,
---       INDEX gettoken_pairing_jti_expires (expires_at));
---   CREATE TABLE IF NOT EXISTS gettoken_watch_security_token (
---       security_token CHAR(36) NOT NULL PRIMARY KEY,
---       sth CHAR(43) NOT NULL UNIQUE, watch_udid VARCHAR(128) NOT NULL,
---       expires_at BIGINT NOT NULL, used SMALLINT NOT NULL DEFAULT 0,
---       INDEX gettoken_watch_security_token_expires (expires_at));
+-- MySQL/MariaDB: conf/schema/mysql.sql.
 
 -- Which identity certificate belongs to which enrollment (nanomdm's table:
 -- a nanomdm database already has it and needs nothing from this file).

@@ -34,6 +34,8 @@ def _pg_bindir():
 
 
 class PgServer:
+    driver = "pgsql"
+
     def __init__(self, workdir, name="pg"):
         self.bindir = _pg_bindir()
         self.dir = os.path.join(workdir, name)
@@ -120,6 +122,15 @@ class PgServer:
                 return True
             time.sleep(0.2)
         return False
+
+    def connections(self, db):
+        """How many client connections use database db now."""
+        return int(self.sql("postgres", "SELECT count(*) FROM pg_stat_activity "
+                                        "WHERE datname = '%s' AND pid <> pg_backend_pid()" % db))
+
+    def kill_connections(self, db):
+        return int(self.sql("postgres", "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                                        "WHERE datname = '%s' AND pid <> pg_backend_pid()" % db))
 
     def cleanup(self):
         self.stop("immediate")

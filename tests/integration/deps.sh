@@ -9,13 +9,14 @@ GT_DEMO_PACKAGES="build-essential autoconf automake libtool pkg-config apache2 a
  libapr1-dev libaprutil1-dev libaprutil1-dbd-sqlite3 libplist-dev libssl-dev
  python3-jwt python3-cryptography"
 
-# What tests/run needs on top: unit tests (check), PostgreSQL, an HSM
-# (SoftHSM + OpenSSL's pkcs11 engine), a TPM 2.0 (swtpm, tpm2-tools, the
-# tpm2 OpenSSL provider, the mssim TCTI the test TPM is reached by),
-# pytest, and the Debian package build (dpkg-buildpackage; apache2-dev
-# provides dh-apache2's dh_apache2).
+# What tests/run needs on top: unit tests (check), PostgreSQL and MariaDB
+# (servers and apr-util drivers), an HSM (SoftHSM + OpenSSL's pkcs11
+# engine), a TPM 2.0 (swtpm, tpm2-tools, the tpm2 OpenSSL provider, the
+# mssim TCTI the test TPM is reached by), pytest, and the Debian package
+# build (dpkg-buildpackage; apache2-dev provides dh-apache2's dh_apache2).
 GT_PACKAGES="$GT_DEMO_PACKAGES apache2-utils libaprutil1-dbd-pgsql check sqlite3
- python3-pytest postgresql softhsm2 libengine-pkcs11-openssl opensc curl
+ python3-pytest postgresql mariadb-server mariadb-client libaprutil1-dbd-mysql
+ softhsm2 libengine-pkcs11-openssl opensc curl
  swtpm swtpm-tools tpm2-tools tpm2-openssl libtss2-tcti-mssim0
  dpkg-dev debhelper fakeroot
  clang-14 libclang-rt-14-dev openssl"

@@ -13,6 +13,7 @@ import pytest
 
 from gt_client import checkin_body, gettoken_fields
 from gt_httpd import assert_refused, free_port
+from gt_sql import SERVERS, need
 
 
 @pytest.fixture(scope="module")
@@ -140,10 +141,16 @@ def test_database_without_table_503(start_httpd, client, gt):
     assert_503(h, client(h, "dev_a"), gt)
 
 
+UNREACHABLE = {"pgsql": "host=127.0.0.1 port=%d dbname=mdm user=mdm connect_timeout=2",
+               "mysql": "host=127.0.0.1 port=%d user=mdm pass=x dbname=mdm"}
+
+
 @pytest.mark.gt_log("GT01302")
-def test_postgresql_unreachable_503(start_httpd, client, gt):
-    params = "host=127.0.0.1 port=%d dbname=mdm user=mdm connect_timeout=2" % free_port()
-    h = start_httpd([gt.vhost(db_driver="pgsql", db=params)], loglevel="info")
+@pytest.mark.parametrize("kind", SERVERS)
+def test_sql_server_unreachable_503(start_httpd, client, gt, kind):
+    need(kind)
+    params = UNREACHABLE[kind] % free_port()
+    h = start_httpd([gt.vhost(db_driver=kind, db=params)], loglevel="info")
     assert_503(h, client(h, "dev_a"), gt)
 
 

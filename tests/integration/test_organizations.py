@@ -24,7 +24,7 @@ from gt_client import (checkin_body, decode_unverified, gettoken_fields, signatu
 from gt_hsm import pkcs11_uri, softhsm_token
 from gt_httpd import assert_refused
 from pairing_helpers import PAIRING, sth_of, new_watch_udid
-from gt_pg import PgServer
+from gt_sql import SERVERS, executed, log_statements, sql_server, statement_log_mark
 from gt_pki import new_udid
 
 ORG_SQL = ("GetTokenOrganizationSQL \"SELECT organization FROM gettoken_device_organization "
@@ -276,15 +276,16 @@ def test_sqlite_database_unreadable_503_then_recovers(gt, start_httpd, client):
 
 
 @pytest.mark.gt_log("GT01101", "GT01301")
-def test_postgresql_stopped_503_then_recovers(gt, start_httpd, client):
-    pg = PgServer(gt.dir, "pg-orgs").start()
+@pytest.mark.parametrize("kind", SERVERS)
+def test_sql_server_stopped_503_then_recovers(gt, start_httpd, client, kind):
+    pg = sql_server(kind, gt.dir, "%s-orgs" % kind)
     try:
         pg.create_db("mdm")
         udid = new_udid()
         pg.sql("mdm", "INSERT INTO gettoken_device_organization VALUES ('%s', 'north')" % udid)
         north_uuid = str(uuid.uuid4())
         v = unbound_vhost(gt, pg.dbd_params("mdm"), north_uuid, gt.pki.maid_ec.key_path)
-        v.db_driver = "pgsql"
+        v.db_driver = kind
         h = start_httpd([v])
         c = client(h, "dev_a")
         verify_maid_token(token_from_response(c.checkin(gettoken_fields(udid=udid))),
@@ -303,8 +304,7 @@ def test_postgresql_stopped_503_then_recovers(gt, start_httpd, client):
         verify_maid_token(token_from_response(r), gt.pki.maid_ec.public_key, north_uuid, time.time())
         # a pooled connection the server drops is re-opened and the query
         # retried: it costs no request a 503
-        pg.sql("postgres", "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                           "WHERE datname = 'mdm' AND pid <> pg_backend_pid()")
+        assert pg.kill_connections("mdm") >= 1
         verify_maid_token(token_from_response(c.checkin(gettoken_fields(udid=udid))),
                           gt.pki.maid_ec.public_key, north_uuid, time.time())
     finally:
@@ -319,20 +319,12 @@ def bound_vhost(gt, db, org_uuid, key, org_sql=ORG_SQL, **kw):
         "GetTokenOrganization north %s %s" % (org_uuid, key), org_sql]), **kw)
 
 
-def executed(pg, mark):
-    """The statements PostgreSQL logged executing since mark (log_statement)."""
-    with open(pg.log, "rb") as f:
-        f.seek(mark)
-        text = f.read().decode(errors="replace")
-    entries = re.split(r"\n(?=\d{4}-\d\d-\d\d )", text)    # one per log_line_prefix
-    return [e.split(": ", 1)[1] for e in entries if re.search(r"LOG:  execute [^:]+: ", e)]
-
-
 @pytest.mark.gt_log("GT01103")
-def test_postgresql_one_statement_per_gettoken(gt, start_httpd, client):
+@pytest.mark.parametrize("kind", SERVERS)
+def test_one_statement_per_gettoken(gt, start_httpd, client, kind):
     """One statement reaches the database per GetToken (the binding and the
     organisation together), and it decides all three outcomes."""
-    pg = PgServer(gt.dir, "pg-joint").start()
+    pg = sql_server(kind, gt.dir, "%s-joint" % kind)
     try:
         pg.create_db("mdm")
         dev = gt.devices["dev_a"]
@@ -341,18 +333,17 @@ def test_postgresql_one_statement_per_gettoken(gt, start_httpd, client):
             pg.sql("mdm", "INSERT INTO cert_auth_associations (id, sha256) VALUES ('%s', '%s')"
                    % (u, dev.sha256))
         pg.sql("mdm", "INSERT INTO gettoken_device_organization VALUES ('%s', 'north')" % north)
-        pg.sql("postgres", "ALTER SYSTEM SET log_statement = 'all'")
-        pg.sql("postgres", "SELECT pg_reload_conf()")
+        log_statements(pg)
         north_uuid = str(uuid.uuid4())
         v = bound_vhost(gt, pg.dbd_params("mdm"), north_uuid, gt.pki.maid_ec.key_path)
-        v.db_driver = "pgsql"
+        v.db_driver = kind
         h = start_httpd([v])
         c = client(h, "dev_a")
         c.checkin(gettoken_fields(udid=default))       # the connection's first use
         time.sleep(0.3)
 
         def one_statement(udid):
-            mark = os.path.getsize(pg.log)
+            mark = statement_log_mark(pg)
             r = c.checkin(gettoken_fields(udid=udid))
             time.sleep(0.3)
             got = executed(pg, mark)
@@ -371,6 +362,77 @@ def test_postgresql_one_statement_per_gettoken(gt, start_httpd, client):
         assert "do not combine" not in h.read_error_log()
     finally:
         pg.cleanup()
+
+
+def sql_org_db(gt, kind, name, assignments, bound=()):
+    """org_db() on a PostgreSQL or MariaDB server: (server, DBDParams)."""
+    server = sql_server(kind, gt.dir, "%s-%s" % (kind, name))
+    server.create_db("mdm")
+    cert = gt.devices["dev_a"].sha256
+    for u in list(assignments) + list(bound):
+        server.sql("mdm", "INSERT INTO cert_auth_associations (id, sha256) VALUES ('%s', '%s')" % (u, cert))
+    for u, o in assignments.items():
+        server.sql("mdm", "INSERT INTO gettoken_device_organization VALUES ('%s', '%s')" % (u, o))
+    return server, server.dbd_params("mdm")
+
+
+@pytest.mark.gt_log("GT01101")
+@pytest.mark.parametrize("kind", SERVERS)
+def test_sql_server_fault_of_the_organisation_query_is_its_own_503(gt, start_httpd, client, kind):
+    """The combined statement fails (the organisation table is gone): the two
+    are asked one after the other, the refusal is the organisation query's
+    503; the table back, the combined statement is asked again."""
+    udid = new_udid()
+    server, params = sql_org_db(gt, kind, "joint-flaky", {udid: "north"})
+    try:
+        north_uuid = str(uuid.uuid4())
+        log_statements(server)
+        h = start_httpd([bound_vhost(gt, params, north_uuid, gt.pki.maid_ec.key_path, db_driver=kind)],
+                        loglevel="info gettoken:trace1")
+        c = client(h, "dev_a")
+        verify_maid_token(token_from_response(c.checkin(gettoken_fields(udid=udid))),
+                          gt.pki.maid_ec.public_key, north_uuid, time.time())
+        server.sql("mdm", "ALTER TABLE gettoken_device_organization RENAME TO moved_away")
+        mark = h.log_mark()
+        r = c.checkin(gettoken_fields(udid=udid))
+        assert r.status == 503 and re.fullmatch(r"[1-9][0-9]*", r.header("Retry-After") or "")
+        lines = h.wait_log(mark, r"\[client [^]]*\].*gettoken: ")
+        traced = [l for l in lines if "[gettoken:trace1]" in l]
+        refusals = [l for l in lines if re.search(r"\[gettoken:(warn|error|crit)", l)]
+        assert len(traced) == 1 and re.search(
+            r"combined enrollment and organisation statement failed \(.*gettoken_device_organization",
+            traced[0]), "\n".join(lines)
+        assert len(refusals) == 1 and "GetTokenOrganizationSQL failed" in refusals[0], "\n".join(lines)
+        server.sql("mdm", "ALTER TABLE moved_away RENAME TO gettoken_device_organization")
+        mark, stmts = h.log_mark(), statement_log_mark(server)
+        r = c.checkin(gettoken_fields(udid=udid))
+        verify_maid_token(token_from_response(r), gt.pki.maid_ec.public_key, north_uuid, time.time())
+        assert "statement failed" not in h.log_since(mark)
+        time.sleep(0.3)
+        got = executed(server, stmts)
+        assert len(got) == 1 and "cert_auth_associations" in got[0], got   # combined again
+        assert "do not combine" not in h.read_error_log()
+    finally:
+        server.cleanup()
+
+
+@pytest.mark.gt_log("GT01104", "GT01303")
+def test_mysql_statements_that_do_not_combine_are_asked_one_after_the_other(gt, start_httpd):
+    """MariaDB refuses a derived table with two columns of one name, which
+    the organisation query alone may have: every GetToken is answered as
+    before, and each child warns once."""
+    udid, default = new_udid(), new_udid()
+    server, params = sql_org_db(gt, "mysql", "joint-odd", {udid: "north"}, bound=[default])
+    try:
+        north_uuid = str(uuid.uuid4())
+        odd_sql = ("GetTokenOrganizationSQL \"SELECT organization, organization FROM "
+                   "gettoken_device_organization WHERE enrollment_id = %s\"")
+        v = bound_vhost(gt, params, north_uuid, gt.pki.maid_rsa2.key_path, org_sql=odd_sql,
+                        db_driver="mysql")
+        assert_asked_one_after_the_other(gt, start_httpd([v]), v, udid, default, north_uuid,
+                                         "Duplicate column")
+    finally:
+        server.cleanup()
 
 
 @pytest.mark.gt_log("GT01101")
@@ -420,7 +482,14 @@ def test_statements_that_do_not_combine_are_asked_one_after_the_other(gt, start_
     odd_sql = ("GetTokenOrganizationSQL \"SELECT organization FROM gettoken_device_organization "
                "WHERE enrollment_id = %s; SELECT 'south'\"")
     v = bound_vhost(gt, db, north_uuid, gt.pki.maid_rsa2.key_path, org_sql=odd_sql)
-    h = start_httpd([v])
+    assert_asked_one_after_the_other(gt, start_httpd([v]), v, udid, default, north_uuid,
+                                     "asks them one after the other")
+
+
+def assert_asked_one_after_the_other(gt, h, v, udid, default, north_uuid, warning_has):
+    """Every GetToken answered as if the statements combined (north's key for
+    udid, the default's for default, 403 for another identity), and each
+    child (ServerLimit 2) warned once that they do not."""
     for _ in range(4):      # new connections: both children, likely
         with gt.client(v.port, "dev_a") as c:
             verify_maid_token(token_from_response(c.checkin(gettoken_fields(udid=udid))),
@@ -433,7 +502,7 @@ def test_statements_that_do_not_combine_are_asked_one_after_the_other(gt, start_
                        r"is not bound to the enrollment", mark)
     warnings = [l for l in h.read_error_log().splitlines() if "do not combine" in l]
     assert 1 <= len(warnings) <= 2, warnings      # ServerLimit 2: once per child
-    assert all("[gettoken:warn]" in l and "asks them one after the other" in l for l in warnings)
+    assert all("[gettoken:warn]" in l and warning_has in l for l in warnings), warnings
 
 
 # --- start-up refusals ----------------------------------------------------------------

@@ -34,7 +34,7 @@ LOAD = ETC + "/mods-available/gettoken.load"
 CONF = ETC + "/mods-available/gettoken.conf"
 DOC = "/usr/share/doc/" + PKG
 PACKAGE_FILES = [SO, HEADER, LOAD, CONF, DOC + "/copyright", DOC + "/examples/gettoken-vhost.conf",
-                 DOC + "/schema/sqlite.sql", DOC + "/schema/postgresql.sql"]
+                 DOC + "/schema/sqlite.sql", DOC + "/schema/postgresql.sql", DOC + "/schema/mysql.sql"]
 TOOLS = ["dpkg-buildpackage", "dpkg", "dpkg-deb", "dpkg-query", "dh", "dh_apache2", "a2enmod",
          "apachectl"]
 APACHE_ENV = {"APACHE_RUN_USER": "www-data", "APACHE_RUN_GROUP": "www-data"}

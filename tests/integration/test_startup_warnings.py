@@ -11,6 +11,7 @@ import time
 import pytest
 
 from gt_client import gettoken_fields, token_from_response
+from gt_sql import SERVERS, sql_server
 
 WARN_RX = r"\[gettoken:warn\]"
 
@@ -140,48 +141,66 @@ def test_server_uuid(gt, start_httpd, server_uuid, rx):
     only_warning(h, r"GetTokenServerUUID %s in .*%s" % (server_uuid, rx))
 
 
-# --- PostgreSQL: a real write as the database user, rolled back -------------------
+# --- PostgreSQL and MariaDB: a real write as the database user, rolled back -------
 
-@pytest.fixture(scope="module")
-def pg(gt):
-    from gt_pg import PgServer
-    server = PgServer(gt.dir, name="pg-warnings").start()
+@pytest.fixture(scope="module", params=SERVERS)
+def sqldb(gt, request):
+    """"mdm" with the shipped schema; the httpd user may read the binding only."""
+    server = sql_server(request.param, gt.dir, "%s-warnings" % request.param)
     try:
         server.create_db("mdm")
         a = gt.devices["dev_a"]
         server.sql("mdm", "INSERT INTO cert_auth_associations (id, sha256) VALUES ('%s', '%s')"
                    % (a.enrollment_id, a.sha256))
-        server.sql("mdm", "CREATE ROLE mdm_httpd LOGIN; "
-                          "GRANT SELECT ON cert_auth_associations TO mdm_httpd")
+        if server.driver == "mysql":
+            server.sql(None, "CREATE USER mdm_httpd IDENTIFIED BY 'pw'; "
+                             "GRANT SELECT ON mdm.cert_auth_associations TO mdm_httpd")
+        else:
+            server.sql("mdm", "CREATE ROLE mdm_httpd LOGIN; "
+                              "GRANT SELECT ON cert_auth_associations TO mdm_httpd")
         yield server
     finally:
         server.cleanup()
 
 
-def pg_audit_server(gt, start_httpd, pg):
-    params = pg.dbd_params("mdm").replace("user=%s" % pg.user, "user=mdm_httpd")
-    return start_httpd([gt.vhost(db_driver="pgsql", db=params, directives=AUDIT_SQL)])
+def audit_server(gt, start_httpd, server):
+    if server.driver == "mysql":
+        params = server.dbd_params("mdm", user="mdm_httpd", password="pw")
+    else:
+        params = server.dbd_params("mdm").replace("user=%s" % server.user, "user=mdm_httpd")
+    return start_httpd([gt.vhost(db_driver=server.driver, db=params, directives=AUDIT_SQL)])
 
 
-@pytest.mark.gt_log("GT00807", "GT01801")
-def test_postgresql_table_the_httpd_user_cannot_write(gt, start_httpd, pg, client):
-    h = pg_audit_server(gt, start_httpd, pg)
+# PostgreSQL refuses the write, MariaDB already the statement's preparation
+DENIED_RX = {"pgsql": r"a test write \(rolled back\) to its table failed at start-up: "
+                      r".*permission denied for table gettoken_audit",
+             "mysql": r"the statement does not prepare as the httpd user at start-up "
+                      r"\(no audit rows\): MySQL error 1142: INSERT command denied .*gettoken_audit"}
+
+
+@pytest.mark.gt_log("GT00807", "GT00810", "GT01801")   # PostgreSQL's ids, MariaDB's
+def test_table_the_httpd_user_cannot_write(gt, start_httpd, sqldb, client):
+    h = audit_server(gt, start_httpd, sqldb)
     lines = h.wait_log(0, WARN_RX, timeout=10)     # the first child checks
     time.sleep(0.5)
-    line = only_warning(h, r"GetTokenAuditSQL in .*a test write \(rolled back\) to its table "
-                           r"failed at start-up: .*permission denied for table gettoken_audit")
+    line = only_warning(h, r"GetTokenAuditSQL in .*" + DENIED_RX[sqldb.driver])
     assert lines == [line]
-    # the answer itself is still given
+    # the answer itself is still given, with a warning that no row was written
     a = gt.devices["dev_a"]
+    mark = h.log_mark()
     token_from_response(client(h, "dev_a").checkin(gettoken_fields(udid=a.enrollment_id)))
+    assert h.wait_log(mark, r"GetTokenAuditSQL in .*the statement failed.*\(the answer stands\)")
 
 
-def test_postgresql_writable_table_warns_of_nothing_and_keeps_no_row(gt, start_httpd, pg):
-    pg.sql("mdm", "GRANT INSERT ON gettoken_audit TO mdm_httpd")
+def test_writable_table_warns_of_nothing_and_keeps_no_row(gt, start_httpd, sqldb):
+    grant = "GRANT INSERT ON %sgettoken_audit TO mdm_httpd"
+    revoke = "REVOKE INSERT ON %sgettoken_audit FROM mdm_httpd"
+    prefix = "mdm." if sqldb.driver == "mysql" else ""
+    sqldb.sql("mdm", grant % prefix)
     try:
-        h = pg_audit_server(gt, start_httpd, pg)
+        h = audit_server(gt, start_httpd, sqldb)
         assert h.wait_log(0, r"test write \(rolled back\) to its table succeeded", timeout=10)
         assert gettoken_warnings(h) == []
-        assert pg.sql("mdm", "SELECT count(*) FROM gettoken_audit").strip() == "0"
+        assert sqldb.sql("mdm", "SELECT count(*) FROM gettoken_audit").strip() == "0"
     finally:
-        pg.sql("mdm", "REVOKE INSERT ON gettoken_audit FROM mdm_httpd")
+        sqldb.sql("mdm", revoke % prefix)

@@ -30,7 +30,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from gt_client import UUID4_RX, decode_unverified, token_from_response
 from gt_httpd import JWT_RX, MODDIR, running
 from pairing_helpers import issue_request, low_s, resign_parts, sth_of
-from gt_pg import served_pg
+from gt_sql import SERVERS, served_sql
 from gt_stream import run_concurrently
 from watch_helpers import (ISSUER_HEADER, MISSING_CODE, PHONE_HEADER, PKCS7_CT, encode, enroll,
                       machine_info, new_watch_udid, plist_bytes, sign_attached, sqlite_rows,
@@ -427,7 +427,7 @@ def test_untrusted_key(gt, site, key):
 
 
 @pytest.mark.parametrize("claim", ["phone_udid", "iss", "exp", "sth"])
-@pytest.mark.gt_log("GT01908")
+@pytest.mark.gt_log("GT01908", "GT01910")
 def test_tampered_token(gt, site, claim):
     udid, secret, token = paired(gt, site)
     claims = decode_unverified(token)[1]
@@ -942,39 +942,48 @@ def test_misconfiguration_refused(gt, case):
     assert re.search(r"GetTokenWatch(Enrollment|SecurityTokenLifetime)", out), out
 
 
-# --- PostgreSQL: outage, two nodes -------------------------------------------------------------
+# --- PostgreSQL and MariaDB: outage, two nodes ---------------------------------------------------
 
 NODE_MPM = "StartServers 2\nThreadsPerChild 16\nMaxRequestWorkers 32"
 
 
-@pytest.fixture(scope="module")
-def pg(gt):
-    yield from served_pg(gt.dir, "pg-watch-enroll", "watchmdm")
+@pytest.fixture(scope="module", params=SERVERS)
+def sqldb(gt, request):
+    yield from served_sql(request.param, gt.dir, "%s-watch-enroll" % request.param, "watchmdm")
 
 
-def pg_node(gt, pg, site):
-    v = watch_mdm_vhost(gt, pg.dbd_params("watchmdm"), site.trust, db_driver="pgsql")
+def pg_node(gt, sqldb, site):
+    v = watch_mdm_vhost(gt, sqldb.dbd_params("watchmdm"), site.trust, db_driver=sqldb.driver)
     return gt.httpd([v], extra_global=NODE_MPM)
 
 
 @pytest.fixture(scope="module")
-def nodes(gt, pg, site):
-    yield from running(pg_node(gt, pg, site), pg_node(gt, pg, site))
+def nodes(gt, sqldb, site):
+    yield from running(pg_node(gt, sqldb, site), pg_node(gt, sqldb, site))
 
 
-def test_pg_two_nodes_share_security_tokens(gt, site, pg, nodes):
+@pytest.mark.gt_log("GT02009")
+def test_db_two_nodes_share_security_tokens(gt, site, sqldb, nodes):
     a, b = nodes
     udid = new_watch_udid()
     secret = security_token(gt, site, a.vhosts[0], udid)        # issued by node a
     r, body = ask(gt, b.vhosts[0], udid, token=pairing_token(gt, site, udid, secret))
     assert r.status == 200, (r.status, b.log_tail(3))           # admitted by node b
     assert b.record(r.test_id)[1] == body
-    assert pg.sql("watchmdm", "SELECT used FROM gettoken_watch_security_token WHERE "
+    assert sqldb.sql("watchmdm", "SELECT used FROM gettoken_watch_security_token WHERE "
                               "security_token = '%s'" % secret).strip() == "1"
+    # why a token is refused comes from its row (the server's integer columns read back)
+    for who, reason in ((udid, r"security token was used before"),
+                        (new_watch_udid(), r"security token was issued to another watch")):
+        mark = a.log_mark()
+        r, _ = ask(gt, a.vhosts[0], who, token=pairing_token(gt, site, who, secret))
+        assert r.status == 403 and a.record(r.test_id, timeout=0) is None
+        lines = a.wait_log(mark, r"gettoken: .*\(403\)")
+        assert len(lines) == 1 and re.search(reason, lines[0]), lines
 
 
 @pytest.mark.gt_log("GT02009")
-def test_pg_fifty_concurrent_admissions_one_success(gt, site, nodes):
+def test_db_fifty_concurrent_admissions_one_success(gt, site, nodes):
     a, b = nodes
     udid = new_watch_udid()
     secret = security_token(gt, site, a.vhosts[0], udid)
@@ -1002,12 +1011,12 @@ def test_pg_fifty_concurrent_admissions_one_success(gt, site, nodes):
 
 # with or without a pooled connection, while reading, recording or using up
 @pytest.mark.gt_log("GT02003", "GT02005", "GT02007", "GT02008", "GT02017")
-def test_pg_outage_503_then_recovery(gt, site, pg, nodes):
+def test_db_outage_503_then_recovery(gt, site, sqldb, nodes):
     a, _ = nodes
     udid = new_watch_udid()
     secret = security_token(gt, site, a.vhosts[0], udid)
     token = pairing_token(gt, site, udid, secret)
-    pg.stop()
+    sqldb.stop()
     try:
         for with_token in (False, True):
             mark = a.log_mark()
@@ -1018,8 +1027,8 @@ def test_pg_outage_503_then_recovery(gt, site, pg, nodes):
             lines = a.wait_log(mark, r"gettoken: .*\(503\)")
             assert len(lines) == 1, a.log_since(mark)
     finally:
-        pg.start()
-        assert pg.wait_ready()
+        sqldb.start()
+        assert sqldb.wait_ready()
     deadline = time.time() + 30
     while True:
         r, body = ask(gt, a.vhosts[0], udid, token=token)
@@ -1030,25 +1039,26 @@ def test_pg_outage_503_then_recovery(gt, site, pg, nodes):
     assert a.record(r.test_id)[1] == body
 
 
-def test_pg_repeat_and_purge_batch(gt, site, pg, nodes):
-    """On PostgreSQL too: a repeated ask returns the recorded token (one row per
-    node), and a due purge deletes one batch of expired rows with the portable
-    bounded DELETE."""
+def test_db_repeat_and_purge_batch(gt, site, sqldb, nodes):
+    """On PostgreSQL and MariaDB too: a repeated ask returns the recorded token
+    (one row per node), and a due purge deletes one batch of expired rows with
+    the portable bounded DELETE."""
     a, b = nodes
     udid = new_watch_udid()
     first = security_token(gt, site, a.vhosts[0], udid)
     assert security_token(gt, site, a.vhosts[0], udid) == first
     assert security_token(gt, site, b.vhosts[0], udid) != first     # another node's key
-    rows = pg.sql("watchmdm", "SELECT count(*) FROM gettoken_watch_security_token WHERE "
-                              "watch_udid = '%s'" % udid).strip()
+    rows = sqldb.sql("watchmdm", "SELECT count(*) FROM gettoken_watch_security_token WHERE "
+                                 "watch_udid = '%s'" % udid).strip()
     assert int(rows) == 2, rows
-    pg.sql("watchmdm", "INSERT INTO gettoken_watch_security_token (security_token, sth, "
-                       "watch_udid, expires_at, used) SELECT 'pg-old-' || i, 'pg-sth-' || i, "
-                       "'OLD', 1000 + i, 0 FROM generate_series(1, 300) AS i")
+    sqldb.sql("watchmdm", "INSERT INTO gettoken_watch_security_token (security_token, sth, "
+                          "watch_udid, expires_at, used) VALUES " + ", ".join(
+                              "('old-%d', 'old-sth-%d', 'OLD', %d, 0)" % (i, i, 1000 + i)
+                              for i in range(300)))
     time.sleep(1.1)             # every process's next batch is due
     mark = a.log_mark()
     security_token(gt, site, a.vhosts[0], new_watch_udid())
-    left = int(pg.sql("watchmdm", "SELECT count(*) FROM gettoken_watch_security_token "
-                                  "WHERE watch_udid = 'OLD'").strip())
+    left = int(sqldb.sql("watchmdm", "SELECT count(*) FROM gettoken_watch_security_token "
+                                     "WHERE watch_udid = 'OLD'").strip())
     assert left == 300 - PURGE_BATCH, left
     assert not a.wait_log(mark, r"GT02016", timeout=0.5)

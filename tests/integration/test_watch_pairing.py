@@ -7,7 +7,7 @@ jti table, which makes a token usable once.
 One httpd holds the phone organisation's vhosts (they issue) and a watch MDM
 vhost (it verifies, trusting the phone organisation's keys); tamper tests forge
 tokens with the test PKI's keys.  Replay across two nodes needs one shared
-database, so it is tested with PostgreSQL.
+database, so it is tested with PostgreSQL and MariaDB.
 """
 import base64
 import hashlib
@@ -27,7 +27,7 @@ from gt_httpd import running
 from pairing_helpers import (P256_ORDER, PAIRING, VERIFY_LOCATION, VERIFY_PATH, Pairing, b64url,
                              es256, high_s, issue_request, new_watch_udid, public_key_pem_file,
                              resign_parts, sth_of, verify_request, watch_vhost)
-from gt_pg import served_pg
+from gt_sql import SERVERS, served_sql
 from gt_stream import run_concurrently
 
 @pytest.fixture(scope="module")
@@ -501,29 +501,29 @@ def test_lifetime_directive_checked(gt):
     assert rc != 0 and "GetTokenWatchPairingLifetime" in out
 
 
-# --- two nodes sharing one PostgreSQL (DBDriver pgsql) -------------------------------
+# --- two nodes sharing one database: PostgreSQL (pgsql) and MariaDB (mysql) -----------
 
-@pytest.fixture(scope="module")
-def pg(gt):
-    yield from served_pg(gt.dir, "pg-pairing", "watchjti")
+@pytest.fixture(scope="module", params=SERVERS)
+def sqldb(gt, request):
+    yield from served_sql(request.param, gt.dir, "%s-pairing" % request.param, "watchjti")
 
 
 # enough workers that 25 parked client connections per node stay open
 NODE_MPM = "StartServers 2\nThreadsPerChild 16\nMaxRequestWorkers 32"
 
 
-def pg_node(gt, pg, issuer):
-    return gt.httpd([watch_vhost(gt, [(issuer, gt.pki.maid_ec.cert_path)], pg.dbd_params("watchjti"),
-                                 db_driver="pgsql")], extra_global=NODE_MPM)
+def pg_node(gt, sqldb, issuer):
+    return gt.httpd([watch_vhost(gt, [(issuer, gt.pki.maid_ec.cert_path)], sqldb.dbd_params("watchjti"),
+                                 db_driver=sqldb.driver)], extra_global=NODE_MPM)
 
 
 @pytest.fixture(scope="module")
-def nodes(gt, pg, pairing):
-    yield from running(pg_node(gt, pg, pairing.phone.uuid), pg_node(gt, pg, pairing.phone.uuid))
+def nodes(gt, sqldb, pairing):
+    yield from running(pg_node(gt, sqldb, pairing.phone.uuid), pg_node(gt, sqldb, pairing.phone.uuid))
 
 
 @pytest.mark.gt_log("GT01904")
-def test_two_nodes_single_use(gt, pairing, pg, nodes):
+def test_two_nodes_single_use(gt, pairing, sqldb, nodes):
     a, b = nodes
     for first, second in ((a, b), (b, a)):
         token, watch, secret = pairing.issue(gt)
@@ -538,7 +538,7 @@ def test_two_nodes_single_use(gt, pairing, pg, nodes):
         assert token not in second.read_error_log()
         # the row: the jti, kept until exp + the clock skew
         exp = decode_unverified(token)[1]["exp"]
-        assert pg.sql("watchjti", "SELECT expires_at FROM gettoken_pairing_jti WHERE jti = '%s'"
+        assert sqldb.sql("watchjti", "SELECT expires_at FROM gettoken_pairing_jti WHERE jti = '%s'"
                       % jti).strip() == str(exp + 60)
 
 
@@ -600,28 +600,28 @@ def test_concurrent_verifies_sqlite_one_success(gt, pairing):
     assert sorted(statuses) == [200] + [403] * 7, statuses
 
 
-def test_expired_rows_purged(gt, pairing, pg):
+def test_expired_rows_purged(gt, pairing, sqldb):
     now = int(time.time())
     stale, live = str(uuid.uuid4()), str(uuid.uuid4())
-    pg.sql("watchjti", "INSERT INTO gettoken_pairing_jti (jti, expires_at) VALUES "
+    sqldb.sql("watchjti", "INSERT INTO gettoken_pairing_jti (jti, expires_at) VALUES "
                        "('%s', %d), ('%s', %d)" % (stale, now - 10, live, now + 3600))
-    node = pg_node(gt, pg, pairing.phone.uuid)
+    node = pg_node(gt, sqldb, pairing.phone.uuid)
     node.start()       # a fresh node purges on its first verification
     try:
         token, watch, secret = pairing.issue(gt)
         assert verify_request(gt, node.port, token, watch, secret).status == 200
-        rows = pg.sql("watchjti", "SELECT jti FROM gettoken_pairing_jti WHERE jti IN "
+        rows = sqldb.sql("watchjti", "SELECT jti FROM gettoken_pairing_jti WHERE jti IN "
                                   "('%s', '%s')" % (stale, live)).split()
         assert rows == [live]
     finally:
         node.stop()
 
 
-@pytest.mark.gt_log("GT01904", "GT01905")
-def test_database_down_503_then_recovers(gt, pairing, pg, nodes):
+@pytest.mark.gt_log("GT01903", "GT01904", "GT01905")
+def test_database_down_503_then_recovers(gt, pairing, sqldb, nodes):
     a, _ = nodes
     token, watch, secret = pairing.issue(gt)
-    pg.stop()
+    sqldb.stop()
     try:
         mark = a.log_mark()
         r = verify_request(gt, a.port, token, watch, secret)
@@ -629,8 +629,8 @@ def test_database_down_503_then_recovers(gt, pairing, pg, nodes):
         assert r.header("Retry-After") == "30"
         assert a.wait_log(mark, r"GT0190[35]: pairing verify refused \(503\)")
     finally:
-        pg.start()
-        assert pg.wait_ready()
+        sqldb.start()
+        assert sqldb.wait_ready()
     # dead pooled connections are dropped one request at a time; the token was
     # not used up by the failed attempts
     deadline = time.time() + 30
@@ -644,11 +644,11 @@ def test_database_down_503_then_recovers(gt, pairing, pg, nodes):
 
 
 @pytest.mark.gt_log("GT00809", "GT01903")
-def test_missing_jti_table_503(gt, pairing, pg):
-    pg.create_db("nojti", schema=None)
+def test_missing_jti_table_503(gt, pairing, sqldb):
+    sqldb.create_db("nojti", schema=None)
     node = gt.httpd([watch_vhost(gt, [(pairing.phone.uuid, gt.pki.maid_ec.cert_path)],
-                                 pg.dbd_params("nojti"),
-                                 db_driver="pgsql")])
+                                 sqldb.dbd_params("nojti"),
+                                 db_driver=sqldb.driver)])
     node.start()
     try:
         token, watch, secret = pairing.issue(gt)

@@ -1,48 +1,41 @@
 # SPDX-License-Identifier: Apache-2.0
 # Copyright 2026 The mod_gettoken Authors
-"""The enrollment binding on PostgreSQL (DBDriver pgsql): nanomdm's
-cert_auth_associations table with the default GetTokenEnrollmentSQL, several
-httpd nodes on one database, and database faults: a
-database that is down, restarted, missing its table, slow, or short of pooled
-connections gives 503 + Retry-After or a success -- never a crash, never a
-wait without end -- and service comes back by itself.
+"""The enrollment binding on the SQL servers MDMs run on, PostgreSQL
+(DBDriver pgsql) and MariaDB (DBDriver mysql), each test on each: nanomdm's
+cert_auth_associations table (as nanomdm's schema for that server defines
+it) with the default GetTokenEnrollmentSQL, device and user enrollments,
+several httpd nodes on one database, and database faults: a database that is
+down, restarted, missing its table, slow, or short of pooled connections
+gives 503 + Retry-After or a success -- never a crash, never a wait without
+end -- and service comes back by itself.  statement_timeout and
+connect_timeout in DBDParams are PostgreSQL's alone: apr-util's mysql driver
+takes neither, and MariaDB's counterparts (an option file) are tested with
+README's recipes in test_mysql_recipes.py.
 
-A real PostgreSQL server (Debian's postgresql package) is started by the
-tests in a throwaway directory (gt_pg.PgServer)."""
+Real servers (Debian's postgresql and mariadb-server packages) are started
+by the tests in throwaway directories (gt_pg.PgServer, gt_mysql.MariaDbServer)."""
 import os
 import re
 import socket
 import subprocess
 import threading
 import time
+import uuid
 
 import pytest
 
+import gt_mysql
 from gt_client import checkin_body, gettoken_fields, token_from_response, verify_maid_token
-from gt_pg import PgServer
+from gt_sql import SERVERS, insert_ignore, nanomdm_table, need, sleep_sql, sql_server
 from gt_sign import mdm_signature
 from gt_httpd import GT_LINE_RX, running
 
-# nanomdm's own definition (storage/pgsql/schema.sql), not ours
-NANOMDM_TABLE = """
-CREATE TABLE cert_auth_associations
-(
-    id         VARCHAR(255) NOT NULL,
-    sha256     CHAR(64)     NOT NULL,
-    created_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP,
-    updated_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP,
-    PRIMARY KEY (id, sha256),
-    CHECK (id != ''),
-    CHECK (sha256 != '')
-);
-"""
 
-
-def enroll(pg, db, gt, names=("dev_a", "dev_b", "dev_user")):
+def enroll(server, db, gt, names=("dev_a", "dev_b", "dev_user")):
     for n in names:
         d = gt.devices[n]
-        pg.sql(db, "INSERT INTO cert_auth_associations (id, sha256) VALUES ('%s', '%s') "
-                   "ON CONFLICT DO NOTHING" % (d.enrollment_id, d.sha256))
+        insert_ignore(server, db, "cert_auth_associations", ("id", "sha256"),
+                      (d.enrollment_id, d.sha256))
 
 
 def body_for(gt, device):
@@ -52,9 +45,9 @@ def body_for(gt, device):
     return checkin_body(gettoken_fields(udid=d.enrollment_id))
 
 
-def pg_vhost(gt, pg, db, **kw):
+def db_vhost(gt, server, db, **kw):
     kw.setdefault("directives", "GetTokenIdentity ssl mdm-signature")
-    return gt.vhost(db_driver="pgsql", db=pg.dbd_params(db), **kw)
+    return gt.vhost(db_driver=server.driver, db=server.dbd_params(db), **kw)
 
 
 def ask_until_ok(gt, h, pause=0.3, on_refusal=None, tries=10):
@@ -121,24 +114,29 @@ def concurrently(n, fn):
     return out
 
 
+@pytest.fixture(scope="module", params=SERVERS)
+def kind(request):
+    need(request.param)
+    return request.param
+
+
 @pytest.fixture(scope="module")
-def pg(gt):
-    p = PgServer(gt.dir, name="pg-shared").start()
+def shared_db(gt, kind):
+    """The shared server: "mdm" with our schema, "nanomdm" with nanomdm's table alone."""
+    p = sql_server(kind, gt.dir, "%s-shared" % kind)
     try:
         p.create_db("mdm")
         enroll(p, "mdm", gt)
         p.create_db("nanomdm", schema=None)
-        p.sql("nanomdm", NANOMDM_TABLE)
+        p.sql("nanomdm", nanomdm_table(p))
         enroll(p, "nanomdm", gt)
         yield p
     finally:
         p.cleanup()
 
 
-@pytest.fixture
-def own_pg(gt):
-    """A PostgreSQL server of the test's own, to stop and break."""
-    p = PgServer(gt.dir, name="pg-%d" % time.time_ns()).start()
+def own_server(gt, kind):
+    p = sql_server(kind, gt.dir, "%s-%d" % (kind, time.time_ns()))
     try:
         p.create_db("mdm")
         enroll(p, "mdm", gt)
@@ -147,15 +145,27 @@ def own_pg(gt):
         p.cleanup()
 
 
+@pytest.fixture
+def own_db(gt, kind):
+    """A server of the test's own, to stop and break."""
+    yield from own_server(gt, kind)
+
+
+@pytest.fixture
+def own_pg(gt):
+    """A PostgreSQL server of the test's own, for PostgreSQL's own faults."""
+    yield from own_server(gt, "pgsql")
+
+
 @pytest.fixture(scope="module")
-def nodes(gt, pg):
+def nodes(gt, shared_db):
     """Two httpd instances, default GetTokenEnrollmentSQL, one nanomdm database."""
-    hs = [gt.httpd([pg_vhost(gt, pg, "nanomdm")], loglevel="info") for _ in range(2)]
+    hs = [gt.httpd([db_vhost(gt, shared_db, "nanomdm")], loglevel="info") for _ in range(2)]
     yield from running(*hs)
     assert_no_crash(*hs)
 
 
-# --- binding on PostgreSQL -------------------------------------------------------
+# --- binding -------------------------------------------------------
 def test_default_sql_reads_nanomdm_table(nodes, gt):
     for h in nodes:
         assert "GetTokenEnrollmentSQL" not in open(h.conf).read()
@@ -167,7 +177,7 @@ def test_default_sql_reads_nanomdm_table(nodes, gt):
 
 
 @pytest.mark.gt_log("GT01303")
-def test_not_bound_403_on_postgresql(nodes, gt):
+def test_not_bound_403(nodes, gt):
     h = nodes[0]
     for dev, signer in (("dev_unenrolled", None), ("dev_a", "dev_b")):
         mark = h.log_mark()
@@ -188,46 +198,60 @@ def test_injection_is_a_parameter(nodes, gt):
 
 
 @pytest.mark.gt_log("GT01303")
-def test_nodes_see_enrollment_changes_at_once(nodes, gt, pg):
+def test_nodes_see_enrollment_changes_at_once(nodes, gt, shared_db):
     """Nothing is cached: a row added or removed counts at the next request on every node."""
     dev = gt.devices["dev_unenrolled"]
     try:
-        enroll(pg, "nanomdm", gt, ["dev_unenrolled"])
+        enroll(shared_db, "nanomdm", gt, ["dev_unenrolled"])
         for h in nodes:
             assert_token(gt, h, ask(gt, h, "dev_unenrolled")[0])
     finally:
-        pg.sql("nanomdm", "DELETE FROM cert_auth_associations WHERE id = '%s'" % dev.enrollment_id)
+        shared_db.sql("nanomdm", "DELETE FROM cert_auth_associations WHERE id = '%s'" % dev.enrollment_id)
     for h in nodes:
         assert ask(gt, h, "dev_unenrolled")[0].status == 403
 
 
-def test_shipped_schema_applies_twice_and_works(gt, pg, start_httpd):
-    schema = os.path.join(os.path.dirname(pg.dir), "pg-shared", "postgresql.sql")
-    assert os.path.exists(schema)        # the copy create_db() applied
-    pg.psql("mdm", file=schema)         # a second time: harmless
-    h = start_httpd([pg_vhost(gt, pg, "mdm")], loglevel="info")
+def test_shipped_schema_applies_twice_and_works(gt, shared_db, start_httpd):
+    if shared_db.driver == "mysql":
+        schema = gt_mysql.SCHEMA
+    else:
+        schema = os.path.join(shared_db.dir, "postgresql.sql")
+    assert os.path.exists(schema)        # (a copy of) what create_db() applied
+    tables = ("SELECT table_name FROM information_schema.tables WHERE table_name LIKE 'gettoken%' "
+              "ORDER BY table_name")
+    before = shared_db.sql("mdm", tables).split()
+    assert "gettoken_pairing_jti" in before and "gettoken_audit" in before, before
+    shared_db.sql("mdm", file=schema)          # a second time: harmless
+    assert shared_db.sql("mdm", tables).split() == before
+    # keys compare byte for byte: a jti that differs in case is another one
+    jti = str(uuid.uuid4())
+    shared_db.sql("mdm", "INSERT INTO gettoken_pairing_jti (jti, expires_at) VALUES ('%s', 1), ('%s', 1)"
+                  % (jti, jti.upper()))
+    assert shared_db.sql("mdm", "SELECT count(*) FROM gettoken_pairing_jti WHERE jti = '%s'"
+                         % jti).strip() == "1"
+    h = start_httpd([db_vhost(gt, shared_db, "mdm")], loglevel="info")
     assert_token(gt, h, ask(gt, h, "dev_a")[0])
     assert_no_crash(h)
 
 
 # --- faults ----------------------------------------------------------------------
 @pytest.mark.gt_log("GT01302")
-def test_database_stopped_then_started(gt, own_pg):
-    """Two nodes; PostgreSQL stops under them: 503 + Retry-After, promptly;
+def test_database_stopped_then_started(gt, own_db):
+    """Two nodes; the database server stops under them: 503 + Retry-After, promptly;
     it starts again: 200 within a few requests, without a restart of httpd."""
-    hs = [gt.httpd([pg_vhost(gt, own_pg, "mdm")], loglevel="info").start() for _ in range(2)]
+    hs = [gt.httpd([db_vhost(gt, own_db, "mdm")], loglevel="info").start() for _ in range(2)]
     try:
         for h in hs:
             assert_token(gt, h, ask(gt, h)[0])      # pooled connections are warm
-        own_pg.stop()
+        own_db.stop()
         for h in hs:
             for _ in range(4):
                 mark = h.log_mark()
                 r, took = ask(gt, h)
                 assert_503(h, r, mark)
                 assert took < 10, took
-        own_pg.start()
-        assert own_pg.wait_ready()
+        own_db.start()
+        assert own_db.wait_ready()
         for h in hs:
             r = ask_until_ok(gt, h, pause=0.5, on_refusal=lambda r: assert_503(h, r))
             assert_token(gt, h, r)
@@ -241,24 +265,22 @@ def test_database_stopped_then_started(gt, own_pg):
 
 
 @pytest.mark.parametrize("how", ["restart", "terminate-backends"])
-def test_dropped_pooled_connections_cost_no_request(gt, own_pg, how):
+def test_dropped_pooled_connections_cost_no_request(gt, own_db, how):
     """Connections in mod_dbd's pool that the server dropped while httpd was
     idle are re-opened on first use: no request sees a 503."""
-    h = gt.httpd([pg_vhost(gt, own_pg, "mdm")], loglevel="info").start()
+    h = gt.httpd([db_vhost(gt, own_db, "mdm")], loglevel="info").start()
     try:
         # fill the pool: concurrent requests take several connections
         res = concurrently(12, lambda i: ask(gt, h, ("dev_a", "dev_b", "dev_user")[i % 3])[0])
         for r in res:
             assert_token(gt, h, r)
-        n = int(own_pg.sql("postgres", "SELECT count(*) FROM pg_stat_activity WHERE datname = 'mdm'"))
-        assert n >= 1
+        assert own_db.connections("mdm") >= 1
         if how == "restart":
-            own_pg.stop()
-            own_pg.start()
-            assert own_pg.wait_ready()
+            own_db.stop()
+            own_db.start()
+            assert own_db.wait_ready()
         else:
-            own_pg.sql("postgres", "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                                   "WHERE datname = 'mdm' AND pid <> pg_backend_pid()")
+            assert own_db.kill_connections("mdm") >= 1
         res = concurrently(12, lambda i: ask(gt, h, ("dev_a", "dev_b", "dev_user")[i % 3])[0])
         for r in res:
             assert not isinstance(r, Exception), r
@@ -269,35 +291,35 @@ def test_dropped_pooled_connections_cost_no_request(gt, own_pg, how):
 
 
 @pytest.mark.gt_log("GT01302")
-def test_table_missing_then_created(gt, own_pg):
+def test_table_missing_then_created(gt, own_db):
     """A query error (no such table) is a 503; creating the table heals it."""
-    own_pg.create_db("empty", schema=None)
-    h = gt.httpd([pg_vhost(gt, own_pg, "empty")], loglevel="info").start()
+    own_db.create_db("empty", schema=None)
+    h = gt.httpd([db_vhost(gt, own_db, "empty")], loglevel="info").start()
     try:
         for _ in range(3):
             mark = h.log_mark()
             assert_503(h, ask(gt, h)[0], mark)
-        own_pg.sql("empty", NANOMDM_TABLE)
-        enroll(own_pg, "empty", gt)
+        own_db.sql("empty", nanomdm_table(own_db))
+        enroll(own_db, "empty", gt)
         assert_token(gt, h, ask_until_ok(gt, h))
         # dropped under a running httpd (its connections already prepared): 503 again
-        own_pg.sql("empty", "DROP TABLE cert_auth_associations")
+        own_db.sql("empty", "DROP TABLE cert_auth_associations")
         mark = h.log_mark()
         assert_503(h, ask(gt, h)[0], mark)
-        own_pg.sql("empty", NANOMDM_TABLE)
-        enroll(own_pg, "empty", gt)
+        own_db.sql("empty", nanomdm_table(own_db))
+        enroll(own_db, "empty", gt)
         assert_token(gt, h, ask(gt, h)[0])
     finally:
         h.stop()
     assert_no_crash(h)
 
 
-def test_pool_exhausted_waits_then_answers(gt, own_pg):
+def test_pool_exhausted_waits_then_answers(gt, own_db):
     """DBDMax 1 per process and slow queries: concurrent requests queue for
     the one connection and are all answered, in bounded time."""
     slow_sql = ('GetTokenEnrollmentSQL "SELECT 1 FROM cert_auth_associations WHERE id = %s '
-                'AND sha256 = %s AND pg_sleep(0.2) IS NOT NULL"')
-    h = gt.httpd([pg_vhost(gt, own_pg, "mdm", directives="DBDMin 0\nDBDKeep 1\nDBDMax 1\n" + slow_sql)],
+                'AND sha256 = %s AND ' + sleep_sql(own_db, 0.2) + '"')
+    h = gt.httpd([db_vhost(gt, own_db, "mdm", directives="DBDMin 0\nDBDKeep 1\nDBDMax 1\n" + slow_sql)],
                  loglevel="info").start()
     try:
         t = time.time()
@@ -308,7 +330,7 @@ def test_pool_exhausted_waits_then_answers(gt, own_pg):
             assert r[0].status in (200, 503), r[0].status
         assert all(r[0].status == 200 for r in res), [r[0].status for r in res]
         assert took < 30, took
-        n = int(own_pg.sql("postgres", "SELECT count(*) FROM pg_stat_activity WHERE datname = 'mdm'"))
+        n = own_db.connections("mdm")
         assert n <= 2, "DBDMax 1 per child (ServerLimit 2) but %d connections" % n
     finally:
         h.stop()
@@ -384,16 +406,16 @@ def test_unresponsive_database_is_bounded_by_connect_timeout(gt, start_httpd):
         sock.close()
 
 
-def test_schema_change_on_live_database(gt, own_pg):
-    """A migration on the live PostgreSQL database (a new table, a new column
+def test_schema_change_on_live_database(gt, own_db):
+    """A migration on the live database (a new table, a new column
     in the table the statement reads) costs no request."""
-    h = gt.httpd([pg_vhost(gt, own_pg, "mdm")], loglevel="info").start()
+    h = gt.httpd([db_vhost(gt, own_db, "mdm")], loglevel="info").start()
     try:
         res = concurrently(8, lambda i: ask(gt, h, ("dev_a", "dev_b")[i % 2])[0])
         for r in res:
             assert_token(gt, h, r)
-        own_pg.sql("mdm", "CREATE TABLE gettoken_migration (id int PRIMARY KEY)")
-        own_pg.sql("mdm", "ALTER TABLE cert_auth_associations ADD COLUMN note text")
+        own_db.sql("mdm", "CREATE TABLE gettoken_migration (id int PRIMARY KEY)")
+        own_db.sql("mdm", "ALTER TABLE cert_auth_associations ADD COLUMN note text")
         mark = h.log_mark()
         res = concurrently(8, lambda i: ask(gt, h, ("dev_a", "dev_b")[i % 2])[0])
         for r in res:
