@@ -38,12 +38,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "integration"))
 sys.path.insert(0, HERE)
 
-import jwt  # noqa: E402
-
 from bench_common import CLK_TCK  # noqa: E402 (also puts tests/harness on sys.path)
 from bench_measure import sign_us  # noqa: E402
 from gt_env import Env  # noqa: E402
-from pairing_helpers import sth_of  # noqa: E402
+from pairing_helpers import es256, sth_of  # noqa: E402
 from watch_helpers import PKCS7_CT, machine_info, plist_bytes, sign_attached  # noqa: E402
 
 
@@ -63,11 +61,10 @@ def admissions(env, db, issuer, n, product="Watch6,1"):
         con.execute("INSERT INTO gettoken_watch_security_token (security_token, sth, "
                     "watch_udid, expires_at, used) VALUES (?, ?, ?, ?, 0)",
                     (secret, sth, udid, now + 3600))
-        token = jwt.encode({"iss": issuer, "iat": now, "exp": now + 3000,
-                            "jti": str(uuid.uuid4()), "service_type": "com.apple.watch.pairing",
-                            "phone_udid": "00008110-" + uuid.uuid4().hex[:16].upper(),
-                            "watch_udid": udid, "sth": sth},
-                           env.pki.maid_ec.key, algorithm="ES256")
+        token = es256({"iss": issuer, "iat": now, "exp": now + 3000,
+                       "jti": str(uuid.uuid4()), "service_type": "com.apple.watch.pairing",
+                       "phone_udid": "00008110-" + uuid.uuid4().hex[:16].upper(),
+                       "watch_udid": udid, "sth": sth}, env.pki.maid_ec.key)
         bodies.append(sign_attached(plist_bytes(machine_info(udid, product, token=token)),
                                     env.devices["dev_a"]))
     con.commit()

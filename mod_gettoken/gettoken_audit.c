@@ -8,7 +8,9 @@
  *
  * The audit statement runs on the request's pooled mod_dbd connection
  * once the answer is decided; its failure -- preparing it included -- is
- * logged and changes nothing.
+ * logged and changes nothing.  A refusal before any identity was found
+ * (400, 401) writes no row, and the values a client chose are cut to
+ * AUDIT_MAX_VALUE bytes.
  */
 #include "gettoken_private.h"
 #include "gettoken_dbd.h"
@@ -80,6 +82,23 @@ static void audit_failed(request_rec *r, const char *why, const char *detail)
                   detail ? ": " : "", detail ? detail : "");
 }
 
+/* The most bytes a client-chosen value takes in a row. */
+#define AUDIT_MAX_VALUE 255
+#define AUDIT_CUT_MARK  "[...]"
+
+/* A client's value as it goes into a row: at most AUDIT_MAX_VALUE bytes,
+ * a longer one cut at a UTF-8 character boundary and marked. */
+static const char *audit_value(apr_pool_t *p, const char *v)
+{
+    apr_size_t keep = AUDIT_MAX_VALUE - (sizeof(AUDIT_CUT_MARK) - 1);
+
+    if (!v || strlen(v) <= AUDIT_MAX_VALUE)
+        return v;
+    while (keep > 0 && ((unsigned char)v[keep] & 0xc0) == 0x80)
+        keep--;
+    return apr_pstrcat(p, apr_pstrmemdup(p, v, keep), AUDIT_CUT_MARK, NULL);
+}
+
 struct audit_row {
     const char *args[6];
     int nrows;
@@ -106,9 +125,9 @@ static void run_audit(request_rec *r, const gettoken_server_conf *conf,
         audit_failed(r, GETTOKEN_DBD_NO_CONNECTION, NULL);
         return;
     }
-    q.args[0] = gt_checkin_enrollment(msg);
+    q.args[0] = audit_value(r->pool, gt_checkin_enrollment(msg));
     q.args[1] = audit_organisation(r, status);
-    q.args[2] = msg->service_type;
+    q.args[2] = audit_value(r->pool, msg->service_type);
     q.args[3] = jti ? jti : "";
     q.args[4] = apr_itoa(r->pool, status == OK ? HTTP_OK : status);
     q.args[5] = identity ? identity : "";
@@ -132,8 +151,12 @@ void gettoken_answered(request_rec *r, const gettoken_server_conf *conf,
         gettoken_status_count(GT_STAT_ISSUED, msg->service_type, 0);
     else
         gettoken_status_count(GT_STAT_REFUSED, NULL, status);
-    /* a 503 is a database that could not be reached: it was logged */
+    /* a 503 is a database that could not be reached: it was logged; a
+     * request refused before any identity was found is nobody's (a row
+     * per such request would let anyone fill the table) */
     if (conf->audit->sql && conf->audit->label
-        && status != HTTP_SERVICE_UNAVAILABLE)
+        && status != HTTP_SERVICE_UNAVAILABLE
+        && !((status == HTTP_BAD_REQUEST || status == HTTP_UNAUTHORIZED)
+             && !apr_table_get(r->notes, GT_NOTE_IDENTITY)))
         run_audit(r, conf, msg, status);
 }

@@ -17,6 +17,7 @@
  */
 #include "gettoken_private.h"
 #include "gettoken_dbd.h"
+#include "gettoken_status.h"
 
 #include "apr_strings.h"
 #include "apr_thread_mutex.h"
@@ -145,6 +146,8 @@ int gettoken_refuse(request_rec *r, gettoken_refused what, int status,
     va_start(ap, fmt);
     log_refusal(r, what, status, id, apr_pvsprintf(r->pool, fmt, ap));
     va_end(ap);
+    if (what == GT_REFUSED_WATCH_ENROLLMENT)
+        gettoken_status_count(GT_STAT_WATCH_REFUSED, NULL, status);
     return status == HTTP_SERVICE_UNAVAILABLE ? gettoken_retry_later(r)
                                               : status;
 }

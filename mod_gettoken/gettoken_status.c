@@ -3,7 +3,8 @@
 /*
  * gettoken_status.c - what mod_gettoken did, for mod_status: tokens issued
  * (per service type), GetTokens refused (per HTTP status), check-ins passed
- * through, watches admitted, and the mean time a token took to sign.
+ * through, watches admitted and refused at the enrollment gate, security
+ * tokens recorded for watches, and the mean time a token took to sign.
  *
  * The counters live in one anonymous shared-memory segment that the parent
  * creates at its first start-up and keeps in the process pool, which lives
@@ -32,6 +33,7 @@ enum {
     C_REFUSED_400, C_REFUSED_401, C_REFUSED_403, C_REFUSED_500,
     C_REFUSED_503, C_REFUSED_OTHER,
     C_SIGNED, C_SIGNING_USEC,
+    C_WATCH_REFUSED, C_WATCH_SECURITY_TOKENS,
     C_COUNT
 };
 
@@ -41,7 +43,8 @@ static const char *const counter_names[C_COUNT] = {
     "IssuedMaid", "IssuedWatchPairing", "IssuedOther",
     "Refused400", "Refused401", "Refused403", "Refused500",
     "Refused503", "RefusedOther",
-    "Signed", "SigningMicrosecondsTotal"
+    "Signed", "SigningMicrosecondsTotal",
+    "WatchRefused", "WatchSecurityTokens"
 };
 
 typedef struct {
@@ -119,6 +122,12 @@ void gettoken_status_count(gettoken_stat_event ev, const char *service_type,
     case GT_STAT_WATCH_ADMITTED:
         apr_atomic_inc64(&counters->n[C_WATCH_ADMITTED]);
         break;
+    case GT_STAT_WATCH_REFUSED:
+        apr_atomic_inc64(&counters->n[C_WATCH_REFUSED]);
+        break;
+    case GT_STAT_WATCH_SECURITY_TOKEN:
+        apr_atomic_inc64(&counters->n[C_WATCH_SECURITY_TOKENS]);
+        break;
     }
 }
 
@@ -176,8 +185,11 @@ int gettoken_status_hook(request_rec *r, int flags)
                v[C_REFUSED_403], v[C_REFUSED_500], v[C_REFUSED_503],
                v[C_REFUSED_OTHER]);
     ap_rprintf(r, "<p>Check-ins passed through: %" APR_UINT64_T_FMT
-               "; watches admitted: %" APR_UINT64_T_FMT "</p>\n",
-               v[C_PASSED_THROUGH], v[C_WATCH_ADMITTED]);
+               "; watches admitted: %" APR_UINT64_T_FMT ", refused at the "
+               "enrollment gate: %" APR_UINT64_T_FMT ", security tokens "
+               "recorded: %" APR_UINT64_T_FMT "</p>\n",
+               v[C_PASSED_THROUGH], v[C_WATCH_ADMITTED], v[C_WATCH_REFUSED],
+               v[C_WATCH_SECURITY_TOKENS]);
     return OK;
 }
 

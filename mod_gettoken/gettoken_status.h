@@ -13,7 +13,9 @@ typedef enum {
     GT_STAT_ISSUED,            /* a 200 with a token */
     GT_STAT_REFUSED,           /* a GetToken answered with an error */
     GT_STAT_PASSED_THROUGH,    /* a check-in handed on to the location */
-    GT_STAT_WATCH_ADMITTED     /* a watch pairing token accepted */
+    GT_STAT_WATCH_ADMITTED,    /* a watch pairing token accepted */
+    GT_STAT_WATCH_REFUSED,     /* the watch enrollment gate refused */
+    GT_STAT_WATCH_SECURITY_TOKEN /* a security token recorded for a watch */
 } gettoken_stat_event;
 /* mod_status's status_hook: the counters on the server-status page. */
 int gettoken_status_hook(request_rec *r, int flags);

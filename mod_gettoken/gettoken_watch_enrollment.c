@@ -13,13 +13,21 @@
  * used up now.
  * Admitted, the request goes on to the location's handler, body intact,
  * with GetToken-Watch-Paired-Phone / GetToken-Watch-Pairing-Issuer.
- * Bodies that are not a watch's MachineInfo pass on untouched.
+ *
+ * The gate fails closed: a body passes on untouched only when it was read
+ * whole and parsed as a MachineInfo that is not a watch's (an iPhone's,
+ * iPad's or Mac's); anything else is refused, 400 (413 over
+ * GetTokenMaxBodySize), and never reaches the MDM.  A watch asking again
+ * gets the security token it got before (one per window of half the
+ * lifetime, a few at most), so no one can fill the table per request.
  */
 #include "gettoken_private.h"
 #include "gettoken_body.h"
 #include "gettoken_dbd.h"
 #include "gettoken_status.h"
 
+#include "apr_atomic.h"
+#include "apr_lib.h"
 #include "apr_strings.h"
 #include "http_protocol.h"
 #include "http_request.h"
@@ -41,11 +49,25 @@
                     "watch_udid = %s AND used = 0 AND expires_at > %lld"
 #define SQL_EXPLAIN "SELECT watch_udid, used, expires_at FROM " TABLE \
                     " WHERE sth = %s"
-#define SQL_PURGE   "DELETE FROM " TABLE " WHERE expires_at < %lld"
-enum { STMT_ISSUE, STMT_USE, STMT_EXPLAIN, STMT_PURGE, STMT_COUNT };
+#define SQL_FIND    "SELECT watch_udid, used, expires_at FROM " TABLE \
+                    " WHERE security_token = %s"
+/* A bounded batch, at most once a second per process, in SQL that SQLite,
+ * PostgreSQL and MySQL all take (MySQL wants the LIMIT inside a derived
+ * table).  A backlog drains over many requests; none waits on all of it. */
+#define PURGE_BATCH 256
+#define SQL_PURGE   "DELETE FROM " TABLE " WHERE security_token IN " \
+                    "(SELECT security_token FROM (SELECT security_token FROM " \
+                    TABLE " WHERE expires_at < %lld LIMIT " \
+                    APR_STRINGIFY(PURGE_BATCH) ") AS expired)"
+enum { STMT_ISSUE, STMT_USE, STMT_EXPLAIN, STMT_FIND, STMT_PURGE, STMT_COUNT };
 static const char *const statement_sql[STMT_COUNT] = {
-    SQL_ISSUE, SQL_USE, SQL_EXPLAIN, SQL_PURGE
+    SQL_ISSUE, SQL_USE, SQL_EXPLAIN, SQL_FIND, SQL_PURGE
 };
+
+/* Security tokens one watch may be handed per window (half the lifetime):
+ * the next slot is used only when the previous one's token was used up. */
+#define TOKEN_SLOTS 3
+#define SECRET_LEN  32
 
 struct gettoken_watch_enrollment {
     int in_use;                    /* GetTokenWatchEnrollment On in this vhost */
@@ -54,7 +76,8 @@ struct gettoken_watch_enrollment {
     int lifetime_set;
     X509_STORE *ca;                /* at start-up */
     const char *label[STMT_COUNT];  /* mod_dbd labels, at start-up */
-    apr_uint32_t next_purge;
+    unsigned char secret[SECRET_LEN];  /* keys the security tokens, at start-up */
+    apr_uint32_t next_purge;           /* the second the next batch is due */
 };
 
 /* ---- configuration -------------------------------------------------------- */
@@ -79,6 +102,7 @@ struct gettoken_watch_enrollment *gettoken_watch_enrollment_merge(
     /* loaded and prepared at start-up, per vhost */
     we->ca = NULL;
     memset(we->label, 0, sizeof(we->label));
+    memset(we->secret, 0, sizeof(we->secret));
     we->next_purge = 0;
     return we;
 }
@@ -121,7 +145,7 @@ int gettoken_watch_enrollment_startup(const gettoken_startup *st,
                                       gettoken_server_conf *conf)
 {
     static const char *const purpose[STMT_COUNT] = {
-        "watch_issue", "watch_use", "watch_explain", "watch_purge"
+        "watch_issue", "watch_use", "watch_explain", "watch_find", "watch_purge"
     };
     struct gettoken_watch_enrollment *we = conf->watch_enrollment;
     apr_pool_t *pconf = st->pconf;
@@ -145,6 +169,13 @@ int gettoken_watch_enrollment_startup(const gettoken_startup *st,
                      gettoken_vhost_name(s, pconf), why);
         return !OK;
     }
+    if (apr_generate_random_bytes(we->secret, sizeof(we->secret))
+        != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, GTLOGNO(02015)
+                     "GetTokenWatchEnrollment in %s: no random bytes for the "
+                     "security tokens' key", gettoken_vhost_name(s, pconf));
+        return !OK;
+    }
     for (i = 0; i < STMT_COUNT; i++)
         we->label[i] = gettoken_dbd_prepare(s, pconf, statement_sql[i],
                                             purpose[i]);
@@ -162,7 +193,8 @@ struct token_query {
     int nrows;
     apr_int64_t now;
     const char *udid;
-    const char *why;            /* explain: what the row says */
+    int found;                  /* select_row: a row, and what it says */
+    int other_watch, used, expired;
 };
 
 static int change_rows(request_rec *r, ap_dbd_t *dbd, apr_dbd_prepared_t *stmt,
@@ -176,9 +208,9 @@ static int change_rows(request_rec *r, ap_dbd_t *dbd, apr_dbd_prepared_t *stmt,
     return gettoken_dbd_change(r, dbd, stmt, nargs, q->args, &q->nrows);
 }
 
-/* Why no security token could be used up, from the row of that sth. */
-static void explain(request_rec *r, const ap_dbd_t *dbd, apr_dbd_row_t *row,
-                    void *ctx)
+/* A row (watch_udid, used, expires_at) of the table, read into q. */
+static void note_row(request_rec *r, const ap_dbd_t *dbd, apr_dbd_row_t *row,
+                     void *ctx)
 {
     struct token_query *q = ctx;
     const char *owner = apr_dbd_get_entry(dbd->driver, row, 0);
@@ -186,23 +218,39 @@ static void explain(request_rec *r, const ap_dbd_t *dbd, apr_dbd_row_t *row,
     const char *exp = apr_dbd_get_entry(dbd->driver, row, 2);
 
     (void)r;
-    if (owner && strcmp(owner, q->udid) != 0)
-        q->why = "the security token was issued to another watch";
-    else if (used && strcmp(used, "0") != 0)
-        q->why = "the security token was used before";
-    else if (exp && apr_atoi64(exp) <= q->now)
-        q->why = "the security token has expired";
-    else
-        q->why = "the security token could not be used up";
+    q->found = 1;
+    q->other_watch = !owner || strcmp(owner, q->udid) != 0;
+    q->used = !used || strcmp(used, "0") != 0;
+    q->expired = !exp || apr_atoi64(exp) <= q->now;
 }
 
-static int explain_row(request_rec *r, ap_dbd_t *dbd, apr_dbd_prepared_t *stmt,
-                       void *ctx)
+static int select_row(request_rec *r, ap_dbd_t *dbd, apr_dbd_prepared_t *stmt,
+                      void *ctx)
 {
     struct token_query *q = ctx;
 
-    q->why = "the pairing token's sth matches no security token issued here";
-    return gettoken_dbd_select(r, dbd, stmt, 1, q->args, explain, q);
+    q->found = 0;
+    return gettoken_dbd_select(r, dbd, stmt, 1, q->args, note_row, q);
+}
+
+/* The row read is this watch's security token, unused and unexpired. */
+static int usable(const struct token_query *q)
+{
+    return q->found && !q->other_watch && !q->used && !q->expired;
+}
+
+/* Why no security token could be used up, from the row of that sth. */
+static const char *explain(const struct token_query *q)
+{
+    if (!q->found)
+        return "the pairing token's sth matches no security token issued here";
+    if (q->other_watch)
+        return "the security token was issued to another watch";
+    if (q->used)
+        return "the security token was used before";
+    if (q->expired)
+        return "the security token has expired";
+    return "the security token could not be used up";
 }
 
 static int run(request_rec *r, ap_dbd_t *dbd,
@@ -235,39 +283,97 @@ static int send_token_missing(request_rec *r, const char *security_token)
                                             : "application/json", doc, len);
 }
 
-/* A watch without PAIRING_TOKEN: a fresh security token, recorded. */
+/* Up to PURGE_BATCH expired rows, when a batch is due (another thread may
+ * be purging): each is one short statement, never the whole backlog. */
+static void purge_batch(request_rec *r, ap_dbd_t *dbd,
+                        struct gettoken_watch_enrollment *we, apr_int64_t now)
+{
+    apr_uint32_t due = apr_atomic_read32(&we->next_purge);
+    struct token_query q;
+    const char *err = NULL;
+
+    if ((apr_uint32_t)now < due
+        || apr_atomic_cas32(&we->next_purge, (apr_uint32_t)now + 1, due) != due)
+        return;
+    memset(&q, 0, sizeof(q));
+    q.args[0] = seconds(r, now);
+    if (run(r, dbd, we, STMT_PURGE, change_rows, &q, &err) != 0)
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, GTLOGNO(02016)
+                      "purging expired rows of " TABLE " failed: %s", err);
+}
+
+/* A watch without PAIRING_TOKEN: its security token for this window, the
+ * one recorded before or a new one. */
 static int issue_security_token(request_rec *r,
                                 struct gettoken_watch_enrollment *we,
                                 const gt_machineinfo *mi)
 {
     ap_dbd_t *dbd = gettoken_dbd_acquire(r);
-    apr_int64_t now = apr_time_sec(apr_time_now());
+    apr_int64_t half = we->lifetime > 1 ? we->lifetime / 2 : 1;
     char *token = apr_palloc(r->pool, GT_UUID_SIZE);
     struct token_query q;
-    const char *err = NULL;
+    const char *err = NULL, *again = NULL;
+    int slot, fresh = 0;
 
     if (!dbd)
         return gettoken_no_connection(r, GATE, GTLOGNO(02003), TABLE);
     memset(&q, 0, sizeof(q));
-    if (gt_uuid_v4(token) != 0 || !(q.args[1] = gt_pairing_sth(r->pool, token)))
-        return gettoken_refuse(r, GATE, HTTP_INTERNAL_SERVER_ERROR,
-                               GTLOGNO(02004), "no random security token "
-                               "could be made");
-    q.args[0] = token;
-    q.args[2] = mi->udid;
-    q.args[3] = seconds(r, now + we->lifetime);
-    if (run(r, dbd, we, STMT_ISSUE, change_rows, &q, &err) != 0 || q.nrows != 1)
+    q.now = apr_time_sec(apr_time_now());
+    q.udid = mi->udid;
+    for (slot = 0; slot < TOKEN_SLOTS; slot++) {
+        if (gt_machineinfo_security_token(we->secret, sizeof(we->secret),
+                                          mi->udid, q.now / half, slot,
+                                          token) != 0
+            || !(q.args[1] = gt_pairing_sth(r->pool, token)))
+            return gettoken_refuse(r, GATE, HTTP_INTERNAL_SERVER_ERROR,
+                                   GTLOGNO(02004), "no security token could "
+                                   "be made");
+        q.args[0] = token;
+        q.args[2] = NULL;
+        if (run(r, dbd, we, STMT_FIND, select_row, &q, &err) != 0)
+            return gettoken_refuse(r, GATE, HTTP_SERVICE_UNAVAILABLE,
+                                   GTLOGNO(02017), "reading " TABLE
+                                   " failed: %s", err);
+        if (usable(&q))
+            break;
+        if (q.found)
+            continue;       /* used up (the watch enrolled): the next slot */
+        q.args[2] = mi->udid;
+        q.args[3] = seconds(r, q.now + we->lifetime);
+        if (run(r, dbd, we, STMT_ISSUE, change_rows, &q, &err) == 0
+            && q.nrows == 1) {
+            fresh = 1;
+            break;
+        }
+        /* another request of this watch may have recorded it just now */
+        q.args[2] = NULL;
+        if (run(r, dbd, we, STMT_FIND, select_row, &q, &again) == 0
+            && usable(&q))
+            break;
         return gettoken_refuse(r, GATE, HTTP_SERVICE_UNAVAILABLE,
                                GTLOGNO(02005), "recording a security token "
                                "in " TABLE " failed: %s",
                                err ? err : "no row inserted");
-    gettoken_dbd_purge_maybe(r, dbd, we->label[STMT_PURGE], SQL_PURGE,
-                             &we->next_purge, now, TABLE);
+    }
+    if (slot == TOKEN_SLOTS) {
+        apr_table_setn(r->err_headers_out, "Retry-After",
+                       seconds(r, half - q.now % half));
+        return gettoken_refuse(r, GATE, HTTP_TOO_MANY_REQUESTS,
+                               GTLOGNO(02018), "watch %s used up %d security "
+                               "tokens within %" APR_INT64_T_FMT " seconds",
+                               ap_escape_logitem(r->pool, mi->udid),
+                               TOKEN_SLOTS, half);
+    }
+    if (fresh) {
+        gettoken_status_count(GT_STAT_WATCH_SECURITY_TOKEN, NULL, 0);
+        purge_batch(r, dbd, we, q.now);
+    }
     ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, GTLOGNO(02006)
-                  "watch %s (%s) brought no PAIRING_TOKEN: 403 with a new "
-                  "security token",
+                  "watch %s (%s) brought no PAIRING_TOKEN: 403 with its "
+                  "security token (%s)",
                   ap_escape_logitem(r->pool, mi->udid),
-                  ap_escape_logitem(r->pool, mi->product));
+                  ap_escape_logitem(r->pool, mi->product),
+                  fresh ? "new" : "issued before");
     return send_token_missing(r, token);
 }
 
@@ -296,13 +402,13 @@ static int use_security_token(request_rec *r,
                                "failed%s%s", err ? ": " : "", err ? err : "");
     if (q.nrows == 1)
         return OK;
-    if (run(r, dbd, we, STMT_EXPLAIN, explain_row, &q, &err) != 0)
-        q.why = "no unexpired, unused security token of this watch matches "
-                "the pairing token's sth";
     return gettoken_refuse(r, GATE, HTTP_FORBIDDEN, GTLOGNO(02009),
                            "watch %s, jti %s: %s",
                            ap_escape_logitem(r->pool, mi->udid), claims->jti,
-                           q.why);
+                           run(r, dbd, we, STMT_EXPLAIN, select_row, &q,
+                               &err) == 0 ? explain(&q)
+                           : "no unexpired, unused security token of this "
+                             "watch matches the pairing token's sth");
 }
 
 /* A watch with PAIRING_TOKEN: OK when it is admitted. */
@@ -345,15 +451,67 @@ static int gate_enabled(request_rec *r)
     return dir && dir->watch_enrollment == 1;
 }
 
+/* 1 when a request header name is GetToken-Watch-... in any spelling a
+ * backend may fold into that name: any case, and '_' (or any other
+ * punctuation: CGI and WSGI/Rack turn it into '_' as they do '-') for '-'. */
+static int is_watch_header(const char *name)
+{
+    static const char prefix[] = "gettoken-watch-";
+    apr_size_t i;
+
+    for (i = 0; prefix[i]; i++) {
+        if (!name[i])
+            return 0;
+        if (prefix[i] == '-' ? apr_isalnum(name[i])
+                             : apr_tolower(name[i]) != prefix[i])
+            return 0;
+    }
+    return 1;
+}
+
+static int collect_watch_header(void *names, const char *key, const char *value)
+{
+    (void)value;
+    if (is_watch_header(key))
+        APR_ARRAY_PUSH((apr_array_header_t *)names, const char *) = key;
+    return 1;
+}
+
 /* header_parser: the first phase that knows the location.  The MDM must
- * only ever see the headers this module sets. */
+ * only ever see the GetToken-Watch-* headers this module sets. */
 int gettoken_watch_enrollment_strip_headers(request_rec *r)
 {
-    if (gate_enabled(r)) {
-        apr_table_unset(r->headers_in, PHONE_HEADER);
-        apr_table_unset(r->headers_in, ISSUER_HEADER);
-    }
+    apr_array_header_t *names;
+    int i;
+
+    if (!gate_enabled(r))
+        return DECLINED;
+    names = apr_array_make(r->pool, 2, sizeof(const char *));
+    apr_table_do(collect_watch_header, names, r->headers_in, NULL);
+    for (i = 0; i < names->nelts; i++)
+        apr_table_unset(r->headers_in, APR_ARRAY_IDX(names, i, const char *));
     return DECLINED;
+}
+
+/* Only a body as it was sent can be shown not to be a watch's: any
+ * Content-Encoding but identity is refused.  NULL when there is none. */
+static const char *encoded(request_rec *r)
+{
+    const char *ce = apr_table_get(r->headers_in, "Content-Encoding");
+    apr_size_t n;
+
+    if (!ce)
+        return NULL;
+    while (apr_isspace(*ce))
+        ce++;
+    n = strlen(ce);
+    while (n && apr_isspace(ce[n - 1]))
+        n--;
+    if (n == 8 && strncasecmp(ce, "identity", 8) == 0)
+        return NULL;
+    return apr_psprintf(r->pool, "a body with Content-Encoding %s cannot be "
+                        "read as a MachineInfo", ap_escape_logitem(r->pool,
+                        apr_pstrmemdup(r->pool, ce, n > 64 ? 64 : n)));
 }
 
 int gettoken_watch_enrollment_handler(request_rec *r)
@@ -365,10 +523,22 @@ int gettoken_watch_enrollment_handler(request_rec *r)
     gt_machineinfo mi;
     int status;
 
-    if (r->main || !gate_enabled(r) || !ap_request_has_body(r))
+    if (r->main || !gate_enabled(r))
         return DECLINED;
+    if (!ap_request_has_body(r)) {
+        /* a GET (or any bodiless request but a POST or PUT) carries no
+         * MachineInfo: nothing to decide */
+        if (r->method_number != M_POST && r->method_number != M_PUT)
+            return DECLINED;
+        return gettoken_refuse(r, GATE, HTTP_BAD_REQUEST, GTLOGNO(02019),
+                               "a %s without a body is no MachineInfo",
+                               r->method);
+    }
     conf = gettoken_server_config(r->server);
     we = conf->watch_enrollment;
+    if ((why = encoded(r)) != NULL)
+        return gettoken_refuse(r, GATE, HTTP_BAD_REQUEST, GTLOGNO(02020), "%s",
+                               why);
     /* a body that cannot be read whole cannot be shown not to be a watch's */
     status = gettoken_body_read_whole(r, conf->max_body, GATE, GTLOGNO(02011),
                                       &body, &len);
@@ -378,9 +548,13 @@ int gettoken_watch_enrollment_handler(request_rec *r)
     switch (gt_machineinfo_parse(r->pool, body, len, we->ca, &mi, &why)) {
     case GT_MI_NOT_WATCH:
         ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, r, GTLOGNO(02013)
-                      "not a watch's MachineInfo (%s): passed on", why);
+                      "not a watch's MachineInfo (%s): passed on",
+                      ap_escape_logitem(r->pool, mi.product));
         gettoken_body_replay(r);
         return DECLINED;
+    case GT_MI_INVALID:
+        return gettoken_refuse(r, GATE, HTTP_BAD_REQUEST, GTLOGNO(02021),
+                               "not a MachineInfo the gate can read: %s", why);
     case GT_MI_REFUSED:
         return gettoken_refuse(r, GATE, HTTP_FORBIDDEN, GTLOGNO(02014), "%s",
                                why);

@@ -32,7 +32,11 @@
 #define SQL_INSERT "INSERT INTO gettoken_pairing_jti (jti, expires_at) " \
                    "VALUES (%s, %lld)"
 #define SQL_SEEN   "SELECT 1 FROM gettoken_pairing_jti WHERE jti = %s"
-#define SQL_PURGE  "DELETE FROM gettoken_pairing_jti WHERE expires_at < %lld"
+/* at most a bounded batch a minute (portable: MySQL wants the LIMIT in a
+ * derived table), so that no request waits on a backlog */
+#define SQL_PURGE  "DELETE FROM gettoken_pairing_jti WHERE jti IN (SELECT jti " \
+                   "FROM (SELECT jti FROM gettoken_pairing_jti WHERE " \
+                   "expires_at < %lld LIMIT 1000) AS expired)"
 
 /* GetTokenWatchPairingTrust <issuer-uuid> <file>, as configured. */
 typedef struct {

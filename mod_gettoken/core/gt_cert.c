@@ -146,14 +146,9 @@ int gt_pem_cert_to_der(apr_pool_t *pool, const char *pem,
 
 /* ---- DER ---------------------------------------------------------------- */
 
-/*
- * One DER element at *p: its tag (low tag numbers only: every field up to
- * Validity has one) and its content.  Definite lengths only, and never
- * past `end`.  Moves *p past the element.  0, or -1.
- */
-static int der_next(const unsigned char **p, const unsigned char *end,
-                    unsigned char *tag, const unsigned char **content,
-                    apr_size_t *len)
+int gt_der_next(const unsigned char **p, const unsigned char *end,
+                unsigned char *tag, const unsigned char **content,
+                apr_size_t *len)
 {
     const unsigned char *q = *p;
     apr_size_t n;
@@ -276,29 +271,29 @@ int gt_cert_validity(const unsigned char *der, apr_size_t der_len,
     int i;
 
     /* Certificate ::= SEQUENCE { tbsCertificate SEQUENCE { ... */
-    if (der_next(&p, end, &tag, &c, &n) != 0 || tag != TAG_SEQUENCE)
+    if (gt_der_next(&p, end, &tag, &c, &n) != 0 || tag != TAG_SEQUENCE)
         return -1;
     p = c;
     end = c + n;
-    if (der_next(&p, end, &tag, &c, &n) != 0 || tag != TAG_SEQUENCE)
+    if (gt_der_next(&p, end, &tag, &c, &n) != 0 || tag != TAG_SEQUENCE)
         return -1;
     p = c;
     end = c + n;
     /* [0] version (optional), serialNumber INTEGER */
-    if (der_next(&p, end, &tag, &c, &n) != 0)
+    if (gt_der_next(&p, end, &tag, &c, &n) != 0)
         return -1;
-    if (tag == TAG_VERSION && der_next(&p, end, &tag, &c, &n) != 0)
+    if (tag == TAG_VERSION && gt_der_next(&p, end, &tag, &c, &n) != 0)
         return -1;
     if (tag != TAG_INTEGER)
         return -1;
     /* signature AlgorithmIdentifier, issuer Name, validity: SEQUENCEs */
     for (i = 0; i < 3; i++)
-        if (der_next(&p, end, &tag, &c, &n) != 0 || tag != TAG_SEQUENCE)
+        if (gt_der_next(&p, end, &tag, &c, &n) != 0 || tag != TAG_SEQUENCE)
             return -1;
     p = c;
     end = c + n;
-    if (der_next(&p, end, &tag, &c, &n) != 0 || der_time(tag, c, n, not_before) != 0
-        || der_next(&p, end, &tag, &c, &n) != 0 || der_time(tag, c, n, not_after) != 0
+    if (gt_der_next(&p, end, &tag, &c, &n) != 0 || der_time(tag, c, n, not_before) != 0
+        || gt_der_next(&p, end, &tag, &c, &n) != 0 || der_time(tag, c, n, not_after) != 0
         || p != end)
         return -1;
     return 0;

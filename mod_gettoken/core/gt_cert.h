@@ -48,6 +48,15 @@ int gt_pem_cert_to_der(apr_pool_t *pool, const char *pem,
                        const unsigned char **der, apr_size_t *der_len);
 
 /*
+ * One DER element at *p: its tag (low tag numbers only) and its content.
+ * Definite lengths only (of at most 4 length bytes), never past `end`.
+ * Moves *p past the element.  0, or -1.
+ */
+int gt_der_next(const unsigned char **p, const unsigned char *end,
+                unsigned char *tag, const unsigned char **content,
+                apr_size_t *len);
+
+/*
  * notBefore / notAfter of a DER X.509 certificate, in seconds since the
  * epoch, found by walking Certificate -> tbsCertificate -> Validity.
  * Times are UTCTime (years 1950-2049) or GeneralizedTime; besides RFC

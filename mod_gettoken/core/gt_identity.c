@@ -5,6 +5,7 @@
  * client certificates, decoded with OpenSSL.  See gt_identity.h.
  */
 #include "gt_identity.h"
+#include "gt_cms.h"
 #include "gt_cert.h"
 
 #include <limits.h>
@@ -189,6 +190,17 @@ static CMS_ContentInfo *cms_from_header(apr_pool_t *pool, const char *value,
     return cms;
 }
 
+/* Keys that would cost milliseconds to verify with are refused first.
+ * NULL when every key is bounded. */
+static const char *signer_keys_bounded(apr_pool_t *pool, CMS_ContentInfo *cms)
+{
+    const char *why = NULL;
+
+    if (gt_cms_keys_bounded(pool, cms, &why) != 0)
+        return apr_pstrcat(pool, "the Mdm-Signature holds ", why, NULL);
+    return NULL;
+}
+
 /* The signature over the body.  CMS_BINARY: the digest is over the exact
  * body bytes (no MIME canonicalisation).  CMS_NO_SIGNER_CERT_VERIFY: the
  * device certificate chains to the MDM's CA, unknown here; the enrollment
@@ -255,6 +267,7 @@ X509 *gt_mdm_signature_verify(apr_pool_t *pool, const char *value,
     if (!cms)
         return NULL;
     if ((*why = cms_shape(pool, cms)) == NULL
+        && (*why = signer_keys_bounded(pool, cms)) == NULL
         && (*why = cms_verify_body(pool, cms, body, body_len)) == NULL)
         cert = cms_signer_cert(pool, cms, der, der_len, why);
     CMS_ContentInfo_free(cms);

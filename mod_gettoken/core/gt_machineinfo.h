@@ -8,14 +8,15 @@
  * MachineInfo plist (Content-Type application/pkcs7-signature) or the plist
  * itself (XML or binary).  Keys: UDID, SERIAL, PRODUCT ("Watch..." on a
  * watch), VERSION, optional PAIRING_TOKEN (data: a com.apple.watch.pairing
- * token).  Only a watch's MachineInfo is the gate's business: anything else
- * (an iPhone or a Mac enrolling through the same URL, a body that is no
- * MachineInfo at all) is reported as GT_MI_NOT_WATCH and left alone.
+ * token).  The gate lets an iPhone's, iPad's or Mac's MachineInfo pass
+ * and decides on a watch's; a body that cannot be read as a MachineInfo
+ * cannot be shown not to be a watch's, so it is refused.
  */
 #ifndef GT_MACHINEINFO_H
 #define GT_MACHINEINFO_H
 
 #include "apr_pools.h"
+#include "gt_limits.h"
 #include <openssl/x509_vfy.h>
 
 /* Structural limits of a MachineInfo plist (it holds about ten keys). */
@@ -36,26 +37,53 @@ typedef struct gt_machineinfo {
 } gt_machineinfo;
 
 typedef enum {
-    GT_MI_NOT_WATCH = 0,   /* not a MachineInfo, or not a watch's: pass on */
+    GT_MI_NOT_WATCH = 0,   /* a MachineInfo, not a watch's: pass it on */
     GT_MI_WATCH,           /* a watch's MachineInfo, signature good if any */
-    GT_MI_REFUSED          /* a watch's (or possibly a watch's) that fails */
+    GT_MI_REFUSED,         /* a watch's MachineInfo that fails (403) */
+    GT_MI_INVALID          /* not a MachineInfo the gate can read (400) */
 } gt_machineinfo_result;
 
+/* Longest UDID accepted. */
+#define GT_MI_MAX_UDID 128
+
 /*
- * Examines `len` bytes.  `ca`, when not NULL, is the store the signer of a
- * signed MachineInfo must chain to; with it, an unsigned watch MachineInfo
- * is refused too.  Without it the CMS signature is checked for integrity
- * only.  *why (static or from pool, never message bytes or tokens) says
- * what was seen or what failed.
+ * Examines `len` bytes and fails closed: only a body read whole as a
+ * MachineInfo that is not a watch's is GT_MI_NOT_WATCH.  That is an XML or
+ * binary plist dict within the limits above, bare or as the attached id-data
+ * content of a DER CMS SignedData with nothing after it (gt_cms.h), with
+ * a PRODUCT string of printable ASCII without "watch" in any case, a
+ * UDID that gt_machineinfo_udid_ok accepts, no two keys that differ in
+ * case only and no MachineInfo key in another case.  Deciding that needs
+ * no signature check and no certificate decoded.  Any other body is
+ * GT_MI_INVALID.
  *
- * A plist that libplist cannot be trusted with (over the limits) or cannot
- * read is refused when it mentions "Watch" anywhere: another parser (the
- * MDM's) might read it as a watch's MachineInfo, so it cannot pass unchecked.
+ * A watch's MachineInfo in a SignedData must verify (OpenSSL decodes it
+ * then, and must read the same content; every key in it bounded first,
+ * see gt_cms_keys_bounded).  `ca`, when not NULL, is the store the signer
+ * must chain to; with it an unsigned watch's MachineInfo is refused too.
+ * Without it the signature is checked for integrity only.  *why (static or
+ * from pool, never message bytes or tokens) says what was seen or what
+ * failed.
  */
 gt_machineinfo_result gt_machineinfo_parse(apr_pool_t *pool, const char *buf,
                                            apr_size_t len, X509_STORE *ca,
                                            gt_machineinfo *mi,
                                            const char **why);
+
+/* 1 when a UDID is 1..GT_MI_MAX_UDID bytes of valid UTF-8 (shortest
+ * forms, no surrogates) without control characters (C0, DEL, C1). */
+int gt_machineinfo_udid_ok(const char *udid);
+
+/*
+ * The security token of a watch for one time window and slot: a UUID v4
+ * made of HMAC-SHA256(secret, udid NUL window slot), so that a watch asking
+ * again within a window gets the same token instead of a new row, and no
+ * one without the secret can tell it in advance.  0, or -1.
+ */
+int gt_machineinfo_security_token(const unsigned char *secret,
+                                  apr_size_t secret_len, const char *udid,
+                                  apr_int64_t window, int slot,
+                                  char out[GT_UUID_SIZE]);
 
 /* Loads every certificate of a PEM file into a new store (freed with the
  * pool).  NULL with *why when the file holds none or cannot be read. */

@@ -45,6 +45,37 @@ const char *gt_jws_alg_for_key(EVP_PKEY *key, const char **why)
 /* ES256 signatures are r||s, 32 bytes each (RFC 7518 §3.4), not DER. */
 #define ES256_SIG_LEN 64
 
+/* P-256's group order n and n / 2 (rounded down), big-endian.  (r, s) and
+ * (r, n - s) both verify; only the low-s one (s <= n / 2) is accepted, so
+ * a token has exactly one valid signature, and the signer makes that one. */
+static const unsigned char p256_order[32] = {
+    0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff,
+    0xff, 0xff, 0xff, 0xff, 0xbc, 0xe6, 0xfa, 0xad, 0xa7, 0x17, 0x9e, 0x84,
+    0xf3, 0xb9, 0xca, 0xc2, 0xfc, 0x63, 0x25, 0x51
+};
+static const unsigned char p256_half_order[32] = {
+    0x7f, 0xff, 0xff, 0xff, 0x80, 0x00, 0x00, 0x00, 0x7f, 0xff, 0xff, 0xff,
+    0xff, 0xff, 0xff, 0xff, 0xde, 0x73, 0x7d, 0x56, 0xd3, 0x8b, 0xcf, 0x42,
+    0x79, 0xdc, 0xe5, 0x61, 0x7e, 0x31, 0x92, 0xa8
+};
+
+static int es256_s_is_low(const unsigned char *s)
+{
+    return memcmp(s, p256_half_order, 32) <= 0;
+}
+
+/* s := n - s (s < n), big-endian. */
+static void es256_s_negate(unsigned char *s)
+{
+    int i, borrow = 0;
+
+    for (i = 31; i >= 0; i--) {
+        int d = (int)p256_order[i] - (int)s[i] - borrow;
+        borrow = d < 0;
+        s[i] = (unsigned char)(d + (borrow ? 256 : 0));
+    }
+}
+
 static int ecdsa_der_to_raw(const unsigned char *der, size_t der_len,
                             unsigned char raw[ES256_SIG_LEN])
 {
@@ -58,6 +89,8 @@ static int ecdsa_der_to_raw(const unsigned char *der, size_t der_len,
     ECDSA_SIG_get0(sig, &r, &s);
     ok = BN_bn2binpad(r, raw, 32) == 32 && BN_bn2binpad(s, raw + 32, 32) == 32;
     ECDSA_SIG_free(sig);
+    if (ok && !es256_s_is_low(raw + 32))
+        es256_s_negate(raw + 32);
     return ok ? 0 : -1;
 }
 
@@ -350,7 +383,8 @@ static int verify_with_key(apr_pool_t *pool, EVP_PKEY *key, const char *alg,
             return 0;
     }
     else {
-        if (sig_len != ES256_SIG_LEN || !(vsig = ecdsa_raw_to_der(pool, sig, &vlen)))
+        if (sig_len != ES256_SIG_LEN || !es256_s_is_low(sig + 32)
+            || !(vsig = ecdsa_raw_to_der(pool, sig, &vlen)))
             return 0;
     }
     md = EVP_MD_CTX_new();
@@ -467,6 +501,12 @@ gt_jws_result gt_jws_verify(apr_pool_t *pool, const char *token,
         || (res = check_header(pool, parts.header, parts.header_len, &alg,
                                why)) != GT_JWS_VALID)
         return res;
+    if (strcmp(alg, "ES256") == 0 && parts.sig_len == ES256_SIG_LEN
+        && !es256_s_is_low(parts.sig + 32)) {
+        *why = "the ES256 signature is not low-s (s > n/2: the twin of "
+               "another valid signature)";
+        return GT_JWS_BAD_SIGNATURE;
+    }
     for (i = 0; keys && i < keys->nelts; i++) {
         EVP_PKEY *key = APR_ARRAY_IDX(keys, i, EVP_PKEY *);
         const char *key_why = NULL;

@@ -65,7 +65,9 @@ const char *gt_jws_sign(apr_pool_t *pool, const gt_jws_signer *signer,
  * ES256 and at most "typ" ("JWT") and "kid" besides; "none", HS*, any other
  * alg and any other header member (crit, jwk, jku, x5u, ...) are refused.
  * RS256 is tried only with RSA keys of >= 2048 bits, ES256 only with EC
- * P-256 keys (signature r||s, 64 bytes).  Sizes are bounded.  On
+ * P-256 keys (signature r||s, 64 bytes, low-s: s <= n/2, as gt_jws_sign
+ * makes them, so that no token has a second valid signature).  Sizes are
+ * bounded.  On
  * GT_JWS_VALID, *payload (NUL-terminated, from pool) and *payload_len hold
  * the decoded payload; otherwise *why says why (no token bytes in it).
  */

@@ -25,14 +25,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
                                  &why)) {
     case GT_MI_WATCH:
         FUZZ_ASSERT(mi.udid && *mi.udid, "a watch admitted without a UDID");
-        FUZZ_ASSERT(mi.product && strncmp(mi.product, "Watch", 5) == 0,
-                    "a MachineInfo taken as a watch's without PRODUCT Watch...");
+        FUZZ_ASSERT(mi.product && strcasestr(mi.product, "watch"),
+                    "a MachineInfo taken as a watch's without a PRODUCT naming one");
+        FUZZ_ASSERT(gt_machineinfo_udid_ok(mi.udid), "a watch with an invalid UDID");
         FUZZ_ASSERT(!mi.pairing_token
                     || strlen(mi.pairing_token) <= GT_MI_MAX_TOKEN,
                     "a pairing token over its bound");
         break;
     case GT_MI_REFUSED:
-        FUZZ_ASSERT(why != NULL, "a refusal without a reason");
+    case GT_MI_INVALID:
+        FUZZ_ASSERT(why != NULL && *why, "a refusal without a reason");
         break;
     case GT_MI_NOT_WATCH:
         break;

@@ -200,6 +200,56 @@ def identity_seeds(tmp):
     return rsa_key, ec_key
 
 
+def gate_seeds(tmp):
+    """fuzz_machineinfo_diff: what the watch gate passes (phones, Macs) and
+    the tricks that should not pass (a watch spelt otherwise), bare and
+    CMS-signed in several shapes."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert_path, key_path = os.path.join(tmp, "gate.crt"), os.path.join(tmp, "gate.key")
+    with open(cert_path, "wb") as f:
+        f.write(make_cert(key, "gate-device", datetime.datetime(2030, 1, 1))
+                .public_bytes(serialization.Encoding.PEM))
+    with open(key_path, "wb") as f:
+        f.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                  serialization.NoEncryption()))
+    base = {"UDID": "00008110-000A1B2C3D4E5F60", "SERIAL": "FUZZPHONE01",
+            "PRODUCT": "iPhone15,2", "VERSION": "21A360", "LANGUAGE": "en"}
+    plists = {}
+    for name, product in (("phone", "iPhone15,2"), ("mac", "Mac14,2"), ("ipad", "iPad13,4"),
+                          ("watch", "Watch6,1")):
+        mi = dict(base, PRODUCT=product)
+        plists[name + ".xml"] = plistlib.dumps(mi, fmt=plistlib.FMT_XML)
+        plists[name + ".bplist"] = plistlib.dumps(mi, fmt=plistlib.FMT_BINARY)
+    xml = plists["phone.xml"]
+    plists["charref.xml"] = xml.replace(b"iPhone15,2", b"&#87;atch6,1")
+    plists["cdata.xml"] = xml.replace(b"iPhone15,2", b"<![CDATA[Wat]]>ch6,1")
+    plists["lower.xml"] = xml.replace(b"iPhone15,2", b"watch6,1")
+    plists["comment.xml"] = xml.replace(b"iPhone15,2", b"Wa<!-- x -->tch6,1")
+    plists["dupkey.xml"] = xml.replace(b"<key>SERIAL</key>",
+                                       b"<key>PRODUCT</key><string>Watch6,1</string>"
+                                       b"<key>SERIAL</key>")
+    plists["casekey.xml"] = xml.replace(b"<key>SERIAL</key>",
+                                        b"<key>product</key><string>Watch6,1</string>"
+                                        b"<key>SERIAL</key>")
+    plists["utf16.bplist"] = plistlib.dumps(dict(base, PRODUCT="Watch6,1\u00e9"),
+                                            fmt=plistlib.FMT_BINARY)
+    for name, body in plists.items():
+        write("fuzz_machineinfo_diff", name, body)
+    path = os.path.join(tmp, "phone.xml")
+    with open(path, "wb") as f:
+        f.write(xml)
+    sign = ["openssl", "cms", "-sign", "-binary", "-nodetach", "-in", path, "-signer",
+            cert_path, "-inkey", key_path, "-outform", "DER"]
+    der = subprocess.run(sign, check=True, capture_output=True).stdout
+    write("fuzz_machineinfo_diff", "phone-signed", der)
+    write("fuzz_machineinfo_diff", "phone-signed-trailing", der + b"\0")
+    write("fuzz_machineinfo_diff", "phone-signed-ber",
+          subprocess.run(sign + ["-stream"], check=True, capture_output=True).stdout)
+    write("fuzz_machineinfo_diff", "phone-signed-econtent",
+          subprocess.run(sign + ["-econtent_type", "1.2.840.113549.1.9.16.1.4"],
+                         check=True, capture_output=True).stdout)
+
+
 # ---- JWS and JSON ----------------------------------------------------------
 def claims(**over):
     c = {"iss": "2A3B4C5D-6E7F-4081-9203-A4B5C6D7E8F9", "iat": SEED_NOW - 60,
@@ -232,6 +282,7 @@ def jws_seeds(rsa_key, ec_key):
     }
     for name, tok in tokens.items():
         write("fuzz_jws", name, tok)
+        write("fuzz_pairing_claim", name, tok)
     objects = {
         "claims": json.dumps(claims()),
         "escapes": json.dumps(claims(iss="\u00e9\u2603\U0001F600 \"q\" \\ \t")),
@@ -246,12 +297,19 @@ def jws_seeds(rsa_key, ec_key):
 
 def main():
     prescan_seeds()     # a target added after the first seeding
-    if os.path.isdir(os.path.join(OUT, "keys")):
-        return      # seeded before: keep the keys the corpus was signed with
-    checkin_seeds()
     with tempfile.TemporaryDirectory() as tmp:
-        rsa_key, ec_key = identity_seeds(tmp)
-    jws_seeds(rsa_key, ec_key)
+        # seeded before: keep the keys the corpus was signed with
+        if not os.path.isdir(os.path.join(OUT, "keys")):
+            checkin_seeds()
+            rsa_key, ec_key = identity_seeds(tmp)
+            jws_seeds(rsa_key, ec_key)
+        if not os.path.isdir(os.path.join(OUT, "corpus", "fuzz_machineinfo_diff")):
+            gate_seeds(tmp)
+        if not os.path.isdir(os.path.join(OUT, "corpus", "fuzz_pairing_claim")):
+            for name, tok in (("es256", jwt.encode(claims(), ec.generate_private_key(
+                    ec.SECP256R1()), algorithm="ES256")), ("iss-escaped", jwt.encode(
+                    claims(iss="\\u0041bc"), "k", algorithm="HS256"))):
+                write("fuzz_pairing_claim", name, tok)
 
 
 if __name__ == "__main__":

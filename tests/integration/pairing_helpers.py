@@ -26,6 +26,37 @@ def b64url(data):
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
+# P-256's group order: (r, s) and (r, n - s) are both valid ECDSA signatures
+P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+
+
+def _with_s(token, pick):
+    head, payload, sig = token.split(".")
+    if json.loads(base64.urlsafe_b64decode(head + "=" * (-len(head) % 4)))["alg"] != "ES256":
+        return token
+    raw = base64.urlsafe_b64decode(sig + "=" * (-len(sig) % 4))
+    s = int.from_bytes(raw[32:], "big")
+    s = pick(s, P256_ORDER - s)
+    return ".".join([head, payload, b64url(raw[:32] + s.to_bytes(32, "big"))])
+
+
+def low_s(token):
+    """An ES256 token with the low-s form of its signature (s <= n/2), the only
+    one a pairing-token verifier accepts; other tokens unchanged."""
+    return _with_s(token, min)
+
+
+def high_s(token):
+    """The high-s twin of an ES256 token's signature (refused)."""
+    return _with_s(token, max)
+
+
+def es256(claims, key, **kw):
+    """python3-jwt's ES256 token, in low-s form."""
+    import jwt
+    return low_s(jwt.encode(claims, key, algorithm="ES256", **kw))
+
+
 def sth_of(secret):
     return b64url(hashlib.sha256(secret.encode()).digest())
 

@@ -2,7 +2,8 @@
 # Copyright 2026 The mod_gettoken Authors
 """GetTokenAuditSQL: a row per answered GetToken with the
 enrollment id, organisation, service type, jti, status and identity SHA-256;
-a failing audit statement is logged and changes no answer."""
+none for a refusal before any identity was found (400, 401); client values
+cut to 255 bytes; a failing audit statement is logged and changes no answer."""
 import sqlite3
 import time
 
@@ -46,14 +47,41 @@ def test_rows_name_enrollment_service_jti_status_and_identity(gt, start_httpd, c
     assert client(h, "dev_a").checkin({"MessageType": "Authenticate", "UDID": "X"}).status == 200
     assert client(h, "dev_a").checkin(gettoken_fields()).status == 400
 
-    rows = audit_rows(db, 4)
+    rows = audit_rows(db, 3)
     assert rows == [
         (a.enrollment_id, "default", "com.apple.maid", jti, 200, a.sha256),
         (unenrolled.enrollment_id, "", "com.apple.maid", "", 403, unenrolled.sha256),
-        (a.enrollment_id, "", "com.apple.maid", "", 401, ""),
+        # (the 401 found no identity: nobody's request, no row)
         # bound, so its organisation was chosen before no service took it
         (a.enrollment_id, "default", "com.example.none", "", 400, a.sha256),
     ], rows
+
+
+@pytest.mark.gt_log("GT01204", "GT01303", "GT01401")
+def test_no_row_without_identity_and_client_values_cut(gt, start_httpd, client):
+    db = gt.make_db("audit-cut", [(gt.devices["dev_a"].enrollment_id, gt.devices["dev_a"].sha256)])
+    h = start_httpd([gt.vhost(db=db, directives=AUDIT_SQL)])
+    a = gt.devices["dev_a"]
+    long_udid = "U" * 300 + "\u00e9" * 100          # 500 bytes of UTF-8
+    long_type = "com.example." + "t" * 900
+    # anybody without a certificate, again and again: 401, no row
+    for _ in range(20):
+        assert client(h, None).checkin(gettoken_fields(udid=long_udid)).status == 401
+    # with an identity: rows, the client's values cut to 255 bytes and marked
+    assert client(h, "dev_a").checkin(gettoken_fields(udid=long_udid)).status == 403
+    assert client(h, "dev_a").checkin(
+        gettoken_fields(service=long_type, udid=a.enrollment_id)).status == 400
+    rows = audit_rows(db, 2)
+    assert len(rows) == 2, rows
+    (udid, _, svc, _, status, sha), (udid2, _, svc2, _, status2, sha2) = rows
+    assert (status, sha, svc) == (403, a.sha256, "com.apple.maid")
+    assert udid == "U" * 250 + "[...]" and len(udid.encode()) == 255
+    assert (status2, sha2, udid2) == (400, a.sha256, a.enrollment_id)
+    assert svc2 == long_type[:250] + "[...]"
+    # a cut falls between characters, never inside one
+    assert client(h, "dev_a").checkin(gettoken_fields(udid="U" * 249 + "\u00e9" * 10)).status == 403
+    rows = audit_rows(db, 3)
+    assert rows[2][0] == "U" * 249 + "[...]", rows[2]
 
 
 @pytest.mark.gt_log("GT01303", "GT01801")
@@ -108,8 +136,7 @@ def test_rows_on_sql_servers(gt, start_httpd, client, kind):
         assert client(h, None).checkin(gettoken_fields(udid=a.enrollment_id)).status == 401
         out = server.sql("mdm", "SELECT CONCAT_WS('|', %s) FROM gettoken_audit ORDER BY answered_at, status"
                          % COLUMNS)
-        assert out.split() == ["%s|default|com.apple.maid|%s|200|%s" % (a.enrollment_id, jti, a.sha256),
-                               "%s||com.apple.maid||401|" % a.enrollment_id], out
+        assert out.split() == ["%s|default|com.apple.maid|%s|200|%s" % (a.enrollment_id, jti, a.sha256)], out
         assert "the answer stands" not in h.read_error_log(), h.log_tail(5)     # no audit failure
     finally:
         server.cleanup()

@@ -11,7 +11,7 @@ import jwt
 import pytest
 
 from gt_client import gettoken_fields, token_from_response
-from pairing_helpers import new_watch_udid, sth_of, verify_request, watch_vhost
+from pairing_helpers import es256, new_watch_udid, sth_of, verify_request, watch_vhost
 
 # one process, several threads: several pooled connections, each prepared
 MPM = "StartServers 1\nServerLimit 1\nThreadsPerChild 8\nMaxRequestWorkers 8"
@@ -65,7 +65,7 @@ def test_replay_store_survives_schema_change(gt):
                   "service_type": "com.apple.watch.pairing",
                   "phone_udid": gt.devices["dev_a"].enrollment_id,
                   "watch_udid": watch, "sth": sth_of("sec")}
-        return jwt.encode(claims, gt.pki.maid_ec.key, algorithm="ES256"), watch
+        return es256(claims, gt.pki.maid_ec.key), watch
 
     try:
         for _ in range(8):

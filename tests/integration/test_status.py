@@ -89,8 +89,12 @@ def test_html_page_has_a_gettoken_section(gt, start_httpd):
 @pytest.mark.gt_log("GT01204")
 def test_counters_are_shared_by_every_child(gt, start_httpd):
     # every connection gets a fresh child: the counts can only add up when
-    # all children write to the same memory
-    h = status_server(gt, start_httpd, "StartServers 2\nMaxConnectionsPerChild 1")
+    # all children write to the same memory.  Children that served their
+    # connection keep their scoreboard slot while they exit: with the
+    # harness's ServerLimit 2 no new child could start ("scoreboard is full")
+    # and a connection waited until the client gave up.
+    h = status_server(gt, start_httpd,
+                      "StartServers 2\nServerLimit 8\nMaxConnectionsPerChild 1")
     deadline = time.time() + 10
     while not children(h.pid) and time.time() < deadline:
         time.sleep(0.1)

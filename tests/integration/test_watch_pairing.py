@@ -24,9 +24,9 @@ from cryptography.hazmat.primitives import serialization
 
 from gt_client import UUID4_RX, decode_unverified, gettoken_fields, token_from_response
 from gt_httpd import running
-from pairing_helpers import (PAIRING, VERIFY_LOCATION, VERIFY_PATH, Pairing, b64url, issue_request,
-                        new_watch_udid, public_key_pem_file, resign_parts, sth_of,
-                        verify_request, watch_vhost)
+from pairing_helpers import (P256_ORDER, PAIRING, VERIFY_LOCATION, VERIFY_PATH, Pairing, b64url,
+                             es256, high_s, issue_request, new_watch_udid, public_key_pem_file,
+                             resign_parts, sth_of, verify_request, watch_vhost)
 from gt_sql import SERVERS, served_sql
 from gt_stream import run_concurrently
 
@@ -81,6 +81,8 @@ def test_issued_token_claims(gt, pairing, fmt):
     header, claims, sig = decode_unverified(token)
     assert header == {"alg": "ES256", "typ": "JWT"}
     assert len(sig) == 64
+    # low-s, the one form a verifier accepts (P256_ORDER // 2)
+    assert int.from_bytes(sig[32:], "big") <= P256_ORDER // 2
     verified = jwt.decode(token, gt.pki.maid_ec.public_key, algorithms=["ES256"],
                           options={"verify_aud": False})
     assert verified == claims
@@ -255,6 +257,20 @@ def test_signature_bit_flips_403(gt, pairing):
     assert pairing.verify(gt, token, watch, secret).status == 200
 
 
+@pytest.mark.gt_log("GT01910")
+def test_high_s_twin_403(gt, pairing):
+    """(r, n - s) verifies as ECDSA, but only the low-s form is accepted."""
+    token, watch, secret = pairing.issue(gt)
+    twin = high_s(token)
+    assert twin != token
+    # the twin is a valid signature to python3-jwt: only the form is refused
+    jwt.decode(twin, gt.pki.maid_ec.public_key, algorithms=["ES256"], options={"verify_aud": False})
+    mark = pairing.h.log_mark()
+    assert_refused(pairing, pairing.verify(gt, twin, watch, secret), r"bad signature.*not low-s",
+                   mark)
+    assert pairing.verify(gt, token, watch, secret).status == 200
+
+
 @pytest.mark.parametrize("variant", ["none-empty-sig", "none-with-sig", "hs256-cert-pem",
                                      "hs256-pubkey-pem", "hs256-rsa-pubkey", "es256-as-rs256"])
 @pytest.mark.gt_log("GT01909", "GT01910")
@@ -335,10 +351,10 @@ def test_key_of_another_issuer_403(gt, pairing):
     assert b"Issuer" not in r.body
     # an EC key trusted for B would not do either
     claims_b = forged_claims(gt, pairing, iss=pairing.phone_rsa.uuid)
-    token_b = jwt.encode(claims_b, gt.pki.maid_ec.key, algorithm="ES256")
+    token_b = es256(claims_b, gt.pki.maid_ec.key)
     assert pairing.verify(gt, token_b, claims_b["watch_udid"], "sec").status == 403
     # right key, right iss
-    good = jwt.encode(claims, gt.pki.maid_ec.key, algorithm="ES256")
+    good = es256(claims, gt.pki.maid_ec.key)
     assert_verified(pairing.verify(gt, good, claims["watch_udid"], "sec"),
                     claims["phone_udid"], org_a)
 
@@ -348,20 +364,20 @@ def test_unlisted_issuer_403(gt, pairing):
     """A trusted key signing for an issuer nobody listed: refused, one line."""
     stranger = str(uuid.uuid4())
     claims = forged_claims(gt, pairing, iss=stranger)
-    token = jwt.encode(claims, gt.pki.maid_ec.key, algorithm="ES256")
+    token = es256(claims, gt.pki.maid_ec.key)
     mark = pairing.h.log_mark()
     assert_refused(pairing, pairing.verify(gt, token, claims["watch_udid"], "sec"),
                    "untrusted issuer: iss %s is not listed" % stranger, mark)
     # the issuer is matched as a UUID, whatever its case
     claims = forged_claims(gt, pairing, iss=pairing.phone.uuid.upper())
-    token = jwt.encode(claims, gt.pki.maid_ec.key, algorithm="ES256")
+    token = es256(claims, gt.pki.maid_ec.key)
     assert pairing.verify(gt, token, claims["watch_udid"], "sec").status == 200
 
 
 def test_untrusted_ec_key_403(gt, pairing):
     from cryptography.hazmat.primitives.asymmetric import ec
     claims = forged_claims(gt, pairing)
-    token = jwt.encode(claims, ec.generate_private_key(ec.SECP256R1()), algorithm="ES256")
+    token = es256(claims, ec.generate_private_key(ec.SECP256R1()))
     assert pairing.verify(gt, token, claims["watch_udid"], "sec").status == 403
 
 
@@ -384,7 +400,7 @@ def test_trusted_signature_bad_claims_403(gt, pairing, case):
             token = token_from_response(c.checkin(gettoken_fields(
                 udid=gt.devices["dev_a"].enrollment_id)))
     else:
-        token = jwt.encode(claims, gt.pki.maid_ec.key, algorithm="ES256")
+        token = es256(claims, gt.pki.maid_ec.key)
     reason = {"expired": "expired", "future": "not yet valid",
               "absurd-lifetime": "implausible lifetime"}.get(case, "malformed claims")
     mark = pairing.h.log_mark()

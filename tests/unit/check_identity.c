@@ -10,9 +10,11 @@
 #include "apr_strings.h"
 
 #include <openssl/bio.h>
+#include <openssl/bn.h>
 #include <openssl/cms.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/rsa.h>
 #include <openssl/x509.h>
 
 #include "core/gt_identity.h"
@@ -217,6 +219,40 @@ START_TEST(mdm_signature_shapes)
 }
 END_TEST
 
+/* A signer certificate whose RSA key has a public exponent over 2^32, and
+ * one just within: the first is refused before any verification. */
+START_TEST(mdm_signature_key_bounds)
+{
+    static const char *const exponents[] = { "100000001", "FFFFFFFF" };
+    int i;
+
+    for (i = 0; i < 2; i++) {
+        EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_id(EVP_PKEY_RSA, NULL);
+        BIGNUM *e = NULL;
+        EVP_PKEY *key = NULL;
+        X509 *cert, *got;
+
+        ck_assert_int_gt(BN_hex2bn(&e, exponents[i]), 0);
+        ck_assert(ctx && EVP_PKEY_keygen_init(ctx) == 1
+                  && EVP_PKEY_CTX_set_rsa_keygen_bits(ctx, 1024) == 1
+                  && EVP_PKEY_CTX_set1_rsa_keygen_pubexp(ctx, e) == 1
+                  && EVP_PKEY_keygen(ctx, &key) == 1);
+        cert = unit_cert(key, "big exponent", NULL, NULL, 0);
+        got = VERIFY(sign(BODY, cert, key, 0), BODY);
+        if (i == 0)
+            REFUSED(got, "exponent is over 2^32");
+        else {
+            ck_assert_msg(got != NULL, "refused: %s", why);
+            X509_free(got);
+        }
+        X509_free(cert);
+        EVP_PKEY_free(key);
+        BN_free(e);
+        EVP_PKEY_CTX_free(ctx);
+    }
+}
+END_TEST
+
 /* ---- proxy header forms -------------------------------------------------- */
 
 static const char *cert_pem(X509 *cert)
@@ -324,5 +360,6 @@ Suite *identity_suite(void)
     UNIT_SUITE("identity", setup, teardown, 30,
                mdm_signature_ec_and_rsa, mdm_signature_other_bytes,
                mdm_signature_garbage, mdm_signature_trailing_bytes,
-               mdm_signature_shapes, proxy_forms, proxy_refused);
+               mdm_signature_shapes, mdm_signature_key_bounds, proxy_forms,
+               proxy_refused);
 }

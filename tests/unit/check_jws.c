@@ -12,6 +12,7 @@
 #include "apr_strings.h"
 #include "apr_tables.h"
 
+#include <openssl/bn.h>
 #include <openssl/evp.h>
 
 #include "jose/gt_b64url.h"
@@ -268,12 +269,64 @@ START_TEST(jws_shape_refusals)
 }
 END_TEST
 
+/* (r, n - s) of an ES256 token: the same signature's high-s twin when s is
+ * low.  *low says whether the token's s was low (s <= n/2). */
+static const char *es256_twin(const char *tok, int *low)
+{
+    const char *dot = strrchr(tok, '.');
+    unsigned char *sig = NULL, raw[64];
+    apr_size_t n = 0;
+    BIGNUM *order = NULL, *half, *s;
+
+    ck_assert_int_eq(gt_b64url_decode(pool, dot + 1, strlen(dot + 1), &sig, &n), 0);
+    ck_assert_uint_eq(n, 64);
+    ck_assert_int_gt(BN_hex2bn(&order, "FFFFFFFF00000000FFFFFFFFFFFFFFFF"
+                                       "BCE6FAADA7179E84F3B9CAC2FC632551"), 0);
+    half = BN_new();
+    s = BN_bin2bn(sig + 32, 32, NULL);
+    ck_assert(half && s && BN_rshift1(half, order));
+    *low = BN_cmp(s, half) <= 0;
+    ck_assert(BN_sub(s, order, s));
+    memcpy(raw, sig, 32);
+    ck_assert_int_eq(BN_bn2binpad(s, raw + 32, 32), 32);
+    BN_free(order);
+    BN_free(half);
+    BN_free(s);
+    return apr_pstrcat(pool, apr_pstrndup(pool, tok, (apr_size_t)(dot - tok + 1)),
+                       gt_b64url_encode(pool, raw, 64), NULL);
+}
+
+/* Both (r, s) and (r, n - s) verify as ECDSA: only the low-s one is
+ * accepted, and the signer makes only that one. */
+START_TEST(es256_low_s_only)
+{
+    int i, low;
+
+    for (i = 0; i < 24; i++) {
+        const char *es = unit_sign(pool, unit_p256, "ES256", "{\"y\":2}");
+        const char *twin = es256_twin(es, &low), *why = NULL, *p = NULL;
+        apr_size_t n = 0;
+
+        ck_assert_msg(low, "gt_jws_sign made a high-s signature");
+        ck_assert_int_eq(verify(es, unit_key_list(pool, unit_p256, NULL), NULL),
+                         GT_JWS_VALID);
+        ck_assert_int_eq(gt_jws_verify(pool, twin, strlen(twin),
+                                       unit_key_list(pool, unit_p256, NULL),
+                                       &p, &n, &why), GT_JWS_BAD_SIGNATURE);
+        ck_assert_ptr_nonnull(strstr(why, "low-s"));
+        /* it is a valid ECDSA signature all the same */
+        unit_verify_compact(pool, twin, unit_p256, "{\"alg\":\"ES256\",\"typ\":\"JWT\"}",
+                            "{\"y\":2}");
+    }
+}
+END_TEST
+
 Suite *jws_suite(void)
 {
     UNIT_SUITE("jws", setup, teardown, 60,
                alg_follows_the_key, signer_refuses_weak_or_foreign_keys,
                one_signer_serves_many_threads, sign_rs256_and_es256,
                jws_round_trip, jws_untrusted_and_tampered,
-               jws_header_refusals, jws_shape_refusals);
+               jws_header_refusals, jws_shape_refusals, es256_low_s_only);
 }
 
