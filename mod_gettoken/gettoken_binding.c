@@ -48,15 +48,12 @@ const char *gettoken_set_enrollment_sql(cmd_parms *cmd, void *dirv,
 int gettoken_binding_startup(const gettoken_startup *st, server_rec *s,
                              gettoken_server_conf *conf)
 {
-    if (!conf->in_use || !conf->binding->sql)
-        return OK;
-    if (gettoken_dbd_require(s, st->pconf, "GetTokenEnrollmentSQL", "",
-                             ", or set GetTokenEnrollmentSQL none") != OK)
-        return !OK;
     /* one label per vhost: vhosts may use different SQL or databases */
-    conf->binding->label = gettoken_dbd_prepare(s, st->pconf, conf->binding->sql,
-                                               "enrollment");
-    return OK;
+    return gettoken_dbd_startup_statement(s, st->pconf, conf->in_use,
+                                          "GetTokenEnrollmentSQL",
+                                          ", or set GetTokenEnrollmentSQL none",
+                                          conf->binding->sql, "enrollment",
+                                          &conf->binding->label);
 }
 
 void gettoken_binding_warn(apr_pool_t *p, server_rec *s,

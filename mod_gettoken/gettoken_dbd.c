@@ -81,6 +81,19 @@ int gettoken_dbd_require(server_rec *s, apr_pool_t *p, const char *directive,
     return !OK;
 }
 
+int gettoken_dbd_startup_statement(server_rec *s, apr_pool_t *p, int in_use,
+                                   const char *directive,
+                                   const char *otherwise, const char *sql,
+                                   const char *purpose, const char **label)
+{
+    if (!in_use || !sql)
+        return OK;
+    if (gettoken_dbd_require(s, p, directive, "", otherwise) != OK)
+        return !OK;
+    *label = gettoken_dbd_prepare(s, p, sql, purpose);
+    return OK;
+}
+
 ap_dbd_t *gettoken_dbd_acquire(request_rec *r)
 {
     return dbd_acquire ? dbd_acquire(r) : NULL;

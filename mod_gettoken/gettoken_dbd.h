@@ -24,6 +24,14 @@ int gettoken_dbd_require(server_rec *s, apr_pool_t *p, const char *directive,
  * mod_dbd). */
 const char *gettoken_dbd_prepare(server_rec *s, apr_pool_t *p,
                                  const char *sql, const char *purpose);
+/* The start-up step of a vhost's optional SQL directive: nothing unless
+ * the vhost uses GetToken (`in_use`) and sets `sql`; else mod_dbd must be
+ * there (gettoken_dbd_require(), with `otherwise`) and `sql` is prepared
+ * into *label as gettoken_dbd_prepare() does.  OK or !OK. */
+int gettoken_dbd_startup_statement(server_rec *s, apr_pool_t *p, int in_use,
+                                   const char *directive,
+                                   const char *otherwise, const char *sql,
+                                   const char *purpose, const char **label);
 /* A label of our own, for a statement prepared on first use. */
 const char *gettoken_dbd_label(apr_pool_t *p, const char *purpose);
 /* How many parameters apr_dbd_prepare() finds in `sql`. */

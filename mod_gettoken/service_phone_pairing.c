@@ -84,15 +84,10 @@ int gettoken_pairing_eligibility_startup(const gettoken_startup *st,
 {
     gettoken_pairing_conf *pc = conf->pairing;
 
-    if (!conf->in_use || !pc->eligibility_sql)
-        return OK;
-    if (gettoken_dbd_require(s, st->pconf, "GetTokenWatchPairingSQL", "",
-                             "") != OK)
-        return !OK;
-    pc->eligibility_label = gettoken_dbd_prepare(s, st->pconf,
-                                                 pc->eligibility_sql,
-                                                 "watch_pairing");
-    return OK;
+    return gettoken_dbd_startup_statement(s, st->pconf, conf->in_use,
+                                          "GetTokenWatchPairingSQL", "",
+                                          pc->eligibility_sql, "watch_pairing",
+                                          &pc->eligibility_label);
 }
 
 static int eligibility_check(const gettoken_request *req)
