@@ -221,14 +221,3 @@ class MariaDbServer:
     def cleanup(self):
         self.stop("immediate")
         shutil.rmtree(self.dir, ignore_errors=True)
-
-
-def served_mariadb(workdir, name, db):
-    """For a fixture (`yield from served_mariadb(...)`): a started MariaDbServer
-    holding database db with the schema loaded, removed afterwards."""
-    server = MariaDbServer(workdir, name=name).start()
-    try:
-        server.create_db(db)
-        yield server
-    finally:
-        server.cleanup()

@@ -135,14 +135,3 @@ class PgServer:
     def cleanup(self):
         self.stop("immediate")
         shutil.rmtree(self.dir, ignore_errors=True)
-
-
-def served_pg(workdir, name, db):
-    """For a fixture (`yield from served_pg(...)`): a started PgServer holding
-    database db with the schema loaded, removed afterwards."""
-    server = PgServer(workdir, name=name).start()
-    try:
-        server.create_db(db)
-        yield server
-    finally:
-        server.cleanup()
