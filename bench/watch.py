@@ -38,7 +38,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "integration"))
 sys.path.insert(0, HERE)
 
-from bench_common import CLK_TCK  # noqa: E402 (also puts tests/harness on sys.path)
+from bench_common import CLK_TCK, watch_site  # noqa: E402 (also puts tests/harness on sys.path)
 from bench_measure import sign_us  # noqa: E402
 from gt_env import Env  # noqa: E402
 from pairing_helpers import es256, sth_of  # noqa: E402
@@ -99,16 +99,7 @@ def main():
 
     env = Env(prefix="gettoken-bench-watch-")
     try:
-        static = os.path.join(env.dir, "profile.mobileconfig")
-        with open(static, "wb") as f:
-            f.write(b"x" * 2000)
-        os.chmod(static, 0o644)
-        db = env.make_db("watch-bench", [])
-        if args.wal:
-            con = sqlite3.connect(db)
-            con.execute("PRAGMA journal_mode=WAL")
-            con.close()
-            os.chmod(os.path.dirname(db), 0o777)   # -wal and -shm files next to it
+        static, db = watch_site(env, "watch-bench", args.wal)
         issuer = str(uuid.uuid4())
         directives = "\n".join([
             "GetTokenWatchPairingTrust %s %s" % (issuer, env.pki.maid_ec.cert_path),

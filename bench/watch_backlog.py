@@ -34,22 +34,12 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "integration"))
 sys.path.insert(0, HERE)
 
-import bench_common  # noqa: E402,F401 (puts tests/harness on sys.path)
+from bench_common import watch_site  # noqa: E402 (also puts tests/harness on sys.path)
 from gt_env import Env  # noqa: E402
-from watch_helpers import PKCS7_CT, machine_info, plist_bytes, sign_attached  # noqa: E402
+from watch_helpers import (PKCS7_CT, SECURITY_TOKEN_TABLE, fill_expired, machine_info,  # noqa: E402
+                           plist_bytes, sign_attached)
 
-TABLE = "gettoken_watch_security_token"
-
-
-def fill(db, n):
-    con = sqlite3.connect(db, timeout=60)
-    past = int(time.time()) - 3600
-    con.executemany("INSERT INTO %s (security_token, sth, watch_udid, expires_at, used) "
-                    "VALUES (?, ?, ?, ?, 0)" % TABLE,
-                    (("old-%d" % i, "sth-%d" % i, "OLD-%d" % (i % 5000), past - i % 3000)
-                     for i in range(n)))
-    con.commit()
-    con.close()
+TABLE = SECURITY_TOKEN_TABLE
 
 
 def expired(db):
@@ -86,17 +76,8 @@ def main():
 
     env = Env(prefix="gettoken-bench-backlog-")
     try:
-        static = os.path.join(env.dir, "profile.mobileconfig")
-        with open(static, "wb") as f:
-            f.write(b"x" * 2000)
-        os.chmod(static, 0o644)
-        db = env.make_db("watch-backlog", [])
-        if args.wal:
-            con = sqlite3.connect(db)
-            con.execute("PRAGMA journal_mode=WAL")
-            con.close()
-            os.chmod(os.path.dirname(db), 0o777)   # -wal and -shm files next to it
-        fill(db, args.backlog)
+        static, db = watch_site(env, "watch-backlog", args.wal)
+        fill_expired(db, args.backlog, watches=5000, spread=3000, timeout=60)
         before = expired(db)
         full = full_purge_seconds(db, env.dir)
         issuer = str(uuid.uuid4())

@@ -15,7 +15,6 @@ import json
 import os
 import plistlib
 import re
-import sqlite3
 import subprocess
 import tempfile
 import threading
@@ -32,15 +31,15 @@ from gt_httpd import JWT_RX, MODDIR, running
 from pairing_helpers import issue_request, low_s, resign_parts, sth_of
 from gt_sql import SERVERS, served_sql
 from gt_stream import run_concurrently
-from watch_helpers import (ISSUER_HEADER, MISSING_CODE, PHONE_HEADER, PKCS7_CT, encode, enroll,
-                      machine_info, new_watch_udid, plist_bytes, sign_attached, sqlite_rows,
-                      watch_mdm_vhost)
+from watch_helpers import (ISSUER_HEADER, MISSING_CODE, PHONE_HEADER, PKCS7_CT,
+                      SECURITY_TOKEN_TABLE, encode, enroll, fill_expired, machine_info,
+                      new_watch_udid, plist_bytes, sign_attached, sqlite_rows, watch_mdm_vhost)
 
 FORMS = ["cms", "cms-openssl", "xml", "binary"]
 SHORT_LIFETIME = 2
 STATUS_GLOBAL = "LoadModule status_module %s/mod_status.so" % MODDIR
 STATUS_LOCATION = "<Location /server-status>\n    SetHandler server-status\n</Location>"
-TABLE = "gettoken_watch_security_token"
+TABLE = SECURITY_TOKEN_TABLE
 
 
 class Site:
@@ -246,20 +245,6 @@ def test_flood_leaves_one_row_per_watch(gt, site):
     assert len(rows_of(site.db, udid)) == 1
 
 
-def fill_expired(db, n):
-    """n expired security-token rows, written straight into the database."""
-    con = sqlite3.connect(db, timeout=30)
-    try:
-        past = int(time.time()) - 3600
-        con.executemany("INSERT INTO %s (security_token, sth, watch_udid, expires_at, used) "
-                        "VALUES (?, ?, ?, ?, 0)" % TABLE,
-                        (("old-%d" % i, "sth-%d" % i, "OLD-%d" % (i % 1000), past - i % 600)
-                         for i in range(n)))
-        con.commit()
-    finally:
-        con.close()
-
-
 def expired_rows(db):
     return sqlite_rows(db, "SELECT count(*) FROM %s WHERE expires_at < ?" % TABLE,
                        (int(time.time()),))[0][0]
@@ -272,7 +257,7 @@ def test_expired_backlog_purged_in_batches(gt, site):
     """200 000 expired rows: no request purges them all.  A new security token
     deletes a batch of 256 when one is due (once a second per process), a
     repeated ask none; the gate answers every request as usual meanwhile."""
-    fill_expired(site.purge_db, 200000)
+    fill_expired(site.purge_db, 200000, watches=1000, spread=600, timeout=30)
     left = expired_rows(site.purge_db)
     assert left >= 200000
     drops = []

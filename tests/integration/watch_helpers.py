@@ -9,6 +9,7 @@ import plistlib
 import sqlite3
 import subprocess
 import tempfile
+import time
 import uuid
 
 from cryptography.hazmat.primitives import hashes, serialization
@@ -23,6 +24,7 @@ ISSUER_HEADER = "GetToken-Watch-Pairing-Issuer"
 MISSING_CODE = "com.apple.watch.pairing.token.missing"
 # what mod_log_config can see of an admission
 ENV_LOG_FORMAT = '"%{GETTOKEN_WATCH_PHONE}e %{GETTOKEN_WATCH_ISSUER}e %{X-Test-Id}i"'
+SECURITY_TOKEN_TABLE = "gettoken_watch_security_token"
 
 
 def machine_info(udid, product="Watch6,1", token=None, **extra):
@@ -87,6 +89,21 @@ def enroll(gt, port, body, content_type=PKCS7_CT, headers=None):
     with gt.client(port) as c:
         return c.request(body, method="POST", path=ENROLL_PATH, content_type=content_type,
                          headers=headers, keep=False)
+
+
+def fill_expired(db, n, watches, spread, timeout):
+    """n security-token rows, written straight into the database, that expired
+    an hour to an hour and `spread` seconds ago, for `watches` watch UDIDs."""
+    con = sqlite3.connect(db, timeout=timeout)
+    try:
+        past = int(time.time()) - 3600
+        con.executemany("INSERT INTO %s (security_token, sth, watch_udid, expires_at, used) "
+                        "VALUES (?, ?, ?, ?, 0)" % SECURITY_TOKEN_TABLE,
+                        (("old-%d" % i, "sth-%d" % i, "OLD-%d" % (i % watches), past - i % spread)
+                         for i in range(n)))
+        con.commit()
+    finally:
+        con.close()
 
 
 def sqlite_rows(db, sql, args=()):
