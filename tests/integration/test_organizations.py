@@ -376,6 +376,23 @@ def sql_org_db(gt, kind, name, assignments, bound=()):
     return server, server.dbd_params("mdm")
 
 
+def assert_organisation_query_refused(h, c, udid):
+    """With the organisation table gone, a GetToken gets 503 with a
+    Retry-After; the combined statement was asked and failed on the missing
+    table (one trace line), and the one refusal line is the organisation
+    query's own."""
+    mark = h.log_mark()
+    r = c.checkin(gettoken_fields(udid=udid))
+    assert r.status == 503 and re.fullmatch(r"[1-9][0-9]*", r.header("Retry-After") or "")
+    lines = h.wait_log(mark, r"\[client [^]]*\].*gettoken: ")
+    traced = [l for l in lines if "[gettoken:trace1]" in l]
+    refusals = [l for l in lines if re.search(r"\[gettoken:(warn|error|crit)", l)]
+    assert len(traced) == 1 and re.search(
+        r"combined enrollment and organisation statement failed \(.*gettoken_device_organization",
+        traced[0]), "\n".join(lines)
+    assert len(refusals) == 1 and "GetTokenOrganizationSQL failed" in refusals[0], "\n".join(lines)
+
+
 @pytest.mark.gt_log("GT01101")
 @pytest.mark.parametrize("kind", SERVERS)
 def test_sql_server_fault_of_the_organisation_query_is_its_own_503(gt, start_httpd, client, kind):
@@ -393,16 +410,7 @@ def test_sql_server_fault_of_the_organisation_query_is_its_own_503(gt, start_htt
         verify_maid_token(token_from_response(c.checkin(gettoken_fields(udid=udid))),
                           gt.pki.maid_ec.public_key, north_uuid, time.time())
         server.sql("mdm", "ALTER TABLE gettoken_device_organization RENAME TO moved_away")
-        mark = h.log_mark()
-        r = c.checkin(gettoken_fields(udid=udid))
-        assert r.status == 503 and re.fullmatch(r"[1-9][0-9]*", r.header("Retry-After") or "")
-        lines = h.wait_log(mark, r"\[client [^]]*\].*gettoken: ")
-        traced = [l for l in lines if "[gettoken:trace1]" in l]
-        refusals = [l for l in lines if re.search(r"\[gettoken:(warn|error|crit)", l)]
-        assert len(traced) == 1 and re.search(
-            r"combined enrollment and organisation statement failed \(.*gettoken_device_organization",
-            traced[0]), "\n".join(lines)
-        assert len(refusals) == 1 and "GetTokenOrganizationSQL failed" in refusals[0], "\n".join(lines)
+        assert_organisation_query_refused(h, c, udid)
         server.sql("mdm", "ALTER TABLE moved_away RENAME TO gettoken_device_organization")
         mark, stmts = h.log_mark(), statement_log_mark(server)
         r = c.checkin(gettoken_fields(udid=udid))
@@ -450,18 +458,7 @@ def test_sqlite_fault_of_the_organisation_query_is_its_own_503(gt, start_httpd, 
                       gt.pki.maid_ec.public_key, north_uuid, time.time())
 
     alter_db(db, "ALTER TABLE gettoken_device_organization RENAME TO moved_away")
-    mark = h.log_mark()
-    r = c.checkin(gettoken_fields(udid=udid))
-    assert r.status == 503 and re.fullmatch(r"[1-9][0-9]*", r.header("Retry-After") or "")
-    lines = h.wait_log(mark, r"\[client [^]]*\].*gettoken: ")
-    traced = [l for l in lines if "[gettoken:trace1]" in l]
-    refusals = [l for l in lines if re.search(r"\[gettoken:(warn|error|crit)", l)]
-    # traced: the combined statement was asked, and failed on the missing table
-    assert len(traced) == 1 and re.search(
-        r"combined enrollment and organisation statement failed \(.*gettoken_device_organization",
-        traced[0]), "\n".join(lines)
-    # the one refusal line: the organisation query's own
-    assert len(refusals) == 1 and "GetTokenOrganizationSQL failed" in refusals[0], "\n".join(lines)
+    assert_organisation_query_refused(h, c, udid)
     alter_db(db, "ALTER TABLE moved_away RENAME TO gettoken_device_organization")
     mark = h.log_mark()
     r = c.checkin(gettoken_fields(udid=udid))
