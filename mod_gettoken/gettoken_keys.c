@@ -388,3 +388,20 @@ void gettoken_keys_child_init(apr_pool_t *pchild, server_rec *s)
     }
     apr_pool_destroy(scratch);
 }
+
+int gettoken_signed_answer(request_rec *r, gettoken_token *tok,
+                           const char *token, const char *jti,
+                           const gettoken_key *key, const char *id,
+                           const char *signing, const char *why)
+{
+    if (!token)
+        return gettoken_refuse(r, GT_REFUSED_GETTOKEN,
+                               HTTP_INTERNAL_SERVER_ERROR, id,
+                               "%s with %s failed: %s", signing,
+                               gt_key_location_for_log(r->pool, key->where),
+                               why);
+    tok->data = token;
+    tok->len = strlen(token);
+    tok->jti = jti;
+    return OK;
+}

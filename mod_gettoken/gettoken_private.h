@@ -241,6 +241,13 @@ int gettoken_certificate_check(apr_pool_t *pconf, server_rec *s,
                                const char *directive, const char *cert_path,
                                EVP_PKEY *key);
 GETTOKEN_STARTUP_STEP(gettoken_keys_startup);
+/* The end of a token service's work: `token`, signed with `key`, becomes
+ * the answer with its `jti`; when signing failed (`token` NULL, `why`
+ * says why) the 500 refusal "<signing> with <key> failed: <why>". */
+int gettoken_signed_answer(request_rec *r, gettoken_token *tok,
+                           const char *token, const char *jti,
+                           const gettoken_key *key, const char *id,
+                           const char *signing, const char *why);
 
 /* gettoken_organization.c: the ABM/ASM organisations of a vhost (its
  * default, GetTokenServerUUID + GetTokenSigningKey, and each

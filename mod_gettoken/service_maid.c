@@ -35,16 +35,7 @@ int gettoken_maid_generate(const gettoken_request *req, gettoken_token *tok)
     token = gt_maid_token(r->pool, org->signing.signer,
                           org->server_uuid, apr_time_sec(apr_time_now()),
                           jti, &why);
-    if (!token)
-        return gettoken_refuse(r, GT_REFUSED_GETTOKEN,
-                               HTTP_INTERNAL_SERVER_ERROR, GTLOGNO(01602),
-                               "signing the com.apple.maid token with %s "
-                               "failed: %s",
-                               gt_key_location_for_log(r->pool,
-                                                       org->signing.where),
-                               why);
-    tok->data = token;
-    tok->len = strlen(token);
-    tok->jti = jti;
-    return OK;
+    return gettoken_signed_answer(r, tok, token, jti, &org->signing,
+                                  GTLOGNO(01602),
+                                  "signing the com.apple.maid token", why);
 }

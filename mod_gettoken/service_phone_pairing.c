@@ -213,15 +213,7 @@ int gettoken_watch_pairing_generate(const gettoken_request *req,
                              org->server_uuid, apr_time_sec(apr_time_now()),
                              conf->pairing->lifetime, phone, watch,
                              security_token, jti, &why);
-    if (!token)
-        return gettoken_refuse(r, GT_REFUSED_GETTOKEN,
-                               HTTP_INTERNAL_SERVER_ERROR, GTLOGNO(01709),
-                               SERVICE "signing the token with %s failed: %s",
-                               gt_key_location_for_log(r->pool,
-                                                       org->pairing.where),
-                               why);
-    tok->data = token;
-    tok->len = strlen(token);
-    tok->jti = jti;
-    return OK;
+    return gettoken_signed_answer(r, tok, token, jti, &org->pairing,
+                                  GTLOGNO(01709), SERVICE "signing the token",
+                                  why);
 }
