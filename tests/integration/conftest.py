@@ -9,8 +9,10 @@
   declare_log function-scoped: declare_log("GT01204", ...) from within a test
 
 Every test watches the error logs: after it, any line of the module at
-LogLevel warn or worse whose message id the test did not declare, and any
-crash, fails it.  A test declares the ids it provokes with
+LogLevel warn or worse whose message id the test did not declare (a refusal
+logged at info as a repeat of one logged just before counts too: which test
+sees it at warn depends on the order and pace of the tests), and any crash,
+fails it.  A test declares the ids it provokes with
 @pytest.mark.gt_log("GT01204", ...) (or declare_log() for ids that depend on
 a parameter); a server started with warnings by design says so itself
 (Httpd(expect_log=...)).  GT_LOG_REPORT=<file> lists, instead of failing,

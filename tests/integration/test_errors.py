@@ -93,6 +93,7 @@ def test_identity_not_bound_403(err_server, client, gt, device, enrolled_as):
     assert_refused(err_server, r, 403, re.escape(target.enrollment_id) + r"|enrol|bound|associat|belong", mark)
 
 
+@pytest.mark.gt_log("GT01303")
 def test_sql_injection_in_udid_403(err_server, client, gt):
     c = client(err_server, "dev_a")
     mark = err_server.log_mark()

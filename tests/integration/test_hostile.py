@@ -285,6 +285,7 @@ def test_reference_balloon_passes_through_bounded(hostile, client, gt, message):
 # --- log amplification: the reference LogFormat logs GETTOKEN_* env values ----------
 @pytest.mark.parametrize("key,cert,status", [("UDID", None, 400), ("TokenServiceType", "dev_a", 400),
                                              ("UserShortName", None, 400)])
+@pytest.mark.gt_log("GT01407")
 def test_64k_body_log_line_short(hostile, client, gt, key, cert, status):
     f = gettoken_fields(udid=udid(gt))
     f[key] = '"\\' * 30000                # each character escaped by mod_log_config
@@ -297,6 +298,7 @@ def test_64k_body_log_line_short(hostile, client, gt, key, cert, status):
     assert len(lines) == 1 and len(lines[0]) < 2048, [len(l) for l in lines]
 
 
+@pytest.mark.gt_log("GT01204")
 def test_validated_values_log_bounded(hostile, client, gt):
     """A message that passes validation (1000-character UDID, no certificate: 401)
     may be logged, but within the 1 KiB rule and its escaping."""
@@ -408,6 +410,7 @@ def test_bad_chunk_sizes_refused(hostile, gt, chunk_head, status):
     assert_still_serving(hostile, before, gt)
 
 
+@pytest.mark.gt_log("GT01407", "GT01706")
 def test_pipelined_hostile_in_the_middle(hostile, gt):
     """good, a user-channel pairing request (403), good, the NUL-key body (400,
     last: httpd closes a connection after a 400)."""

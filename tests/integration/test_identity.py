@@ -104,6 +104,7 @@ def test_mdm_signature_tampered_body_401(ids, client, gt):
             r"mdm-signature.*does not verify", mark)
 
 
+@pytest.mark.gt_log("GT01203")
 def test_mdm_signature_text_mode_401(ids, client, gt):
     """A signer that canonicalises line ends (S/MIME text) signed other bytes."""
     h, v = ids
@@ -300,6 +301,7 @@ def test_proxy_header_invalid_401(ids, client, gt, case):
             r"\(401\).*header Client-Cert.*(%s)" % reason, mark)
 
 
+@pytest.mark.gt_log("GT01203")
 def test_proxy_header_repeated_401(ids, gt):
     """Two Client-Cert fields (httpd joins them with ', ') are not one certificate."""
     h, v = ids

@@ -244,6 +244,7 @@ def test_tampered_claim_403(gt, pairing, claim):
     assert pairing.verify(gt, token, watch, secret).status == 200
 
 
+@pytest.mark.gt_log("GT01909", "GT01910")
 def test_signature_bit_flips_403(gt, pairing):
     token, watch, secret = pairing.issue(gt)
     sig = decode_unverified(token)[2]
@@ -305,7 +306,7 @@ def test_algorithm_switch_403(gt, pairing, variant):
     assert pairing.verify(gt, token, watch, secret).status == 200
 
 
-@pytest.mark.gt_log("GT01907", "GT01909")
+@pytest.mark.gt_log("GT01907", "GT01909", "GT01910")
 def test_truncated_token_403(gt, pairing):
     token, watch, secret = pairing.issue(gt)
     for n in (1, 10, len(token) // 2, token.rindex("."), token.rindex(".") + 1, len(token) - 1):
@@ -374,6 +375,7 @@ def test_unlisted_issuer_403(gt, pairing):
     assert pairing.verify(gt, token, claims["watch_udid"], "sec").status == 200
 
 
+@pytest.mark.gt_log("GT01910")
 def test_untrusted_ec_key_403(gt, pairing):
     from cryptography.hazmat.primitives.asymmetric import ec
     claims = forged_claims(gt, pairing)
