@@ -20,16 +20,20 @@ traffic, as an operator would see it:
                 each as an XML and a binary plist; POSTed by loadgen (the
                 module treats PUT and POST alike; the static backend answers POST)
 
-Per body, rounds of palindromic blocks -- plain, GetToken On, GetToken On,
-plain, each half as long -- and the figure of a round is the front httpd's
-CPU time per request (all its processes, from their CPU clocks: ns, not
-/proc's 10 ms ticks) with GetToken On minus plain; the median of the rounds is
-reported, in µs and in % of plain.  Then memory: 12 connections each POSTing
-8 MB bodies at once, plain and GetToken On alternately; the peak RSS of the
-front's children (VmHWM, reset before each run through clear_refs) over its
-value before the run.
+Per body, rounds; a round is 4 palindromes -- plain, GetToken On, GetToken On,
+plain, each run 0.5 s -- and a palindrome's figure is the front httpd's CPU
+time per request (all its processes, from their CPU clocks: ns, not /proc's
+10 ms ticks) with GetToken On minus plain.  The round's figure is the median
+of its palindromes, and the median of the rounds is reported, in µs and in %
+of plain.  (One long palindrome per round scattered by ±5 % on the 2-CPU VM,
+a run taken by a passing disturbance moving the whole round; four short ones
+and their median scatter by about ±1.5 %.)
 
-    bench/passthrough.py [--rounds 3] [--secs 2] [--quick]
+Then memory: 12 connections each POSTing 8 MB bodies at once, plain and
+GetToken On alternately; the peak RSS of the front's children (VmHWM, reset
+before each run through clear_refs) over its value before the run.
+
+    bench/passthrough.py [--rounds 3] [--secs 4] [--palindromes 4] [--quick]
 """
 import argparse
 import json
@@ -232,6 +236,7 @@ class Front:
             raise RuntimeError(f"{label}: {bad} of {r['requests']} requests failed\n"
                                + self.h.log_tail(10))
         r["cpu_s"] = c1 - c0
+        r["front_busy"] = (c1 - c0) / max(t1 - t0, 1e-9)
         # CPUs busy with neither httpd nor loadgen: other users of the machine
         loadgen_s = (u1.ru_utime + u1.ru_stime) - (u0.ru_utime + u0.ru_stime)
         other_s = (busy1 - busy0) / CLK_TCK - (c1 - c0) - (b1 - b0) - loadgen_s
@@ -239,31 +244,53 @@ class Front:
         return r
 
 
-def palindromes(fr, items, rounds, secs, workdir):
-    """Per body and round: plain, GetToken, GetToken, plain (half runs)."""
+def palindrome(fr, label, path_of, body_file, run_secs):
+    """plain, GetToken On, GetToken On, plain: CPU µs per request of each."""
+    runs = {"plain": [], "gettoken": []}
+    for loc in ("plain", "gettoken", "gettoken", "plain"):
+        runs[loc].append(fr.post(f"{label} {loc}", path_of[loc], body_file, 10 ** 6, run_secs))
+    fig = {loc: sum(r["cpu_s"] for r in rs) * 1e6 / sum(r["requests"] for r in rs)
+           for loc, rs in runs.items()}
+    fig["requests"] = sum(r["requests"] for rs in runs.values() for r in rs)
+    fig["background_cpus"] = max(r["background_cpus"] for rs in runs.values() for r in rs)
+    fig["front_busy"] = min(r["front_busy"] for rs in runs.values() for r in rs)
+    return fig
+
+
+def palindromes(fr, items, rounds, per_round, secs, workdir):
+    """Per body and round: `per_round` palindromes, each of four runs of
+    secs / per_round / 2 seconds; the round's figure is the median of its
+    palindromes (one run disturbed by something else on the machine moves
+    one palindrome, not the round)."""
     per = {key: [] for key, _, _ in items}
     files = {}
+    path_of = {"plain": "/mdm/plain", "gettoken": "/mdm/checkin"}
     for key, _, b in items:
         files[key] = os.path.join(workdir, key + ".plist")
         with open(files[key], "wb") as f:
             f.write(b)
     for i in range(rounds):
         for key, label, b in items:
-            halves = {"plain": [], "gettoken": []}
-            for loc in ("plain", "gettoken", "gettoken", "plain"):
-                path = "/mdm/plain" if loc == "plain" else "/mdm/checkin"
-                halves[loc].append(fr.post(f"{label} {loc}", path, files[key], 10 ** 6, secs / 2))
-            fig = {loc: sum(r["cpu_s"] for r in rs) * 1e6 / sum(r["requests"] for r in rs)
-                   for loc, rs in halves.items()}
-            fig["requests"] = {loc: sum(r["requests"] for r in rs) for loc, rs in halves.items()}
-            fig["added_us"] = fig["gettoken"] - fig["plain"]
-            fig["added_pct"] = fig["added_us"] / fig["plain"] * 100
-            fig["background_cpus"] = max(r["background_cpus"] for rs in halves.values()
-                                         for r in rs)
+            pals = [palindrome(fr, label, path_of, files[key], secs / per_round / 2)
+                    for _ in range(per_round)]
+            for p in pals:
+                p["added_us"] = p["gettoken"] - p["plain"]
+                p["added_pct"] = p["added_us"] / p["plain"] * 100
+            mid = sorted(pals, key=lambda p: p["added_pct"])
+            fig = {"plain": statistics.median(p["plain"] for p in pals),
+                   "gettoken": statistics.median(p["gettoken"] for p in pals),
+                   "added_us": statistics.median(p["added_us"] for p in pals),
+                   "added_pct": statistics.median(p["added_pct"] for p in pals),
+                   "palindromes_pct": [round(p["added_pct"], 1) for p in mid],
+                   "requests": sum(p["requests"] for p in pals),
+                   "background_cpus": max(p["background_cpus"] for p in pals),
+                   "front_busy": min(p["front_busy"] for p in pals)}
             per[key].append(fig)
             log(f"round {i + 1}: {label} ({len(b)} B): plain {fig['plain']:.1f} µs, "
                 f"GetToken On {fig['gettoken']:.1f} µs, added {fig['added_us']:+.1f} µs "
-                f"({fig['added_pct']:+.1f} %), background {fig['background_cpus']:.2f} CPUs")
+                f"({fig['added_pct']:+.1f} %; palindromes {fig['palindromes_pct']}), "
+                f"background {fig['background_cpus']:.2f} CPUs, front busy >= "
+                f"{fig['front_busy']:.2f}")
     return per
 
 
@@ -319,7 +346,8 @@ def summary(items, per, mem):
 
 def print_table(s, load):
     print(f"\nfront httpd CPU per request, keep-alive mTLS, ProxyPass to a backend httpd "
-          f"(median of {len(s['messages'][0]['rounds'])} palindromic rounds; load average "
+          f"(median of {len(s['messages'][0]['rounds'])} rounds, each the median of "
+          f"{len(s['messages'][0]['rounds'][0]['palindromes_pct'])} palindromes; load average "
           f"at the start {load})")
     print(f"{'message passed through':34} {'bytes':>8} {'plain µs':>9} {'GetToken On':>11} "
           f"{'added µs':>9} {'added %':>8} {'bg CPUs':>7}  rounds (%)")
@@ -341,15 +369,18 @@ def print_table(s, load):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--secs", type=float, default=2.0, help="seconds per run (two halves)")
-    ap.add_argument("--quick", action="store_true", help="1 s runs, one memory pair")
+    ap.add_argument("--secs", type=float, default=4.0,
+                    help="seconds per location, body and round")
+    ap.add_argument("--palindromes", type=int, default=4, help="palindromes per round")
+    ap.add_argument("--quick", action="store_true",
+                    help="2 palindromes of 0.5 s runs per round, one memory pair")
     ap.add_argument("--concurrency", type=int, default=8)
     ap.add_argument("--only", default="", help="comma-separated body keys (e.g. authenticate_xml)")
     ap.add_argument("--no-memory", action="store_true")
     ap.add_argument("--work", default="/tmp/gettoken-bench")
     ap.add_argument("--json", default=os.path.join(BENCH, "results-passthrough.json"))
     a = ap.parse_args()
-    secs = 1.0 if a.quick else a.secs
+    secs, per_round = (2.0, 2) if a.quick else (a.secs, a.palindromes)
     load = open("/proc/loadavg").read().split()[:3]
     os.makedirs(a.work, exist_ok=True)
     os.chmod(a.work, 0o755)
@@ -377,7 +408,7 @@ def main():
                 with open(b, "wb") as f:
                     f.write(next(x[2] for x in items if x[0] == key))
                 fr.post(f"warm-up {label}", path, b, 200, 1)
-        per = palindromes(fr, items, a.rounds, secs, fh.dir)
+        per = palindromes(fr, items, a.rounds, per_round, secs, fh.dir)
         mem = {}
         if not a.no_memory:
             mem = big_bodies(fr, fh.dir, 2 if a.quick else 4)
@@ -387,7 +418,9 @@ def main():
             fh.stop()
         be.stop()
     s = summary(items, per, mem)
-    s.update({"module": GETTOKEN_SO, "load_average_at_start": load, "secs_per_run": secs, "rounds": a.rounds,
+    s.update({"module": GETTOKEN_SO, "load_average_at_start": load,
+              "secs_per_location_and_round": secs, "palindromes_per_round": per_round,
+              "rounds": a.rounds,
               "concurrency": a.concurrency, "when": time.strftime("%Y-%m-%d %H:%M UTC",
                                                                  time.gmtime())})
     with open(a.json, "w") as f:
