@@ -27,7 +27,7 @@ time per request (all its processes, from their CPU clocks: ns, not /proc's
 of its palindromes, and the median of the rounds is reported, in µs and in %
 of plain.  (One long palindrome per round scattered by ±5 % on the 2-CPU VM,
 a run taken by a passing disturbance moving the whole round; four short ones
-and their median scatter by about ±1.5 %.)
+and their median stay mostly within ±2 %.)
 
 Then memory: 12 connections each POSTing 8 MB bodies at once, plain and
 GetToken On alternately; the peak RSS of the front's children (VmHWM, reset
