@@ -31,18 +31,14 @@ def test_a_crashed_child_is_found(gt, start_httpd):
     assert h.unexpected_lines() == []
     for pid in h.children():    # the workers (and mod_cgid's daemon)
         os.kill(pid, signal.SIGSEGV)
-    # the parent reports each dead child as it reaps it, in its once-a-second
-    # maintenance: wait until the reports stop coming and stop the server, so
-    # that no report comes after the lines read here (the log watch at the
-    # end of the test would take it for a crash nobody expected)
-    deadline, seen, since = time.time() + 15, 0, time.time()
-    while time.time() < deadline:
-        n = len(h.crash_lines())
-        if n != seen:
-            seen, since = n, time.time()
-        elif n and time.time() - since >= 2.5:
-            break
-        time.sleep(0.1)
+    deadline = time.time() + 10
+    while not h.crash_lines() and time.time() < deadline:
+        time.sleep(0.1)     # the parent notices within a second
+    # it reports each dead child as it reaps it, in its once-a-second
+    # maintenance: let the log settle and stop the server, so that no report
+    # comes after the lines read here (the log watch at the end of the test
+    # would take it for a crash nobody expected)
+    h.settle_log(quiet=2.5, timeout=15)
     h.stop()
     lines = h.unexpected_lines({"GT01204", "GT01303"})
     assert any("exit signal Segmentation fault" in l for l in lines), h.log_tail(5)
